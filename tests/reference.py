@@ -1,0 +1,181 @@
+"""Slow, obviously-right NumPy versions of the Elman kernels. Tests compare the kernels to these.
+
+Written for clarity, one sequence and one step at a time, with matrices as in the papers.
+"""
+
+import numpy as np
+
+
+def unpack(theta, I, H, O):
+    o = 0
+    W_xh = theta[o : o + H * I].reshape(H, I)
+    o += H * I
+    W_hh = theta[o : o + H * H].reshape(H, H)
+    o += H * H
+    b_h = theta[o : o + H]
+    o += H
+    W_hy = theta[o : o + O * H].reshape(O, H)
+    o += O * H
+    b_y = theta[o : o + O]
+    return W_xh, W_hh, b_h, W_hy, b_y
+
+
+def act(z, kind):
+    if kind == "tanh":
+        return np.tanh(z)
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if kind == "relu":
+        return np.maximum(z, 0.0)
+    raise ValueError(kind)
+
+
+def dact_from_h(h, kind):
+    if kind == "tanh":
+        return 1.0 - h**2
+    if kind == "sigmoid":
+        return h * (1.0 - h)
+    if kind == "relu":
+        return (h > 0).astype(float)
+    raise ValueError(kind)
+
+
+def out_fn(z, kind):
+    if kind == "linear":
+        return z
+    if kind == "sigmoid":
+        return 1.0 / (1.0 + np.exp(-z))
+    if kind == "softmax":
+        e = np.exp(z - z.max())
+        return e / e.sum()
+    raise ValueError(kind)
+
+
+def step_loss(z, y, kind):
+    """l(out(z), y) written from its definition (not the stable form the kernel uses)."""
+    yhat = out_fn(z, kind)
+    if kind == "linear":
+        return 0.5 * np.sum((yhat - y) ** 2)
+    if kind == "sigmoid":
+        return -np.sum(y * np.log(yhat) + (1 - y) * np.log(1 - yhat))
+    if kind == "softmax":
+        return -np.sum(y * np.log(yhat))
+    raise ValueError(kind)
+
+
+def step_dloss_dz(z, y, kind):
+    yhat = out_fn(z, kind)
+    if kind == "softmax":
+        return yhat * y.sum() - y
+    return yhat - y
+
+
+def forward(theta, x, sizes, hidden="tanh", output="linear", h0=None):
+    I, H, O = sizes
+    W_xh, W_hh, b_h, W_hy, b_y = unpack(theta, I, H, O)
+    B, T, _ = x.shape
+    h = np.zeros((B, T, H))
+    yhat = np.zeros((B, T, O))
+    for b in range(B):
+        hprev = np.zeros(H) if h0 is None else h0[b]
+        for t in range(T):
+            h[b, t] = act(W_xh @ x[b, t] + W_hh @ hprev + b_h, hidden)
+            yhat[b, t] = out_fn(W_hy @ h[b, t] + b_y, output)
+            hprev = h[b, t]
+    return h, yhat
+
+
+def loss(theta, x, y, mask, sizes, hidden="tanh", output="linear", h0=None):
+    I, H, O = sizes
+    W_xh, W_hh, b_h, W_hy, b_y = unpack(theta, I, H, O)
+    h, _ = forward(theta, x, sizes, hidden, output, h0)
+    B, T, _ = x.shape
+    if mask is None:
+        mask = np.ones((B, T))
+    L = 0.0
+    for b in range(B):
+        for t in range(T):
+            L += mask[b, t] * step_loss(W_hy @ h[b, t] + b_y, y[b, t], output)
+    return L
+
+
+def grad_full(theta, x, y, mask, sizes, hidden="tanh", output="linear", h0=None):
+    """Full BPTT: delta_t = (W_hy^T e_t + W_hh^T delta_{t+1}) * act'(h_t)."""
+    I, H, O = sizes
+    W_xh, W_hh, b_h, W_hy, b_y = unpack(theta, I, H, O)
+    h, _ = forward(theta, x, sizes, hidden, output, h0)
+    B, T, _ = x.shape
+    if mask is None:
+        mask = np.ones((B, T))
+    g = [np.zeros_like(a) for a in (W_xh, W_hh, b_h, W_hy, b_y)]
+    for b in range(B):
+        delta_next = np.zeros(H)
+        for t in reversed(range(T)):
+            e = mask[b, t] * step_dloss_dz(W_hy @ h[b, t] + b_y, y[b, t], output)
+            g[3] += np.outer(e, h[b, t])
+            g[4] += e
+            delta = (W_hy.T @ e + W_hh.T @ delta_next) * dact_from_h(h[b, t], hidden)
+            hprev = h[b, t - 1] if t > 0 else (np.zeros(H) if h0 is None else h0[b])
+            g[0] += np.outer(delta, x[b, t])
+            g[1] += np.outer(delta, hprev)
+            g[2] += delta
+            delta_next = delta
+    return np.concatenate([a.ravel() for a in g])
+
+
+def grad_truncated(theta, x, y, mask, k, sizes, hidden="tanh", output="linear", h0=None):
+    """BPTT(h=k) of Williams & Peng: for every step s, backpropagate l_s through k copies of the
+    recurrent step (uses at s-k+1..s), holding h_{s-k} constant."""
+    I, H, O = sizes
+    W_xh, W_hh, b_h, W_hy, b_y = unpack(theta, I, H, O)
+    h, _ = forward(theta, x, sizes, hidden, output, h0)
+    B, T, _ = x.shape
+    if mask is None:
+        mask = np.ones((B, T))
+    g = [np.zeros_like(a) for a in (W_xh, W_hh, b_h, W_hy, b_y)]
+    for b in range(B):
+        for s in range(T):
+            e = mask[b, s] * step_dloss_dz(W_hy @ h[b, s] + b_y, y[b, s], output)
+            g[3] += np.outer(e, h[b, s])
+            g[4] += e
+            delta = (W_hy.T @ e) * dact_from_h(h[b, s], hidden)
+            for r in range(s, max(0, s - k + 1) - 1, -1):
+                hprev = h[b, r - 1] if r > 0 else (np.zeros(H) if h0 is None else h0[b])
+                g[0] += np.outer(delta, x[b, r])
+                g[1] += np.outer(delta, hprev)
+                g[2] += delta
+                delta = (W_hh.T @ delta) * dact_from_h(hprev, hidden)
+    return np.concatenate([a.ravel() for a in g])
+
+
+def truncated_objective(theta, theta_const, x, y, mask, k, sizes, hidden="tanh",
+                        output="linear", h0=None):
+    """The objective whose gradient at theta = theta_const is the BPTT(k) gradient: each loss
+    term l_s is computed by running k steps with ``theta`` from the state h_{s-k} of a forward
+    pass with ``theta_const`` (held constant)."""
+    I, H, O = sizes
+    hc, _ = forward(theta_const, x, sizes, hidden, output, h0)
+    W_xh, W_hh, b_h, W_hy, b_y = unpack(theta, I, H, O)
+    B, T, _ = x.shape
+    if mask is None:
+        mask = np.ones((B, T))
+    J = 0.0
+    for b in range(B):
+        for s in range(T):
+            lo = max(0, s - k + 1)
+            hs = hc[b, lo - 1] if lo > 0 else (np.zeros(H) if h0 is None else h0[b])
+            for r in range(lo, s + 1):
+                hs = act(W_xh @ x[b, r] + W_hh @ hs + b_h, hidden)
+            J += mask[b, s] * step_loss(W_hy @ hs + b_y, y[b, s], output)
+    return J
+
+
+def central_diff(f, theta, eps=1e-6):
+    g = np.zeros_like(theta)
+    for i in range(theta.size):
+        tp = theta.copy()
+        tm = theta.copy()
+        tp[i] += eps
+        tm[i] -= eps
+        g[i] = (f(tp) - f(tm)) / (2 * eps)
+    return g

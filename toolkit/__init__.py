@@ -1,0 +1,6 @@
+"""bptt-toolkit: backpropagation through time vs evolutionary optimization for Elman networks."""
+
+from toolkit.nets import Elman
+
+__version__ = "0.1.0"
+__all__ = ["Elman", "__version__"]

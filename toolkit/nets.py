@@ -1,0 +1,295 @@
+"""Elman networks: sizes, the flat parameter layout, initialisation and the public API.
+
+Only this module knows the layout of ``theta`` (float64, 1-D), the common currency of the
+toolkit: W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,), each in C order.
+
+    h_t    = act(W_xh a_t + W_hh h_{t-1} + b_h),   h_{-1} = 0 (or h0)
+    yhat_t = out(W_hy h_t + b_y)
+    L      = sum_{b,t} mask[b,t] * l(yhat[b,t], y[b,t])        (a sum, not a mean)
+
+Loss follows the output kind: linear -> 0.5 ||yhat - y||^2, sigmoid -> binary cross-entropy,
+softmax -> categorical cross-entropy. ``k`` is the unfold depth of Williams & Peng's BPTT(h):
+the error at step s reaches the parameter uses at steps s-k+1..s and h_{s-k} is held constant;
+k=1 is Elman's copy-back training, k=None (or k >= T) is full BPTT. This differs from the
+"chunked" scheme that detaches the state every k steps (there, an error near the start of a
+chunk is propagated almost no steps back); here every error is propagated exactly k-1 steps.
+
+Public methods validate and convert their inputs (int or float32 become float64), then call
+the Numba kernels in :mod:`toolkit.kernels`, which trust their inputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from toolkit import kernels
+
+HIDDEN = tuple(kernels.ACT)
+OUTPUTS = tuple(kernels.OUT)
+LOSS_OF_OUTPUT = {"linear": "mse", "sigmoid": "bce", "softmax": "ce"}
+_PARTS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+
+
+def _as_array(value, name: str, ndim: int) -> np.ndarray:
+    """float64 C-contiguous copy/view of ``value``; TypeError/ValueError naming ``name``."""
+    if isinstance(value, str | bytes | dict) or value is None:
+        raise TypeError(f"{name}: expected an array-like of numbers, got {type(value).__name__}")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists etc.
+        raise TypeError(f"{name}: could not convert to an array ({exc})") from None
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise TypeError(f"{name}: expected numbers, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _check_finite(arr: np.ndarray, name: str) -> None:
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name}: contains non-finite values (first at index {tuple(bad)})")
+
+
+def _positive_int(v, name: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, int | np.integer):
+        raise TypeError(f"{name}: expected an int >= 1, got {v!r}")
+    if v < 1:
+        raise ValueError(f"{name}: expected an int >= 1, got {v}")
+    return int(v)
+
+
+class Elman:
+    """Elman (1990) simple recurrent network with one hidden layer.
+
+    Parameters: n_in (I), n_hidden (H), n_out (O) >= 1; hidden in ("tanh", "sigmoid", "relu");
+    output in ("linear", "sigmoid", "softmax"), which also picks the loss (mse, bce, ce).
+    The constructor only stores and checks parameters.
+    """
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int, hidden: str = "tanh",
+                 output: str = "linear"):
+        self.n_in = _positive_int(n_in, "n_in")
+        self.n_hidden = _positive_int(n_hidden, "n_hidden")
+        self.n_out = _positive_int(n_out, "n_out")
+        if hidden not in kernels.ACT:
+            raise ValueError(f"hidden: expected one of {HIDDEN}, got {hidden!r}")
+        if output not in kernels.OUT:
+            raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+        self.hidden = hidden
+        self.output = output
+        self._act = kernels.ACT[hidden]
+        self._out = kernels.OUT[output]
+        I, H, O = self.n_in, self.n_hidden, self.n_out
+        self.shapes = {"W_xh": (H, I), "W_hh": (H, H), "b_h": (H,), "W_hy": (O, H), "b_y": (O,)}
+        self.n_params = H * I + H * H + H + O * H + O
+
+    @property
+    def loss_kind(self) -> str:
+        return LOSS_OF_OUTPUT[self.output]
+
+    def __repr__(self) -> str:
+        return (f"Elman(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+                f"hidden={self.hidden!r}, output={self.output!r})")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Elman) and repr(self) == repr(other)
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    # -- parameters ---------------------------------------------------------------------
+    def init(self, rng, scale: float | None = None) -> np.ndarray:
+        """theta with every weight and bias ~ U(-s, s), s = 1/sqrt(n_hidden) (as PyTorch's
+        nn.RNN) unless ``scale`` is given. rng: numpy.random.Generator or int seed."""
+        if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+            rng = np.random.default_rng(int(rng))
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng: expected a numpy.random.Generator or int, got {rng!r}")
+        s = 1.0 / math.sqrt(self.n_hidden) if scale is None else float(scale)
+        if not (s > 0) or not math.isfinite(s):
+            raise ValueError(f"scale: expected a positive finite number, got {scale!r}")
+        return rng.uniform(-s, s, size=self.n_params)
+
+    def unpack(self, theta) -> dict:
+        """dict of views into theta (writing into them writes theta, when theta is float64)."""
+        theta = self._theta(theta, check_finite=False)
+        out, o = {}, 0
+        for name in _PARTS:
+            shape = self.shapes[name]
+            n = int(np.prod(shape))
+            out[name] = theta[o : o + n].reshape(shape)
+            o += n
+        return out
+
+    def pack(self, p: dict) -> np.ndarray:
+        """Inverse of :meth:`unpack`: a new flat theta from a dict of the five arrays."""
+        if not isinstance(p, dict):
+            raise TypeError(f"p: expected a dict with keys {_PARTS}, got {type(p).__name__}")
+        missing = [k for k in _PARTS if k not in p]
+        extra = [k for k in p if k not in _PARTS]
+        if missing or extra:
+            raise ValueError(f"p: expected keys {_PARTS}; missing {missing}, unexpected {extra}")
+        parts = []
+        for name in _PARTS:
+            a = _as_array(p[name], f"p[{name!r}]", len(self.shapes[name]))
+            if a.shape != self.shapes[name]:
+                raise ValueError(
+                    f"p[{name!r}]: expected shape {self.shapes[name]}, got {a.shape}"
+                )
+            parts.append(a.ravel())
+        return np.concatenate(parts)
+
+    # -- validation ---------------------------------------------------------------------
+    def _theta(self, theta, check_finite=True) -> np.ndarray:
+        if isinstance(theta, np.ndarray) and theta.dtype == np.float64 and theta.ndim == 1 \
+                and theta.flags.c_contiguous:
+            t = theta
+        else:
+            t = _as_array(theta, "theta", 1)
+        if t.shape[0] != self.n_params:
+            raise ValueError(f"theta: expected shape ({self.n_params},), got {t.shape}")
+        if check_finite:
+            _check_finite(t, "theta")
+        return t
+
+    def check_data(self, x, y=None, mask=None, h0=None):
+        """Validate and convert (x, y, mask, h0); returns float64 C arrays (mask, h0 filled).
+
+        x (B,T,I), y (B,T,O), mask (B,T) non-negative (None = ones), h0 (B,H) (None = zeros).
+        """
+        x = _as_array(x, "x", 3)
+        B, T, I = x.shape
+        if B < 1 or T < 1:
+            raise ValueError(f"x: expected B >= 1 and T >= 1, got shape {x.shape}")
+        if I != self.n_in:
+            raise ValueError(f"x: expected shape (B, T, {self.n_in}), got {x.shape}")
+        _check_finite(x, "x")
+        if y is not None:
+            y = _as_array(y, "y", 3)
+            if y.shape != (B, T, self.n_out):
+                raise ValueError(f"y: expected shape ({B}, {T}, {self.n_out}), got {y.shape}")
+            _check_finite(y, "y")
+        if mask is None:
+            mask = np.ones((B, T))
+        else:
+            mask = _as_array(mask, "mask", 2)
+            if mask.shape != (B, T):
+                raise ValueError(f"mask: expected shape ({B}, {T}), got {mask.shape}")
+            _check_finite(mask, "mask")
+            if (mask < 0).any():
+                raise ValueError("mask: expected non-negative weights, got a negative value")
+        if h0 is None:
+            h0 = np.zeros((B, self.n_hidden))
+        else:
+            h0 = _as_array(h0, "h0", 2)
+            if h0.shape != (B, self.n_hidden):
+                raise ValueError(f"h0: expected shape ({B}, {self.n_hidden}), got {h0.shape}")
+            _check_finite(h0, "h0")
+        return x, y, mask, h0
+
+    def _sizes(self):
+        return self.n_in, self.n_hidden, self.n_out, self._act, self._out
+
+    # -- computation --------------------------------------------------------------------
+    def forward(self, theta, x, h0=None):
+        """x (B,T,I) -> h (B,T,H), yhat (B,T,O)."""
+        theta = self._theta(theta)
+        x, _, _, h0 = self.check_data(x, None, None, h0)
+        return kernels.forward(theta, x, h0, *self._sizes())
+
+    def step(self, theta, h_prev, a):
+        """One recurrent step f(h_prev, a) = act(W_xh a + W_hh h_prev + b_h): (B,H),(B,I)->(B,H)."""
+        a = _as_array(a, "a", 2)
+        h, _ = self.forward(theta, a[:, None, :], h0=h_prev)
+        return h[:, 0, :]
+
+    def loss(self, theta, x, y, mask=None, h0=None, check=True) -> float:
+        """Scalar loss (a sum over batch and time, weighted by mask)."""
+        theta = self._theta(theta, check_finite=check)
+        if check:
+            x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        return float(kernels.loss(theta, x, y, mask, h0, *self._sizes()))
+
+    def loss_and_grad(self, theta, x, y, mask=None, k=None, h0=None, check=True):
+        """(L, g): the loss and its gradient by BPTT with unfold depth k (None = full).
+
+        h0 (B,H), the initial context, is held constant. ``check=False`` skips validation of
+        x, y, mask, h0 (for trainers that validated them once with :meth:`check_data`).
+        """
+        if k is None:
+            kk = 0
+        else:
+            if isinstance(k, bool) or not isinstance(k, int | np.integer):
+                raise TypeError(f"k: expected None or an int >= 1, got {k!r}")
+            if k < 1:
+                raise ValueError(f"k: expected None or an int >= 1 (the unfold depth), got {k}")
+            kk = int(k)
+        theta = self._theta(theta, check_finite=check)
+        if check:
+            x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        L, g = kernels.loss_and_grad(theta, x, y, mask, h0, *self._sizes(), kk)
+        return float(L), g
+
+    def population_loss(self, thetas, x, y, mask=None, h0=None, check=True) -> np.ndarray:
+        """thetas (P, n_params) -> losses (P,), one kernel call. A non-finite loss (or a theta
+        with non-finite entries) is reported as +inf, so optimizers can rank it last."""
+        thetas = _as_array(thetas, "thetas", 2)
+        if thetas.shape[1] != self.n_params or thetas.shape[0] < 1:
+            raise ValueError(f"thetas: expected shape (P, {self.n_params}), got {thetas.shape}")
+        if check:
+            x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        Ls = kernels.population_loss(thetas, x, y, mask, h0, *self._sizes())
+        Ls[~np.isfinite(Ls)] = np.inf
+        return Ls
+
+    def warmup(self) -> float:
+        """Compile (or load from Numba's on-disk cache) every kernel; returns the seconds."""
+        return warmup()
+
+
+_WARM = False
+
+
+def warmup() -> float:
+    """Trigger compilation of every kernel signature used by :class:`Elman`; seconds spent."""
+    global _WARM
+    t0 = time.perf_counter()
+    if not _WARM:
+        net = Elman(1, 2, 1)
+        th = np.zeros(net.n_params)
+        x = np.zeros((1, 2, 1))
+        net.forward(th, x)
+        net.loss(th, x, x)
+        net.loss_and_grad(th, x, x)
+        net.population_loss(th[None, :], x, x)
+        _WARM = True
+    return time.perf_counter() - t0
+
+
+# -- cost of a gradient relative to a forward pass, for forward-pass equivalents -----------
+_RATIO_FILE = Path(__file__).with_name("grad_cost.json")
+_RATIO_CACHE: dict | None = None
+
+
+def grad_cost_ratio(net: Elman) -> float:
+    """Measured cost of one BPTT gradient over a batch relative to one forward loss pass over
+    the same batch, for this hidden size (log-interpolated in H from the calibration table
+    ``toolkit/grad_cost.json``, written by ``bptt bench --calibrate``). A table, not a live
+    measurement, so forward-pass equivalents are deterministic."""
+    global _RATIO_CACHE
+    if _RATIO_CACHE is None:
+        _RATIO_CACHE = json.loads(_RATIO_FILE.read_text())
+    table = sorted((int(h), float(r)) for h, r in _RATIO_CACHE["ratio_by_hidden"].items())
+    hs = np.log([h for h, _ in table])
+    rs = [r for _, r in table]
+    return float(np.interp(math.log(net.n_hidden), hs, rs))

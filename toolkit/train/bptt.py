@@ -1,0 +1,1 @@
+"""Gradient trainers (placeholder until issue 4 lands)."""

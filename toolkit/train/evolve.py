@@ -1,0 +1,1 @@
+"""Evolutionary baselines (placeholder until issue 5 lands)."""

@@ -1,0 +1,82 @@
+"""One registry for every training method, gradient-based or evolutionary.
+
+Each method module registers a :class:`Method`; :func:`run` is the single entry point the sweep
+uses: validate hyperparameters (before any work), derive the run's Generator from its seed,
+compile the kernels (time kept apart), train, return the :class:`~toolkit.train.trace.Trace`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from toolkit.train.trace import Budget, Trace
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method.
+
+    name: registry key; family: "gradient" or "evolution"; defaults: hyperparameters and their
+    default values; validate(hyper) -> resolved hyper dict (ValueError/TypeError naming the
+    parameter); train(net, data, *, rng, budget, target_loss, solved, trace, **hyper) -> Trace.
+    """
+
+    name: str
+    family: str
+    defaults: dict
+    validate: Callable[[dict], dict]
+    train: Callable[..., Trace]
+    doc: str = ""
+    tags: tuple = field(default_factory=tuple)
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} is registered twice")
+    if method.family not in ("gradient", "evolution"):
+        raise ValueError(f"method {method.name!r}: family must be 'gradient' or 'evolution'")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(
+            f"method: unknown name {name!r}; known methods: {', '.join(sorted(METHODS))}"
+        ) from None
+
+
+def run(method: str, net, task, data, *, seed, budget: Budget | dict, target_loss=None,
+        check_solved: bool = True, **hyper) -> Trace:
+    """Train ``net`` on ``data`` with ``method``; returns the run's Trace.
+
+    seed: int or numpy.random.SeedSequence (the run's own); task: used for ``task.solved``
+    (may be None: then only target/budget stop the run). Bad hyperparameters raise before work.
+    """
+    m = get_method(method)
+    resolved = m.validate(dict(hyper))
+    if isinstance(budget, dict):
+        budget = Budget.from_dict(budget)
+    if target_loss is not None and not (float(target_loss) >= 0):
+        raise ValueError(f"target_loss: expected a number >= 0 or None, got {target_loss!r}")
+    ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
+    rng = np.random.default_rng(ss)
+    from toolkit.nets import grad_cost_ratio
+
+    compile_s = net.warmup()
+    trace = Trace(method=method, seed=int(ss.entropy) if isinstance(ss.entropy, int) else None,
+                  grad_ratio=grad_cost_ratio(net))
+    solved = None
+    if task is not None and check_solved:
+        solved = lambda theta: bool(task.solved(net, theta))  # noqa: E731
+    trace.start(compile_s)
+    return m.train(net, data, rng=rng, seed_seq=ss, budget=budget, target_loss=target_loss,
+                   solved=solved, trace=trace, **resolved)
