@@ -36,20 +36,75 @@ ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
 
 
-@njit(cache=True, fastmath=FM, inline="always")
+# exp(-2^i) for the binary decomposition of e^-m in _tanh
+_E1, _E2, _E4 = math.exp(-1.0), math.exp(-2.0), math.exp(-4.0)
+_E8, _E16, _E32 = math.exp(-8.0), math.exp(-16.0), math.exp(-32.0)
+# 1/n! for the Taylor series of expm1 on |s| <= 1/2 (degree 14: truncation error < 5e-17 |s|)
+_C = tuple(1.0 / math.factorial(n) for n in range(1, 15))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _tanh(x):
+    """tanh in float64 with only arithmetic and selects, so loops over it vectorise (libm's
+    tanh is a scalar call; without SVML it dominated the run time at H <= 128).
+
+    With u = 2|x| = m + r, m integer, |r| <= 1/2: e^-u = (1 + expm1(-r)) e^-m, e^-m built from
+    exact bits of m; tanh|x| = (1 - e^-u)/(1 + e^-u), or -em/(2 + em), em = expm1(-u), when
+    m = 0 (no cancellation near 0). Agrees with libm to a few ulp; NaN propagates.
+    """
+    u = min(2.0 * abs(x), 48.0)  # tanh(24) == 1 in float64
+    m = math.floor(u + 0.5)
+    s = m - u
+    p = _C[13]
+    p = p * s + _C[12]
+    p = p * s + _C[11]
+    p = p * s + _C[10]
+    p = p * s + _C[9]
+    p = p * s + _C[8]
+    p = p * s + _C[7]
+    p = p * s + _C[6]
+    p = p * s + _C[5]
+    p = p * s + _C[4]
+    p = p * s + _C[3]
+    p = p * s + _C[2]
+    p = p * s + _C[1]
+    p = p * s + _C[0]
+    em = p * s  # expm1(-r)
+    E = 1.0
+    f = m >= 32.0
+    E = E * _E32 if f else E
+    m2 = m - 32.0 if f else m
+    f = m2 >= 16.0
+    E = E * _E16 if f else E
+    m2 = m2 - 16.0 if f else m2
+    f = m2 >= 8.0
+    E = E * _E8 if f else E
+    m2 = m2 - 8.0 if f else m2
+    f = m2 >= 4.0
+    E = E * _E4 if f else E
+    m2 = m2 - 4.0 if f else m2
+    f = m2 >= 2.0
+    E = E * _E2 if f else E
+    m2 = m2 - 2.0 if f else m2
+    E = E * _E1 if m2 >= 1.0 else E
+    e = (1.0 + em) * E
+    small = m == 0.0
+    t = (-em if small else 1.0 - e) / (2.0 + em if small else 1.0 + e)  # one division
+    t = t if x >= 0.0 else -t
+    return t if x == x else x
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _act(z, act):
     if act == 0:
-        return math.tanh(z)
+        return _tanh(z)
     elif act == 1:
-        if z >= 0.0:
-            return 1.0 / (1.0 + math.exp(-z))
-        e = math.exp(z)
-        return e / (1.0 + e)
+        return 0.5 + 0.5 * _tanh(0.5 * z)  # logistic sigmoid, vectorisable
     else:
         return z if z > 0.0 else 0.0
 
 
-@njit(cache=True, fastmath=FM, inline="always")
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _dact(h, act):
     """Derivative of the activation, written in terms of its output h."""
     if act == 0:
@@ -60,7 +115,7 @@ def _dact(h, act):
         return 1.0 if h > 0.0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", inline="always")
 def _unpack(theta, I, H, O):
     """Views of theta: W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,)."""
     o = 0
@@ -76,27 +131,42 @@ def _unpack(theta, I, H, O):
     return W_xh, W_hh, b_h, W_hy, b_y
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _vm_acc(v, M, out):
+    """out[c] += sum_r v[r] M[r, c] for M (R,C) with contiguous rows: axpys over rows of M,
+    four rows per pass so each pass loads and stores ``out`` once per four rows."""
+    R, C = M.shape
+    R4 = R - R % 4
+    for r in range(0, R4, 4):
+        v0, v1, v2, v3 = v[r], v[r + 1], v[r + 2], v[r + 3]
+        for c in range(C):
+            out[c] += v0 * M[r, c] + v1 * M[r + 1, c] + v2 * M[r + 2, c] + v3 * M[r + 3, c]
+    for r in range(R4, R):
+        vr = v[r]
+        for c in range(C):
+            out[c] += vr * M[r, c]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _step(W_xhT, W_hhT, b_h, a, hp, hout, act):
-    """hout = act(W_xh a + W_hh hp + b_h), written as axpys over contiguous rows of W^T."""
+    """hout = act(W_xh a + W_hh hp + b_h), as vector-matrix products with W^T (rows contiguous)."""
     H = hout.shape[0]
     for j in range(H):
         hout[j] = b_h[j]
-    for i in range(a.shape[0]):
-        ai = a[i]
-        w = W_xhT[i]
+    _vm_acc(a, W_xhT, hout)
+    _vm_acc(hp, W_hhT, hout)
+    if act == 0:
         for j in range(H):
-            hout[j] += ai * w[j]
-    for kk in range(H):
-        hk = hp[kk]
-        w = W_hhT[kk]
+            hout[j] = _tanh(hout[j])
+    elif act == 1:
         for j in range(H):
-            hout[j] += hk * w[j]
-    for j in range(H):
-        hout[j] = _act(hout[j], act)
+            hout[j] = 0.5 + 0.5 * _tanh(0.5 * hout[j])
+    else:
+        for j in range(H):
+            hout[j] = max(hout[j], 0.0)
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _out_loss(W_hy, b_y, h, y, m, out, zo, dz):
     """Output pre-activation into zo, returns m * l(yhat, y) and writes m * dl/dz into dz."""
     O = zo.shape[0]
@@ -142,7 +212,7 @@ def _out_loss(W_hy, b_y, h, y, m, out, zo, dz):
     return m * L
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _yhat(zo, out, yh):
     O = zo.shape[0]
     if out == 0:
@@ -168,7 +238,7 @@ def _yhat(zo, out, yh):
             yh[o] /= s
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def forward(theta, x, h0, I, H, O, act, out):
     """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
     B, T = x.shape[0], x.shape[1]
@@ -192,7 +262,7 @@ def forward(theta, x, h0, I, H, O, act, out):
     return h, yhat
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def _loss_one(theta, x, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, hA, hB, zo, dz):
     """Loss of one parameter vector over the batch; O(H) memory (two state buffers)."""
     B, T = x.shape[0], x.shape[1]
@@ -210,7 +280,7 @@ def _loss_one(theta, x, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, hA, hB, zo
     return L
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def loss(theta, x, y, mask, h0, I, H, O, act, out):
     """Scalar loss: sum over b, t of mask[b,t] * l(yhat[b,t], y[b,t])."""
     W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
@@ -220,7 +290,7 @@ def loss(theta, x, y, mask, h0, I, H, O, act, out):
                      np.empty(H), np.empty(H), np.empty(O), np.empty(O))
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
     """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call."""
     P = thetas.shape[0]
@@ -239,7 +309,7 @@ def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
     return Ls
 
 
-@njit(cache=True, fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
@@ -251,9 +321,9 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     W_hhT = np.ascontiguousarray(W_hh.T)
     g = np.zeros_like(theta)
     gW_xh, gW_hh, gb_h, gW_hy, gb_y = _unpack(g, I, H, O)
-    hs = np.empty((T, H))  # states of the current sequence
+    HS = np.empty((T + 1, H))  # HS[0] = h0, HS[t + 1] = h_t of the current sequence
     dp = np.empty((T, H))  # act'(h_t)
-    D = np.empty((T, H))  # accumulated delta_t (error at pre-activation of h_t)
+    DT = np.zeros((H, T))  # delta_t (error at the pre-activation of h_t), transposed
     zo = np.empty(O)
     dz = np.empty(O)
     gr = np.empty(H)
@@ -262,85 +332,82 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     full = k <= 0 or k >= T
     for b in range(B):
         # forward, keeping the states
+        for j in range(H):
+            HS[0, j] = h0[b, j]
         for t in range(T):
-            hp = h0[b] if t == 0 else hs[t - 1]
-            _step(W_xhT, W_hhT, b_h, x[b, t], hp, hs[t], act)
+            _step(W_xhT, W_hhT, b_h, x[b, t], HS[t], HS[t + 1], act)
             for j in range(H):
-                dp[t, j] = _dact(hs[t, j], act)
+                dp[t, j] = _dact(HS[t + 1, j], act)
+        # the steps with an error: delta is zero outside [lo, hi]
+        hi = -1
+        first = T
+        for t in range(T):
+            if mask[b, t] != 0.0:
+                hi = t
+                first = min(first, t)
+        if hi < 0:
+            continue
+        lo = 0 if full else max(0, first - k + 1)
+        for t in range(lo, hi + 1):
+            for j in range(H):
+                DT[j, t] = 0.0
         if full:
             # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t)
             for j in range(H):
                 gr[j] = 0.0
-            for t in range(T - 1, -1, -1):
+            for t in range(hi, -1, -1):
                 m = mask[b, t]
                 if m != 0.0:
-                    L += _out_loss(W_hy, b_y, hs[t], y[b, t], m, out, zo, dz)
+                    L += _out_loss(W_hy, b_y, HS[t + 1], y[b, t], m, out, zo, dz)
+                    _vm_acc(dz, W_hy, gr)
                     for o in range(O):
-                        d = dz[o]
-                        gb_y[o] += d
-                        w = W_hy[o]
+                        gb_y[o] += dz[o]
                         gw = gW_hy[o]
+                        d = dz[o]
                         for j in range(H):
-                            gr[j] += d * w[j]
-                            gw[j] += d * hs[t, j]
+                            gw[j] += d * HS[t + 1, j]
                 for j in range(H):
-                    D[t, j] = gr[j] * dp[t, j]
-                for j in range(H):
+                    dl[j] = gr[j] * dp[t, j]
+                    DT[j, t] = dl[j]
                     gr[j] = 0.0
                 if t > 0:
-                    for j in range(H):
-                        dj = D[t, j]
-                        w = W_hh[j]
-                        for kk in range(H):
-                            gr[kk] += dj * w[kk]
+                    _vm_acc(dl, W_hh, gr)
         else:
-            for t in range(T):
-                for j in range(H):
-                    D[t, j] = 0.0
-            for s in range(T):
+            for s in range(first, hi + 1):
                 m = mask[b, s]
                 if m == 0.0:
                     continue
-                L += _out_loss(W_hy, b_y, hs[s], y[b, s], m, out, zo, dz)
+                L += _out_loss(W_hy, b_y, HS[s + 1], y[b, s], m, out, zo, dz)
                 for j in range(H):
                     gr[j] = 0.0
+                _vm_acc(dz, W_hy, gr)
                 for o in range(O):
-                    d = dz[o]
-                    gb_y[o] += d
-                    w = W_hy[o]
+                    gb_y[o] += dz[o]
                     gw = gW_hy[o]
+                    d = dz[o]
                     for j in range(H):
-                        gr[j] += d * w[j]
-                        gw[j] += d * hs[s, j]
+                        gw[j] += d * HS[s + 1, j]
                 for j in range(H):
                     dl[j] = gr[j] * dp[s, j]
-                lo = max(0, s - k + 1)
-                for r in range(s, lo - 1, -1):
+                r_lo = max(0, s - k + 1)
+                for r in range(s, r_lo - 1, -1):
                     for j in range(H):
-                        D[r, j] += dl[j]
-                    if r > lo:
+                        DT[j, r] += dl[j]
+                    if r > r_lo:
                         for j in range(H):
                             gr[j] = 0.0
-                        for j in range(H):
-                            dj = dl[j]
-                            w = W_hh[j]
-                            for kk in range(H):
-                                gr[kk] += dj * w[kk]
+                        _vm_acc(dl, W_hh, gr)
                         for j in range(H):
                             dl[j] = gr[j] * dp[r - 1, j]
-        # weight gradients from the deltas: one outer-product sweep over the sequence
-        for t in range(T):
-            hp = h0[b] if t == 0 else hs[t - 1]
-            a = x[b, t]
-            for j in range(H):
-                dj = D[t, j]
-                if dj == 0.0:
-                    continue
-                gb_h[j] += dj
-                gw = gW_hh[j]
-                for kk in range(H):
-                    gw[kk] += dj * hp[kk]
-                gx = gW_xh[j]
-                for i in range(I):
-                    gx[i] += dj * a[i]
+        # weight gradients from the deltas, one vector-matrix product per row:
+        # gW_hh[j] += sum_t delta_t[j] h_{t-1},  gW_xh[j] += sum_t delta_t[j] a_t
+        xb = x[b]
+        for j in range(H):
+            dj = DT[j, lo : hi + 1]
+            s_ = 0.0
+            for t in range(dj.shape[0]):
+                s_ += dj[t]
+            gb_h[j] += s_
+            _vm_acc(dj, HS[lo : hi + 1], gW_hh[j])
+            _vm_acc(dj, xb[lo : hi + 1], gW_xh[j])
     return L, g
