@@ -187,14 +187,17 @@ def available(mod):
 # -- compile times -------------------------------------------------------------------------
 def compile_times():
     """Cold (empty cache dir) and warm (second process, same dir) times of warmup()."""
-    code = "import time; t=time.perf_counter(); import toolkit.nets as n; n.warmup(); " \
-           "print(time.perf_counter()-t)"
+    code = (
+        "import time; t=time.perf_counter(); import toolkit.nets as n; n.warmup(); "
+        "print(time.perf_counter()-t)"
+    )
     with tempfile.TemporaryDirectory() as d:
         env = dict(os.environ, NUMBA_CACHE_DIR=d)
         out = []
         for _ in range(2):
-            r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                               text=True, check=True)
+            r = subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            )
             out.append(float(r.stdout.strip().splitlines()[-1]))
     return out
 
@@ -208,11 +211,17 @@ def calibrate(quick=False):
         ratios[str(H)] = round(tg / tf, 2)
         print(f"  calibrate H={H:4d}: gradient / forward = {tg / tf:.2f}")
     path = ROOT / "toolkit" / "grad_cost.json"
-    path.write_text(json.dumps({
-        "note": "cost of one BPTT gradient / one forward loss pass, B=8, T=100, one thread; "
-                "written by `python benchmarks/bench_core.py --calibrate`",
-        "ratio_by_hidden": ratios,
-    }, indent=1) + "\n")
+    path.write_text(
+        json.dumps(
+            {
+                "note": "cost of one BPTT gradient / one forward loss pass, B=8, T=100, "
+                "one thread; written by `python benchmarks/bench_core.py --calibrate`",
+                "ratio_by_hidden": ratios,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"  wrote {path.relative_to(ROOT)}")
 
 
@@ -229,15 +238,21 @@ def main(argv=None):
     cold, warm = compile_times()
     t_in = warmup()
     print("== Numba BPTT core: compile")
-    print(f"  cold compile (empty cache) {cold:.2f} s; warm start from the on-disk cache "
-          f"(second process) {warm:.2f} s; in this process {t_in:.2f} s")
+    print(
+        f"  cold compile (empty cache) {cold:.2f} s; warm start from the on-disk cache "
+        f"(second process) {warm:.2f} s; in this process {t_in:.2f} s"
+    )
     if not has_torch or not has_jax:
-        print(f"  (PyTorch {'found' if has_torch else 'not installed'}, JAX "
-              f"{'found' if has_jax else 'not installed'}: `pip install -e .[bench]` to compare)")
+        print(
+            f"  (PyTorch {'found' if has_torch else 'not installed'}, JAX "
+            f"{'found' if has_jax else 'not installed'}: `pip install -e .[bench]` to compare)"
+        )
 
     print("== Gradient (loss + full BPTT gradient), one thread, sequence-steps per second")
-    print(f"  {'H':>4} {'T':>5} {'B':>3} | {'numba':>10} {'numpy ref':>10} {'torch':>10} "
-          f"{'jax':>10} | {'x numpy':>8} {'x torch':>8} {'x jax':>8}")
+    print(
+        f"  {'H':>4} {'T':>5} {'B':>3} | {'numba':>10} {'numpy ref':>10} {'torch':>10} "
+        f"{'jax':>10} | {'x numpy':>8} {'x torch':>8} {'x jax':>8}"
+    )
     sizes = [(H, T, B) for H in (8, 32, 128) for T in (100, 1000) for B in (1, 32)]
     if args.quick:
         sizes = [(8, 100, 1), (32, 100, 1), (128, 100, 32)]
@@ -248,19 +263,30 @@ def main(argv=None):
         t_np = timeit(numpy_grad(H, T, B), min_time, min_reps=2) if B * T <= 3200 else np.nan
         t_to = timeit(torch_grad(H, T, B), min_time) if has_torch else np.nan
         t_jx = timeit(jax_grad(H, T, B), min_time) if has_jax else np.nan
-        row = dict(H=H, T=T, B=B, numba=steps / t_nb, numpy=steps / t_np, torch=steps / t_to,
-                   jax=steps / t_jx)
+        row = dict(
+            H=H,
+            T=T,
+            B=B,
+            numba=steps / t_nb,
+            numpy=steps / t_np,
+            torch=steps / t_to,
+            jax=steps / t_jx,
+        )
         rows.append(row)
-        print(f"  {H:4d} {T:5d} {B:3d} | {row['numba']:10.3g} {row['numpy']:10.3g} "
-              f"{row['torch']:10.3g} {row['jax']:10.3g} | {t_np / t_nb:8.1f} "
-              f"{t_to / t_nb:8.1f} {t_jx / t_nb:8.1f}")
+        print(
+            f"  {H:4d} {T:5d} {B:3d} | {row['numba']:10.3g} {row['numpy']:10.3g} "
+            f"{row['torch']:10.3g} {row['jax']:10.3g} | {t_np / t_nb:8.1f} "
+            f"{t_to / t_nb:8.1f} {t_jx / t_nb:8.1f}"
+        )
 
     print("== Population loss, P=64, H=32, T=100, B=8 (P x B x T sequence-steps per second)")
     P, H, T, B = 64, 32, 100, 8
     t_nb = timeit(numba_population(P, H, T, B), min_time)
     t_jx = timeit(jax_population(P, H, T, B), min_time) if has_jax else np.nan
-    print(f"  numba {P * B * T / t_nb:.3g}/s, jax vmap {P * B * T / t_jx:.3g}/s, "
-          f"numba is {t_jx / t_nb:.1f}x jax")
+    print(
+        f"  numba {P * B * T / t_nb:.3g}/s, jax vmap {P * B * T / t_jx:.3g}/s, "
+        f"numba is {t_jx / t_nb:.1f}x jax"
+    )
     if args.calibrate:
         print("== Calibration of forward-pass equivalents")
         calibrate(args.quick)

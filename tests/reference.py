@@ -148,8 +148,9 @@ def grad_truncated(theta, x, y, mask, k, sizes, hidden="tanh", output="linear", 
     return np.concatenate([a.ravel() for a in g])
 
 
-def truncated_objective(theta, theta_const, x, y, mask, k, sizes, hidden="tanh",
-                        output="linear", h0=None):
+def truncated_objective(
+    theta, theta_const, x, y, mask, k, sizes, hidden="tanh", output="linear", h0=None
+):
     """The objective whose gradient at theta = theta_const is the BPTT(k) gradient: each loss
     term l_s is computed by running k steps with ``theta`` from the state h_{s-k} of a forward
     pass with ``theta_const`` (held constant)."""

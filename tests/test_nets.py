@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
 from toolkit import Elman
 
 OUTPUTS = ["linear", "sigmoid", "softmax"]
@@ -189,6 +189,12 @@ def test_pack_unpack_roundtrip_and_layout():
     assert theta[28] == -1.0
 
 
+@pytest.mark.parametrize("k", [None, 1, 3])
+def test_loss_and_grad_loss_is_bitwise_loss(k):
+    net, theta, x, y, mask = make_problem(2, 7, 2, 5, 13, "softmax", 15)
+    assert net.loss_and_grad(theta, x, y, mask, k=k)[0] == net.loss(theta, x, y, mask)
+
+
 def test_determinism_same_bits():
     net, theta, x, y, mask = make_problem(2, 16, 2, 4, 30, "sigmoid", 11)
     a = net.loss_and_grad(theta, x, y, mask, k=5)
@@ -265,9 +271,14 @@ def test_bad_constructor_arguments(kwargs, words):
 
 @settings(max_examples=25, deadline=None)
 @given(
-    I=st.integers(1, 3), H=st.integers(1, 6), O=st.integers(1, 3), B=st.integers(1, 3),
-    T=st.integers(1, 8), k=st.one_of(st.none(), st.integers(1, 10)),
-    output=st.sampled_from(OUTPUTS), seed=st.integers(0, 2**16),
+    I=st.integers(1, 3),
+    H=st.integers(1, 6),
+    O=st.integers(1, 3),
+    B=st.integers(1, 3),
+    T=st.integers(1, 8),
+    k=st.one_of(st.none(), st.integers(1, 10)),
+    output=st.sampled_from(OUTPUTS),
+    seed=st.integers(0, 2**16),
 )
 def test_shapes_property(I, H, O, B, T, k, output, seed):
     net, theta, x, y, mask = make_problem(I, H, O, B, T, output, seed)
@@ -279,3 +290,14 @@ def test_shapes_property(I, H, O, B, T, k, output, seed):
     np.testing.assert_array_equal(net.pack(net.unpack(theta)), theta)
     if output == "softmax":
         np.testing.assert_allclose(yhat.sum(-1), 1.0, rtol=1e-12)
+
+
+def test_unchecked_calls_fill_default_mask_and_h0():
+    net, theta, x, y, _ = make_problem(2, 3, 1, 2, 5, "linear", 14)
+    L, g = net.loss_and_grad(theta, x, y)
+    L2, g2 = net.loss_and_grad(theta, x, y, check=False)
+    assert L == L2 and np.array_equal(g, g2)
+    assert net.loss(theta, x, y, check=False) == net.loss(theta, x, y)
+    assert np.array_equal(net.population_loss(theta[None], x, y, check=False), [L])
+    h, _ = net.forward(theta, x, check=False)
+    np.testing.assert_array_equal(net.step(theta, np.zeros((2, 3)), x[:, 0], check=False), h[:, 0])

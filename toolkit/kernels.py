@@ -147,23 +147,53 @@ def _vm_acc(v, M, out):
             out[c] += vr * M[r, c]
 
 
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _mm_acc(V, M, OUT):
+    """OUT[b, c] += sum_r V[b, r] M[r, c]: V (B,R), M (R,C), OUT (B,C), all C-contiguous.
+
+    Row by row, four rows of M per pass (M stays in cache across the batch). Pairing rows of
+    OUT to share loads of M was measured slower: it defeats LLVM's vectoriser.
+    """
+    B, R = V.shape
+    C = M.shape[1]
+    R4 = R - R % 4
+    for b in range(B):
+        for r in range(0, R4, 4):
+            v0, v1, v2, v3 = V[b, r], V[b, r + 1], V[b, r + 2], V[b, r + 3]
+            for c in range(C):
+                OUT[b, c] += v0 * M[r, c] + v1 * M[r + 1, c] + v2 * M[r + 2, c] + v3 * M[r + 3, c]
+        for r in range(R4, R):
+            vr = V[b, r]
+            for c in range(C):
+                OUT[b, c] += vr * M[r, c]
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _step(W_xhT, W_hhT, b_h, a, hp, hout, act):
-    """hout = act(W_xh a + W_hh hp + b_h), as vector-matrix products with W^T (rows contiguous)."""
-    H = hout.shape[0]
-    for j in range(H):
-        hout[j] = b_h[j]
-    _vm_acc(a, W_xhT, hout)
-    _vm_acc(hp, W_hhT, hout)
+def _act_block(Z, act):
+    """Z <- act(Z) in place over a C-contiguous block, one flat loop so it vectorises."""
+    z = Z.reshape(Z.size)
+    n = z.shape[0]
     if act == 0:
-        for j in range(H):
-            hout[j] = _tanh(hout[j])
+        for i in range(n):
+            z[i] = _tanh(z[i])
     elif act == 1:
-        for j in range(H):
-            hout[j] = 0.5 + 0.5 * _tanh(0.5 * hout[j])
+        for i in range(n):
+            z[i] = 0.5 + 0.5 * _tanh(0.5 * z[i])
     else:
+        for i in range(n):
+            z[i] = max(z[i], 0.0)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _step_block(W_xhT, W_hhT, b_h, A, HP, HOUT, act):
+    """HOUT = act(A W_xh^T + HP W_hh^T + b_h) for a batch: A (B,I), HP, HOUT (B,H)."""
+    B, H = HOUT.shape
+    for b in range(B):
         for j in range(H):
-            hout[j] = max(hout[j], 0.0)
+            HOUT[b, j] = b_h[j]
+    _mm_acc(A, W_xhT, HOUT)
+    _mm_acc(HP, W_hhT, HOUT)
+    _act_block(HOUT, act)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
@@ -239,64 +269,89 @@ def _yhat(zo, out, yh):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def forward(theta, x, h0, I, H, O, act, out):
-    """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
-    B, T = x.shape[0], x.shape[1]
-    W_xh, W_hh, b_h, W_hy, b_y = _unpack(theta, I, H, O)
-    W_xhT = np.ascontiguousarray(W_xh.T)
-    W_hhT = np.ascontiguousarray(W_hh.T)
-    h = np.empty((B, T, H))
-    yhat = np.empty((B, T, O))
-    zo = np.empty(O)
-    for b in range(B):
-        for t in range(T):
-            hp = h0[b] if t == 0 else h[b, t - 1]
-            _step(W_xhT, W_hhT, b_h, x[b, t], hp, h[b, t], act)
-            for o in range(O):
-                s = b_y[o]
-                w = W_hy[o]
-                for j in range(H):
-                    s += w[j] * h[b, t, j]
-                zo[o] = s
-            _yhat(zo, out, yhat[b, t])
-    return h, yhat
+def _prepare(theta, x, I, H, O):
+    """W_xh^T, W_hh^T (contiguous) and x as (T,B,I), for lock-step products."""
+    W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
+    return (
+        np.ascontiguousarray(W_xh.T),
+        np.ascontiguousarray(W_hh.T),
+        np.ascontiguousarray(x.transpose(1, 0, 2)),
+    )
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _loss_one(theta, x, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, hA, hB, zo, dz):
-    """Loss of one parameter vector over the batch; O(H) memory (two state buffers)."""
+def forward(theta, x, h0, I, H, O, act, out):
+    """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
     B, T = x.shape[0], x.shape[1]
     _, _, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    HS = np.empty((T + 1, B, H))
+    HS[0] = h0
+    yhat = np.empty((B, T, O))
+    zo = np.empty(O)
+    for t in range(T):
+        _step_block(W_xhT, W_hhT, b_h, XT[t], HS[t], HS[t + 1], act)
+        for b in range(B):
+            for o in range(O):
+                s = b_y[o]
+                for j in range(H):
+                    s += W_hy[o, j] * HS[t + 1, b, j]
+                zo[o] = s
+            _yhat(zo, out, yhat[b, t])
+    return np.ascontiguousarray(HS[1:].transpose(1, 0, 2)), yhat
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_one(theta, XT, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz):
+    """Loss of one parameter vector over the batch (lock-step; two (B,H) state buffers)."""
+    T = XT.shape[0]
+    B = XT.shape[1]
+    _, _, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+    HA[:] = h0
     L = 0.0
-    for b in range(B):
-        for j in range(H):
-            hA[j] = h0[b, j]
-        for t in range(T):
-            _step(W_xhT, W_hhT, b_h, x[b, t], hA, hB, act)
+    for t in range(T):
+        _step_block(W_xhT, W_hhT, b_h, XT[t], HA, HB, act)
+        for b in range(B):
             m = mask[b, t]
             if m != 0.0:
-                L += _out_loss(W_hy, b_y, hB, y[b, t], m, out, zo, dz)
-            hA, hB = hB, hA
+                L += _out_loss(W_hy, b_y, HB[b], y[b, t], m, out, zo, dz)
+        HA, HB = HB, HA
     return L
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def loss(theta, x, y, mask, h0, I, H, O, act, out):
     """Scalar loss: sum over b, t of mask[b,t] * l(yhat[b,t], y[b,t])."""
-    W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
-    W_xhT = np.ascontiguousarray(W_xh.T)
-    W_hhT = np.ascontiguousarray(W_hh.T)
-    return _loss_one(theta, x, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT,
-                     np.empty(H), np.empty(H), np.empty(O), np.empty(O))
+    B = x.shape[0]
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    return _loss_one(
+        theta,
+        XT,
+        y,
+        mask,
+        h0,
+        I,
+        H,
+        O,
+        act,
+        out,
+        W_xhT,
+        W_hhT,
+        np.empty((B, H)),
+        np.empty((B, H)),
+        np.empty(O),
+        np.empty(O),
+    )
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
     """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call."""
-    P = thetas.shape[0]
+    P, B = thetas.shape[0], x.shape[0]
+    XT = np.ascontiguousarray(x.transpose(1, 0, 2))
     Ls = np.empty(P)
-    hA = np.empty(H)
-    hB = np.empty(H)
+    HA = np.empty((B, H))
+    HB = np.empty((B, H))
     zo = np.empty(O)
     dz = np.empty(O)
     for p in range(P):
@@ -304,8 +359,7 @@ def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
         W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
         W_xhT = np.ascontiguousarray(W_xh.T)
         W_hhT = np.ascontiguousarray(W_hh.T)
-        Ls[p] = _loss_one(theta, x, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT,
-                          hA, hB, zo, dz)
+        Ls[p] = _loss_one(theta, XT, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz)
     return Ls
 
 
@@ -314,100 +368,99 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
     x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
+    The batch advances in lock-step; the deltas are stored as D (T*B, H), row t*B + b, and
+    the weight gradients are vector-matrix products over blocks of 32 (t, b) rows, so the
+    block of states stays in cache while every row of the gradient is formed.
     """
     B, T = x.shape[0], x.shape[1]
-    W_xh, W_hh, b_h, W_hy, b_y = _unpack(theta, I, H, O)
-    W_xhT = np.ascontiguousarray(W_xh.T)
-    W_hhT = np.ascontiguousarray(W_hh.T)
+    _, W_hh, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
     g = np.zeros_like(theta)
     gW_xh, gW_hh, gb_h, gW_hy, gb_y = _unpack(g, I, H, O)
-    HS = np.empty((T + 1, H))  # HS[0] = h0, HS[t + 1] = h_t of the current sequence
-    dp = np.empty((T, H))  # act'(h_t)
-    DT = np.zeros((H, T))  # delta_t (error at the pre-activation of h_t), transposed
+    HS = np.empty((T + 1, B, H))  # HS[0] = h0, HS[t + 1] = h_t
+    DP = np.empty((T, B, H))  # act'(h_t)
+    HS[0] = h0
     zo = np.empty(O)
     dz = np.empty(O)
-    gr = np.empty(H)
-    dl = np.empty(H)
-    L = 0.0
-    full = k <= 0 or k >= T
-    for b in range(B):
-        # forward, keeping the states
-        for j in range(H):
-            HS[0, j] = h0[b, j]
-        for t in range(T):
-            _step(W_xhT, W_hhT, b_h, x[b, t], HS[t], HS[t + 1], act)
+    L = 0.0  # summed in the same order as loss(), so both give the same bits
+    hi = -1  # the steps that carry an error; deltas vanish outside [lo, hi]
+    first = T
+    for t in range(T):
+        _step_block(W_xhT, W_hhT, b_h, XT[t], HS[t], HS[t + 1], act)
+        for b in range(B):
             for j in range(H):
-                dp[t, j] = _dact(HS[t + 1, j], act)
-        # the steps with an error: delta is zero outside [lo, hi]
-        hi = -1
-        first = T
-        for t in range(T):
-            if mask[b, t] != 0.0:
+                DP[t, b, j] = _dact(HS[t + 1, b, j], act)
+            m = mask[b, t]
+            if m != 0.0:
+                L += _out_loss(W_hy, b_y, HS[t + 1, b], y[b, t], m, out, zo, dz)
                 hi = t
                 first = min(first, t)
-        if hi < 0:
-            continue
-        lo = 0 if full else max(0, first - k + 1)
-        for t in range(lo, hi + 1):
-            for j in range(H):
-                DT[j, t] = 0.0
-        if full:
-            # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t)
-            for j in range(H):
-                gr[j] = 0.0
-            for t in range(hi, -1, -1):
+    if hi < 0:
+        return L, g
+    full = k <= 0 or k >= T
+    lo = 0 if full else max(0, first - k + 1)
+    D = np.zeros((T * B, H))
+    if full:
+        # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
+        GR = np.zeros((B, H))
+        DL = np.empty((B, H))
+        for t in range(hi, -1, -1):
+            for b in range(B):
                 m = mask[b, t]
                 if m != 0.0:
-                    L += _out_loss(W_hy, b_y, HS[t + 1], y[b, t], m, out, zo, dz)
-                    _vm_acc(dz, W_hy, gr)
+                    _out_loss(W_hy, b_y, HS[t + 1, b], y[b, t], m, out, zo, dz)
+                    _vm_acc(dz, W_hy, GR[b])
                     for o in range(O):
                         gb_y[o] += dz[o]
-                        gw = gW_hy[o]
                         d = dz[o]
                         for j in range(H):
-                            gw[j] += d * HS[t + 1, j]
+                            gW_hy[o, j] += d * HS[t + 1, b, j]
+            for b in range(B):
                 for j in range(H):
-                    dl[j] = gr[j] * dp[t, j]
-                    DT[j, t] = dl[j]
-                    gr[j] = 0.0
-                if t > 0:
-                    _vm_acc(dl, W_hh, gr)
-        else:
+                    d = GR[b, j] * DP[t, b, j]
+                    DL[b, j] = d
+                    D[t * B + b, j] = d
+                    GR[b, j] = 0.0
+            if t > 0:
+                _mm_acc(DL, W_hh, GR)
+    else:
+        gr = np.empty(H)
+        dl = np.empty(H)
+        for b in range(B):
             for s in range(first, hi + 1):
                 m = mask[b, s]
                 if m == 0.0:
                     continue
-                L += _out_loss(W_hy, b_y, HS[s + 1], y[b, s], m, out, zo, dz)
-                for j in range(H):
-                    gr[j] = 0.0
+                _out_loss(W_hy, b_y, HS[s + 1, b], y[b, s], m, out, zo, dz)
+                gr[:] = 0.0
                 _vm_acc(dz, W_hy, gr)
                 for o in range(O):
                     gb_y[o] += dz[o]
-                    gw = gW_hy[o]
                     d = dz[o]
                     for j in range(H):
-                        gw[j] += d * HS[s + 1, j]
+                        gW_hy[o, j] += d * HS[s + 1, b, j]
                 for j in range(H):
-                    dl[j] = gr[j] * dp[s, j]
+                    dl[j] = gr[j] * DP[s, b, j]
                 r_lo = max(0, s - k + 1)
                 for r in range(s, r_lo - 1, -1):
                     for j in range(H):
-                        DT[j, r] += dl[j]
+                        D[r * B + b, j] += dl[j]
                     if r > r_lo:
-                        for j in range(H):
-                            gr[j] = 0.0
+                        gr[:] = 0.0
                         _vm_acc(dl, W_hh, gr)
                         for j in range(H):
-                            dl[j] = gr[j] * dp[r - 1, j]
-        # weight gradients from the deltas, one vector-matrix product per row:
-        # gW_hh[j] += sum_t delta_t[j] h_{t-1},  gW_xh[j] += sum_t delta_t[j] a_t
-        xb = x[b]
+                            dl[j] = gr[j] * DP[r - 1, b, j]
+    # weight gradients: gW_hh[j] += sum_(t,b) delta[j] h_{t-1}, gW_xh[j] += sum delta[j] a_t
+    HSf = HS.reshape(((T + 1) * B, H))
+    XTf = XT.reshape((T * B, I))
+    for c0 in range(lo * B, (hi + 1) * B, 32):
+        c1 = min(c0 + 32, (hi + 1) * B)
         for j in range(H):
-            dj = DT[j, lo : hi + 1]
-            s_ = 0.0
-            for t in range(dj.shape[0]):
-                s_ += dj[t]
-            gb_h[j] += s_
-            _vm_acc(dj, HS[lo : hi + 1], gW_hh[j])
-            _vm_acc(dj, xb[lo : hi + 1], gW_xh[j])
+            dj = D[c0:c1, j]
+            acc = 0.0
+            for i in range(dj.shape[0]):
+                acc += dj[i]
+            gb_h[j] += acc
+            _vm_acc(dj, HSf[c0:c1], gW_hh[j])
+            _vm_acc(dj, XTf[c0:c1], gW_xh[j])
     return L, g

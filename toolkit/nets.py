@@ -43,9 +43,7 @@ def _as_array(value, name: str, ndim: int) -> np.ndarray:
         arr = np.asarray(value)
     except Exception as exc:  # ragged lists etc.
         raise TypeError(f"{name}: could not convert to an array ({exc})") from None
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise TypeError(f"{name}: expected numbers, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise TypeError(f"{name}: expected real numbers, got dtype {arr.dtype}")
@@ -76,8 +74,9 @@ class Elman:
     The constructor only stores and checks parameters.
     """
 
-    def __init__(self, n_in: int, n_hidden: int, n_out: int, hidden: str = "tanh",
-                 output: str = "linear"):
+    def __init__(
+        self, n_in: int, n_hidden: int, n_out: int, hidden: str = "tanh", output: str = "linear"
+    ):
         self.n_in = _positive_int(n_in, "n_in")
         self.n_hidden = _positive_int(n_hidden, "n_hidden")
         self.n_out = _positive_int(n_out, "n_out")
@@ -98,8 +97,10 @@ class Elman:
         return LOSS_OF_OUTPUT[self.output]
 
     def __repr__(self) -> str:
-        return (f"Elman(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
-                f"hidden={self.hidden!r}, output={self.output!r})")
+        return (
+            f"Elman(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
+            f"hidden={self.hidden!r}, output={self.output!r})"
+        )
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Elman) and repr(self) == repr(other)
@@ -143,16 +144,18 @@ class Elman:
         for name in _PARTS:
             a = _as_array(p[name], f"p[{name!r}]", len(self.shapes[name]))
             if a.shape != self.shapes[name]:
-                raise ValueError(
-                    f"p[{name!r}]: expected shape {self.shapes[name]}, got {a.shape}"
-                )
+                raise ValueError(f"p[{name!r}]: expected shape {self.shapes[name]}, got {a.shape}")
             parts.append(a.ravel())
         return np.concatenate(parts)
 
     # -- validation ---------------------------------------------------------------------
     def _theta(self, theta, check_finite=True) -> np.ndarray:
-        if isinstance(theta, np.ndarray) and theta.dtype == np.float64 and theta.ndim == 1 \
-                and theta.flags.c_contiguous:
+        if (
+            isinstance(theta, np.ndarray)
+            and theta.dtype == np.float64
+            and theta.ndim == 1
+            and theta.flags.c_contiguous
+        ):
             t = theta
         else:
             t = _as_array(theta, "theta", 1)
@@ -200,17 +203,30 @@ class Elman:
     def _sizes(self):
         return self.n_in, self.n_hidden, self.n_out, self._act, self._out
 
+    def _fast(self, x, y, mask, h0):
+        """check=False path: trust the arrays, only fill in the default mask and h0."""
+        B, T = x.shape[0], x.shape[1]
+        if mask is None:
+            mask = np.ones((B, T))
+        if h0 is None:
+            h0 = np.zeros((B, self.n_hidden))
+        return x, y, mask, h0
+
     # -- computation --------------------------------------------------------------------
-    def forward(self, theta, x, h0=None):
-        """x (B,T,I) -> h (B,T,H), yhat (B,T,O)."""
-        theta = self._theta(theta)
-        x, _, _, h0 = self.check_data(x, None, None, h0)
+    def forward(self, theta, x, h0=None, check=True):
+        """x (B,T,I) -> h (B,T,H), yhat (B,T,O). h0 (B,H) is the initial context (zeros)."""
+        theta = self._theta(theta, check_finite=check)
+        if check:
+            x, _, _, h0 = self.check_data(x, None, None, h0)
+        else:
+            x, _, _, h0 = self._fast(x, None, None, h0)
         return kernels.forward(theta, x, h0, *self._sizes())
 
-    def step(self, theta, h_prev, a):
+    def step(self, theta, h_prev, a, check=True):
         """One recurrent step f(h_prev, a) = act(W_xh a + W_hh h_prev + b_h): (B,H),(B,I)->(B,H)."""
-        a = _as_array(a, "a", 2)
-        h, _ = self.forward(theta, a[:, None, :], h0=h_prev)
+        if check:
+            a = _as_array(a, "a", 2)
+        h, _ = self.forward(theta, a[:, None, :], h0=h_prev, check=check)
         return h[:, 0, :]
 
     def loss(self, theta, x, y, mask=None, h0=None, check=True) -> float:
@@ -218,6 +234,8 @@ class Elman:
         theta = self._theta(theta, check_finite=check)
         if check:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        else:
+            x, y, mask, h0 = self._fast(x, y, mask, h0)
         return float(kernels.loss(theta, x, y, mask, h0, *self._sizes()))
 
     def loss_and_grad(self, theta, x, y, mask=None, k=None, h0=None, check=True):
@@ -237,6 +255,8 @@ class Elman:
         theta = self._theta(theta, check_finite=check)
         if check:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        else:
+            x, y, mask, h0 = self._fast(x, y, mask, h0)
         L, g = kernels.loss_and_grad(theta, x, y, mask, h0, *self._sizes(), kk)
         return float(L), g
 
@@ -248,6 +268,8 @@ class Elman:
             raise ValueError(f"thetas: expected shape (P, {self.n_params}), got {thetas.shape}")
         if check:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
+        else:
+            x, y, mask, h0 = self._fast(x, y, mask, h0)
         Ls = kernels.population_loss(thetas, x, y, mask, h0, *self._sizes())
         Ls[~np.isfinite(Ls)] = np.inf
         return Ls

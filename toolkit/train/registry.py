@@ -54,8 +54,18 @@ def get_method(name: str) -> Method:
         ) from None
 
 
-def run(method: str, net, task, data, *, seed, budget: Budget | dict, target_loss=None,
-        check_solved: bool = True, **hyper) -> Trace:
+def run(
+    method: str,
+    net,
+    task,
+    data,
+    *,
+    seed,
+    budget: Budget | dict,
+    target_loss=None,
+    check_solved: bool = True,
+    **hyper,
+) -> Trace:
     """Train ``net`` on ``data`` with ``method``; returns the run's Trace.
 
     seed: int or numpy.random.SeedSequence (the run's own); task: used for ``task.solved``
@@ -72,11 +82,23 @@ def run(method: str, net, task, data, *, seed, budget: Budget | dict, target_los
     from toolkit.nets import grad_cost_ratio
 
     compile_s = net.warmup()
-    trace = Trace(method=method, seed=int(ss.entropy) if isinstance(ss.entropy, int) else None,
-                  grad_ratio=grad_cost_ratio(net))
+    trace = Trace(
+        method=method,
+        seed=int(ss.entropy) if isinstance(ss.entropy, int) else None,
+        grad_ratio=grad_cost_ratio(net),
+    )
     solved = None
     if task is not None and check_solved:
         solved = lambda theta: bool(task.solved(net, theta))  # noqa: E731
     trace.start(compile_s)
-    return m.train(net, data, rng=rng, seed_seq=ss, budget=budget, target_loss=target_loss,
-                   solved=solved, trace=trace, **resolved)
+    return m.train(
+        net,
+        data,
+        rng=rng,
+        seed_seq=ss,
+        budget=budget,
+        target_loss=target_loss,
+        solved=solved,
+        trace=trace,
+        **resolved,
+    )

@@ -30,8 +30,16 @@ import numpy as np
 OUTCOMES = ("solved", "target", "budget", "diverged", "error")
 LOG_FACTOR = 1.05
 TIMING_COLUMNS = ("wall_s",)
-COLUMNS = ("evals", "fwd_steps", "grad_steps", "fwd_equiv", "wall_s", "loss", "best_loss",
-           "grad_norm")
+COLUMNS = (
+    "evals",
+    "fwd_steps",
+    "grad_steps",
+    "fwd_equiv",
+    "wall_s",
+    "loss",
+    "best_loss",
+    "grad_norm",
+)
 
 
 @dataclass(frozen=True)
@@ -96,6 +104,7 @@ class Trace:
     best_theta: np.ndarray | None = None
     points: dict = field(default_factory=lambda: {c: [] for c in COLUMNS})
     _t0: float | None = None
+    _t_end: float | None = None
     _next_log: float = 1.0
 
     # -- timing -------------------------------------------------------------------------
@@ -106,7 +115,10 @@ class Trace:
 
     @property
     def wall_s(self) -> float:
-        return 0.0 if self._t0 is None else time.perf_counter() - self._t0
+        """Seconds since :meth:`start`; frozen by :meth:`finish`."""
+        if self._t0 is None:
+            return 0.0
+        return (self._t_end if self._t_end is not None else time.perf_counter()) - self._t0
 
     @property
     def fwd_equiv(self) -> float:
@@ -118,8 +130,13 @@ class Trace:
         self.fwd_steps += int(fwd_steps)
         self.grad_steps += int(grad_steps)
 
-    def record(self, loss: float, theta: np.ndarray | None = None, grad_norm: float = math.nan,
-               force: bool = False) -> bool:
+    def record(
+        self,
+        loss: float,
+        theta: np.ndarray | None = None,
+        grad_norm: float = math.nan,
+        force: bool = False,
+    ) -> bool:
         """Note the current loss (after :meth:`add_cost`); keep the best theta (copied).
 
         Returns True when this call stored a trace point (log-spaced in ``evals``, or forced).
@@ -152,13 +169,20 @@ class Trace:
         p["best_loss"].append(self.best_loss)
         p["grad_norm"].append(float(grad_norm))
 
-    def finish(self, outcome: str, theta: np.ndarray | None = None, message: str = "",
-               grad_norm: float = math.nan) -> Trace:
+    def finish(
+        self,
+        outcome: str,
+        theta: np.ndarray | None = None,
+        message: str = "",
+        grad_norm: float = math.nan,
+    ) -> Trace:
         """Set the outcome, log the final point and store the final theta."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome: expected one of {OUTCOMES}, got {outcome!r}")
         self.outcome = outcome
         self.message = message
+        if self._t0 is not None and self._t_end is None:
+            self._t_end = time.perf_counter()
         if theta is not None:
             self.final_theta = np.array(theta, dtype=np.float64, copy=True)
         self._log(grad_norm)
