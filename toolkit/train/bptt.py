@@ -1,1 +1,550 @@
-"""Gradient trainers (placeholder until issue 4 lands)."""
+"""Gradient training of Elman networks by backpropagation through time (BPTT).
+
+Registered methods (see :data:`toolkit.train.METHODS`):
+
+* ``bptt_sgd``, ``bptt_momentum``, ``bptt_adam`` -- epochwise BPTT (Werbos 1990) on
+  minibatches of whole sequences or the full batch; ``k`` = unfold depth of Williams & Peng's
+  truncated BPTT(k) through the core's ``net.loss_and_grad(..., k=k)`` (None = full BPTT).
+* ``bptt_online`` -- the classic online algorithm (the textbook pseudo-code of BPTT, e.g.
+  Wikipedia "Backpropagation through time"): the context x starts at 0; for each t whose window
+  fits, unfold k copies of the step f over a[t..t+k-1] from context x, take the error at the
+  window's end y[t+k-1], backpropagate it through the unfolded net to x (held constant), update
+  all weights, average the k copies of f, then advance x = f(x, a[t]) with the updated weights.
+  Windows whose end target has mask 0 are skipped (the context still advances); the first k-1
+  targets of a sequence end no window. ``average``: "copies" keeps k literal copies of f's
+  weights (W_xh, W_hh, b_h), each stepped by its own gradient with its own optimizer state,
+  then averaged; "shared" (default) steps one set of weights with the mean of the copies'
+  gradients for f's weights (the true gradient / k) -- the same trajectory as "copies" for
+  SGD and (Nesterov) momentum, which are linear in the gradient, but not for Adam; "sum"
+  applies the summed change (the true gradient of the window's error, the later textbook
+  version). g's weights (W_hy, b_y) exist once and take their gradient as is.
+* ``bptt_k1k2`` -- Williams & Peng (1990) BPTT(h; h') with k1 = h', k2 = h: run forward on a
+  stream carrying the state; every k1 steps backpropagate the errors of those k1 steps k2 steps
+  back (to the stored state at the window start, held constant) and update. Costs: the
+  forward of each block (fwd_steps) plus the gradient over the window (grad_steps, k2 steps).
+
+Every trainer: theta = net.init(rng, scale=init_scale) is the run's first random draw; the
+gradient of the summed loss is divided by the number of counted targets in the batch
+(``reduction="mean"``, or used as is with ``"sum"``), plus ``weight_decay * theta`` (coupled L2),
+clipped to norm ``clip`` (Pascanu et al. 2013) and stepped by the optimizer (toolkit.train.optim)
+with the learning rate of the schedule. The trace records, after each gradient, the loss on the
+scale of the whole training set (:class:`_EpochLoss`), the norm of the gradient before clipping,
+and keeps the best theta. A run that meets a non-finite loss, gradient or parameter ends
+``diverged``; any other exception during training ends it ``error`` (bad data or
+hyperparameters raise ValueError before training starts). The final theta is the last one
+whose loss was evaluated (a stop comes before the update of that evaluation).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from toolkit.train.optim import OPTIMIZERS, SCHEDULES, clip_by_norm, lr_at, make_optimizer
+from toolkit.train.registry import Method, register
+from toolkit.train.trace import Budget
+
+# ---------------------------------------------------------------------------------------
+# hyperparameters: (default, check) per name; check(name, value) -> resolved value
+# ---------------------------------------------------------------------------------------
+
+
+def _real(lo=0.0, hi=math.inf, *, lo_closed=False, hi_closed=True, none=False):
+    lo_s = f"{'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
+    desc = (
+        f"a number in {lo_s}" if hi < math.inf else f"a number {'>=' if lo_closed else '>'} {lo:g}"
+    ) + (" or None" if none else "")
+
+    def check(name, v):
+        if v is None and none:
+            return None
+        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+        ok = ok and math.isfinite(v) and (v >= lo if lo_closed else v > lo)
+        if not (ok and (v <= hi if hi_closed else v < hi)):
+            raise ValueError(f"{name}: expected {desc}, got {v!r}")
+        return float(v)
+
+    return check
+
+
+def _int(lo=1, *, none=False):
+    def check(name, v):
+        if v is None and none:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
+            raise ValueError(
+                f"{name}: expected an int >= {lo}{' or None' if none else ''}, got {v!r}"
+            )
+        return int(v)
+
+    return check
+
+
+def _choice(*allowed):
+    def check(name, v):
+        if not isinstance(v, str) or v not in allowed:
+            raise ValueError(f"{name}: expected one of {allowed}, got {v!r}")
+        return v
+
+    return check
+
+
+def _bool(name, v):
+    if not isinstance(v, bool | np.bool_):
+        raise ValueError(f"{name}: expected True or False, got {v!r}")
+    return bool(v)
+
+
+_COMMON = {
+    "clip": (None, _real(none=True)),
+    "weight_decay": (0.0, _real(lo_closed=True)),
+    "schedule": ("constant", _choice(*SCHEDULES)),
+    "decay_steps": (None, _int(none=True)),
+    "gamma": (0.1, _real(0.0, 1.0)),
+    "lr_min": (0.0, _real(lo_closed=True)),
+    "reduction": ("mean", _choice("mean", "sum")),
+    "init_scale": (None, _real(none=True)),
+}
+_MOMENTUM = {
+    "momentum": (0.9, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
+    "nesterov": (False, _bool),
+}
+_ADAM = {
+    "beta1": (0.9, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
+    "beta2": (0.999, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
+    "eps": (1e-8, _real()),
+}
+_USED_BY = {"sgd": (), "momentum": tuple(_MOMENTUM), "adam": tuple(_ADAM)}
+_SCHEDULE_KEYS = {
+    "constant": (),
+    "step": ("decay_steps", "gamma"),
+    "cosine": ("decay_steps", "lr_min"),
+}
+
+
+def _validator(method: str, spec: dict, optimizer: str | None):
+    """validate(hyper) -> resolved dict. ``optimizer=None``: the method has an ``optimizer``
+    hyperparameter. Keys the chosen optimizer or schedule does not use are dropped."""
+
+    def validate(hyper: dict) -> dict:
+        unknown = sorted(set(hyper) - set(spec))
+        if unknown:
+            raise ValueError(
+                f"{method}: unknown hyperparameter(s) {unknown}; allowed: {', '.join(spec)}"
+            )
+        out = {
+            name: check(name, hyper.get(name, default)) for name, (default, check) in spec.items()
+        }
+        opt = out.get("optimizer", optimizer)
+        for name in (*_MOMENTUM, *_ADAM):
+            if name in out and name not in _USED_BY[opt]:
+                del out[name]
+        for name in ("decay_steps", "gamma", "lr_min"):
+            if name not in _SCHEDULE_KEYS[out["schedule"]]:
+                del out[name]
+        if out["schedule"] == "step" and out["decay_steps"] is None:
+            raise ValueError("decay_steps: expected an int >= 1 for schedule='step', got None")
+        if out["schedule"] == "cosine" and out["lr_min"] > out["lr"]:
+            raise ValueError(
+                f"lr_min: expected a number <= lr={out['lr']:g} for "
+                f"schedule='cosine', got {out['lr_min']!r}"
+            )
+        if "k1" in out and out["k2"] < out["k1"]:
+            raise ValueError(f"k2: expected an int >= k1={out['k1']}, got {out['k2']}")
+        return out
+
+    return validate
+
+
+# ---------------------------------------------------------------------------------------
+# what every trainer shares: data checks, the recorded loss, stopping, the update rule
+# ---------------------------------------------------------------------------------------
+
+
+def _data(net, data, hyper):
+    """(x (B,T,I), y (B,T,O), mask (B,T)) as float64 C arrays, validated by the net and
+    against the hyperparameters that depend on the data's sizes."""
+    if isinstance(data, tuple | list):
+        x, y, *rest = data
+        mask = rest[0] if rest else None
+    else:
+        x, y, mask = data.x, data.y, getattr(data, "mask", None)
+    x, y, mask, _ = net.check_data(x, y, mask)
+    if not mask.sum() > 0:
+        raise ValueError("data.mask: no target counts (all mask weights are 0)")
+    B, T, _I = x.shape
+    if (hyper.get("batch_size") or 1) > B:
+        raise ValueError(
+            f"batch_size: expected an int <= the number of sequences {B} (or None), "
+            f"got {hyper['batch_size']}"
+        )
+    if "average" in hyper:  # online BPTT: windows of k steps must fit and end at a target
+        k = hyper["k"]
+        if k > T:
+            raise ValueError(f"k: expected an int <= the sequence length T={T}, got {k}")
+        if not mask[:, k - 1 :].sum() > 0:
+            raise ValueError(f"k: no window of length k={k} ends at a counted target")
+    return x, y, mask
+
+
+class _EpochLoss:
+    """The loss a stochastic trainer records, on the scale of the full training set: the mean
+    loss per counted target over the most recent evaluations that cover ``n_total`` targets
+    (about one epoch), times ``n_total``. With full-batch gradients it is the batch loss."""
+
+    def __init__(self, n_total: float):
+        self.n_total = float(n_total)
+        self.buf = deque()  # (loss, counted targets) of the recent evaluations
+        self.L = self.n = 0.0
+        self.pushes = 0
+
+    def __call__(self, L: float, n: float) -> float:
+        self.buf.append((L, n))
+        self.L, self.n, self.pushes = self.L + L, self.n + n, self.pushes + 1
+        while self.n - self.buf[0][1] >= self.n_total:
+            L0, n0 = self.buf.popleft()
+            self.L, self.n = self.L - L0, self.n - n0
+        if self.pushes >= len(self.buf):  # re-sum now and then: no drift from the running sums
+            self.L = math.fsum(b[0] for b in self.buf)
+            self.n = math.fsum(b[1] for b in self.buf)
+            self.pushes = 0
+        return self.L * (self.n_total / self.n)
+
+
+class _Run:
+    """Bookkeeping of one training run: optimizer, update count, recording and stopping."""
+
+    def __init__(self, trace, budget, target_loss, solved, hyper, optimizer, n_total):
+        self.trace, self.target_loss, self.solved = trace, target_loss, solved
+        self.budget = Budget.from_dict(budget) if isinstance(budget, dict) else budget
+        self.h = hyper
+        self.opt = make_optimizer(
+            optimizer, **{k: hyper[k] for k in (*_MOMENTUM, *_ADAM) if k in hyper}
+        )
+        self.schedule = dict(
+            schedule=hyper["schedule"],
+            decay_steps=hyper.get("decay_steps"),
+            gamma=hyper.get("gamma", 0.1),
+            lr_min=hyper.get("lr_min", 0.0),
+        )
+        if hyper["schedule"] == "cosine" and hyper["decay_steps"] is None:
+            if self.budget.evals is None:
+                raise ValueError(
+                    "decay_steps: schedule='cosine' needs decay_steps (updates) "
+                    "or a budget with an evals limit, got neither"
+                )
+            self.schedule["decay_steps"] = int(self.budget.evals)
+        self.epoch_loss = _EpochLoss(n_total)
+        self.u = 0  # updates taken
+        self._checked = None  # the best theta last handed to solved()
+
+    @property
+    def lr(self) -> float:
+        return lr_at(self.u, self.h["lr"], **self.schedule)
+
+    def gradient(self, g, n, theta):
+        """The gradient the optimizer sees: reduced, L2-decayed (before clipping)."""
+        if self.h["reduction"] == "mean":
+            g = g / n
+        if self.h["weight_decay"]:
+            g = g + self.h["weight_decay"] * theta
+        return g
+
+    def evaluated(self, L, n, theta, grad_norm):
+        """Record one gradient evaluation (cost already added); the outcome if the run ends."""
+        tr = self.trace
+        if not (math.isfinite(L) and math.isfinite(grad_norm)):
+            tr.record(self.epoch_loss(L, n) if math.isfinite(L) else L, theta, grad_norm)
+            return "diverged", f"non-finite loss or gradient at evaluation {tr.evals}"
+        logged = tr.record(self.epoch_loss(L, n), theta, grad_norm)
+        target = self.target_loss is not None and tr.best_loss <= self.target_loss
+        spent = self.budget.spent(tr.evals, tr.fwd_equiv, tr.wall_s)
+        if (
+            self.solved is not None
+            and (logged or target or spent)
+            and tr.best_theta is not None
+            and tr.best_theta is not self._checked
+        ):
+            self._checked = tr.best_theta
+            if self.solved(tr.best_theta):
+                return "solved", ""
+        if target:
+            return "target", ""
+        if spent:
+            return "budget", ""
+        return None
+
+    def step(self, theta, g):
+        """One optimizer step on theta (in place), g already from :meth:`gradient` and
+        clipped; the outcome if the parameters became non-finite."""
+        self.opt.step(theta, g, self.lr)
+        self.u += 1
+        if not np.isfinite(theta).all():
+            return "diverged", f"non-finite parameters after update {self.u}"
+        return None
+
+
+def _trainer(loop, validate, optimizer=None):
+    """Method.train: validate, set up, run ``loop`` and end the trace. ``loop(net, x, y, mask,
+    theta, run, rng, **hyper)`` updates theta in place and returns (outcome, message)."""
+
+    def train(
+        net, data, *, rng, budget, trace, target_loss=None, solved=None, seed_seq=None, **hyper
+    ):
+        hyper = validate(hyper)
+        x, y, mask = _data(net, data, hyper)
+        run = _Run(
+            trace, budget, target_loss, solved, hyper, optimizer or hyper["optimizer"], mask.sum()
+        )
+        theta = net.init(rng, scale=hyper["init_scale"])
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                outcome, message = loop(net, x, y, mask, theta, run, rng, **hyper)
+        except Exception as exc:  # a failing run never takes a sweep down with it
+            outcome, message = "error", f"{type(exc).__name__}: {exc}"
+        return trace.finish(outcome, theta=theta, message=message)
+
+    return train
+
+
+# ---------------------------------------------------------------------------------------
+# epochwise / truncated minibatch BPTT
+# ---------------------------------------------------------------------------------------
+
+
+def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle, **_):
+    """Epochs over minibatches of whole sequences; one BPTT(k) gradient and update each."""
+    B, T, _I = x.shape
+    bs = B if batch_size is None else batch_size
+    while True:  # epochs
+        order = rng.permutation(B) if shuffle and bs < B else np.arange(B)
+        for i in range(0, B, bs):
+            idx = order[i : i + bs]
+            xb, yb, mb = (x, y, mask) if bs == B else (x[idx], y[idx], mask[idx])
+            n = mb.sum()
+            if n == 0:
+                continue
+            h0 = np.zeros((xb.shape[0], net.n_hidden))
+            L, g = net.loss_and_grad(theta, xb, yb, mb, k=k, h0=h0, check=False)
+            run.trace.add_cost(evals=1, grad_steps=xb.shape[0] * T)
+            g, grad_norm = clip_by_norm(run.gradient(g, n, theta), run.h["clip"])
+            if end := run.evaluated(L, n, theta, grad_norm):
+                return end
+            if end := run.step(theta, g):
+                return end
+
+
+# ---------------------------------------------------------------------------------------
+# online BPTT: the classic algorithm, unfold depth k
+# ---------------------------------------------------------------------------------------
+
+
+_DACT = {  # act'(pre-activation) from h = act(pre-activation)
+    "tanh": lambda h: 1.0 - h * h,
+    "sigmoid": lambda h: h * (1.0 - h),
+    "relu": lambda h: (h > 0.0).astype(np.float64),
+}
+
+
+class _Copies:
+    """The literal version of the unfolded network: k copies of f's weights (W_xh, W_hh, b_h),
+    one of g's (W_hy, b_y). :meth:`grads` returns each copy's gradient of one window's end
+    error, by backpropagation written out in NumPy."""
+
+    def __init__(self, net, k):
+        self.net, self.dact = net, _DACT[net.hidden]
+        self.G = np.zeros((k, net.n_params))  # row i: copy i's gradient, as a full theta
+        self.rows = [net.unpack(self.G[i]) for i in range(k)]  # views into the rows
+
+    def grads(self, theta, x_ctx, a, y_end, m_end):
+        """x_ctx (b,H) context (held constant), a (b,k,I) inputs, y_end (b,O), m_end (b,) the
+        end target and its weight -> (L, G (k, n_params)). Row i of G holds the gradient of
+        f's weights as used by copy i (unfolded step i) and the gradient of g's weights, the
+        same in every row. With each output's matching loss (linear/mse, sigmoid/bce,
+        softmax/ce) the error at the output pre-activation z is yhat - y (Bishop 1995, 6.9)."""
+        net, p = self.net, self.net.unpack(theta)
+        h, _ = net.forward(theta, a, h0=x_ctx)  # (b,k,H)
+        z = h[:, -1] @ p["W_hy"].T + p["b_y"]  # (b,O)
+        if net.output == "linear":
+            l, dz = 0.5 * np.sum((z - y_end) ** 2, axis=1), z - y_end
+        elif net.output == "sigmoid":
+            l = np.sum(np.logaddexp(0.0, z) - y_end * z, axis=1)
+            dz = 1.0 / (1.0 + np.exp(-z)) - y_end
+        else:  # softmax
+            lse = np.logaddexp.reduce(z, axis=1, keepdims=True)
+            sy = y_end.sum(axis=1, keepdims=True)
+            l, dz = np.sum(y_end * (lse - z), axis=1), np.exp(z - lse) * sy - y_end
+        dz = dz * m_end[:, None]
+        dh = dz @ p["W_hy"]  # dL/dh at the window's last step
+        for i in range(a.shape[1] - 1, -1, -1):  # copy i of f, from the last one back
+            delta = dh * self.dact(h[:, i])  # dL/d(pre-activation) of copy i
+            r = self.rows[i]
+            r["W_xh"][...] = delta.T @ a[:, i]
+            r["W_hh"][...] = delta.T @ (h[:, i - 1] if i > 0 else x_ctx)
+            r["b_h"][...] = delta.sum(axis=0)
+            r["W_hy"][...] = dz.T @ h[:, -1]
+            r["b_y"][...] = dz.sum(axis=0)
+            dh = delta @ p["W_hh"]
+        return float(np.sum(m_end * l)), self.G
+
+    @staticmethod
+    def clip(G, clip):
+        """Clip the copies' gradients by the norm of their mean, the gradient that shared
+        weights would take (so clipping keeps copies and shared weights equivalent)."""
+        _, norm = clip_by_norm(G.mean(axis=0), None)
+        return (G * (clip / norm) if clip is not None and norm > clip else G), norm
+
+    @staticmethod
+    def step(run, theta, G):
+        """Update each copy by its own gradient (and its own optimizer state), then average
+        the copies so that they are identical again; theta is updated in place."""
+        thetas = np.repeat(theta[None, :], G.shape[0], axis=0)
+        end = run.step(thetas, G)
+        theta[:] = thetas.mean(axis=0)
+        return end
+
+
+def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, shuffle, **_):
+    """The classic online algorithm; ``batch_size`` sequences run side by side, each with its
+    own context (batch_size=1 is the textbook algorithm)."""
+    B, T, _I = x.shape
+    f_part = net.pack(
+        {n: np.full(s, n in ("W_xh", "W_hh", "b_h"), dtype=float) for n, s in net.shapes.items()}
+    ).astype(bool)  # f's weights in theta
+    scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
+    copies = _Copies(net, k) if average == "copies" else None
+    while True:  # epochs
+        order = rng.permutation(B) if shuffle else np.arange(B)
+        for i in range(0, B, batch_size):
+            idx = order[i : i + batch_size]
+            xs, ys, ms = x[idx], y[idx], mask[idx]
+            b = len(idx)
+            x_ctx = np.zeros((b, net.n_hidden))  # the context x starts at the zero vector
+            for t in range(T - k + 1):
+                a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
+                m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1] and its weight
+                n = m_end.sum()
+                if n > 0:
+                    if copies:
+                        L, g = copies.grads(theta, x_ctx, a, ys[:, t + k - 1], m_end)
+                        g, grad_norm = copies.clip(run.gradient(g, n, theta), run.h["clip"])
+                    else:
+                        mw = np.zeros((b, k))
+                        mw[:, -1] = m_end
+                        yw = np.ascontiguousarray(ys[:, t : t + k])
+                        L, g = net.loss_and_grad(theta, a, yw, mw, h0=x_ctx, check=False)
+                        g = run.gradient(g * scale if average == "shared" else g, n, theta)
+                        g, grad_norm = clip_by_norm(g, run.h["clip"])
+                    run.trace.add_cost(evals=1, grad_steps=b * k)
+                    if end := run.evaluated(L, n, theta, grad_norm):
+                        return end
+                    if end := copies.step(run, theta, g) if copies else run.step(theta, g):
+                        return end
+                x_ctx = net.step(theta, x_ctx, xs[:, t])  # x = f(x, a[t]), updated weights
+                run.trace.add_cost(fwd_steps=b)
+
+
+# ---------------------------------------------------------------------------------------
+# BPTT(k1, k2) on streams (Williams & Peng 1990, BPTT(h; h') with h = k2, h' = k1)
+# ---------------------------------------------------------------------------------------
+
+
+def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
+    """Every k1 steps of the B streams (run forward with the current weights, state carried),
+    backpropagate the errors of those k1 steps through the last k2 steps (the window's states
+    are recomputed from the stored state k2 steps back, which is held constant) and update.
+    Each epoch starts the streams from the zero state."""
+    B, T, _I = x.shape
+    while True:  # epochs
+        hist = np.zeros((B, T + 1, net.n_hidden))  # hist[:, s] = state before step s
+        for t0 in range(0, T, k1):
+            t1 = min(t0 + k1, T)  # this block: steps t0..t1-1
+            h, _ = net.forward(theta, x[:, t0:t1], h0=hist[:, t0])
+            hist[:, t0 + 1 : t1 + 1] = h
+            run.trace.add_cost(fwd_steps=B * (t1 - t0))
+            s = max(0, t1 - k2)  # the window: steps s..t1-1, errors of steps t0..t1-1 only
+            mw = np.zeros((B, t1 - s))
+            mw[:, t0 - s :] = mask[:, t0:t1]
+            n = mw.sum()
+            if n == 0:
+                continue
+            xw, yw, h0 = (np.ascontiguousarray(v) for v in (x[:, s:t1], y[:, s:t1], hist[:, s]))
+            L, g = net.loss_and_grad(theta, xw, yw, mw, h0=h0, check=False)
+            run.trace.add_cost(evals=1, grad_steps=B * (t1 - s))
+            g, grad_norm = clip_by_norm(run.gradient(g, n, theta), run.h["clip"])
+            if end := run.evaluated(L, n, theta, grad_norm):
+                return end
+            if end := run.step(theta, g):
+                return end
+
+
+# ---------------------------------------------------------------------------------------
+# the registry
+# ---------------------------------------------------------------------------------------
+
+_EPOCHWISE = {
+    "k": (None, _int(none=True)),
+    "batch_size": (None, _int(none=True)),
+    "shuffle": (True, _bool),
+}
+_SELECTABLE = {"optimizer": ("sgd", _choice(*OPTIMIZERS)), **_MOMENTUM, **_ADAM}
+
+
+def _method(name, loop, spec, optimizer=None, doc=""):
+    validate = _validator(name, spec, optimizer)
+    defaults = {n: d for n, (d, _) in spec.items()}
+    register(
+        Method(
+            name=name,
+            family="gradient",
+            defaults=defaults,
+            validate=validate,
+            train=_trainer(loop, validate, optimizer),
+            doc=doc,
+        )
+    )
+
+
+_method(
+    "bptt_sgd",
+    _loop_minibatch,
+    {"lr": (0.1, _real()), **_EPOCHWISE, **_COMMON},
+    "sgd",
+    "Epochwise/minibatch BPTT(k), plain gradient descent.",
+)
+_method(
+    "bptt_momentum",
+    _loop_minibatch,
+    {"lr": (0.01, _real()), **_MOMENTUM, **_EPOCHWISE, **_COMMON},
+    "momentum",
+    "Epochwise/minibatch BPTT(k), heavy-ball or Nesterov momentum.",
+)
+_method(
+    "bptt_adam",
+    _loop_minibatch,
+    {"lr": (0.001, _real()), **_ADAM, **_EPOCHWISE, **_COMMON},
+    "adam",
+    "Epochwise/minibatch BPTT(k), Adam (Kingma & Ba 2015).",
+)
+_method(
+    "bptt_online",
+    _loop_online,
+    {
+        "lr": (0.1, _real()),
+        "k": (4, _int()),
+        "average": ("shared", _choice("shared", "copies", "sum")),
+        "batch_size": (1, _int()),
+        "shuffle": (True, _bool),
+        **_SELECTABLE,
+        **_COMMON,
+    },
+    doc="The classic online BPTT algorithm, unfold depth k, one update per window.",
+)
+_method(
+    "bptt_k1k2",
+    _loop_k1k2,
+    {"lr": (0.1, _real()), "k1": (10, _int()), "k2": (20, _int()), **_SELECTABLE, **_COMMON},
+    doc="Williams & Peng BPTT(k1, k2) on streams, state carried forward.",
+)
