@@ -1,4 +1,4 @@
-"""Training: gradient trainers (bptt) and evolutionary baselines (evolve), one registry, one Trace."""
+"""Training: gradient trainers (bptt), evolutionary baselines (evolve), one registry, one Trace."""
 
 from toolkit.train import bptt as _bptt  # noqa: E402,F401  (registers the gradient methods)
 from toolkit.train import evolve as _evolve  # noqa: E402,F401  (registers the evolutionary ones)

@@ -1,0 +1,340 @@
+"""The ``bptt`` command (also ``python -m toolkit``).
+
+    bptt run EXPERIMENT.toml [--jobs N] [--seeds N] [--out DIR] [--scale NAME]
+                             [--backend loky|dask] [--scheduler ADDRESS] [--dry-run] [--force]
+    bptt plot RESULTS_DIR            figures of one experiment (from its stored tables)
+    bptt report [--results DIR]      results/REPORT.md from every experiment's tables
+    bptt bench [ARGS...]             the speed harness, benchmarks/run.py
+    bptt experiments [--scale S] ... every experiments/*.toml, then the figures and the report
+
+Exit status: 0 success; 1 some runs failed (all others finished and are stored); 2 bad input
+(config problems, incompatible results directory, unreachable scheduler); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+from pathlib import Path
+
+SCALES = ("smoke", "default", "paper")
+BACKENDS = ("loky", "dask")
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (0 = all cores), got {n}")
+    return n
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
+    return n
+
+
+def _add_exec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_jobs,
+        default=0,
+        metavar="N",
+        help="parallel runs (default 0 = all cores; with --scheduler the cluster decides)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="loky",
+        help="loky: processes on this machine (default); dask: a dask.distributed "
+        "cluster (--scheduler) or a local one",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="dask scheduler address, e.g. tcp://host:8786 (with --backend dask)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds to wait for the dask scheduler and workers (default 10)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bptt",
+        description="BPTT vs evolutionary optimization for Elman networks: run experiments, "
+        "draw figures, write the report.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "run",
+        help="run one experiment file (resumes; skips stored runs)",
+        description="Expand an experiment file into runs and execute them in "
+        "parallel; finished runs are stored at once and skipped on "
+        "a rerun.",
+    )
+    p.add_argument("config", type=Path, help="experiment file (TOML), e.g. experiments/speed.toml")
+    _add_exec_options(p)
+    p.add_argument(
+        "--seeds",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="replicates (seeds) per configuration, overrides the file",
+    )
+    p.add_argument(
+        "--scale",
+        default="default",
+        metavar="NAME",
+        help="apply [scales.NAME] of the file (default: default)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="results directory of this experiment (default results/<name>)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="root of the results (default results)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the run table and the estimated cost; run nothing",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="discard stored results of this experiment and rerun everything",
+    )
+
+    p = sub.add_parser("plot", help="draw the figures of one experiment from its stored results")
+    p.add_argument("dir", type=Path, help="results directory, e.g. results/speed")
+
+    p = sub.add_parser("report", help="write results/REPORT.md")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="root of the results (default results)",
+    )
+
+    p = sub.add_parser("bench", help="run the speed benchmarks (benchmarks/run.py)")
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to benchmarks/run.py")
+
+    p = sub.add_parser(
+        "experiments", help="run every experiment file, then the figures and the report"
+    )
+    p.add_argument("--scale", choices=SCALES, default="default")
+    _add_exec_options(p)
+    p.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("experiments"),
+        metavar="DIR",
+        help="directory of experiment files (default experiments)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="root of the results (default results)",
+    )
+    return parser
+
+
+def _err(msg: str) -> None:
+    print(f"bptt: {msg}", file=sys.stderr)
+
+
+def _check_backend(args) -> bool:
+    if args.scheduler and args.backend != "dask":
+        _err("--scheduler needs --backend dask")
+        return False
+    return True
+
+
+def _cmd_run(args) -> int:
+    from toolkit import store, sweep
+
+    if not _check_backend(args):
+        return 2
+    try:
+        res = sweep.run_sweep(
+            args.config,
+            out=args.out,
+            results_root=args.results,
+            jobs=args.jobs,
+            seeds=args.seeds,
+            backend=args.backend,
+            scheduler=args.scheduler,
+            scale=args.scale,
+            force=args.force,
+            dry_run=args.dry_run,
+            progress=not args.no_progress,
+            connect_timeout=args.timeout,
+        )
+    except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
+        _err(str(e))
+        return 2
+    return 0 if res.ok else 1
+
+
+def _lazy(module: str, attr: str, what: str):
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as e:
+        if getattr(e, "name", None) == module or module in str(e):
+            _err(f"{what} is not available: {module} cannot be imported ({e})")
+            return None
+        raise
+    except AttributeError:
+        _err(f"{what} is not available: {module} has no {attr}()")
+        return None
+
+
+def _cmd_plot(args) -> int:
+    if not args.dir.is_dir():
+        _err(f"{args.dir}: no such results directory (run `bptt run` first)")
+        return 2
+    plot_experiment = _lazy("toolkit.plots", "plot_experiment", "plotting")
+    if plot_experiment is None:
+        return 2
+    out = plot_experiment(Path(args.dir))
+    if out:
+        for f in out if isinstance(out, list | tuple) else [out]:
+            print(f)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    write_report = _lazy("toolkit.report", "write_report", "the report")
+    if write_report is None:
+        return 2
+    out = write_report(Path(args.results))
+    if out:
+        print(out)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    script = Path("benchmarks") / "run.py"
+    if not script.exists():
+        script = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+    if not script.exists():
+        _err("benchmarks/run.py not found (run `bptt bench` from the repository root)")
+        return 2
+    argv = sys.argv
+    sys.argv = [str(script), *args.args]
+    try:
+        runpy.run_path(str(script), run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = argv
+    return 0
+
+
+def _cmd_experiments(args) -> int:
+    """Validate every experiment file first, then run them in turn, then figures and report."""
+    from toolkit import store, sweep
+
+    if not _check_backend(args):
+        return 2
+    files = sorted(p for p in args.dir.glob("*.toml") if not p.name.startswith("_"))
+    if not files:
+        _err(f"{args.dir}: no experiment files (*.toml)")
+        return 2
+    exps, bad = [], []
+    for f in files:
+        try:
+            exps.append(sweep.load_config(f, scale=args.scale))
+        except sweep.ConfigError as e:
+            bad.append(str(e))
+    if bad:
+        _err("\n".join(bad))
+        return 2
+    status = 0
+    for exp in exps:
+        try:
+            res = sweep.run_sweep(
+                exp,
+                results_root=args.results,
+                jobs=args.jobs,
+                backend=args.backend,
+                scheduler=args.scheduler,
+                progress=not args.no_progress,
+                connect_timeout=args.timeout,
+            )
+        except (store.IncompatibleResults, sweep.SweepError) as e:
+            _err(str(e))
+            return 2
+        if not res.ok:
+            status = 1
+    plot_experiment = _lazy("toolkit.plots", "plot_experiment", "plotting")
+    if plot_experiment is not None:
+        for exp in exps:
+            plot_experiment(args.results / exp.name)
+    write_report = _lazy("toolkit.report", "write_report", "the report")
+    if write_report is not None:
+        print(write_report(args.results))
+    if plot_experiment is None or write_report is None:
+        status = status or 2
+    return status
+
+
+COMMANDS = {
+    "run": _cmd_run,
+    "plot": _cmd_plot,
+    "report": _cmd_report,
+    "bench": _cmd_bench,
+    "experiments": _cmd_experiments,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``bptt`` and ``python -m toolkit``; returns the exit status."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "bench":  # everything after `bench` goes to benchmarks/run.py
+        args.args = [*extra, *args.args]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        _err("interrupted; finished runs are stored, run the same command again to resume")
+        return 130
+    except BrokenPipeError:  # e.g. `bptt run x.toml --dry-run | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

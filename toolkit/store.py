@@ -1,0 +1,512 @@
+"""Results on disk: one file per finished run, consolidated Parquet tables and metadata.
+
+Layout of an experiment's results directory (``results/<experiment>/`` unless ``--out``)::
+
+    runs/<run_id>.json        one finished run (row + trace points + final/best theta),
+    runs/<run_id>.error.json  written the moment it arrives, atomically (temporary file, then
+                              os.replace); runs stored as errors are retried on a rerun
+    runs.parquet              one row per run (columns: :data:`RUN_COLUMNS` + ``grid.<key>``)
+    traces.parquet            every run's trace points (run_id, method, task + trace columns)
+    thetas.parquet            run_id, final_theta, best_theta (lists of float64)
+    meta.json                 config as given and resolved, root seed, versions, git commit,
+                              CPU, thread settings, start and end times, history of sessions
+
+The Parquet tables are rebuilt from the run files after every sweep (also after Ctrl-C), so
+they always agree with what is stored. Timing columns (:data:`TIMING_COLUMNS`) are the only
+columns that differ between two executions of the same experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+RUNS_DIR = "runs"
+RUNS_TABLE = "runs.parquet"
+TRACES_TABLE = "traces.parquet"
+THETAS_TABLE = "thetas.parquet"
+META_FILE = "meta.json"
+FORMAT = 1
+
+#: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key)
+RUN_COLUMNS = (
+    "experiment", "run_id", "replicate", "seed", "task", "task_params", "method",
+    "method_params", "family", "n_hidden", "n_params", "hidden", "output", "outcome", "evals",
+    "fwd_steps", "grad_steps", "fwd_equiv", "final_loss", "best_loss", "solved_at_evals",
+    "solved_at_fwd_equiv", "wall_s", "compile_s", "message", "error", "target_loss",
+    "budget_evals", "budget_fwd_equiv", "budget_wall_s",
+)  # fmt: skip
+INT_COLUMNS = (
+    "replicate",
+    "seed",
+    "n_hidden",
+    "n_params",
+    "evals",
+    "fwd_steps",
+    "grad_steps",
+    "budget_evals",
+)
+FLOAT_COLUMNS = (
+    "fwd_equiv",
+    "final_loss",
+    "best_loss",
+    "solved_at_evals",
+    "solved_at_fwd_equiv",
+    "wall_s",
+    "compile_s",
+    "target_loss",
+    "budget_fwd_equiv",
+    "budget_wall_s",
+)
+#: trace columns (the same as toolkit.train.trace.COLUMNS)
+TRACE_COLUMNS = (
+    "evals",
+    "fwd_steps",
+    "grad_steps",
+    "fwd_equiv",
+    "wall_s",
+    "loss",
+    "best_loss",
+    "grad_norm",
+)
+#: columns that measure time and so differ between executions of the same run
+TIMING_COLUMNS = ("wall_s", "compile_s")
+PACKAGES = (
+    "numpy",
+    "numba",
+    "llvmlite",
+    "deap",
+    "joblib",
+    "loky",
+    "dask",
+    "distributed",
+    "pandas",
+    "pyarrow",
+    "tqdm",
+    "matplotlib",
+    "cloudpickle",
+    "threadpoolctl",
+)
+
+
+class IncompatibleResults(ValueError):
+    """The results directory holds results of a different configuration."""
+
+
+# ------------------------------------------------------------------------------------------
+# files
+# ------------------------------------------------------------------------------------------
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never a
+    partial one (temporary file in the same directory, fsync, os.replace)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def write_json_atomic(path: Path, obj) -> None:
+    text = json.dumps(obj, indent=1, default=str, allow_nan=True)
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def _write_parquet_atomic(df, path: Path) -> None:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def run_file(out_dir, run_id: str, error: bool = False) -> Path:
+    return Path(out_dir) / RUNS_DIR / (f"{run_id}.error.json" if error else f"{run_id}.json")
+
+
+def stored_ids(out_dir) -> dict[str, str]:
+    """{run_id: "ok" | "error"} for every run stored under ``out_dir/runs``."""
+    d = Path(out_dir) / RUNS_DIR
+    out: dict[str, str] = {}
+    if not d.is_dir():
+        return out
+    for p in d.iterdir():
+        n = p.name
+        if n.startswith(".") or not n.endswith(".json"):
+            continue
+        if n.endswith(".error.json"):
+            out.setdefault(n[: -len(".error.json")], "error")
+        else:
+            out[n[: -len(".json")]] = "ok"
+    return out
+
+
+def write_run(out_dir, record: dict) -> Path:
+    """Store one run record (from :func:`toolkit.sweep.execute_run`) atomically."""
+    error = record["row"]["outcome"] == "error"
+    path = run_file(out_dir, record["run_id"], error=error)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, {"format": FORMAT, **record})
+    if not error:
+        with contextlib.suppress(FileNotFoundError):
+            run_file(out_dir, record["run_id"], error=True).unlink()
+    return path
+
+
+def read_run(out_dir, run_id: str) -> dict | None:
+    """The stored record of a run (the successful one if both exist), or None."""
+    for error in (False, True):
+        p = run_file(out_dir, run_id, error=error)
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def prepare(out_dir, *, force: bool = False) -> None:
+    """Create the directory; with ``force`` discard stored runs and tables first. Removes
+    temporary files left by writers that no longer exist."""
+    out = Path(out_dir)
+    runs = out / RUNS_DIR
+    if force and out.exists():
+        if runs.is_dir():
+            shutil.rmtree(runs)
+        for name in (RUNS_TABLE, TRACES_TABLE, THETAS_TABLE, META_FILE):
+            with contextlib.suppress(FileNotFoundError):
+                (out / name).unlink()
+    runs.mkdir(parents=True, exist_ok=True)
+    for d in (out, runs):
+        for p in d.glob(".*.tmp"):
+            try:
+                pid = int(p.name.rsplit(".", 2)[-2])
+            except (ValueError, IndexError):
+                continue
+            if not _pid_alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+
+
+# ------------------------------------------------------------------------------------------
+# compatibility and metadata
+# ------------------------------------------------------------------------------------------
+def load_meta(out_dir) -> dict | None:
+    p = Path(out_dir) / META_FILE
+    if not p.exists():
+        return None
+    return json.loads(p.read_text(encoding="utf-8"))
+
+
+def _flat(d, prefix=""):
+    if isinstance(d, dict):
+        out = {}
+        for k, v in d.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: d}
+
+
+def _differences(old: dict, new: dict, limit: int = 6) -> list[str]:
+    skip = ("replicates", "run_configs", "toolkit_version")
+    a = _flat({k: v for k, v in (old or {}).items() if k not in skip})
+    b = _flat({k: v for k, v in (new or {}).items() if k not in skip})
+    diffs = []
+    for k in sorted(set(a) | set(b)):
+        if a.get(k, "<unset>") != b.get(k, "<unset>"):
+            diffs.append(f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}")
+    if not diffs:
+        diffs.append(
+            "the resolved run configurations (e.g. a default of a task or method, or "
+            "the toolkit version)"
+        )
+    if len(diffs) > limit:
+        diffs = [*diffs[:limit], f"... and {len(diffs) - limit} more"]
+    return diffs
+
+
+def check_compatible(out_dir, name: str, fingerprint: str, resolved: dict | None = None) -> None:
+    """Raise :class:`IncompatibleResults` when ``out_dir`` holds results written by another
+    experiment or another resolved configuration (the number of replicates may differ: more
+    seeds extend a sweep). A directory without meta.json is accepted."""
+    out = Path(out_dir)
+    try:
+        meta = load_meta(out)
+    except (OSError, ValueError) as e:
+        raise IncompatibleResults(
+            f"{out} has an unreadable {META_FILE} ({e}); refusing to mix results. Use --out DIR "
+            "to write elsewhere, or --force to discard the stored results and rerun everything"
+        ) from None
+    if meta is None:
+        return
+    if meta.get("experiment") != name:
+        raise IncompatibleResults(
+            f"{out} holds results of experiment '{meta.get('experiment')}', not '{name}'; "
+            "refusing to mix them. Use --out DIR to write elsewhere, or --force to discard the "
+            "stored results and rerun everything"
+        )
+    if meta.get("fingerprint") != fingerprint:
+        diffs = _differences(meta.get("config_resolved", {}), resolved or {})
+        raise IncompatibleResults(
+            f"{out} holds results of experiment '{name}' from a different configuration "
+            f"(written from {meta.get('config_file')}, scale {meta.get('scale')}, "
+            f"{meta.get('start')}); refusing to mix them. It differs in:\n    "
+            + "\n    ".join(diffs)
+            + "\nUse --out DIR to write these results elsewhere, or --force to discard the stored "
+            "results and rerun everything"
+        )
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        r = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> dict:
+    """Versions, git commit, CPU and platform of this process."""
+    versions = {"python": sys.version.split()[0]}
+    for p in PACKAGES:
+        try:
+            versions[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            versions[p] = None
+    repo = Path(__file__).resolve().parent.parent
+    commit = _git(["rev-parse", "HEAD"], repo)
+    dirty = None
+    if commit is not None:
+        status = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+        dirty = bool(status) if status is not None else None
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    return {
+        "versions": versions,
+        "git": {"commit": commit, "dirty": dirty},
+        "cpu": {"model": cpu_model(), "count": os.cpu_count(), "available": affinity},
+        "platform": platform.platform(),
+    }
+
+
+def new_meta(
+    exp, *, backend: str, jobs: int, scheduler: str | None, registry: str, out_dir=None
+) -> dict:
+    """meta.json for a sweep session of ``exp`` (a :class:`toolkit.sweep.Experiment`); keeps
+    the creation time and the history of earlier sessions from a compatible meta.json."""
+    from toolkit.sweep import THREAD_VARS
+
+    env = environment()
+    old = None
+    if out_dir is not None:
+        with contextlib.suppress(OSError, ValueError):
+            old = load_meta(out_dir)
+        if old and old.get("fingerprint") != exp.fingerprint:
+            old = None
+    return {
+        "format": FORMAT,
+        "experiment": exp.name,
+        "fingerprint": exp.fingerprint,
+        "config_file": str(exp.path),
+        "scale": exp.scale,
+        "root_seed": exp.root_seed,
+        "replicates": exp.replicates,
+        "n_runs": len(exp.runs),
+        "seeds": "per run: SeedSequence(root_seed, spawn_key=(sha256(run config)[:4 words], "
+        "replicate)); see the seed column of runs.parquet",
+        "config_given": exp.given,
+        "config_resolved": exp.resolved,
+        "toolkit_version": exp.resolved.get("toolkit_version"),
+        "registry": registry,
+        **env,
+        "threads": {
+            "backend": backend,
+            "jobs": jobs,
+            "scheduler": scheduler,
+            "inner_max_num_threads": 1,
+            "worker_env": {v: "1" for v in THREAD_VARS},
+            "parent_env": {v: os.environ.get(v) for v in THREAD_VARS},
+        },
+        "command": list(sys.argv),
+        "created": (old or {}).get("created") or _now(),
+        "start": _now(),
+        "end": None,
+        "status": "running",
+        "history": list((old or {}).get("history", [])),
+    }
+
+
+def write_meta(out_dir, meta: dict) -> None:
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    write_json_atomic(Path(out_dir) / META_FILE, meta)
+
+
+def finish_meta(
+    out_dir, meta: dict, *, status: str, executed: int, failed: int, stored_before: int
+) -> None:
+    meta["end"] = _now()
+    meta["status"] = status
+    meta["counts"] = {
+        "runs": meta.get("n_runs"),
+        "stored_before": stored_before,
+        "executed": executed,
+        "failed": failed,
+    }
+    meta["history"].append(
+        {
+            "start": meta["start"],
+            "end": meta["end"],
+            "status": status,
+            "executed": executed,
+            "failed": failed,
+            "backend": meta["threads"]["backend"],
+            "jobs": meta["threads"]["jobs"],
+        }
+    )
+    write_meta(out_dir, meta)
+
+
+# ------------------------------------------------------------------------------------------
+# tables
+# ------------------------------------------------------------------------------------------
+def _runs_frame(rows: list[dict]):
+    import pandas as pd
+
+    extra = []
+    for r in rows:
+        for k in r:
+            if k not in RUN_COLUMNS and k not in extra:
+                extra.append(k)
+    df = pd.DataFrame(rows, columns=[*RUN_COLUMNS, *extra])
+    for c in INT_COLUMNS:
+        df[c] = pd.array(
+            [
+                None if v is None or (isinstance(v, float) and math.isnan(v)) else int(v)
+                for v in df[c]
+            ],
+            dtype="Int64",
+        )
+    for c in FLOAT_COLUMNS:
+        df[c] = pd.to_numeric(df[c], errors="coerce").astype("float64")
+    for c in RUN_COLUMNS:
+        if c not in INT_COLUMNS and c not in FLOAT_COLUMNS:
+            df[c] = df[c].astype("object").where(df[c].notna(), None)
+    return df
+
+
+def consolidate(out_dir, run_ids: list[str] | None = None):
+    """Rebuild runs.parquet, traces.parquet and thetas.parquet from the run files.
+
+    ``run_ids``: the runs to include, in this order (those not stored are left out); None:
+    every stored run, sorted by (experiment, index of the run in its plan, run id).
+    Returns (runs, traces) DataFrames.
+    """
+    import pandas as pd
+
+    out = Path(out_dir)
+    ids = run_ids if run_ids is not None else sorted(stored_ids(out))
+    records = [r for r in (read_run(out, i) for i in ids) if r is not None]
+    if run_ids is None:
+        records.sort(key=lambda r: (r["row"].get("experiment", ""), r.get("index", 0), r["run_id"]))
+    rows = [r["row"] for r in records]
+    runs = _runs_frame(rows)
+    frames = []
+    for r in records:
+        tr = r.get("trace")
+        if not tr:
+            continue
+        f = pd.DataFrame(
+            {c: pd.to_numeric(pd.Series(tr[c], dtype="object"), errors="coerce") for c in tr}
+        )
+        f.insert(0, "task", r["row"]["task"])
+        f.insert(0, "method", r["row"]["method"])
+        f.insert(0, "run_id", r["run_id"])
+        frames.append(f)
+    if frames:
+        traces = pd.concat(frames, ignore_index=True)
+    else:
+        traces = pd.DataFrame(
+            {c: pd.Series(dtype="float64") for c in ("run_id", "method", "task", *TRACE_COLUMNS)}
+        )
+    for c in ("evals", "fwd_steps", "grad_steps"):
+        if c in traces:
+            traces[c] = traces[c].astype("int64")
+    thetas = pd.DataFrame(
+        {
+            "run_id": [r["run_id"] for r in records],
+            "final_theta": [r.get("final_theta") for r in records],
+            "best_theta": [r.get("best_theta") for r in records],
+        }
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    _write_parquet_atomic(runs, out / RUNS_TABLE)
+    _write_parquet_atomic(traces, out / TRACES_TABLE)
+    _write_parquet_atomic(thetas, out / THETAS_TABLE)
+    return runs, traces
+
+
+def load_runs(out_dir):
+    """runs.parquet of an experiment's results directory as a DataFrame."""
+    import pandas as pd
+
+    return pd.read_parquet(Path(out_dir) / RUNS_TABLE)
+
+
+def load_traces(out_dir):
+    import pandas as pd
+
+    return pd.read_parquet(Path(out_dir) / TRACES_TABLE)
+
+
+def load_thetas(out_dir):
+    import pandas as pd
+
+    return pd.read_parquet(Path(out_dir) / THETAS_TABLE)
+
+
+def non_timing(df):
+    """``df`` without the timing columns (what must be identical across executions)."""
+    return df.drop(columns=[c for c in TIMING_COLUMNS if c in df.columns])

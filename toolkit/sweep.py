@@ -1,0 +1,1491 @@
+"""Experiment config -> runs x seeds -> joblib (loky | dask) -> store.
+
+An experiment is one TOML file (see :func:`load_config` for every key). It is validated as a
+whole before anything runs (every problem is reported, with the file and the key path), expanded
+into runs (grid points x tasks x methods x replicates), and the runs are executed with joblib:
+the ``loky`` backend on one machine, joblib's ``dask`` backend on a ``dask.distributed`` cluster.
+Results stream back as they finish and each one is written to the results directory at once
+(:mod:`toolkit.store`), so an interrupted sweep resumes where it stopped.
+
+Seeds. Each run's seed comes from the experiment's root seed and the run's identity (its resolved
+config and its replicate index) through :class:`numpy.random.SeedSequence`
+(:func:`derive_seed`), never from the order of execution, the worker or ``--jobs``. Inside a run,
+``SeedSequence(seed).spawn(2)`` gives the data stream (``task.generate``) and the training stream
+(``toolkit.train.run(seed=...)``), see :func:`run_seed_sequences`.
+
+Plugins. Tasks, networks and methods are looked up through a *registry*: by default
+:data:`TOOLKIT` (``toolkit.tasks``, ``toolkit.nets.Elman``, ``toolkit.train.METHODS``). Another
+registry (an object with the methods of :class:`ToolkitRegistry`, importable by worker
+processes) can be passed as ``registry=`` or named in the environment variable
+``BPTT_REGISTRY=module:attribute``; the tests use this to run sweeps of a trivial fake method.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import difflib
+import hashlib
+import importlib
+import itertools
+import json
+import math
+import os
+import re
+import sys
+import time
+import tomllib
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolkit import store
+
+__all__ = [
+    "ConfigError",
+    "SweepError",
+    "Experiment",
+    "SweepResult",
+    "ToolkitRegistry",
+    "TOOLKIT",
+    "load_config",
+    "derive_seed",
+    "run_seed_sequences",
+    "make_run_id",
+    "execute_run",
+    "run_sweep",
+    "estimate_cost",
+    "format_run_table",
+    "resolve_registry",
+    "limit_threads",
+    "toolkit_version",
+]
+
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+HIDDEN = ("tanh", "sigmoid", "relu")
+BUDGET_LIMITS = ("evals", "fwd_equiv", "wall_s")
+TOP_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "replicates",
+    "task",
+    "tasks",
+    "net",
+    "budget",
+    "methods",
+    "grid",
+    "scales",
+)
+TASK_KEYS = ("name", "params")
+NET_KEYS = ("n_hidden", "hidden")
+BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
+#: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
+#: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
+SECONDS_PER_STEP = 150e-9
+SECONDS_PER_WEIGHT_STEP = 1.5e-9
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """Every problem found in an experiment file; ``problems`` is a list of (key path, text)."""
+
+    def __init__(self, path, problems: list[tuple[str, str]]):
+        self.path = Path(path)
+        self.problems = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        n = len(self.problems)
+        head = f"{self.path}: {n} problem{'s' if n != 1 else ''} in the experiment file:"
+        lines = [f"  {self.path}: {k + ': ' if k else ''}{msg}" for k, msg in self.problems]
+        return "\n".join([head, *lines])
+
+
+class SweepError(RuntimeError):
+    """A sweep cannot start or could not finish (scheduler unreachable, worker died, ...)."""
+
+
+# ------------------------------------------------------------------------------------------
+# registries: where tasks, networks and methods come from
+# ------------------------------------------------------------------------------------------
+class ToolkitRegistry:
+    """The toolkit's own tasks (:mod:`toolkit.tasks`), network (:class:`toolkit.nets.Elman`)
+    and methods (:data:`toolkit.train.METHODS`). Imports happen on first use, so this module
+    does not depend on the lower layers at import time.
+
+    A replacement registry implements the same methods; it must be picklable by reference
+    (an instance of a class defined at module level in a module the workers can import).
+    """
+
+    label = "toolkit"
+
+    def task_names(self) -> list[str]:
+        import toolkit.tasks
+
+        return list(toolkit.tasks.names())
+
+    def make_task(self, name: str, params: dict):
+        import toolkit.tasks
+
+        return toolkit.tasks.get(name, **params)
+
+    def method_names(self) -> list[str]:
+        from toolkit.train import METHODS
+
+        return sorted(METHODS)
+
+    def validate_method(self, name: str, hyper: dict) -> dict:
+        """Resolved hyperparameters (defaults filled in); ValueError naming the parameter."""
+        from toolkit.train import METHODS
+
+        method = METHODS[name]
+        checked = method.validate(dict(hyper))
+        return {**dict(method.defaults), **(hyper if checked is None else dict(checked))}
+
+    def method_family(self, name: str) -> str:
+        from toolkit.train import METHODS
+
+        return METHODS[name].family
+
+    def make_net(self, task, net: dict):
+        from toolkit.nets import Elman
+
+        return Elman(
+            task.n_in, net["n_hidden"], task.n_out, hidden=net["hidden"], output=task.output
+        )
+
+    def train(self, method, net, task, data, *, seed, budget: dict, target_loss, hyper: dict):
+        from toolkit.train import run
+        from toolkit.train.trace import Budget
+
+        return run(
+            method,
+            net,
+            task,
+            data,
+            seed=seed,
+            budget=Budget.from_dict(budget),
+            target_loss=target_loss,
+            **hyper,
+        )
+
+    def warmup(self, runs: list[dict]) -> float:
+        """Compile every kernel once in the parent (fills Numba's on-disk cache) so that the
+        workers load the compiled code instead of racing to compile it. Returns seconds."""
+        from toolkit.nets import Elman
+
+        t0 = time.perf_counter()
+        seen = set()
+        for r in runs:
+            key = (r["n_in"], r["net"]["n_hidden"], r["n_out"], r["net"]["hidden"], r["output"])
+            if key in seen:
+                continue
+            seen.add(key)
+            Elman(key[0], key[1], key[2], hidden=key[3], output=key[4]).warmup()
+        return time.perf_counter() - t0
+
+
+TOOLKIT = ToolkitRegistry()
+
+
+def resolve_registry(registry=None):
+    """``registry`` object, ``"module:attr"`` string, or None (then ``$BPTT_REGISTRY`` or the
+    toolkit's own registry)."""
+    if registry is None:
+        registry = os.environ.get("BPTT_REGISTRY") or TOOLKIT
+    if isinstance(registry, str):
+        mod, _, attr = registry.partition(":")
+        if not mod or not attr:
+            raise SweepError(f"registry {registry!r}: expected 'module:attribute'")
+        try:
+            registry = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise SweepError(f"registry {registry!r} cannot be loaded: {e}") from e
+    return registry
+
+
+def _registry_label(registry) -> str:
+    label = getattr(registry, "label", None)
+    if label:
+        return str(label)
+    return f"{type(registry).__module__}:{type(registry).__qualname__}"
+
+
+# ------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------
+def _jsonable(x):
+    """Plain JSON types (numpy scalars -> Python, tuples -> lists, keys -> str)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, np.bool_):
+        return bool(x)
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x
+
+
+def canonical(obj) -> str:
+    """Canonical JSON text of ``obj`` (sorted keys, no spaces): the input of every hash."""
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _sha(obj) -> bytes:
+    return hashlib.sha256(canonical(obj).encode("utf-8")).digest()
+
+
+def toolkit_version() -> str:
+    """The version in the source checkout's pyproject.toml, else the installed metadata."""
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    try:
+        with open(pyproject, "rb") as f:
+            v = tomllib.load(f).get("project", {}).get("version")
+        if v:
+            return str(v)
+    except (OSError, tomllib.TOMLDecodeError):
+        pass
+    try:
+        from importlib.metadata import version
+
+        return version("bptt-toolkit")
+    except Exception:
+        return "0+unknown"
+
+
+def derive_seed(root_seed: int, run_key: dict, replicate: int) -> int:
+    """The run's seed (a 63-bit int): ``SeedSequence(root_seed, spawn_key=(h0..h3, replicate))``
+    where h0..h3 are the first 128 bits of the SHA-256 of the run's canonical resolved config.
+    It depends on nothing else (not the order of runs, the worker, ``--jobs`` or the backend).
+    """
+    words = np.frombuffer(_sha(run_key)[:16], dtype="<u4").tolist()
+    ss = np.random.SeedSequence(int(root_seed), spawn_key=(*words, int(replicate)))
+    return int(ss.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def run_seed_sequences(seed: int) -> tuple[np.random.SeedSequence, np.random.SeedSequence]:
+    """(data, train): independent streams of one run, ``SeedSequence(seed).spawn(2)``."""
+    data, train = np.random.SeedSequence(int(seed)).spawn(2)
+    return data, train
+
+
+def make_run_id(run_key: dict, replicate: int, root_seed: int, version: str) -> str:
+    """Short hash (12 hex digits) of resolved run config + replicate + root seed + version."""
+    payload = {
+        "run": run_key,
+        "replicate": int(replicate),
+        "root_seed": int(root_seed),
+        "toolkit": version,
+    }
+    return _sha(payload).hex()[:12]
+
+
+def _close(word: str, allowed: Iterable[str]) -> str:
+    m = difflib.get_close_matches(word, list(allowed), n=1)
+    return f" (did you mean '{m[0]}'?)" if m else ""
+
+
+def _fmt(v) -> str:
+    return repr(v) if not isinstance(v, float) else f"{v:g}"
+
+
+def _split_msg(key: str, msg: str, names: Iterable[str], owner: str | None = None):
+    """Put a validator's message under the key path of the parameter it names.
+
+    Under key 'methods.cmaes' (owner 'cmaes'): "cmaes: sigma: expected ..." ->
+    ('methods.cmaes.sigma', 'expected ...'); "parameter 'sigma' must be ..." ->
+    ('methods.cmaes.sigma', "parameter 'sigma' must be ..."). Messages naming no known
+    parameter stay under ``key``."""
+    msg = msg.strip()
+    if owner and msg.startswith(f"{owner}: "):
+        msg = msg[len(owner) + 2 :]
+    names = sorted({str(n) for n in names}, key=len, reverse=True)
+    for n in names:
+        for head in (f"{n}: ", f"'{n}': ", f"{n} ", f"'{n}' ", f"{n}="):
+            if msg.startswith(head):
+                rest = msg[len(head) :] if head.endswith(": ") else msg
+                return f"{key}.{n}", rest
+    quoted = [(msg.find(f"'{n}'"), n) for n in names if f"'{n}'" in msg]
+    if quoted:
+        return f"{key}.{min(quoted)[1]}", msg
+    return key, msg
+
+
+# value checks: each returns (ok, value-or-message)
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _check_int(lo):
+    def check(v):
+        if not _is_int(v):
+            return False, f"expected an integer >= {lo}, got {_fmt(v)} ({type(v).__name__})"
+        if v < lo:
+            return False, f"expected an integer >= {lo}, got {v}"
+        return True, int(v)
+
+    return check
+
+
+def _check_pos_num(v):
+    if not _is_num(v):
+        return False, f"expected a positive number, got {_fmt(v)} ({type(v).__name__})"
+    if not (math.isfinite(v) and v > 0):
+        return False, f"expected a positive finite number, got {_fmt(v)}"
+    return True, float(v)
+
+
+def _check_nonneg_num(v):
+    if not _is_num(v):
+        return False, f"expected a number >= 0, got {_fmt(v)} ({type(v).__name__})"
+    if not (math.isfinite(v) and v >= 0):
+        return False, f"expected a finite number >= 0, got {_fmt(v)}"
+    return True, float(v)
+
+
+def _check_choice(choices):
+    def check(v):
+        if not isinstance(v, str) or v not in choices:
+            return False, f"expected one of {', '.join(choices)}; got {_fmt(v)}"
+        return True, v
+
+    return check
+
+
+def _check_str(v):
+    if not isinstance(v, str) or not v:
+        return False, f"expected a non-empty string, got {_fmt(v)}"
+    return True, v
+
+
+FIELD_CHECKS = {
+    "net.n_hidden": _check_int(1),
+    "net.hidden": _check_choice(HIDDEN),
+    "budget.evals": _check_int(1),
+    "budget.fwd_equiv": _check_pos_num,
+    "budget.wall_s": _check_pos_num,
+    "budget.target_loss": _check_nonneg_num,
+    "task.name": _check_str,
+}
+
+
+class _Problems:
+    def __init__(self):
+        self.items: list[tuple[str, str]] = []
+        self.origin: dict[str, str] = {}
+
+    def add(self, key: str, msg: str) -> None:
+        src = self.origin.get(key)
+        if src:
+            msg = f"{msg} (set by {src})"
+        if (key, msg) not in self.items:
+            self.items.append((key, msg))
+
+    def unknown(self, prefix: str, key: str, allowed: Iterable[str]) -> None:
+        allowed = list(allowed)
+        path = f"{prefix}.{key}" if prefix else key
+        self.add(path, f"unknown key{_close(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+# ------------------------------------------------------------------------------------------
+# the experiment
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Experiment:
+    """A validated experiment: its runs in plan order and what meta.json records."""
+
+    path: Path
+    name: str
+    description: str
+    root_seed: int
+    replicates: int
+    scale: str
+    given: dict
+    resolved: dict
+    runs: list[dict]
+    grid_keys: list[str]
+    fingerprint: str
+    registry: object = None
+
+    @property
+    def n_configs(self) -> int:
+        return len({r["config_id"] for r in self.runs})
+
+
+def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
+    """Apply ``[scales.<scale>]`` overrides to cfg (in place). Keys are dotted paths; a nested
+    table is merged leaf by leaf; paths under ``grid.`` name one grid key."""
+    if scales is None:
+        scales = {}
+    if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
+        problems.add("scales", "expected tables [scales.<name>] of overrides")
+        return
+    if scale not in scales:
+        if scale != "default":
+            known = ", ".join(["default", *[s for s in scales if s != "default"]])
+            problems.add(
+                "scales",
+                f"no scale '{scale}' in this file{_close(scale, scales)}; defined: {known}",
+            )
+        return
+
+    def leaves(prefix: list[str], table: dict):
+        for k, v in table.items():
+            parts = [*prefix, *k.split(".")]
+            if parts[0] == "grid":
+                if len(parts) > 1:
+                    yield ["grid", ".".join(parts[1:])], v
+                elif isinstance(v, dict):
+                    for gk, gv in v.items():
+                        yield ["grid", gk], gv
+                else:
+                    yield ["grid"], v
+            elif isinstance(v, dict) and v:
+                yield from leaves(parts, v)
+            else:
+                yield parts, v
+
+    for parts, value in leaves([], scales[scale]):
+        node = cfg
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.get(p, _MISSING)
+            if nxt is _MISSING:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                problems.add(
+                    f"scales.{scale}.{'.'.join(parts)}",
+                    f"cannot set: '{'.'.join(parts[: i + 1])}' is not a table",
+                )
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+            key = ".".join(parts) if parts[0] != "grid" else f"grid.{parts[1]}"
+            problems.origin[key] = f"scales.{scale}"
+
+
+def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | None, str]:
+    """('net'|'task'|'budget'|'method', '') or (None, reason)."""
+    parts = key.split(".")
+    if key in ("net.n_hidden", "net.hidden"):
+        return "net", ""
+    if key == "task.name":
+        if not single_task:
+            return None, "'task.name' is a grid key only with a single [task]; list [[tasks]]"
+        return "task", ""
+    if len(parts) == 3 and parts[0] == "task" and parts[1] == "params" and parts[2]:
+        return "task", ""
+    if len(parts) == 2 and parts[0] == "budget" and parts[1] in BUDGET_KEYS:
+        return "budget", ""
+    if len(parts) == 3 and parts[0] == "methods" and parts[2]:
+        if parts[1] not in methods:
+            return None, (
+                f"method '{parts[1]}' is not in [methods]{_close(parts[1], methods)}; "
+                f"methods: {', '.join(methods) or '(none)'}"
+            )
+        return "method", ""
+    return None, (
+        "unknown grid key; allowed: net.n_hidden, net.hidden, task.name, "
+        "task.params.<p>, budget.<evals|fwd_equiv|wall_s|target_loss>, "
+        "methods.<method>.<p>"
+    )
+
+
+def load_config(
+    path, *, scale: str = "default", seeds: int | None = None, registry=None
+) -> Experiment:
+    """Read, validate and expand an experiment file. Raises :class:`ConfigError` listing every
+    problem (file, key path, what was expected) before anything runs.
+
+    Schema (TOML)::
+
+        name = "speed"          # optional, default: file stem; [A-Za-z0-9_.-], names results/<name>
+        description = "..."     # optional
+        seed = 1                # required: root seed, integer >= 0
+        replicates = 10         # optional, default 1: seeds per configuration (--seeds overrides)
+        [task]                  # one task ...
+        name = "adding"         #   registry name (toolkit.tasks.names())
+        params = { T = 50 }     #   keyword arguments of toolkit.tasks.get (validated by it)
+        # [[tasks]] ...         # ... or several (same two keys each)
+        [net]
+        n_hidden = 8            # required, integer >= 1
+        hidden = "tanh"         # tanh | sigmoid | relu (default tanh); output comes from the task
+        [budget]                # at least one of evals / fwd_equiv / wall_s; first reached stops
+        evals = 100000          # integer >= 1: loss evaluations
+        fwd_equiv = 2e6         # > 0: forward-pass equivalents (sequence-steps)
+        wall_s = 60             # > 0: wall seconds (compile time excluded; not deterministic)
+        target_loss = 0.01      # optional, >= 0: stop with outcome "target" below it
+        [methods.bptt_adam]     # one table per method (toolkit.train.METHODS), >= 1 method;
+        lr = 0.01               #   its hyperparameters, checked by METHODS[name].validate
+        [grid]                  # optional: each key a dotted path, each value a non-empty list;
+        "net.n_hidden" = [4, 8] #   runs = cartesian product. Keys: net.n_hidden, net.hidden,
+                                #   task.name, task.params.<p>, budget.<limit|target_loss>,
+                                #   methods.<m>.<p> (varies only method m's runs)
+        [scales.smoke]          # optional overrides, chosen with --scale smoke ("default" is
+        replicates = 2          #   the file as written unless [scales.default] exists);
+        "budget.fwd_equiv" = 1e5  # dotted paths or nested tables; "grid.<key>" sets a grid key
+
+    Expansion order: grid points (keys in file order) x tasks x methods (file order) x the
+    method's own grid keys x replicates. ``seeds`` overrides ``replicates``.
+    """
+    path = Path(path)
+    reg = resolve_registry(registry)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(
+            path, [("", f"cannot read the experiment file ({e.strerror or e})")]
+        ) from None
+    try:
+        given = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [("", f"not valid TOML: {e}")]) from None
+
+    P = _Problems()
+    cfg = copy.deepcopy(given)
+    scales = cfg.pop("scales", None)
+    _apply_scale(cfg, scales, scale, P)
+    if seeds is not None:
+        cfg["replicates"] = seeds
+        P.origin["replicates"] = "--seeds"
+
+    for k in cfg:
+        if k not in TOP_KEYS:
+            P.unknown("", k, TOP_KEYS)
+
+    name = cfg.get("name", path.stem)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        P.add("name", f"expected a name of letters, digits, '_', '.', '-', got {_fmt(name)}")
+    description = cfg.get("description", "")
+    if not isinstance(description, str):
+        P.add("description", f"expected a string, got {_fmt(description)}")
+        description = ""
+    root_seed = cfg.get("seed", _MISSING)
+    if root_seed is _MISSING:
+        P.add("seed", "missing: the experiment's root seed, an integer >= 0")
+        root_seed = None
+    else:
+        ok, root_seed = _check_int(0)(root_seed)
+        if not ok:
+            P.add("seed", root_seed)
+            root_seed = None
+    ok, replicates = _check_int(1)(cfg.get("replicates", 1))
+    if not ok:
+        P.add("replicates", replicates)
+        replicates = 1
+
+    # tasks
+    task_entries: list[tuple[str, str | None, dict]] = []  # (key path, name, params)
+    if "task" in cfg and "tasks" in cfg:
+        P.add("tasks", "give either one [task] table or several [[tasks]], not both")
+    raw_tasks = None
+    if "task" in cfg:
+        if not isinstance(cfg["task"], dict):
+            P.add("task", "expected a table [task] with keys name, params")
+        else:
+            raw_tasks = [("task", cfg["task"])]
+    elif "tasks" in cfg:
+        ts = cfg["tasks"]
+        if not isinstance(ts, list) or not ts or not all(isinstance(t, dict) for t in ts):
+            P.add("tasks", "expected a non-empty array of tables [[tasks]] (name, params)")
+        else:
+            raw_tasks = [(f"tasks[{i}]", t) for i, t in enumerate(ts)]
+    else:
+        P.add(
+            "task",
+            "missing: give the task as a [task] table (name, params) or several as [[tasks]]",
+        )
+    for tpath, t in raw_tasks or []:
+        for k in t:
+            if k not in TASK_KEYS:
+                P.unknown(tpath, k, TASK_KEYS)
+        tname = t.get("name", _MISSING)
+        if tname is _MISSING:
+            P.add(f"{tpath}.name", "missing: the task's registry name")
+            tname = None
+        elif not _check_str(tname)[0]:
+            P.add(f"{tpath}.name", _check_str(tname)[1])
+            tname = None
+        params = t.get("params", {})
+        if not isinstance(params, dict):
+            P.add(f"{tpath}.params", f"expected a table of task parameters, got {_fmt(params)}")
+            params = {}
+        task_entries.append((tpath, tname, params))
+
+    # net and budget
+    def table(key: str, keys: tuple, required: bool = True) -> dict:
+        t = cfg.get(key, _MISSING)
+        if t is _MISSING:
+            if required:
+                P.add(key, f"missing: a [{key}] table with keys {', '.join(keys)}")
+            return {}
+        if not isinstance(t, dict):
+            P.add(key, f"expected a table [{key}] with keys {', '.join(keys)}")
+            return {}
+        for k in t:
+            if k not in keys:
+                P.unknown(key, k, keys)
+        return t
+
+    net_raw = table("net", NET_KEYS)
+    budget_raw = table("budget", BUDGET_KEYS)
+    net = {"hidden": "tanh"}
+    grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
+    if (
+        isinstance(cfg.get("net"), dict)
+        and "n_hidden" not in net_raw
+        and "net.n_hidden" not in grid_given
+    ):
+        P.add("net.n_hidden", "missing: the number of hidden units, an integer >= 1")
+    for k in NET_KEYS:
+        if k in net_raw:
+            ok, v = FIELD_CHECKS[f"net.{k}"](net_raw[k])
+            if ok:
+                net[k] = v
+            else:
+                P.add(f"net.{k}", v)
+                net[k] = None
+    budget: dict = {}
+    target_loss = None
+    for k in BUDGET_KEYS:
+        if k in budget_raw:
+            ok, v = FIELD_CHECKS[f"budget.{k}"](budget_raw[k])
+            if not ok:
+                P.add(f"budget.{k}", v)
+            elif k == "target_loss":
+                target_loss = v
+            else:
+                budget[k] = v
+
+    # methods
+    methods_raw = cfg.get("methods", _MISSING)
+    methods: dict[str, dict] = {}
+    if methods_raw is _MISSING:
+        P.add("methods", "missing: at least one [methods.<name>] table of hyperparameters")
+    elif not isinstance(methods_raw, dict) or not methods_raw:
+        P.add("methods", "expected at least one [methods.<name>] table of hyperparameters")
+    else:
+        for m, hyper in methods_raw.items():
+            if not isinstance(hyper, dict):
+                P.add(f"methods.{m}", f"expected a table of hyperparameters, got {_fmt(hyper)}")
+            else:
+                methods[m] = hyper
+
+    # grid
+    grid_raw = cfg.get("grid", {})
+    grid: dict[str, list] = {}
+    if not isinstance(grid_raw, dict):
+        P.add("grid", "expected a table of dotted keys -> lists of values")
+        grid_raw = {}
+    kinds: dict[str, str] = {}
+    for k, values in grid_raw.items():
+        gpath = f"grid.{k}"
+        kind, why = _grid_key_kind(
+            k,
+            methods_raw if isinstance(methods_raw, dict) else {},
+            single_task=len(task_entries) <= 1 and "task" in cfg,
+        )
+        if kind is None:
+            P.add(gpath, why)
+            continue
+        if not isinstance(values, list):
+            P.add(gpath, f"expected a list of values, got {_fmt(values)}")
+            continue
+        if not values:
+            P.add(
+                gpath,
+                "empty list: a grid key needs at least one value (an empty grid "
+                "expands to no runs)",
+            )
+            continue
+        bad = [v for v in values if isinstance(v, dict | list)]
+        if bad:
+            P.add(gpath, f"expected scalar values (numbers, strings, booleans), got {_fmt(bad[0])}")
+            continue
+        kinds_of = {
+            "str" if isinstance(v, str) else "bool" if isinstance(v, bool) else "num"
+            for v in values
+        }
+        if len(kinds_of) > 1:
+            P.add(gpath, f"expected values of one kind, got a mix of {sorted(kinds_of)}")
+            continue
+        dup = [v for i, v in enumerate(values) if v in values[:i]]
+        if dup:
+            P.add(gpath, f"duplicate value {_fmt(dup[0])}")
+            continue
+        check = FIELD_CHECKS.get(k)
+        if check is not None:
+            checked = []
+            for v in values:
+                ok, cv = check(v)
+                if ok:
+                    checked.append(cv)
+                else:
+                    P.add(gpath, cv)
+            if len(checked) != len(values):
+                continue
+            values = checked
+        grid[k] = list(values)
+        kinds[k] = kind
+    budget_given = set(budget_raw) | {k[7:] for k in grid_raw if k.startswith("budget.")}
+    if isinstance(cfg.get("budget"), dict) and not budget_given & set(BUDGET_LIMITS):
+        P.add("budget", "set at least one limit: evals, fwd_equiv or wall_s")
+
+    # names known to the registry
+    task_names = method_names = None
+    try:
+        task_names = list(reg.task_names())
+    except Exception as e:  # the tasks module is missing or broken
+        P.add(
+            "task.name",
+            f"cannot check task names: the task registry failed to load ({type(e).__name__}: {e})",
+        )
+    try:
+        method_names = list(reg.method_names())
+    except Exception as e:
+        P.add(
+            "methods",
+            f"cannot check method names: the method registry failed to load "
+            f"({type(e).__name__}: {e})",
+        )
+    for tpath, tname, _ in task_entries:
+        if task_names is not None and tname is not None and tname not in task_names:
+            P.add(
+                f"{tpath}.name",
+                f"unknown task '{tname}'{_close(tname, task_names)}; "
+                f"known: {', '.join(sorted(task_names))}",
+            )
+    if task_names is not None and "task.name" in grid:
+        for tname in grid["task.name"]:
+            if tname not in task_names:
+                P.add(
+                    "grid.task.name",
+                    f"unknown task '{tname}'{_close(tname, task_names)}; "
+                    f"known: {', '.join(sorted(task_names))}",
+                )
+    if method_names is not None:
+        for m in methods:
+            if m not in method_names:
+                P.add(
+                    f"methods.{m}",
+                    f"unknown method '{m}'{_close(m, method_names)}; "
+                    f"known: {', '.join(method_names)}",
+                )
+
+    # expansion, also when problems were found above (to report the task and method ones too):
+    # entries with unknown names are skipped, a missing root seed is replaced by 0
+    known_tasks = set(task_names or ())
+    known_methods = set(method_names or ())
+    if root_seed is None:
+        root_seed = 0
+
+    # expansion (with task and method validation through the registry)
+    version = toolkit_version()
+    gen_keys = [k for k in grid if kinds[k] != "method"]
+    meth_keys = {m: [k for k in grid if k.startswith(f"methods.{m}.")] for m in methods}
+    task_cache: dict[str, object] = {}
+    method_cache: dict[str, object] = {}
+    family: dict[str, str | None] = {}
+    runs: list[dict] = []
+    run_keys: dict[str, dict] = {}
+
+    def resolve_task(tpath, tname, params, from_grid):
+        ck = canonical([tname, params])
+        if ck not in task_cache:
+            try:
+                task = reg.make_task(tname, dict(params))
+                task_cache[ck] = {
+                    "name": task.name if getattr(task, "name", None) else tname,
+                    "params": _jsonable(dict(task.params)),
+                    "n_in": int(task.n_in),
+                    "n_out": int(task.n_out),
+                    "output": str(task.output),
+                }
+            except Exception as e:
+                msg = (
+                    str(e)
+                    if isinstance(e, ValueError | TypeError)
+                    else (f"building the task failed: {type(e).__name__}: {e}")
+                )
+                key, msg = _split_msg(f"{tpath}.params", msg, params, owner=tname)
+                if from_grid:
+                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
+                P.add(key, msg)
+                task_cache[ck] = None
+        return task_cache[ck]
+
+    def resolve_method(m, hyper, from_grid):
+        ck = canonical([m, hyper])
+        if ck not in method_cache:
+            try:
+                method_cache[ck] = _jsonable(reg.validate_method(m, dict(hyper)))
+            except Exception as e:
+                msg = (
+                    str(e)
+                    if isinstance(e, ValueError | TypeError)
+                    else (f"validating the hyperparameters failed: {type(e).__name__}: {e}")
+                )
+                key, msg = _split_msg(f"methods.{m}", msg, hyper, owner=m)
+                if from_grid:
+                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
+                P.add(key, msg)
+                method_cache[ck] = None
+            if m not in family:
+                try:
+                    family[m] = str(reg.method_family(m))
+                except Exception:
+                    family[m] = None
+        return method_cache[ck]
+
+    for gvals in itertools.product(*[grid[k] for k in gen_keys]):
+        g = dict(zip(gen_keys, gvals, strict=True))
+        net_g = {**net, **{k[4:]: v for k, v in g.items() if k.startswith("net.")}}
+        budget_g = {**budget}
+        tl = target_loss
+        for k, v in g.items():
+            if k == "budget.target_loss":
+                tl = v
+            elif k.startswith("budget."):
+                budget_g[k[7:]] = v
+        budget_g = {k: budget_g[k] for k in BUDGET_LIMITS if k in budget_g}
+        # (without a valid task the methods are still checked, so that all problems show)
+        for tpath, tname, tparams in task_entries or [("task", None, {})]:
+            tname_g = g.get("task.name", tname)
+            tgrid = [(k[12:], v) for k, v in g.items() if k.startswith("task.params.")]
+            params_g = {**tparams, **dict(tgrid)}
+            tinfo = None
+            if tname_g in known_tasks:
+                tinfo = resolve_task(tpath, tname_g, params_g, tgrid)
+            for m, hyper in methods.items():
+                if m not in known_methods:
+                    continue
+                for mvals in itertools.product(*[grid[k] for k in meth_keys[m]]):
+                    mgrid = [
+                        (k.split(".", 2)[2], v) for k, v in zip(meth_keys[m], mvals, strict=True)
+                    ]
+                    rh = resolve_method(m, {**hyper, **dict(mgrid)}, mgrid)
+                    if tinfo is None or rh is None:
+                        continue
+                    key = {
+                        "task": tinfo["name"],
+                        "task_params": tinfo["params"],
+                        "net": net_g,
+                        "method": m,
+                        "method_params": rh,
+                        "budget": budget_g,
+                        "target_loss": tl,
+                    }
+                    config_id = _sha(key).hex()[:12]
+                    run_keys[config_id] = key
+                    gcols = {f"grid.{k}": v for k, v in g.items()}
+                    for mk in grid:
+                        if kinds[mk] == "method":
+                            gcols[f"grid.{mk}"] = None
+                    for mk, mv in zip(meth_keys[m], mvals, strict=True):
+                        gcols[f"grid.{mk}"] = mv
+                    for r in range(replicates):
+                        runs.append(
+                            {
+                                "experiment": name,
+                                "index": len(runs),
+                                "run_id": make_run_id(key, r, root_seed, version),
+                                "config_id": config_id,
+                                "replicate": r,
+                                "seed": derive_seed(root_seed, key, r),
+                                "task": tinfo["name"],
+                                "task_params": tinfo["params"],
+                                "n_in": tinfo["n_in"],
+                                "n_out": tinfo["n_out"],
+                                "output": tinfo["output"],
+                                "net": dict(net_g),
+                                "method": m,
+                                "family": family.get(m),
+                                "method_params": rh,
+                                "budget": dict(budget_g),
+                                "target_loss": tl,
+                                "grid": gcols,
+                            }
+                        )
+    if P.items:
+        raise ConfigError(path, P.items)
+    ids = [r["run_id"] for r in runs]
+    if len(set(ids)) != len(ids):  # the same run reached twice (e.g. a grid value = the base)
+        seen = set()
+        runs = [r for r in runs if not (r["run_id"] in seen or seen.add(r["run_id"]))]
+        for i, r in enumerate(runs):
+            r["index"] = i
+    if not runs:
+        raise ConfigError(path, [("grid", "the experiment expands to no runs")])
+
+    resolved = {
+        "name": name,
+        "description": description,
+        "seed": root_seed,
+        "replicates": replicates,
+        "scale": scale,
+        "tasks": [{"name": n, "params": p} for _, n, p in task_entries],
+        "net": net,
+        "budget": budget,
+        "target_loss": target_loss,
+        "methods": {m: method_cache.get(canonical([m, h])) or h for m, h in methods.items()},
+        "grid": grid,
+        "run_configs": {cid: run_keys[cid] for cid in sorted(run_keys)},
+        "toolkit_version": version,
+    }
+    fingerprint = _sha({"name": name, "seed": root_seed, "run_configs": sorted(run_keys)}).hex()[
+        :16
+    ]
+    return Experiment(
+        path=path,
+        name=name,
+        description=description,
+        root_seed=root_seed,
+        replicates=replicates,
+        scale=scale,
+        given=_jsonable(given),
+        resolved=_jsonable(resolved),
+        runs=runs,
+        grid_keys=list(grid),
+        fingerprint=fingerprint,
+        registry=reg,
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# one run (executed in the workers)
+# ------------------------------------------------------------------------------------------
+_LIMITED = False
+
+
+def limit_threads(n: int = 1) -> None:
+    """Numba, OpenMP and BLAS use ``n`` threads in this process (set once per process).
+
+    Sets the usual environment variables (effective for libraries not loaded yet) and, when
+    threadpoolctl is installed, limits the thread pools already loaded."""
+    global _LIMITED
+    if _LIMITED:
+        return
+    for var in THREAD_VARS:
+        os.environ[var] = str(n)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(n)
+    except Exception:
+        pass
+    _LIMITED = True
+
+
+def _f(x) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _base_row(spec: dict) -> dict:
+    row = {
+        "experiment": spec["experiment"],
+        "run_id": spec["run_id"],
+        "replicate": spec["replicate"],
+        "seed": spec["seed"],
+        "task": spec["task"],
+        "task_params": canonical(spec["task_params"]),
+        "method": spec["method"],
+        "method_params": canonical(spec["method_params"]),
+        "family": spec.get("family"),
+        "n_hidden": spec["net"]["n_hidden"],
+        "n_params": None,
+        "hidden": spec["net"]["hidden"],
+        "output": spec.get("output"),
+        "outcome": "error",
+        "evals": 0,
+        "fwd_steps": 0,
+        "grad_steps": 0,
+        "fwd_equiv": 0.0,
+        "final_loss": math.nan,
+        "best_loss": math.nan,
+        "solved_at_evals": math.nan,
+        "solved_at_fwd_equiv": math.nan,
+        "wall_s": 0.0,
+        "compile_s": 0.0,
+        "message": "",
+        "error": "",
+        "target_loss": math.nan if spec.get("target_loss") is None else spec["target_loss"],
+        "budget_evals": spec["budget"].get("evals"),
+        "budget_fwd_equiv": _f(spec["budget"].get("fwd_equiv")),
+        "budget_wall_s": _f(spec["budget"].get("wall_s")),
+    }
+    row.update(spec.get("grid", {}))
+    return row
+
+
+def execute_run(run_spec: dict, registry=None) -> dict:
+    """Run one spec (a dict from :func:`load_config`); never raises.
+
+    Builds the task (``registry.make_task``), the network, the training data from the run's
+    data stream, and calls the method (``toolkit.train.run``). Returns a JSON-able record
+    ``{"run_id", "row", "trace", "final_theta", "best_theta"}``; any exception gives outcome
+    ``error`` with the traceback in ``row["error"]``.
+    """
+    t0 = time.perf_counter()
+    row = _base_row(run_spec)
+    record = {
+        "run_id": run_spec["run_id"],
+        "index": run_spec.get("index", 0),
+        "row": row,
+        "trace": None,
+        "final_theta": None,
+        "best_theta": None,
+    }
+    try:
+        reg = resolve_registry(registry)
+        task = reg.make_task(run_spec["task"], dict(run_spec["task_params"]))
+        net = reg.make_net(task, run_spec["net"])
+        row["n_params"] = int(net.n_params)
+        data_seq, train_seq = run_seed_sequences(run_spec["seed"])
+        data = task.generate(np.random.default_rng(data_seq))
+        trace = reg.train(
+            run_spec["method"],
+            net,
+            task,
+            data,
+            seed=train_seq,
+            budget=dict(run_spec["budget"]),
+            target_loss=run_spec["target_loss"],
+            hyper=dict(run_spec["method_params"]),
+        )
+        s = trace.summary()
+        outcome = s.get("outcome") or "error"
+        row.update(
+            {
+                "outcome": outcome,
+                "evals": int(s["evals"]),
+                "fwd_steps": int(s["fwd_steps"]),
+                "grad_steps": int(s["grad_steps"]),
+                "fwd_equiv": float(s["fwd_equiv"]),
+                "final_loss": float(s["final_loss"]),
+                "best_loss": float(s["best_loss"]),
+                "wall_s": float(s["wall_s"]),
+                "compile_s": float(s["compile_s"]),
+                "message": str(s.get("message") or ""),
+            }
+        )
+        if outcome == "error":
+            row["error"] = row["message"] or "the method reported outcome 'error'"
+        if outcome in ("solved", "target"):
+            row["solved_at_evals"] = float(s["evals"])
+            row["solved_at_fwd_equiv"] = float(s["fwd_equiv"])
+        record["trace"] = {c: [_jsonable(v) for v in vals] for c, vals in trace.points.items()}
+        for k in ("final_theta", "best_theta"):
+            th = getattr(trace, k, None)
+            record[k] = None if th is None else np.asarray(th, dtype=np.float64).tolist()
+    except Exception as e:  # a run never takes the sweep down
+        row["outcome"] = "error"
+        row["error"] = traceback.format_exc()
+        row["message"] = f"{type(e).__name__}: {e}"
+        row["wall_s"] = time.perf_counter() - t0
+    return record
+
+
+def _worker_run(run_spec: dict, registry) -> dict:
+    """Entry point in loky / dask workers: one thread for Numba/OpenMP/BLAS, then the run."""
+    limit_threads(1)
+    return execute_run(run_spec, registry)
+
+
+# ------------------------------------------------------------------------------------------
+# the sweep
+# ------------------------------------------------------------------------------------------
+@dataclass
+class SweepResult:
+    experiment: str
+    out_dir: Path
+    n_runs: int
+    n_stored_before: int
+    n_executed: int = 0
+    n_failed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    dry_run: bool = False
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.n_failed == 0
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
+    """Upper-bound cost of ``runs`` from their budgets: total forward-pass equivalents and a
+    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` per
+    sequence-step, or the wall budget); runs that reach their target stop earlier."""
+    total_fe = 0.0
+    total_s = 0.0
+    n_unknown = 0
+    for r in runs:
+        H, I, O = r["net"]["n_hidden"], r["n_in"], r["n_out"]
+        n_params = H * (I + H) + H + O * H + O
+        fe = r["budget"].get("fwd_equiv")
+        ws = r["budget"].get("wall_s")
+        secs = None
+        if fe is not None:
+            total_fe += fe
+            secs = fe * (SECONDS_PER_STEP + n_params * SECONDS_PER_WEIGHT_STEP)
+        if ws is not None:
+            secs = ws if secs is None else min(secs, ws)
+        if secs is None:
+            n_unknown += 1
+        else:
+            total_s += secs
+    workers = max(1, min(jobs, len(runs)))
+    return {
+        "runs": len(runs),
+        "fwd_equiv": total_fe,
+        "cpu_s": total_s,
+        "wall_s": total_s / workers,
+        "jobs": workers,
+        "unestimated_runs": n_unknown,
+    }
+
+
+def _human_s(s: float) -> str:
+    if s < 1:
+        return "<1 s"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _compact(d: dict, limit: int = 48) -> str:
+    s = ",".join(f"{k}={_fmt(v) if not isinstance(v, str) else v}" for k, v in d.items())
+    return s if len(s) <= limit else s[: limit - 1] + "~"
+
+
+def format_run_table(runs: list[dict], stored: Iterable[str] = ()) -> str:
+    """One line per run: index, id, task, method, network, grid values, replicate, seed."""
+    import pandas as pd
+
+    stored = set(stored)
+    grid_cols = sorted({k for r in runs for k in r["grid"]})
+    rows = []
+    for r in runs:
+        row = {
+            "#": r["index"],
+            "run_id": r["run_id"],
+            "task": r["task"],
+            "task_params": _compact(r["task_params"]),
+            "method": r["method"],
+            "method_params": _compact(r["method_params"]),
+            "n_hidden": r["net"]["n_hidden"],
+            "hidden": r["net"]["hidden"],
+        }
+        for k in grid_cols:
+            v = r["grid"].get(k)
+            row[k[5:]] = "-" if v is None else v
+        row.update(
+            {
+                "rep": r["replicate"],
+                "seed": r["seed"],
+                "status": "stored" if r["run_id"] in stored else "to run",
+            }
+        )
+        rows.append(row)
+    with pd.option_context(
+        "display.max_rows",
+        None,
+        "display.max_columns",
+        None,
+        "display.width",
+        250,
+        "display.max_colwidth",
+        50,
+    ):
+        return pd.DataFrame(rows).to_string(index=False)
+
+
+def _connect_dask(scheduler: str | None, jobs: int, timeout: float):
+    """(client, cluster-or-None). A scheduler address is reached within ``timeout`` seconds or
+    a SweepError says so; without one, a LocalCluster of ``jobs`` single-thread processes on
+    the loopback interface is started."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as e:
+        raise SweepError(f"--backend dask needs dask[distributed]: {e}") from e
+    env = {v: "1" for v in THREAD_VARS}
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=timeout)
+        except Exception as e:
+            raise SweepError(
+                f"cannot reach the dask scheduler at {scheduler} within {timeout:g} s "
+                f"({type(e).__name__}: {e}). Is `dask scheduler` running there, and is the "
+                "address right (e.g. tcp://host:8786)?"
+            ) from None
+        cluster = None
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except Exception:
+            client.close()
+            raise SweepError(
+                f"the dask scheduler at {scheduler} has no workers (waited {timeout:g} s); "
+                f"start some with `dask worker {scheduler} --nworkers N --nthreads 1`"
+            ) from None
+    else:
+        cluster = LocalCluster(
+            n_workers=jobs,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+            env=env,
+        )
+        client = Client(cluster)
+    try:
+        client.run(limit_threads, 1)
+    except Exception:
+        pass
+    return client, cluster
+
+
+def run_sweep(
+    config,
+    *,
+    out=None,
+    results_root="results",
+    jobs: int | None = None,
+    seeds: int | None = None,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    scale: str = "default",
+    force: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    registry=None,
+    connect_timeout: float = 10.0,
+    echo=print,
+) -> SweepResult:
+    """Run an experiment (a path to its TOML file, or an :class:`Experiment`).
+
+    out: the experiment's results directory (default ``results_root/<name>``). jobs: parallel
+    runs (None or 0: all cores; with dask and a scheduler: ignored, the cluster decides).
+    Runs already stored in ``out`` are skipped (runs stored with outcome ``error`` are
+    retried); ``force`` discards the stored results first. ``dry_run`` prints the run table and
+    the estimated cost and runs nothing. Raises :class:`ConfigError`,
+    :class:`toolkit.store.IncompatibleResults` or :class:`SweepError`; failed runs do not raise,
+    they are counted in the result (``n_failed``) after every other run finished.
+    """
+    t_start = time.perf_counter()
+    if backend not in ("loky", "dask"):
+        raise SweepError(f"backend: expected loky or dask, got {backend!r}")
+    if scheduler and backend != "dask":
+        raise SweepError("--scheduler needs --backend dask")
+    if jobs is not None and (not _is_int(jobs) or jobs < 0):
+        raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
+    n_jobs = default_jobs() if not jobs else int(jobs)
+    reg = resolve_registry(registry)
+    exp = (
+        config
+        if isinstance(config, Experiment)
+        else load_config(config, scale=scale, seeds=seeds, registry=reg)
+    )
+    out_dir = Path(out) if out else Path(results_root) / exp.name
+
+    if not force:
+        store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
+    stored = {} if force else store.stored_ids(out_dir)
+    done = {i for i, status in stored.items() if status == "ok"}
+    plan_ids = [r["run_id"] for r in exp.runs]
+    pending = [r for r in exp.runs if r["run_id"] not in done]
+    n_stored = len(exp.runs) - len(pending)
+    result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=dry_run)
+
+    head = (
+        f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
+        f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale {exp.scale}); "
+        f"{n_stored} stored, "
+        f"{len(pending)} to run"
+    )
+    if dry_run:
+        est = estimate_cost(pending, n_jobs)
+        echo(format_run_table(exp.runs, done))
+        echo("")
+        echo(head + f"; results in {out_dir}")
+        line = (
+            f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
+            f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
+            f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
+            f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
+            "weight per sequence-step; "
+            "runs that reach the target stop earlier)"
+        )
+        if est["unestimated_runs"]:
+            line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
+        echo(line)
+        echo("dry run: nothing was run or written")
+        return result
+
+    client = cluster = None
+    if pending and backend == "dask":  # before writing anything: an unreachable scheduler
+        client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+    status = "interrupted"
+    error: BaseException | None = None
+    meta = None
+    try:
+        store.prepare(out_dir, force=force)
+        meta = store.new_meta(
+            exp,
+            backend=backend,
+            jobs=n_jobs,
+            scheduler=scheduler,
+            registry=_registry_label(reg),
+            out_dir=out_dir,
+        )
+        if client is not None:
+            meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
+        store.write_meta(out_dir, meta)
+        echo(
+            head
+            + f" -> {out_dir} ({backend}"
+            + (f" at {scheduler}" if scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}")
+            + ")"
+        )
+        if pending:
+            try:
+                meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
+            except Exception as e:  # the runs will report the problem themselves
+                echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
+            _execute(exp, pending, reg, out_dir, backend, n_jobs, connect_timeout, progress, result)
+        status = "complete"
+    except (KeyboardInterrupt, SweepError) as e:
+        error = e
+        raise
+    except Exception as e:  # a worker died, the cluster went away, ...
+        error = e
+        n_have = len(set(store.stored_ids(out_dir)) & set(plan_ids))
+        raise SweepError(
+            f"the sweep stopped: {type(e).__name__}: {e}. {n_have} of {len(plan_ids)} runs are "
+            f"stored in {out_dir}; run the same command again to resume"
+        ) from e
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+        if meta is not None:
+            try:
+                store.consolidate(out_dir, plan_ids)
+            except Exception as e:  # reported, never masks the real error
+                echo(f"warning: consolidating the tables failed: {type(e).__name__}: {e}")
+            if error is not None:
+                status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+            store.finish_meta(
+                out_dir,
+                meta,
+                status=status,
+                executed=result.n_executed,
+                failed=result.n_failed,
+                stored_before=n_stored,
+            )
+        result.elapsed_s = time.perf_counter() - t_start
+    if result.n_failed:
+        echo(
+            f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
+            f"(outcome 'error'; tracebacks in the 'error' column of {out_dir / 'runs.parquet'};"
+            " they are retried on the next run):"
+        )
+        for rid, msg in result.failed[:10]:
+            echo(f"  {rid}: {msg}")
+        if len(result.failed) > 10:
+            echo(f"  ... and {len(result.failed) - 10} more")
+    else:
+        echo(
+            f"{exp.name}: done, {result.n_executed} runs executed, {n_stored} were stored "
+            f"({result.elapsed_s:.1f} s)"
+        )
+    return result
+
+
+def _one_thread_here():
+    """threadpoolctl's limit of the BLAS/OpenMP pools of this process to one thread (restored
+    afterwards) when threadpoolctl is installed, else nothing (the kernels are single-threaded
+    Numba; BLAS only serves the evolution strategies' linear algebra)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1)
+
+
+def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, result) -> None:
+    """Run ``pending`` through joblib and store each record as it arrives."""
+    import joblib
+    from tqdm import tqdm
+
+    if backend == "dask":  # the client connected by run_sweep is the default client
+        ctx = joblib.parallel_config(backend="dask", wait_for_workers_timeout=timeout)
+        n, fn = -1, _worker_run
+    else:
+        n = max(1, min(n_jobs, len(pending)))
+        ctx = joblib.parallel_config(backend="loky", inner_max_num_threads=1)
+        fn = execute_run if n == 1 else _worker_run
+    bar = tqdm(
+        total=len(pending),
+        unit="run",
+        desc=exp.name,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+    bar.set_postfix(failed=0, refresh=False)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(ctx)
+            if fn is execute_run:  # runs in this process: one BLAS thread too, if possible
+                stack.enter_context(_one_thread_here())
+            parallel = joblib.Parallel(
+                n_jobs=n, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
+            )
+            for rec in parallel(joblib.delayed(fn)(spec, reg) for spec in pending):
+                store.write_run(out_dir, rec)
+                result.n_executed += 1
+                if rec["row"]["outcome"] == "error":
+                    result.n_failed += 1
+                    msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
+                    result.failed.append((rec["run_id"], msg))
+                bar.set_postfix(failed=result.n_failed, refresh=False)
+                bar.update(1)
+    finally:
+        bar.close()
