@@ -1,0 +1,39 @@
+"""`make bench`: every speed benchmark of the toolkit, in one run, with ratios.
+
+    python benchmarks/run.py [--quick] [--calibrate]
+
+1. bench_core.py   -- the Numba BPTT core beside the NumPy reference, PyTorch and JAX
+                      (`pip install -e .[bench]` for the last two), compile times cold/warm;
+                      --calibrate rewrites toolkit/grad_cost.json (forward-pass equivalents).
+2. bench_evolve.py -- CMA-ES generations per second and the DEAP/Python overhead share.
+
+Benchmarks are never part of `make test`: they time, tests check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer sizes, shorter timings")
+    ap.add_argument("--calibrate", action="store_true", help="rewrite toolkit/grad_cost.json")
+    args = ap.parse_args(argv)
+    import bench_core
+
+    core_args = (["--quick"] if args.quick else []) + (["--calibrate"] if args.calibrate else [])
+    bench_core.main(core_args)
+    print()
+    import bench_evolve
+
+    bench_evolve.main(["--quick"] if args.quick else [])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
