@@ -301,3 +301,61 @@ def test_unchecked_calls_fill_default_mask_and_h0():
     assert np.array_equal(net.population_loss(theta[None], x, y, check=False), [L])
     h, _ = net.forward(theta, x, check=False)
     np.testing.assert_array_equal(net.step(theta, np.zeros((2, 3)), x[:, 0], check=False), h[:, 0])
+
+
+def test_fixed_parameters_and_feed_forward_window():
+    rng = np.random.default_rng(16)
+    x = rng.normal(size=(3, 9, 2))
+    y = rng.normal(size=(3, 9, 1))
+    full = Elman(2, 3, 1)
+    # recurrent=False is the full net with W_hh = 0, and its theta lacks W_hh
+    ff = Elman(2, 3, 1, recurrent=False)
+    assert ff.n_params == full.n_params - 9
+    th = ff.init(rng)
+    p = ff.unpack(th)
+    assert np.array_equal(p["W_hh"], np.zeros((3, 3)))
+    np.testing.assert_array_equal(ff.pack(p), th)
+    th_full = full.pack(p)
+    assert ff.loss(th, x, y) == full.loss(th_full, x, y)
+    L, g = ff.loss_and_grad(th, x, y)
+    L_f, g_f = full.loss_and_grad(th_full, x, y)
+    keep = np.ones(full.n_params, bool)
+    keep[6:15] = False  # the W_hh block of the full layout
+    assert L == L_f and np.array_equal(g, g_f[keep])
+    assert np.array_equal(ff.population_loss(np.stack([th, th]), x, y), [L, L])
+    # element-level fixing: NaN entries free
+    net = Elman(1, 1, 1, fixed={"W_hy": 1.0, "b_y": 0.0, "b_h": [np.nan]})
+    assert net.n_params == 3 and net.unpack(net.init(0))["W_hy"][0, 0] == 1.0
+    g_fd = ref.central_diff(lambda t: net.loss(t, x[..., :1], y), np.array([0.3, -0.2, 0.1]))
+    np.testing.assert_allclose(
+        net.loss_and_grad([0.3, -0.2, 0.1], x[..., :1], y)[1], g_fd, rtol=1e-6
+    )
+    # window: the input at t is [a_t, a_{t-1}, a_{t-2}]
+    w = Elman(2, 3, 1, window=3)
+    xw = w._windowed(x)
+    assert xw.shape == (3, 9, 6)
+    np.testing.assert_array_equal(xw[:, 4, 2:4], x[:, 3])
+    np.testing.assert_array_equal(xw[:, 1, 4:6], 0.0)
+    big = Elman(6, 3, 1)
+    th = w.init(rng)
+    assert w.loss(th, x, y) == big.loss(th, xw, y)
+    assert np.array_equal(w.loss_and_grad(th, x, y)[1], big.loss_and_grad(th, xw, y)[1])
+    assert "window=3" in repr(w) and "recurrent=False" in repr(ff)
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, words",
+    [
+        (dict(window=0), ValueError, ["window"]),
+        (dict(recurrent=1), TypeError, ["recurrent"]),
+        (dict(fixed={"W_zz": 0}), ValueError, ["W_zz", "W_xh"]),
+        (dict(fixed={"W_hh": [1, 2, 3]}), ValueError, ["W_hh", "(2, 2)"]),
+        (dict(fixed={"W_hh": 0}, recurrent=False), ValueError, ["W_hh", "recurrent"]),
+        (dict(fixed={k: 0 for k in ("W_xh", "W_hh", "b_h", "W_hy", "b_y")}), ValueError, ["free"]),
+    ],
+)
+def test_bad_variant_arguments(kwargs, exc, words):
+    with pytest.raises(exc) as info:
+        Elman(1, 2, 1, **kwargs)
+    for w in words:
+        assert w in str(info.value)

@@ -71,11 +71,31 @@ class Elman:
 
     Parameters: n_in (I), n_hidden (H), n_out (O) >= 1; hidden in ("tanh", "sigmoid", "relu");
     output in ("linear", "sigmoid", "softmax"), which also picks the loss (mse, bce, ce).
+
+    Variants, for controls and for the setups of the random-guessing study:
+
+    * ``window`` w >= 1: the input at step t is the window [a_t, a_{t-1}, .., a_{t-w+1}]
+      (zeros before the start), so W_xh is (H, I*w). With ``recurrent=False`` this is a
+      feed-forward time-delay net: the "same net with the recurrence removed".
+    * ``recurrent=False``: W_hh is fixed at 0.
+    * ``fixed``: {block name: array broadcastable to the block's shape}; finite entries are
+      fixed at that value, NaN entries stay free. Only free entries are in theta, so
+      ``n_params`` counts free parameters and optimizers see nothing else.
+
     The constructor only stores and checks parameters.
     """
 
     def __init__(
-        self, n_in: int, n_hidden: int, n_out: int, hidden: str = "tanh", output: str = "linear"
+        self,
+        n_in: int,
+        n_hidden: int,
+        n_out: int,
+        hidden: str = "tanh",
+        output: str = "linear",
+        *,
+        recurrent: bool = True,
+        window: int = 1,
+        fixed: dict | None = None,
     ):
         self.n_in = _positive_int(n_in, "n_in")
         self.n_hidden = _positive_int(n_hidden, "n_hidden")
@@ -84,22 +104,103 @@ class Elman:
             raise ValueError(f"hidden: expected one of {HIDDEN}, got {hidden!r}")
         if output not in kernels.OUT:
             raise ValueError(f"output: expected one of {OUTPUTS}, got {output!r}")
+        if not isinstance(recurrent, bool):
+            raise TypeError(f"recurrent: expected True or False, got {recurrent!r}")
+        self.window = _positive_int(window, "window")
         self.hidden = hidden
         self.output = output
+        self.recurrent = recurrent
         self._act = kernels.ACT[hidden]
         self._out = kernels.OUT[output]
-        I, H, O = self.n_in, self.n_hidden, self.n_out
+        I, H, O = self.n_in * self.window, self.n_hidden, self.n_out
+        self._I_eff = I
         self.shapes = {"W_xh": (H, I), "W_hh": (H, H), "b_h": (H,), "W_hy": (O, H), "b_y": (O,)}
-        self.n_params = H * I + H * H + H + O * H + O
+        self.n_full = H * I + H * H + H + O * H + O
+        self.fixed = self._fixed_spec(fixed)
+        base = np.zeros(self.n_full)
+        free = np.ones(self.n_full, dtype=bool)
+        o = 0
+        for name in _PARTS:
+            n = int(np.prod(self.shapes[name]))
+            if name in self.fixed:
+                vals = self.fixed[name].ravel()
+                fin = np.isfinite(vals)
+                base[o : o + n][fin] = vals[fin]
+                free[o : o + n] = ~fin
+            o += n
+        self._base = base
+        self._free_idx = np.flatnonzero(free)
+        self._all_free = bool(free.all())
+        self.n_params = int(free.sum())
+        if self.n_params < 1:
+            raise ValueError("fixed: every parameter is fixed; at least one must stay free")
+
+    def _fixed_spec(self, fixed) -> dict:
+        spec = {}
+        if fixed is not None:
+            if not isinstance(fixed, dict):
+                raise TypeError(f"fixed: expected a dict of block name -> values, got {fixed!r}")
+            for name, v in fixed.items():
+                if name not in self.shapes:
+                    raise ValueError(f"fixed: unknown block {name!r}; blocks are {_PARTS}")
+                try:
+                    a = np.broadcast_to(np.asarray(v, dtype=np.float64), self.shapes[name])
+                except (ValueError, TypeError):
+                    raise ValueError(
+                        f"fixed[{name!r}]: expected values broadcastable to "
+                        f"{self.shapes[name]}, got {np.shape(v)}"
+                    ) from None
+                if np.isinf(a).any():
+                    raise ValueError(f"fixed[{name!r}]: infinite value (use NaN for free)")
+                spec[name] = np.array(a)
+        if not self.recurrent:
+            if "W_hh" in spec:
+                raise ValueError("fixed: W_hh given and recurrent=False; use one of them")
+            spec["W_hh"] = np.zeros(self.shapes["W_hh"])
+        return spec
+
+    # -- the full layout the kernels see ------------------------------------------------
+    def _full(self, theta: np.ndarray) -> np.ndarray:
+        if self._all_free:
+            return theta
+        f = self._base.copy()
+        f[self._free_idx] = theta
+        return f
+
+    def _full_pop(self, thetas: np.ndarray) -> np.ndarray:
+        if self._all_free:
+            return thetas
+        F = np.tile(self._base, (thetas.shape[0], 1))
+        F[:, self._free_idx] = thetas
+        return F
+
+    def _windowed(self, x: np.ndarray) -> np.ndarray:
+        """(B,T,I) -> (B,T,I*w): [a_t, a_{t-1}, .., a_{t-w+1}], zeros before the start."""
+        w = self.window
+        if w == 1:
+            return x
+        B, T, I = x.shape
+        xw = np.zeros((B, T, I * w))
+        for lag in range(w):
+            xw[:, lag:, lag * I : (lag + 1) * I] = x[:, : T - lag, :]
+        return xw
 
     @property
     def loss_kind(self) -> str:
         return LOSS_OF_OUTPUT[self.output]
 
     def __repr__(self) -> str:
+        extra = ""
+        if not self.recurrent:
+            extra += ", recurrent=False"
+        if self.window != 1:
+            extra += f", window={self.window}"
+        user_fixed = {k for k in self.fixed if self.recurrent or k != "W_hh"}
+        if user_fixed:
+            extra += f", fixed={sorted(user_fixed)}"
         return (
             f"Elman(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, "
-            f"hidden={self.hidden!r}, output={self.output!r})"
+            f"hidden={self.hidden!r}, output={self.output!r}{extra})"
         )
 
     def __eq__(self, other) -> bool:
@@ -122,8 +223,9 @@ class Elman:
         return rng.uniform(-s, s, size=self.n_params)
 
     def unpack(self, theta) -> dict:
-        """dict of views into theta (writing into them writes theta, when theta is float64)."""
-        theta = self._theta(theta, check_finite=False)
+        """dict of the five blocks. Views into theta (writing into them writes theta) when no
+        parameter is fixed; otherwise new arrays holding the fixed values too."""
+        theta = self._full(self._theta(theta, check_finite=False))
         out, o = {}, 0
         for name in _PARTS:
             shape = self.shapes[name]
@@ -146,7 +248,8 @@ class Elman:
             if a.shape != self.shapes[name]:
                 raise ValueError(f"p[{name!r}]: expected shape {self.shapes[name]}, got {a.shape}")
             parts.append(a.ravel())
-        return np.concatenate(parts)
+        full = np.concatenate(parts)
+        return full if self._all_free else full[self._free_idx]
 
     # -- validation ---------------------------------------------------------------------
     def _theta(self, theta, check_finite=True) -> np.ndarray:
@@ -201,7 +304,7 @@ class Elman:
         return x, y, mask, h0
 
     def _sizes(self):
-        return self.n_in, self.n_hidden, self.n_out, self._act, self._out
+        return self._I_eff, self.n_hidden, self.n_out, self._act, self._out
 
     def _fast(self, x, y, mask, h0):
         """check=False path: trust the arrays, only fill in the default mask and h0."""
@@ -220,7 +323,7 @@ class Elman:
             x, _, _, h0 = self.check_data(x, None, None, h0)
         else:
             x, _, _, h0 = self._fast(x, None, None, h0)
-        return kernels.forward(theta, x, h0, *self._sizes())
+        return kernels.forward(self._full(theta), self._windowed(x), h0, *self._sizes())
 
     def step(self, theta, h_prev, a, check=True):
         """One recurrent step f(h_prev, a) = act(W_xh a + W_hh h_prev + b_h): (B,H),(B,I)->(B,H)."""
@@ -236,7 +339,9 @@ class Elman:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
         else:
             x, y, mask, h0 = self._fast(x, y, mask, h0)
-        return float(kernels.loss(theta, x, y, mask, h0, *self._sizes()))
+        return float(
+            kernels.loss(self._full(theta), self._windowed(x), y, mask, h0, *self._sizes())
+        )
 
     def loss_and_grad(self, theta, x, y, mask=None, k=None, h0=None, check=True):
         """(L, g): the loss and its gradient by BPTT with unfold depth k (None = full).
@@ -257,7 +362,11 @@ class Elman:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
         else:
             x, y, mask, h0 = self._fast(x, y, mask, h0)
-        L, g = kernels.loss_and_grad(theta, x, y, mask, h0, *self._sizes(), kk)
+        L, g = kernels.loss_and_grad(
+            self._full(theta), self._windowed(x), y, mask, h0, *self._sizes(), kk
+        )
+        if not self._all_free:
+            g = g[self._free_idx]
         return float(L), g
 
     def population_loss(self, thetas, x, y, mask=None, h0=None, check=True) -> np.ndarray:
@@ -270,7 +379,9 @@ class Elman:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
         else:
             x, y, mask, h0 = self._fast(x, y, mask, h0)
-        Ls = kernels.population_loss(thetas, x, y, mask, h0, *self._sizes())
+        Ls = kernels.population_loss(
+            self._full_pop(thetas), self._windowed(x), y, mask, h0, *self._sizes()
+        )
         Ls[~np.isfinite(Ls)] = np.inf
         return Ls
 
