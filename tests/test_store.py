@@ -186,7 +186,12 @@ def test_tables_and_meta_after_a_sweep(cfg, tmp_path):
         assert key in meta, key
     assert meta["root_seed"] == 11 and meta["status"] == "complete"
     assert meta["config_given"]["grid"] == {"net.n_hidden": [2, 3]}
-    assert meta["config_resolved"]["net"] == {"hidden": "tanh", "n_hidden": 2}
+    assert meta["config_resolved"]["net"] == {
+        "hidden": "tanh",
+        "n_hidden": 2,
+        "recurrent": True,
+        "window": 1,
+    }
     assert len(meta["config_resolved"]["run_configs"]) == 2
     assert meta["versions"]["numpy"] and meta["versions"]["python"]
     assert meta["threads"]["inner_max_num_threads"] == 1

@@ -40,7 +40,8 @@ FORMAT = 1
 #: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key)
 RUN_COLUMNS = (
     "experiment", "run_id", "replicate", "seed", "task", "task_params", "method",
-    "method_params", "family", "n_hidden", "n_params", "hidden", "output", "outcome", "evals",
+    "method_params", "family", "n_hidden", "n_params", "hidden", "recurrent", "window", "output",
+    "outcome", "evals",
     "fwd_steps", "grad_steps", "fwd_equiv", "final_loss", "best_loss", "solved_at_evals",
     "solved_at_fwd_equiv", "wall_s", "compile_s", "message", "error", "target_loss",
     "budget_evals", "budget_fwd_equiv", "budget_wall_s",

@@ -89,7 +89,7 @@ TOP_KEYS = (
     "scales",
 )
 TASK_KEYS = ("name", "params")
-NET_KEYS = ("n_hidden", "hidden")
+NET_KEYS = ("n_hidden", "hidden", "recurrent", "window", "fixed")
 BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
 #: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
 #: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
@@ -164,7 +164,14 @@ class ToolkitRegistry:
         from toolkit.nets import Elman
 
         return Elman(
-            task.n_in, net["n_hidden"], task.n_out, hidden=net["hidden"], output=task.output
+            task.n_in,
+            net["n_hidden"],
+            task.n_out,
+            hidden=net["hidden"],
+            output=task.output,
+            recurrent=net.get("recurrent", True),
+            window=net.get("window", 1),
+            fixed=net.get("fixed"),
         )
 
     def train(self, method, net, task, data, *, seed, budget: dict, target_loss, hyper: dict):
@@ -188,13 +195,8 @@ class ToolkitRegistry:
         from toolkit.nets import Elman
 
         t0 = time.perf_counter()
-        seen = set()
-        for r in runs:
-            key = (r["n_in"], r["net"]["n_hidden"], r["n_out"], r["net"]["hidden"], r["output"])
-            if key in seen:
-                continue
-            seen.add(key)
-            Elman(key[0], key[1], key[2], hidden=key[3], output=key[4]).warmup()
+        if runs:  # kernels are compiled per type signature: one warm-up covers every net
+            Elman(1, 1, 1).warmup()
         return time.perf_counter() - t0
 
 
@@ -380,9 +382,39 @@ def _check_str(v):
     return True, v
 
 
+def _check_bool(v):
+    if not isinstance(v, bool):
+        return False, f"expected true or false, got {_fmt(v)}"
+    return True, v
+
+
+_BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+
+
+def _check_fixed(v):
+    """{block: number or (nested) list of numbers}; nan marks a free entry."""
+    if not isinstance(v, dict) or not v:
+        return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {_fmt(v)}"
+    for k, x in v.items():
+        if k not in _BLOCKS:
+            return False, f"unknown block {k!r}; blocks are {', '.join(_BLOCKS)}"
+        flat = x
+        while isinstance(flat, list):
+            flat = [e for item in flat for e in (item if isinstance(item, list) else [item])]
+            if all(not isinstance(e, list) for e in flat):
+                break
+        items = flat if isinstance(flat, list) else [flat]
+        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
+            return False, f"{k}: expected a number or a list of numbers (nan = free), got {_fmt(x)}"
+    return True, v
+
+
 FIELD_CHECKS = {
     "net.n_hidden": _check_int(1),
     "net.hidden": _check_choice(HIDDEN),
+    "net.recurrent": _check_bool,
+    "net.window": _check_int(1),
+    "net.fixed": _check_fixed,
     "budget.evals": _check_int(1),
     "budget.fwd_equiv": _check_pos_num,
     "budget.wall_s": _check_pos_num,
@@ -489,7 +521,7 @@ def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
 def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | None, str]:
     """('net'|'task'|'budget'|'method', '') or (None, reason)."""
     parts = key.split(".")
-    if key in ("net.n_hidden", "net.hidden"):
+    if key in ("net.n_hidden", "net.hidden", "net.recurrent", "net.window"):
         return "net", ""
     if key == "task.name":
         if not single_task:
@@ -507,7 +539,8 @@ def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | No
             )
         return "method", ""
     return None, (
-        "unknown grid key; allowed: net.n_hidden, net.hidden, task.name, "
+        "unknown grid key; allowed: net.n_hidden, net.hidden, net.recurrent, net.window, "
+        "task.name, "
         "task.params.<p>, budget.<evals|fwd_equiv|wall_s|target_loss>, "
         "methods.<method>.<p>"
     )
@@ -651,7 +684,7 @@ def load_config(
 
     net_raw = table("net", NET_KEYS)
     budget_raw = table("budget", BUDGET_KEYS)
-    net = {"hidden": "tanh"}
+    net = {"hidden": "tanh", "recurrent": True, "window": 1}
     grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
     if (
         isinstance(cfg.get("net"), dict)
@@ -1019,6 +1052,8 @@ def _base_row(spec: dict) -> dict:
         "n_hidden": spec["net"]["n_hidden"],
         "n_params": None,
         "hidden": spec["net"]["hidden"],
+        "recurrent": spec["net"].get("recurrent", True),
+        "window": spec["net"].get("window", 1),
         "output": spec.get("output"),
         "outcome": "error",
         "evals": 0,
