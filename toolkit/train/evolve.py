@@ -1,1 +1,26 @@
-"""Evolutionary baselines (placeholder until issue 5 lands)."""
+"""Evolutionary baselines built with DEAP, one small module per algorithm.
+
+Importing this module registers, in :data:`toolkit.train.METHODS`:
+
+* ``cmaes`` (:mod:`~toolkit.train.es_cmaes`) -- CMA-ES on ``deap.cma.Strategy`` (Hansen &
+  Ostermeier 2001) with the lazy eigendecomposition of the reference code (Hansen 2016), a
+  separable variant for very large n (Ros & Hansen 2008) and IPOP restarts (Auger & Hansen 2005);
+* ``es_comma``, ``es_plus`` (:mod:`~toolkit.train.es_mulambda`) -- (mu, lambda)- and
+  (mu + lambda)-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002);
+* ``ga`` (:mod:`~toolkit.train.es_ga`) -- real-coded GA, DEAP's ``eaSimple`` with hall-of-fame
+  elitism (Bäck, Fogel & Michalewicz 2000; Eshelman & Schaffer 1993);
+* ``random`` (:mod:`~toolkit.train.es_random`) -- random weight guessing (Schmidhuber,
+  Hochreiter & Bengio 2001).
+
+Shared machinery (DEAP classes, seeding, batched fitness, trace and stopping) is in
+:mod:`toolkit.train.es_common`. Every method evaluates a generation in ONE
+``net.population_loss`` call (non-finite losses count as +inf), charges ``evals += P`` and
+``fwd_steps += P * B * T``, and records the best loss and theta seen so far. Each run seeds
+Python's ``random`` and the legacy ``numpy.random`` from its own ``SeedSequence`` first thing
+(DEAP draws from them): run one evolution per process, never two in threads of one process.
+"""
+
+from toolkit.train import es_cmaes, es_ga, es_mulambda, es_random  # noqa: F401  (register)
+from toolkit.train.es_cmaes import LazyStrategy, SepStrategy  # noqa: F401
+
+EVOLUTION_METHODS = ("cmaes", "es_comma", "es_plus", "ga", "random")

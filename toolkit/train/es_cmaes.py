@@ -1,0 +1,397 @@
+"""CMA-ES on DEAP's ``deap.cma.Strategy``: lazy eigendecomposition, separable variant, IPOP.
+
+Papers:
+
+* Hansen & Ostermeier 2001, "Completely derandomized self-adaptation in evolution strategies",
+  Evolutionary Computation 9(2) -- the algorithm ``deap.cma.Strategy`` implements.
+* Hansen 2016, "The CMA evolution strategy: a tutorial", arXiv:1604.00772, appendix C
+  (``purecmaes.m``): the eigendecomposition C = B D^2 B^T is recomputed only when more than
+  ``lambda / (c1 + cmu) / n / 10`` evaluations passed since the last one, i.e. every
+  ``0.1 / (n (c1 + cmu))`` generations (about ``0.2 n / lambda``) -- O(n^2) per generation
+  instead of O(n^3). Between decompositions sampling and the step-size path use the stale B, D.
+* Ros & Hansen 2008, "A simple modification in CMA-ES achieving linear time and space
+  complexity", PPSN X -- sep-CMA-ES: diagonal C, learning rates multiplied by (n + 2) / 3.
+* Auger & Hansen 2005, "A restart CMA evolution strategy with increasing population size",
+  CEC 2005 -- IPOP-CMA-ES: on a termination criterion restart with the population doubled.
+
+The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``) with
+the whole population evaluated in one ``net.population_loss`` call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+
+import numpy as np
+from deap import cma
+
+from toolkit.train.es_common import (
+    Evolution,
+    as_bool,
+    as_choice,
+    as_float,
+    as_int,
+    check_keys,
+    individuals,
+    seed_globals,
+)
+from toolkit.train.registry import Method, register
+
+
+def default_lambda(n: int) -> int:
+    """Hansen's default population size 4 + floor(3 ln n) (DEAP's ``int(4 + 3 * log(N))``)."""
+    return int(4 + 3 * math.log(n))
+
+
+def auto_eigen_gap(n: int, ccov1: float, ccovmu: float) -> int:
+    """Generations between eigendecompositions, from ``purecmaes.m`` (Hansen 2016, app. C):
+    decompose when more than lambda/(c1+cmu)/n/10 evaluations passed, i.e. every
+    max(1, floor(0.1 / (n (c1 + cmu)))) generations."""
+    return max(1, int(math.floor(0.1 / (n * (ccov1 + ccovmu)))))
+
+
+class LazyStrategy(cma.Strategy):
+    """``deap.cma.Strategy`` with the lazy eigendecomposition of the reference CMA-ES.
+
+    ``update`` performs exactly DEAP's arithmetic for the mean, the evolution paths, C and sigma
+    (same expressions, written in place, so the results are bit-identical), but recomputes
+    ``B``, ``diagD`` and ``BD`` only every ``eigen_gap`` generations; in between, sampling
+    (``generate``) and the step-size path ``ps`` use the stale B and D, as in Hansen's
+    reference code. ``eigen_gap=1`` reproduces ``deap.cma.Strategy`` exactly;
+    ``eigen_gap="auto"`` uses :func:`auto_eigen_gap`.
+
+    Attributes added to DEAP's: ``eigen_gap`` (int), ``eigen_count`` (``update_count`` at the
+    last decomposition), ``n_eigen`` (decompositions done by ``update``).
+    """
+
+    def __init__(self, centroid, sigma, eigen_gap=1, **params):
+        super().__init__(centroid, sigma, **params)
+        self.centroid = np.asarray(self.centroid, dtype=np.float64)
+        self.C = np.array(self.C, dtype=np.float64)  # ours, written in place
+        if eigen_gap == "auto":
+            eigen_gap = auto_eigen_gap(self.dim, self.ccov1, self.ccovmu)
+        if isinstance(eigen_gap, bool) or int(eigen_gap) != eigen_gap or eigen_gap < 1:
+            raise ValueError(f"eigen_gap must be an integer >= 1 or 'auto', got {eigen_gap!r}")
+        self.eigen_gap = int(eigen_gap)
+        self.eigen_count = 0
+        self.n_eigen = 0
+        self._buf = None
+
+    # -- ask ------------------------------------------------------------------------------------
+    def ask(self) -> tuple[np.ndarray, list]:
+        """Sample lambda thetas: X (lambda, n) = centroid + sigma * z BD^T, z ~ N(0, I) drawn
+        from ``numpy.random`` exactly as ``deap.cma.Strategy.generate``; plus the rows of X as
+        Individuals (views, no copy)."""
+        arz = np.random.standard_normal((self.lambda_, self.dim))  # noqa: NPY002 (as DEAP)
+        X = self.centroid + self.sigma * np.dot(arz, self.BD.T)
+        return X, individuals(X)
+
+    def generate(self, ind_init):
+        """DEAP's ask: a list of ``ind_init(row)`` (same draws and values as DEAP's)."""
+        X, _ = self.ask()
+        return [ind_init(a) for a in X]
+
+    # -- tell -----------------------------------------------------------------------------------
+    def update(self, population):
+        """DEAP's ``Strategy.update`` with the eigendecomposition done every ``eigen_gap``."""
+        population.sort(key=lambda ind: ind.fitness, reverse=True)
+
+        old_centroid = self.centroid
+        self.centroid = np.dot(self.weights, population[0 : self.mu])
+        c_diff = self.centroid - old_centroid
+
+        # Cumulation: evolution paths (ps uses C^-1/2 = B D^-1 B^T, possibly stale)
+        self.ps = (1 - self.cs) * self.ps + math.sqrt(
+            self.cs * (2 - self.cs) * self.mueff
+        ) / self.sigma * np.dot(self.B, (1.0 / self.diagD) * np.dot(self.B.T, c_diff))
+
+        hsig = float(
+            np.linalg.norm(self.ps)
+            / math.sqrt(1.0 - (1.0 - self.cs) ** (2.0 * (self.update_count + 1.0)))
+            / self.chiN
+            < (1.4 + 2.0 / (self.dim + 1.0))
+        )
+        self.update_count += 1
+
+        self.pc = (1 - self.cc) * self.pc + hsig * math.sqrt(
+            self.cc * (2 - self.cc) * self.mueff
+        ) / self.sigma * c_diff
+
+        # Covariance matrix: DEAP computes a*C + c1*outer(pc,pc) + cmu*(w*Y^T)Y/sigma^2 left to
+        # right; the in-place sequence below performs the same float operations in the same
+        # order (bit-identical) in one reused n x n buffer instead of five fresh temporaries.
+        artmp = population[0 : self.mu] - old_centroid
+        C = self.C
+        if self._buf is None:
+            self._buf = np.empty_like(C)
+        R = self._buf  # one reused n x n buffer: no page faults of fresh 10 MB arrays
+        C *= 1 - self.ccov1 - self.ccovmu + (1 - hsig) * self.ccov1 * self.cc * (2 - self.cc)
+        np.outer(self.pc, self.pc, out=R)
+        R *= self.ccov1
+        C += R
+        np.dot((self.weights * artmp.T), artmp, out=R)
+        R *= self.ccovmu
+        R /= self.sigma**2
+        C += R
+
+        self.sigma *= np.exp((np.linalg.norm(self.ps) / self.chiN - 1.0) * self.cs / self.damps)
+
+        if self.update_count - self.eigen_count >= self.eigen_gap:
+            self.decompose()
+
+    def decompose(self) -> None:
+        """B, D from C exactly as ``deap.cma.Strategy.update`` does (eigh, ascending order)."""
+        self.diagD, self.B = np.linalg.eigh(self.C)
+        indx = np.argsort(self.diagD)
+        self.cond = self.diagD[indx[-1]] / self.diagD[indx[0]]
+        self.diagD = self.diagD[indx] ** 0.5
+        self.B = self.B[:, indx]  # also makes B C-contiguous: same BLAS rounding as DEAP
+        self.BD = self.B * self.diagD
+        self.eigen_count = self.update_count
+        self.n_eigen += 1
+
+    # -- health and termination (for restarts) ---------------------------------------------------
+    def healthy(self) -> bool:
+        return bool(
+            math.isfinite(self.sigma)
+            and self.sigma > 0
+            and np.isfinite(self.centroid).all()
+            and np.isfinite(self.diagD).all()
+            and (self.diagD > 0).all()
+        )
+
+    def axis_std_max(self) -> float:
+        """max_i sigma * sqrt(C_ii), for the TolX criterion."""
+        return float(self.sigma * math.sqrt(max(float(np.max(np.diag(self.C))), 0.0)))
+
+
+class SepStrategy(cma.Strategy):
+    """sep-CMA-ES (Ros & Hansen 2008) on DEAP's Strategy: C is diagonal, O(n) per sample.
+
+    Same parameters as ``deap.cma.Strategy`` (``computeParams``), except that ``ccov1`` and
+    ``ccovmu`` are multiplied by (n + 2) / 3 (``sep_rates=False`` keeps DEAP's rates; explicit
+    ``ccov1``/``ccovmu`` params are used as given). ``diagC`` (n,) holds the variances; ``C`` is
+    not stored. ``diagD = sqrt(diagC)`` and ``cond = max(diagC) / min(diagC)``.
+    """
+
+    def __init__(self, centroid, sigma, sep_rates=True, **params):  # no n x n allocation
+        self.params = params
+        self.centroid = np.array(centroid, dtype=np.float64)
+        self.dim = len(self.centroid)
+        self.sigma = sigma
+        self.pc = np.zeros(self.dim)
+        self.ps = np.zeros(self.dim)
+        self.chiN = math.sqrt(self.dim) * (1 - 1.0 / (4.0 * self.dim) + 1.0 / (21.0 * self.dim**2))
+        self.diagC = np.ones(self.dim)
+        self.diagD = np.ones(self.dim)
+        self.cond = 1.0
+        self.lambda_ = params.get("lambda_", default_lambda(self.dim))
+        self.update_count = 0
+        self.computeParams(params)
+        if sep_rates:
+            f = (self.dim + 2.0) / 3.0
+            if "ccov1" not in params:
+                self.ccov1 = min(1.0, self.ccov1 * f)
+            if "ccovmu" not in params:
+                self.ccovmu = min(1.0 - self.ccov1, self.ccovmu * f)
+
+    def ask(self) -> tuple[np.ndarray, list]:
+        arz = np.random.standard_normal((self.lambda_, self.dim))  # noqa: NPY002 (as DEAP)
+        X = self.centroid + self.sigma * (arz * self.diagD)
+        return X, individuals(X)
+
+    def generate(self, ind_init):
+        X, _ = self.ask()
+        return [ind_init(a) for a in X]
+
+    def update(self, population):
+        """DEAP's update restricted to diag(C) (Ros & Hansen 2008, eqs. 1-5)."""
+        population.sort(key=lambda ind: ind.fitness, reverse=True)
+        old_centroid = self.centroid
+        self.centroid = np.dot(self.weights, population[0 : self.mu])
+        c_diff = self.centroid - old_centroid
+        self.ps = (1 - self.cs) * self.ps + math.sqrt(
+            self.cs * (2 - self.cs) * self.mueff
+        ) / self.sigma * (c_diff / self.diagD)
+        hsig = float(
+            np.linalg.norm(self.ps)
+            / math.sqrt(1.0 - (1.0 - self.cs) ** (2.0 * (self.update_count + 1.0)))
+            / self.chiN
+            < (1.4 + 2.0 / (self.dim + 1.0))
+        )
+        self.update_count += 1
+        self.pc = (1 - self.cc) * self.pc + hsig * math.sqrt(
+            self.cc * (2 - self.cc) * self.mueff
+        ) / self.sigma * c_diff
+        artmp = population[0 : self.mu] - old_centroid
+        self.diagC = (
+            (1 - self.ccov1 - self.ccovmu + (1 - hsig) * self.ccov1 * self.cc * (2 - self.cc))
+            * self.diagC
+            + self.ccov1 * self.pc**2
+            + self.ccovmu * np.dot(self.weights, artmp**2) / self.sigma**2
+        )
+        self.sigma *= np.exp((np.linalg.norm(self.ps) / self.chiN - 1.0) * self.cs / self.damps)
+        self.diagD = np.sqrt(self.diagC)
+        self.cond = float(np.max(self.diagC) / np.min(self.diagC))
+
+    def healthy(self) -> bool:
+        return bool(
+            math.isfinite(self.sigma)
+            and self.sigma > 0
+            and np.isfinite(self.centroid).all()
+            and np.isfinite(self.diagC).all()
+            and (self.diagC > 0).all()
+        )
+
+    def axis_std_max(self) -> float:
+        return float(self.sigma * np.max(self.diagD))
+
+
+# -- the method ---------------------------------------------------------------------------------
+DEFAULTS = {
+    "sigma": 0.1,  # initial step size
+    "lambda_": None,  # population size; None: 4 + floor(3 ln n)
+    "mu": None,  # parents; None: lambda_ // 2 (clipped to lambda_, scaled with IPOP)
+    "weights": "superlinear",  # recombination weights (DEAP): superlinear | linear | equal
+    "eigen_gap": "auto",  # generations between eigendecompositions; 1 = deap.cma.Strategy
+    "diagonal": False,  # sep-CMA-ES (Ros & Hansen 2008), O(n) per sample, for very large n
+    "restarts": 0,  # IPOP population doublings on stagnation (Auger & Hansen 2005)
+    "incpopsize": 2.0,  # IPOP factor
+    "init_scale": None,  # mean of the first distribution: net.init(rng, scale=init_scale)
+    "tolfun": 1e-12,  # restart when generation-best losses vary less than this ...
+    "tolx": 1e-12,  # ... or sigma * max sqrt(C_ii) < tolx * sigma (restart criteria)
+}
+
+
+def validate(hyper: dict) -> dict:
+    m = "cmaes"
+    h = check_keys(m, DEFAULTS, hyper)
+    as_float(m, h, "sigma", 0.0)
+    lam = as_int(m, h, "lambda_", 2, none_ok=True)
+    mu = as_int(m, h, "mu", 1, none_ok=True)
+    if lam is not None and mu is not None and mu > lam:
+        raise ValueError(f"{m}: mu must be <= lambda_ ({lam}), got {mu}")
+    as_choice(m, h, "weights", ("superlinear", "linear", "equal"))
+    if h["eigen_gap"] != "auto":
+        as_int(m, h, "eigen_gap", 1)
+    as_bool(m, h, "diagonal")
+    as_int(m, h, "restarts", 0)
+    as_float(m, h, "incpopsize", 1.0, lo_open=False)
+    as_float(m, h, "init_scale", 0.0, none_ok=True)
+    as_float(m, h, "tolfun", 0.0, lo_open=False)
+    as_float(m, h, "tolx", 0.0, lo_open=False)
+    return h
+
+
+def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, tolx):
+    """Restart criteria of Hansen's CMA-ES (tutorial app. B.3, subset): TolHistFun (+ TolFun on
+    the current population), TolX, ConditionCov; a name or None."""
+    if len(hist) >= hist_len:
+        finite = losses[np.isfinite(losses)]
+        if (
+            max(hist) - min(hist) < tolfun
+            and finite.size
+            and float(finite.max() - finite.min()) < tolfun
+        ):
+            return "tolfun"
+    if strategy.axis_std_max() < tolx * sigma0:
+        return "tolx"
+    if strategy.cond > 1e14:
+        return "conditioncov"
+    return None
+
+
+def train(
+    net,
+    data,
+    *,
+    rng,
+    seed_seq,
+    budget,
+    target_loss=None,
+    solved=None,
+    trace,
+    sigma=0.1,
+    lambda_=None,
+    mu=None,
+    weights="superlinear",
+    eigen_gap="auto",
+    diagonal=False,
+    restarts=0,
+    incpopsize=2.0,
+    init_scale=None,
+    tolfun=1e-12,
+    tolx=1e-12,
+):
+    """CMA-ES (``eaGenerateUpdate`` ask/tell) until solved, target, budget or divergence.
+
+    Each (re)start draws its mean from ``net.init(rng, scale=init_scale)`` and starts with step
+    size ``sigma``. When a termination criterion fires (TolHistFun, TolX, ConditionCov, or the
+    strategy's own numerics breaking down), the strategy restarts with the population
+    multiplied by ``incpopsize`` (IPOP) while fewer than ``restarts`` doublings were done, then
+    with the last population size -- so the whole budget is used. The final message counts the
+    restarts by reason.
+    """
+    seed_globals(seed_seq)  # first thing: DEAP's cma samples from numpy.random
+    evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
+    n = int(net.n_params)
+    lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
+    reasons: Counter = Counter()  # why each restart happened
+    n_eigen = 0
+    while True:
+        k = min(sum(reasons.values()), restarts)
+        lam = max(2, int(round(lam0 * incpopsize**k)))
+        params = {"lambda_": lam, "weights": weights}
+        if mu is not None:
+            params["mu"] = max(1, min(lam, int(round(mu * lam / lam0))))
+        centroid = net.init(rng, scale=init_scale)
+        if diagonal:
+            strategy = SepStrategy(centroid, sigma, **params)
+        else:
+            strategy = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, **params)
+        hist_len = 10 + math.ceil(30 * n / lam)
+        hist: deque = deque(maxlen=hist_len)
+        reason = None
+        while reason is None:
+            X, pop = strategy.ask()  # toolbox.generate
+            losses = evo.evaluate(X)  # one jitted call for the whole population
+            evo.assign(pop, losses)
+            stats = {"sigma": float(strategy.sigma), "lambda_": lam, "restart": reasons.total()}
+            if evo.tell(X, losses, **stats):
+                n_eigen += getattr(strategy, "n_eigen", 0)
+                why = ", ".join(f"{r} x{c}" for r, c in sorted(reasons.items()))
+                evo.note(
+                    f"{reasons.total()} restarts"
+                    + (f" ({why})" if why else "")
+                    + ("" if diagonal else f", {n_eigen} eigendecompositions")
+                )
+                return evo.finish()
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                try:
+                    strategy.update(pop)  # toolbox.update
+                    ok = strategy.healthy()
+                except np.linalg.LinAlgError:
+                    ok = False
+            hist.append(float(losses.min()))
+            if not ok:  # the strategy's numerics broke down (not the network): restart
+                reason = "numerics"
+            else:
+                reason = _termination(strategy, hist, hist_len, losses, sigma, tolfun, tolx)
+        n_eigen += getattr(strategy, "n_eigen", 0)
+        reasons[reason] += 1
+
+
+register(
+    Method(
+        name="cmaes",
+        family="evolution",
+        defaults=dict(DEFAULTS),
+        validate=validate,
+        train=train,
+        doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
+        "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "
+        "(Auger & Hansen 2005).",
+        tags=("deap", "cma"),
+    )
+)

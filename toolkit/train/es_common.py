@@ -1,0 +1,344 @@
+"""What every evolutionary baseline shares: DEAP classes, seeding, batched fitness, stopping.
+
+* :data:`Individual` -- a ``numpy.ndarray`` genome (the flat ``theta``) with a minimising
+  ``fitness`` and an optional per-gene ``strategy`` vector (evolution strategies). The classes are
+  created at module top level so that loky workers (spawned processes) can unpickle individuals.
+* :func:`seed_globals` -- DEAP draws from Python's ``random`` and ``deap.cma`` from the legacy
+  ``numpy.random``; each run seeds both from its own ``SeedSequence`` as its first action.
+* :class:`Evolution` -- evaluates a whole generation in one ``net.population_loss`` call, writes
+  fitness tuples back, charges the cost to the :class:`~toolkit.train.trace.Trace`, keeps DEAP's
+  Logbook (best and median fitness per logged generation) and decides when the run stops.
+* Copy-safe variation operators for NumPy individuals. DEAP's ``tools`` crossovers swap slices,
+  which are *views* for NumPy arrays, so one child silently keeps its genes (DEAP tutorial
+  "Inheriting from Numpy"); the operators here copy before they write and draw their numbers
+  from the run's ``numpy.random.Generator`` (vectorised, one call per individual).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import random
+
+import numpy as np
+from deap import base, creator, tools
+
+# -- DEAP classes (module top level: picklable in loky workers) ---------------------------------
+FITNESS_NAME = "BpttFitnessMin"
+INDIVIDUAL_NAME = "BpttIndividual"
+if not hasattr(creator, FITNESS_NAME):
+    creator.create(FITNESS_NAME, base.Fitness, weights=(-1.0,))
+if not hasattr(creator, INDIVIDUAL_NAME):
+    # strategy: per-gene step sizes of an evolution strategy (None for the other methods)
+    creator.create(
+        INDIVIDUAL_NAME, np.ndarray, fitness=getattr(creator, FITNESS_NAME), strategy=None
+    )
+Fitness = getattr(creator, FITNESS_NAME)
+Individual = getattr(creator, INDIVIDUAL_NAME)
+
+# spawn-key word that separates the DEAP global streams from the run's own Generator
+_GLOBAL_STREAM_KEY = 0xDEA9
+
+
+def seed_globals(seed_seq: np.random.SeedSequence) -> None:
+    """Seed Python's ``random`` and the legacy ``numpy.random`` from the run's ``seed_seq``.
+
+    This is the ONE place where the toolkit seeds global random state, because DEAP's operators
+    and selections draw from ``random`` and ``deap.cma`` from ``numpy.random.standard_normal``.
+    It is safe only with one evolution per process at a time (loky/dask workers run one run
+    each); never run two evolutions in threads of one process. The child stream is derived from
+    ``seed_seq`` with an extra spawn-key word, so it differs from ``default_rng(seed_seq)``.
+    """
+    if not isinstance(seed_seq, np.random.SeedSequence):
+        raise TypeError(f"seed_seq: expected numpy.random.SeedSequence, got {seed_seq!r}")
+    child = np.random.SeedSequence(
+        seed_seq.entropy, spawn_key=(*seed_seq.spawn_key, _GLOBAL_STREAM_KEY)
+    )
+    state = child.generate_state(8)  # 8 x uint32
+    random.seed(int.from_bytes(state.tobytes(), "little"))
+    np.random.seed(state)  # noqa: NPY002  (deliberate: deap.cma samples from numpy.random)
+
+
+def individual(theta: np.ndarray) -> Individual:
+    """A fresh Individual holding a copy of ``theta`` (1-D float64) and an invalid fitness."""
+    ind = np.array(theta, dtype=np.float64, copy=True).view(Individual)
+    ind.fitness = Fitness()
+    return ind
+
+
+def individuals(X: np.ndarray) -> list:
+    """Rows of ``X`` (P, n) as Individuals (views of ``X``, no copy), each with a new fitness.
+
+    Much faster than DEAP's ``creator`` constructor, which goes through a Python list.
+    """
+    V = np.ascontiguousarray(X, dtype=np.float64).view(Individual)
+    pop = list(V)
+    for ind in pop:
+        ind.fitness = Fitness()
+    return pop
+
+
+def as_matrix(pop) -> np.ndarray:
+    """Individuals -> contiguous float64 array (P, n) for ``population_loss``."""
+    return np.array(pop, dtype=np.float64).reshape(len(pop), -1)
+
+
+# -- copy-safe variation operators (NumPy versions of deap.tools operators) ---------------------
+def cx_two_point(ind1, ind2, rng: np.random.Generator):
+    """Two-point crossover (as ``deap.tools.cxTwoPoint``), copy-safe for NumPy individuals.
+
+    The segment [a, b) is swapped; the points are drawn as in DEAP (1 <= a < b <= n).
+    Returns the two children (modified in place).
+    """
+    n = min(len(ind1), len(ind2))
+    if n < 2:
+        return ind1, ind2
+    a = int(rng.integers(1, n + 1))
+    b = int(rng.integers(1, n))
+    if b >= a:
+        b += 1
+    else:
+        a, b = b, a
+    seg = ind1[a:b].copy()  # the copy DEAP's slice swap lacks
+    ind1[a:b] = ind2[a:b]
+    ind2[a:b] = seg
+    return ind1, ind2
+
+
+def cx_blend(ind1, ind2, alpha: float, rng: np.random.Generator):
+    """Blend crossover BLX-alpha (as ``deap.tools.cxBlend``; Eshelman & Schaffer 1993).
+
+    Per gene gamma ~ U(-alpha, 1 + alpha); child1 = (1-gamma) x1 + gamma x2,
+    child2 = gamma x1 + (1-gamma) x2. Both parents are read before either child is written.
+    """
+    x1 = np.array(ind1, dtype=np.float64)
+    x2 = np.array(ind2, dtype=np.float64)
+    g = (1.0 + 2.0 * alpha) * rng.random(x1.shape[0]) - alpha
+    ind1[:] = (1.0 - g) * x1 + g * x2
+    ind2[:] = g * x1 + (1.0 - g) * x2
+    return ind1, ind2
+
+
+def cx_es_blend(ind1, ind2, alpha: float, sigma_min: float, rng: np.random.Generator):
+    """Blend crossover of genes and step sizes (as ``deap.tools.cxESBlend``), copy-safe.
+
+    Step sizes are floored at ``sigma_min`` afterwards (DEAP's ``checkStrategy`` pattern).
+    """
+    cx_blend(ind1, ind2, alpha, rng)
+    s1 = np.array(ind1.strategy, dtype=np.float64)
+    s2 = np.array(ind2.strategy, dtype=np.float64)
+    g = (1.0 + 2.0 * alpha) * rng.random(s1.shape[0]) - alpha
+    ind1.strategy = np.maximum((1.0 - g) * s1 + g * s2, sigma_min)
+    ind2.strategy = np.maximum(g * s1 + (1.0 - g) * s2, sigma_min)
+    return ind1, ind2
+
+
+def mut_gaussian(ind, sigma: float, indpb: float, rng: np.random.Generator):
+    """Gaussian mutation (as ``deap.tools.mutGaussian`` with mu=0): each gene with probability
+    ``indpb`` gets ``+ N(0, sigma^2)``. Returns a 1-tuple, as DEAP's mutations do."""
+    n = len(ind)
+    if indpb >= 1.0:
+        ind += sigma * rng.standard_normal(n)
+    else:
+        m = rng.random(n) < indpb
+        k = int(m.sum())
+        if k:
+            ind[m] += sigma * rng.standard_normal(k)
+    return (ind,)
+
+
+def mut_es_lognormal(ind, c: float, indpb: float, sigma_min: float, rng: np.random.Generator):
+    """Self-adaptive mutation with per-gene step sizes (as ``deap.tools.mutESLogNormal``).
+
+    Beyer & Schwefel 2002, "Evolution strategies -- A comprehensive introduction", eq. (15):
+    sigma_i <- sigma_i exp(tau0 N(0,1) + tau N_i(0,1)), x_i <- x_i + sigma_i N_i(0,1), with
+    tau0 = c / sqrt(2 n) and tau = c / sqrt(2 sqrt(n)); genes are touched with probability
+    ``indpb``; step sizes are floored at ``sigma_min``.
+    """
+    n = len(ind)
+    tau = c / math.sqrt(2.0 * math.sqrt(n))
+    tau0 = c / math.sqrt(2.0 * n)
+    g0 = tau0 * rng.standard_normal()
+    s = np.array(ind.strategy, dtype=np.float64)
+    s_new = np.maximum(s * np.exp(g0 + tau * rng.standard_normal(n)), sigma_min)
+    step = s_new * rng.standard_normal(n)
+    if indpb >= 1.0:
+        ind.strategy = s_new
+        ind += step
+    else:
+        m = rng.random(n) < indpb
+        s[m] = s_new[m]
+        ind.strategy = s
+        ind[m] += step[m]
+    return (ind,)
+
+
+# -- hyperparameter validation ------------------------------------------------------------------
+def check_keys(method: str, defaults: dict, hyper: dict) -> dict:
+    """Reject unknown keys; return ``defaults`` updated with ``hyper``."""
+    unknown = sorted(set(hyper) - set(defaults))
+    if unknown:
+        raise ValueError(
+            f"{method}: unknown hyperparameter(s) {unknown}; allowed: {', '.join(sorted(defaults))}"
+        )
+    out = dict(defaults)
+    out.update(hyper)
+    return out
+
+
+def as_int(method: str, h: dict, key: str, lo: int, none_ok: bool = False):
+    v = h[key]
+    if v is None and none_ok:
+        return None
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
+        auto = " or None (automatic)" if none_ok else ""
+        raise ValueError(f"{method}: {key} must be an integer >= {lo}{auto}, got {v!r}")
+    h[key] = int(v)
+    return h[key]
+
+
+def as_float(
+    method: str,
+    h: dict,
+    key: str,
+    lo: float,
+    lo_open: bool = True,
+    hi: float = math.inf,
+    hi_open: bool = False,
+    none_ok: bool = False,
+):
+    v = h[key]
+    if v is None and none_ok:
+        return None
+    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+    if ok:
+        v = float(v)
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        lo_s = f"> {lo}" if lo_open else f">= {lo}"
+        hi_s = "" if hi == math.inf else (f" and < {hi}" if hi_open else f" and <= {hi}")
+        auto = " or None" if none_ok else ""
+        raise ValueError(f"{method}: {key} must be a finite number {lo_s}{hi_s}{auto}, got {v!r}")
+    h[key] = v
+    return v
+
+
+def as_choice(method: str, h: dict, key: str, choices: tuple):
+    v = h[key]
+    if v not in choices:
+        raise ValueError(f"{method}: {key} must be one of {list(choices)}, got {v!r}")
+    return v
+
+
+def as_bool(method: str, h: dict, key: str):
+    v = h[key]
+    if not isinstance(v, bool | np.bool_):
+        raise ValueError(f"{method}: {key} must be true or false, got {v!r}")
+    h[key] = bool(v)
+    return h[key]
+
+
+# -- the generation loop's bookkeeping ----------------------------------------------------------
+class Evolution:
+    """Per-generation cost, trace, Logbook and stopping rules shared by every evolutionary method.
+
+    Usage per generation: ``L = evo.evaluate(X)`` with X (P, n) the generation's thetas, then
+    ``if evo.tell(X, L, **stats): return evo.finish()``. The run's answer is the best theta seen
+    so far; it is what ``trace.record`` receives, what ``solved`` is checked on and the final
+    theta. DEAP's Logbook (``trace.logbook``) gets one row per stored trace point (log-spaced,
+    so it stays bounded like the trace) and one for the last generation: generation,
+    evaluations so far, best and median loss of the generation, best loss so far, ``stats``.
+    """
+
+    def __init__(self, net, data, *, budget, target_loss, solved, trace):
+        self.net = net
+        # validate and convert the data once; population_loss then skips its checks
+        self.x, self.y, self.mask, self.h0 = net.check_data(
+            data.x, data.y, getattr(data, "mask", None)
+        )
+        self.seq_steps = int(data.x.shape[0]) * int(data.x.shape[1])  # B * T per evaluation
+        self.budget = budget
+        self.target_loss = None if target_loss is None else float(target_loss)
+        self.solved = solved
+        self.trace = trace
+        self.gen = 0
+        self.best_loss = math.inf
+        self.best_theta: np.ndarray | None = None
+        self._unchecked = False  # best theta changed since the last solved() check
+        self.outcome: str | None = None
+        self.message = ""
+        self.logbook = tools.Logbook()
+        self.logbook.header = ["gen", "evals", "best", "median", "best_so_far"]
+        trace.logbook = self.logbook
+
+    def evaluate(self, X: np.ndarray) -> np.ndarray:
+        """Losses of the P thetas in X (P, n), one jitted call; non-finite -> +inf."""
+        if X.shape[0] == 0:
+            return np.empty(0)
+        L = np.asarray(
+            self.net.population_loss(X, self.x, self.y, self.mask, self.h0, check=False),
+            dtype=np.float64,
+        )
+        return np.where(np.isfinite(L), L, np.inf)
+
+    @staticmethod
+    def assign(pop, losses) -> None:
+        """Write fitness tuples back to the individuals."""
+        for ind, L in zip(pop, losses, strict=True):
+            ind.fitness.values = (float(L),)
+
+    def tell(self, X: np.ndarray, losses: np.ndarray, **stats) -> bool:
+        """Charge one generation of P = len(losses) evaluations; True when the run must stop."""
+        P = int(losses.shape[0])
+        tr = self.trace
+        tr.add_cost(evals=P, fwd_steps=P * self.seq_steps)
+        if P:
+            i = int(np.argmin(losses))
+            if losses[i] < self.best_loss:
+                self.best_loss = float(losses[i])
+                self.best_theta = np.array(X[i], dtype=np.float64, copy=True)
+                self._unchecked = True
+        logged = tr.record(self.best_loss, self.best_theta)
+        stop = self._decide(P, losses, logged)
+        if logged or stop:  # Logbook rows at the trace's (log-spaced) points and at the end
+            finite = losses[np.isfinite(losses)]
+            self.logbook.record(
+                gen=self.gen,
+                evals=tr.evals,
+                best=float(losses.min()) if P else math.nan,
+                median=float(np.median(finite)) if finite.size else math.inf,
+                best_so_far=self.best_loss,
+                **stats,
+            )
+        self.gen += 1
+        return stop
+
+    def _decide(self, P: int, losses: np.ndarray, logged: bool) -> bool:
+        """Stopping rules after a generation; precedence diverged > solved > target > budget."""
+        tr = self.trace
+        if P and not np.isfinite(losses).any():
+            return self.stop("diverged", f"generation {self.gen}: all {P} losses are non-finite")
+        target = self.target_loss is not None and self.best_loss <= self.target_loss
+        spent = self.budget.spent(tr.evals, tr.fwd_equiv, tr.wall_s)
+        if self.solved is not None and self._unchecked and (logged or target or spent):
+            self._unchecked = False  # solved() is only re-run when the best theta changed
+            if self.solved(self.best_theta):
+                return self.stop("solved", f"solved after {tr.evals} evaluations")
+        if target:
+            return self.stop("target", f"best loss {self.best_loss:.6g} <= {self.target_loss:g}")
+        if spent:
+            return self.stop("budget", f"budget spent after {tr.evals} evaluations")
+        return False
+
+    def stop(self, outcome: str, message: str = "") -> bool:
+        self.outcome = outcome
+        self.message = message if not self.message else f"{self.message}; {message}"
+        return True
+
+    def note(self, message: str) -> None:
+        """Add a remark to the final message (restarts, ...)."""
+        self.message = message if not self.message else f"{self.message}; {message}"
+
+    def finish(self):
+        """End the trace with the outcome and the best theta; returns the Trace."""
+        return self.trace.finish(self.outcome, theta=self.best_theta, message=self.message)

@@ -1,0 +1,153 @@
+"""(mu, lambda)- and (mu + lambda)-evolution strategies with self-adaptive per-gene step sizes.
+
+Papers: Schwefel 1981/1995, "Numerical optimization of computer models" / "Evolution and optimum
+seeking"; Beyer & Schwefel 2002, "Evolution strategies -- A comprehensive introduction", Natural
+Computing 1(1) (log-normal self-adaptation of n step sizes, eq. 15).
+
+The loop is DEAP's ``eaMuCommaLambda`` / ``eaMuPlusLambda`` with its strategy-vector pattern
+(examples/es/fctmin.py): every individual carries a ``strategy`` vector of step sizes; offspring
+come from ``deap.algorithms.varOr`` -- blend crossover of genes and step sizes (``cxESBlend``),
+or log-normal self-adaptive mutation (``mutESLogNormal``), or reproduction -- and the mu best
+of the offspring (comma) or of parents + offspring (plus) survive (``tools.selBest``). Only the
+offspring with an invalid fitness are evaluated, all in one ``net.population_loss`` call; a
+reproduced individual keeps its fitness and costs nothing (the loss on fixed data is
+deterministic). The operators are copy-safe NumPy versions of DEAP's (``es_common``).
+
+Defaults: every offspring is a mutant (cxpb=0, mutpb=1), Schwefel's ES without recombination;
+on teacher-student fits of 2- and 8-unit Elman nets the DEAP example's cxpb=0.6, mutpb=0.3
+ended 2-20x higher in loss at equal evaluations. Set cxpb > 0 for blend recombination.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from deap import algorithms, base, tools
+
+from toolkit.train.es_common import (
+    Evolution,
+    as_float,
+    as_int,
+    as_matrix,
+    check_keys,
+    cx_es_blend,
+    individual,
+    mut_es_lognormal,
+    seed_globals,
+)
+from toolkit.train.registry import Method, register
+
+DEFAULTS = {
+    "mu": 15,  # parents
+    "lambda_": 100,  # offspring per generation
+    "sigma": 0.1,  # initial step size of every gene
+    "cxpb": 0.0,  # probability that an offspring comes from crossover (varOr)
+    "mutpb": 1.0,  # ... from mutation; reproduction otherwise (cxpb + mutpb <= 1)
+    "alpha": 0.1,  # blend-crossover extent (cxESBlend)
+    "c": 1.0,  # learning parameter of the log-normal rule (tau0 = c/sqrt(2n), ...)
+    "indpb": 1.0,  # probability that a gene (and its step size) is mutated
+    "sigma_min": 1e-10,  # floor of the step sizes
+    "init_scale": None,  # parents drawn from net.init(rng, scale=init_scale)
+}
+
+
+def _validator(name: str, comma: bool):
+    def validate(hyper: dict) -> dict:
+        h = check_keys(name, DEFAULTS, hyper)
+        mu = as_int(name, h, "mu", 1)
+        lam = as_int(name, h, "lambda_", 2)
+        if comma and mu > lam:
+            raise ValueError(
+                f"{name}: mu must be <= lambda_ for the comma strategy, got mu={mu} > lambda_={lam}"
+            )
+        as_float(name, h, "sigma", 0.0)
+        as_float(name, h, "cxpb", 0.0, lo_open=False, hi=1.0)
+        as_float(name, h, "mutpb", 0.0, lo_open=False, hi=1.0)
+        if not 0.0 < h["cxpb"] + h["mutpb"] <= 1.0:
+            raise ValueError(
+                f"{name}: cxpb + mutpb must be in (0, 1], got {h['cxpb'] + h['mutpb']!r}"
+            )
+        if mu < 2 and h["cxpb"] > 0:
+            raise ValueError(f"{name}: cxpb must be 0 when mu < 2 (crossover needs 2 parents)")
+        as_float(name, h, "alpha", 0.0, lo_open=False)
+        as_float(name, h, "c", 0.0)
+        as_float(name, h, "indpb", 0.0, hi=1.0)
+        as_float(name, h, "sigma_min", 0.0, lo_open=False)
+        as_float(name, h, "init_scale", 0.0, none_ok=True)
+        return h
+
+    return validate
+
+
+def _trainer(comma: bool):
+    def train(
+        net,
+        data,
+        *,
+        rng,
+        seed_seq,
+        budget,
+        target_loss=None,
+        solved=None,
+        trace,
+        mu=15,
+        lambda_=100,
+        sigma=0.1,
+        cxpb=0.0,
+        mutpb=1.0,
+        alpha=0.1,
+        c=1.0,
+        indpb=1.0,
+        sigma_min=1e-10,
+        init_scale=None,
+    ):
+        seed_globals(seed_seq)  # first thing: varOr draws from Python's random
+        evo = Evolution(
+            net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace
+        )
+        n = int(net.n_params)
+        tb = base.Toolbox()
+        tb.register("mate", cx_es_blend, alpha=alpha, sigma_min=sigma_min, rng=rng)
+        tb.register("mutate", mut_es_lognormal, c=c, indpb=indpb, sigma_min=sigma_min, rng=rng)
+
+        population = []
+        for _ in range(mu):
+            ind = individual(net.init(rng, scale=init_scale))
+            ind.strategy = np.full(n, float(sigma))
+            population.append(ind)
+
+        def evaluate(pop) -> bool:
+            invalid = [ind for ind in pop if not ind.fitness.valid]
+            X = as_matrix(invalid) if invalid else np.empty((0, n))
+            losses = evo.evaluate(X)
+            evo.assign(invalid, losses)
+            med = float(np.median([ind.strategy for ind in population]))
+            return evo.tell(X, losses, median_step=med)
+
+        if evaluate(population):  # generation 0: the parents
+            return evo.finish()
+        while True:
+            offspring = algorithms.varOr(population, tb, lambda_, cxpb, mutpb)
+            if evaluate(offspring):
+                return evo.finish()
+            pool = offspring if comma else population + offspring
+            population[:] = tools.selBest(pool, mu)
+
+    return train
+
+
+for _name, _comma, _paper in (
+    ("es_comma", True, "(mu, lambda)"),
+    ("es_plus", False, "(mu + lambda)"),
+):
+    register(
+        Method(
+            name=_name,
+            family="evolution",
+            defaults=dict(DEFAULTS),
+            validate=_validator(_name, _comma),
+            train=_trainer(_comma),
+            doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
+            "DEAP's varOr / strategy-vector pattern.",
+            tags=("deap", "es"),
+        )
+    )
