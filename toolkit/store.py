@@ -30,6 +30,8 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from toolkit.train.trace import COLUMNS as _TRACE_COLUMNS
+
 RUNS_DIR = "runs"
 RUNS_TABLE = "runs.parquet"
 TRACES_TABLE = "traces.parquet"
@@ -68,7 +70,8 @@ FLOAT_COLUMNS = (
     "budget_fwd_equiv",
     "budget_wall_s",
 )
-#: trace columns (the same as toolkit.train.trace.COLUMNS)
+#: trace columns: the Trace record's own
+TRACE_COLUMNS = _TRACE_COLUMNS
 TRACE_COLUMNS = (
     "evals",
     "fwd_steps",
