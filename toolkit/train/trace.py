@@ -103,6 +103,8 @@ class Trace:
     final_theta: np.ndarray | None = None
     best_theta: np.ndarray | None = None
     points: dict = field(default_factory=lambda: {c: [] for c in COLUMNS})
+    #: optimizer-specific per-generation log (DEAP's Logbook for the evolutionary methods)
+    logbook: object = None
     _t0: float | None = None
     _t_end: float | None = None
     _next_log: float = 1.0
