@@ -337,3 +337,22 @@ def test_annotate_labels_what_varies():
     assert A.param_values(runs, "T").tolist() == [10, 10, 20, 20]
     assert A.param_values(runs, "sigma0").tolist() == [0.1, 0.5, 0.5, 0.5]
     assert A.describe_config(runs).startswith("Elman H=2 tanh/linear, 13 weights")
+
+
+def test_annotate_labels_grid_settings_once():
+    runs = pd.DataFrame(
+        {
+            "task": ["latch"] * 4,
+            "method": ["cmaes"] * 4,
+            "task_params": ['{"T": 10}', '{"T": 20}', '{"T": 10}', '{"T": 20}'],
+            "method_params": ["{}"] * 4,
+            "n_hidden": [2, 2, 2, 2],
+            "recurrent": [True, True, False, False],
+            "grid.task.params.T": [10, 20, 10, 20],
+            "grid.net.recurrent": [True, True, False, False],
+            "outcome": ["solved", "budget", "solved", "budget"],
+        }
+    )
+    cond = A.annotate(runs)["condition"].tolist()
+    assert cond[0] == "latch (T=10, recurrent=True)"
+    assert cond[3] == "latch (T=20, recurrent=False)"

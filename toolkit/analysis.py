@@ -330,14 +330,24 @@ def annotate(runs: pd.DataFrame, *, exclude: Iterable[str] = ()) -> pd.DataFrame
     tparams.index = mparams.index = out.index
     method_keys = set().union(*mparams.tolist()) if len(out) else set()
     task_keys = set().union(*tparams.tolist()) if len(out) else set()
-    net_cols = [c for c in ("n_hidden", "hidden", "output") if c in out.columns]
-    grid_cols = [
-        c
-        for c in out.columns
-        if c.startswith("grid.")
-        and c[5:] not in method_keys | task_keys | {"method", "task", "seed", "replicate"}
-        and c[5:] not in net_cols
+    net_cols = [
+        c for c in ("n_hidden", "hidden", "recurrent", "window", "output") if c in out.columns
     ]
+
+    def setting_name(grid_col: str) -> str:
+        """'grid.task.params.T' -> 'T', 'grid.net.n_hidden' -> 'n_hidden', 'grid.methods.m.lr'
+        -> 'lr': the setting a grid key varies, as it is stored elsewhere in the row."""
+        parts = grid_col[5:].split(".")
+        if parts[0] == "task" and len(parts) == 3 and parts[1] == "params":
+            return parts[2]
+        if parts[0] == "net" and len(parts) == 2:
+            return parts[1]
+        if parts[0] == "methods" and len(parts) == 3:
+            return parts[2]
+        return grid_col[5:]
+
+    stored = method_keys | task_keys | {"method", "task", "seed", "replicate"} | set(net_cols)
+    grid_cols = [c for c in out.columns if c.startswith("grid.") and setting_name(c) not in stored]
 
     def varying(sub_idx, getter, keys):
         found = []
