@@ -307,12 +307,13 @@ class Elman:
         return self._I_eff, self.n_hidden, self.n_out, self._act, self._out
 
     def _fast(self, x, y, mask, h0):
-        """check=False path: trust the arrays, only fill in the default mask and h0."""
+        """check=False path: trust the values, fill in the default mask and h0, and make
+        every array C-contiguous (a strided view would make Numba compile another version)."""
         B, T = x.shape[0], x.shape[1]
-        if mask is None:
-            mask = np.ones((B, T))
-        if h0 is None:
-            h0 = np.zeros((B, self.n_hidden))
+        mask = np.ones((B, T)) if mask is None else np.ascontiguousarray(mask)
+        h0 = np.zeros((B, self.n_hidden)) if h0 is None else np.ascontiguousarray(h0)
+        x = np.ascontiguousarray(x)
+        y = None if y is None else np.ascontiguousarray(y)
         return x, y, mask, h0
 
     # -- computation --------------------------------------------------------------------
@@ -327,8 +328,7 @@ class Elman:
 
     def step(self, theta, h_prev, a, check=True):
         """One recurrent step f(h_prev, a) = act(W_xh a + W_hh h_prev + b_h): (B,H),(B,I)->(B,H)."""
-        if check:
-            a = _as_array(a, "a", 2)
+        a = _as_array(a, "a", 2) if check else np.asarray(a)
         h, _ = self.forward(theta, a[:, None, :], h0=h_prev, check=check)
         return h[:, 0, :]
 
