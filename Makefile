@@ -27,6 +27,18 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
 
+# SCALE and BACKEND are checked before anything else: one line naming the allowed values
+SCALES   := smoke default paper
+BACKENDS := loky dask
+ifneq ($(filter experiments,$(MAKECMDGOALS)),)
+ifneq ($(words $(SCALE)) $(filter $(SCALE),$(SCALES)),1 $(SCALE))
+$(error SCALE='$(SCALE)' is not one of: $(SCALES))
+endif
+ifneq ($(words $(BACKEND)) $(filter $(BACKEND),$(BACKENDS)),1 $(BACKEND))
+$(error BACKEND='$(BACKEND)' is not one of: $(BACKENDS))
+endif
+endif
+
 experiments: $(STAMP)
 	$(PY) -m toolkit experiments --scale $(SCALE) --jobs $(JOBS) --backend $(BACKEND) $(if $(SCHEDULER),--scheduler $(SCHEDULER),)
 

@@ -43,7 +43,8 @@ def _positive(text: str) -> int:
     return n
 
 
-def _add_exec_options(p: argparse.ArgumentParser) -> None:
+def _add_exec_options(p: argparse.ArgumentParser, *, strict_choices: bool = True) -> None:
+    """strict_choices=False: --backend is checked by the command (a one-line error)."""
     p.add_argument(
         "--jobs",
         "-j",
@@ -54,8 +55,9 @@ def _add_exec_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--backend",
-        choices=BACKENDS,
         default="loky",
+        choices=BACKENDS if strict_choices else None,
+        metavar=None if strict_choices else "loky|dask",
         help="loky: processes on this machine (default); dask: a dask.distributed "
         "cluster (--scheduler) or a local one",
     )
@@ -148,8 +150,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "experiments", help="run every experiment file, then the figures and the report"
     )
-    p.add_argument("--scale", choices=SCALES, default="default")
-    _add_exec_options(p)
+    p.add_argument(
+        "--scale",
+        default="default",
+        metavar="|".join(SCALES),
+        help="smoke: the whole pipeline in about a minute; default: the suite in about "
+        "20 minutes on 2 cores; paper: full grids, >= 30 seeds per condition (hours)",
+    )
+    _add_exec_options(p, strict_choices=False)
     p.add_argument(
         "--dir",
         type=Path,
@@ -172,6 +180,9 @@ def _err(msg: str) -> None:
 
 
 def _check_backend(args) -> bool:
+    if args.backend not in BACKENDS:
+        _err(f"--backend {args.backend!r} is not one of: {', '.join(BACKENDS)}")
+        return False
     if args.scheduler and args.backend != "dask":
         _err("--scheduler needs --backend dask")
         return False
@@ -183,6 +194,27 @@ def _cmd_run(args) -> int:
 
     if not _check_backend(args):
         return 2
+    from toolkit import suite
+
+    if suite.has_post(args.config):  # parts, landscape tables, parallel timing
+        try:
+            sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds)
+            res = suite.run(
+                sexp,
+                out=args.out,
+                results_root=args.results,
+                jobs=args.jobs,
+                backend=args.backend,
+                scheduler=args.scheduler,
+                force=args.force,
+                dry_run=args.dry_run,
+                progress=not args.no_progress,
+                connect_timeout=args.timeout,
+            )
+        except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
+            _err(str(e))
+            return 2
+        return 0 if res.ok else 1
     try:
         res = sweep.run_sweep(
             args.config,
@@ -261,11 +293,22 @@ def _cmd_bench(args) -> int:
     return 0
 
 
-def _cmd_experiments(args) -> int:
-    """Validate every experiment file first, then run them in turn, then figures and report."""
-    from toolkit import store, sweep
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> bool:
+    if value not in allowed:
+        _err(f"{name} {value!r} is not one of: {', '.join(allowed)}")
+        return False
+    return True
 
-    if not _check_backend(args):
+
+def _cmd_experiments(args) -> int:
+    """Validate every experiment file first, then run them in turn (sweeps, parts, post steps
+    of :mod:`toolkit.suite`), then the figures and the report."""
+    from toolkit import store, suite, sweep
+
+    if not _check_choice("--scale", args.scale, SCALES) or not _check_backend(args):
+        return 2
+    if not args.dir.is_dir():
+        _err(f"{args.dir}: no such directory of experiment files")
         return 2
     files = sorted(p for p in args.dir.glob("*.toml") if not p.name.startswith("_"))
     if not files:
@@ -274,7 +317,7 @@ def _cmd_experiments(args) -> int:
     exps, bad = [], []
     for f in files:
         try:
-            exps.append(sweep.load_config(f, scale=args.scale))
+            exps.append(suite.load(f, scale=args.scale))
         except sweep.ConfigError as e:
             bad.append(str(e))
     if bad:
@@ -283,7 +326,7 @@ def _cmd_experiments(args) -> int:
     status = 0
     for exp in exps:
         try:
-            res = sweep.run_sweep(
+            res = suite.run(
                 exp,
                 results_root=args.results,
                 jobs=args.jobs,

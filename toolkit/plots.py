@@ -361,7 +361,8 @@ def fig_convergence(
             sub = cur[cur["condition"] == cond]
             for v, st in styles.items():
                 s = sub[sub["variant"] == v]
-                if s.empty:
+                ok = np.isfinite(_log_ok(s["median"])) & np.isfinite(s["cost"].to_numpy(float))
+                if s.empty or not ok.any():  # nothing finite to draw (e.g. every run diverged)
                     continue
                 x = s["cost"].to_numpy(float)
                 ax.fill_between(
@@ -628,7 +629,7 @@ def fig_final_loss(
 # ------------------------------------------------------------------------------------------
 # 4. success rate vs a swept setting (sequence length, lag)
 # ------------------------------------------------------------------------------------------
-LAG_PARAMS = ("lag", "T", "length", "seq_len", "n_bits")
+LAG_PARAMS = ("lag", "T", "p", "d", "length", "seq_len", "n_bits")
 PARAM_LABELS = {
     "lag": "time lag (steps)",
     "T": "sequence length T (steps)",

@@ -87,7 +87,12 @@ TOP_KEYS = (
     "methods",
     "grid",
     "scales",
+    "post",
 )
+#: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
+#: (several sweeps merged, landscape tables, gradient fidelity, parallel timing). Their
+#: contents are validated by :func:`toolkit.suite.load`; a plain sweep ignores them.
+POST_KEYS = ("parts", "slices", "fidelity", "cliff", "parallel")
 TASK_KEYS = ("name", "params")
 NET_KEYS = ("n_hidden", "hidden", "recurrent", "window", "fixed")
 BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
@@ -579,6 +584,9 @@ def load_config(
         [scales.smoke]          # optional overrides, chosen with --scale smoke ("default" is
         replicates = 2          #   the file as written unless [scales.default] exists);
         "budget.fwd_equiv" = 1e5  # dotted paths or nested tables; "grid.<key>" sets a grid key
+        [post]                  # optional: parts, slices, fidelity, cliff, parallel -- what
+                                #   toolkit.suite does beyond this sweep (validated there;
+                                #   `bptt run` and `bptt experiments` hand such files to it)
 
     Expansion order: grid points (keys in file order) x tasks x methods (file order) x the
     method's own grid keys x replicates. ``seeds`` overrides ``replicates``.
@@ -624,6 +632,15 @@ def load_config(
         if not ok:
             P.add("seed", root_seed)
             root_seed = None
+    post = cfg.get("post", {})
+    if not isinstance(post, dict):
+        P.add("post", f"expected a table [post] with keys {', '.join(POST_KEYS)}, got {_fmt(post)}")
+    else:
+        for k, v in post.items():
+            if k not in POST_KEYS:
+                P.unknown("post", k, POST_KEYS)
+            elif not isinstance(v, dict):
+                P.add(f"post.{k}", f"expected a table, got {_fmt(v)}")
     ok, replicates = _check_int(1)(cfg.get("replicates", 1))
     if not ok:
         P.add("replicates", replicates)

@@ -1,0 +1,291 @@
+"""The experiment suite: every experiments/*.toml validates at every scale; `bptt experiments
+--scale smoke` runs end to end (every experiment, every figure, the report); a second run
+reproduces the tables and the deterministic figures byte for byte; bad SCALE / BACKEND give a
+one-line error; [post] is validated strictly."""
+
+import importlib.util
+import shutil
+import subprocess
+import time
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from toolkit import cli, store, suite, sweep
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = ROOT / "experiments"
+FILES = sorted(EXPERIMENTS.glob("*.toml"))
+NAMES = [f.stem for f in FILES]
+SUITE = (
+    "speed",
+    "local_optima",
+    "lag",
+    "random_guessing",
+    "scaling",
+    "truncation",
+    "cliff",
+    "reber",
+    "parallel",
+)
+#: figures that depend on wall-clock time (not compared between two runs)
+TIMING_FIGURES = ("convergence_wall_s", "parallel_scaling")
+#: figures each experiment must have at the smoke scale (besides final_loss)
+EXPECTED_FIGURES = {
+    "lag": ["success_vs_T"],
+    "local_optima": ["loss_slices", "grad_norm_slice"],
+    "scaling": ["scaling"],
+    "truncation": ["truncation"],
+    "cliff": ["cliff", "bifurcation", "loss_slices", "grad_norm_slice"],
+    "parallel": ["parallel_scaling"],
+}
+
+
+def test_the_suite_has_every_experiment_of_the_issue():
+    assert sorted(NAMES) == sorted(SUITE)
+
+
+@pytest.mark.parametrize("scale", ["smoke", "default", "paper"])
+@pytest.mark.parametrize("path", FILES, ids=NAMES)
+def test_every_experiment_validates_at_every_scale(path, scale):
+    given = tomllib.loads(path.read_text())
+    assert {"smoke", "paper"} <= set(given.get("scales", {})), (
+        "needs [scales.smoke], [scales.paper]"
+    )
+    sexp = suite.load(path, scale=scale)
+    assert sexp.name == path.stem
+    assert sexp.parts and all(len(p.exp.runs) > 0 for p in sexp.parts)
+    if scale == "paper":  # >= 30 seeds per condition
+        assert min(p.exp.replicates for p in sexp.parts) >= 30
+    if scale == "default" and sexp.name == "local_optima":
+        assert min(p.exp.replicates for p in sexp.parts) >= 50
+
+
+def test_local_optima_has_feedforward_twins():
+    sexp = suite.load(EXPERIMENTS / "local_optima.toml")
+    nets = {p.name: p.exp.resolved["net"] for p in sexp.parts}
+    assert any(n["recurrent"] for n in nets.values())
+    assert any(not n["recurrent"] and n["window"] > 1 for n in nets.values())
+    methods = {m for p in sexp.parts for m in p.exp.resolved["methods"]}
+    assert {"bptt_adam", "cmaes"} <= methods
+
+
+def test_random_guessing_uses_the_papers_range():
+    sexp = suite.load(EXPERIMENTS / "random_guessing.toml")
+    for p in sexp.parts:
+        assert p.exp.resolved["methods"]["random"]["r"] == 100.0
+        assert {"bptt_adam", "cmaes", "random"} <= set(p.exp.resolved["methods"])
+
+
+# -- [post] validation ---------------------------------------------------------------------
+BASE = """
+seed = 1
+[task]
+name = "echo"
+[net]
+n_hidden = 2
+[budget]
+evals = 5
+[methods.bptt_adam]
+lr = 0.1
+"""
+
+
+def _problems(tmp_path, text, scale="default"):
+    p = tmp_path / "x.toml"
+    p.write_text(text)
+    with pytest.raises(sweep.ConfigError) as e:
+        suite.load(p, scale=scale)
+    return e.value.problems, str(e.value)
+
+
+@pytest.mark.parametrize(
+    "extra, key, words",
+    [
+        ("[post.slicez]\nmethod = 'bptt_adam'\n", "post.slicez", "unknown key"),
+        ("[post.slices]\n", "post.slices.method", "missing"),
+        ("[post.slices]\nmethod = 'cmaes'\n", "post.slices.method", "not a method"),
+        ("[post.slices]\nmethod = 'bptt_adam'\nn_1d = 1\n", "post.slices.n_1d", ">= 3"),
+        ("[post.slices]\nmethod = 'bptt_adam'\nspeed = 1\n", "post.slices.speed", "unknown"),
+        ("[post.slices]\nmethod = 'bptt_adam'\nparts = ['a']\n", "post.slices.parts", "no [post"),
+        ("[post.fidelity]\nks = []\n", "post.fidelity.ks", "at least 1"),
+        ("[post.fidelity]\nks = [0, 2]\n", "post.fidelity.ks", ">= 1"),
+        ("[post.cliff]\nstart = [1.0]\n", "post.cliff.start", "[w, b]"),
+        ("[post.parallel]\njobs = [1, 1]\n", "post.parallel.jobs", "distinct"),
+        ("[post.parts.a]\n'net.n_hiden' = 3\n", "post.parts.a (merged) net.n_hiden", "unknown"),
+        ("[post.parts.a]\n'budget.evals' = 0\n", "post.parts.a (merged) budget.evals", ">= 1"),
+        ("[post.parts.a]\n[post.parallel]\n", "post.parallel", "cannot be combined"),
+        ("[post.parts.a]\n[scales.smoke]\n'post.parts.b.replicates' = 2\n", None, "unknown part"),
+    ],
+)
+def test_post_is_validated_strictly(tmp_path, extra, key, words):
+    problems, text = _problems(
+        tmp_path, BASE + extra, scale="smoke" if "smoke" in extra else "default"
+    )
+    if key is not None:
+        assert key in [k for k, _ in problems], text
+    assert words in text
+
+
+def test_parts_precedence(tmp_path):
+    """file < [post.parts.p] < the scale's general overrides < the scale's overrides of p"""
+    text = (
+        "replicates = 1\n"
+        + BASE
+        + """[post.parts.a]
+replicates = 4
+"net.n_hidden" = 3
+[post.parts.b]
+"budget.evals" = 9
+[scales.s]
+replicates = 2
+"post.parts.a.replicates" = 3
+"post.parts.b.net.n_hidden" = 5
+"""
+    )
+    p = tmp_path / "x.toml"
+    p.write_text(text)
+    parts = {q.name: q.exp for q in suite.load(p).parts}
+    assert parts["a"].replicates == 4 and parts["a"].resolved["net"]["n_hidden"] == 3
+    assert parts["b"].replicates == 1 and parts["b"].resolved["budget"] == {"evals": 9}
+    parts = {q.name: q.exp for q in suite.load(p, scale="s").parts}
+    assert parts["a"].replicates == 3 and parts["b"].replicates == 2
+    assert parts["b"].resolved["net"]["n_hidden"] == 5
+    assert parts["a"].name == "x.a" and parts["a"].path == p and parts["a"].scale == "s"
+
+
+def test_to_toml_round_trip():
+    cfg = {
+        "name": "a",
+        "x": 1.5e-7,
+        "n": 3,
+        "b": False,
+        "nan": float("nan"),
+        "s": 'q"uote\\',
+        "net": {"fixed": {"W_hy": [[0.0, 10.0]], "b_y": -1.0}},
+        "grid": {"net.n_hidden": [2, 4], "task.params.embedded": [False, True]},
+    }
+    back = tomllib.loads(suite.to_toml(cfg))
+    nan = back.pop("nan")
+    assert nan != nan
+    cfg.pop("nan")
+    assert back == cfg
+
+
+# -- bad input on the command line -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "args, word",
+    [(["--scale", "huge"], "smoke, default, paper"), (["--backend", "mpi"], "loky, dask")],
+)
+def test_bad_scale_or_backend_is_one_line(capsys, tmp_path, args, word):
+    assert cli.main(["experiments", *args, "--results", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and word in err
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize(
+    "var, word", [("SCALE=huge", "smoke default paper"), ("BACKEND=mpi", "loky dask")]
+)
+def test_make_rejects_bad_scale_or_backend_in_one_line(var, word):
+    r = subprocess.run(
+        ["make", "-n", "experiments", var], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode != 0
+    assert r.stderr.count("\n") == 1 and word in r.stderr and var.split("=")[1] in r.stderr
+
+
+def test_missing_experiment_dir_is_named(capsys, tmp_path):
+    assert cli.main(["experiments", "--dir", str(tmp_path / "nope")]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+# -- the smoke scale, end to end --------------------------------------------------------------
+def _run_smoke(results: Path) -> float:
+    t0 = time.perf_counter()
+    rc = cli.main(
+        [
+            "experiments",
+            "--scale",
+            "smoke",
+            "--dir",
+            str(EXPERIMENTS),
+            "--results",
+            str(results),
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    return time.perf_counter() - t0
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    results = tmp_path_factory.mktemp("smoke") / "results"
+    return results, _run_smoke(results)
+
+
+def test_smoke_suite_end_to_end(smoke):
+    results, seconds = smoke
+    for name in SUITE:
+        d = results / name
+        runs = store.load_runs(d)
+        assert len(runs) and (runs["outcome"] != "error").all(), name
+        figs = {p.stem for p in (d / "figures").glob("*.png")}
+        assert {"final_loss", "convergence_fwd_equiv", "ecdf"} <= figs, (name, figs)
+        assert set(EXPECTED_FIGURES.get(name, [])) <= figs, (name, figs)
+        assert (d / "meta.json").is_file()
+    par = pd.read_parquet(results / "parallel" / "parallel.parquet")
+    assert {"jobs", "wall_s"} <= set(par.columns) and len(par) >= 2
+    assert par["identical"].all()  # --jobs does not change any result
+    lo = store.load_runs(results / "local_optima")  # parts told apart by their own columns
+    assert suite.SETUP_COLUMN not in lo
+    assert set(zip(lo["task"], lo["recurrent"], lo["window"], strict=True)) == {
+        ("temporal_xor", True, 1),
+        ("temporal_xor", False, 2),
+        ("parity", True, 1),
+        ("parity", False, 3),
+    }
+    rg = store.load_runs(results / "random_guessing")  # latch I and II differ in fixed weights
+    assert set(rg[suite.SETUP_COLUMN]) == {"latch_I", "latch_II", "parity"}
+    if importlib.util.find_spec("toolkit.report") is not None:
+        report = (results / "REPORT.md").read_text()
+        for name in SUITE:
+            assert name in report, name
+    assert seconds < 90, f"the smoke suite took {seconds:.0f} s"
+
+
+def test_rerun_resumes(smoke):
+    """A second `bptt experiments` on the same results runs nothing again."""
+    results, _ = smoke
+    before = {n: store.load_runs(results / n) for n in ("speed", "parallel")}
+    sexp = suite.load(EXPERIMENTS / "speed.toml", scale="smoke")
+    res = suite.run(sexp, results_root=results, progress=False, echo=lambda *a: None)
+    assert res.n_executed == 0
+    pd.testing.assert_frame_equal(store.load_runs(results / "speed"), before["speed"])
+
+
+def test_smoke_suite_is_reproducible(smoke, tmp_path):
+    """Twice the same command: identical non-timing columns of every runs.parquet, identical
+    landscape tables and identical bytes of every figure that does not show wall time."""
+    first, _ = smoke
+    second = tmp_path / "results"
+    _run_smoke(second)
+    for name in SUITE:
+        a, b = first / name, second / name
+        pd.testing.assert_frame_equal(
+            store.non_timing(store.load_runs(a)), store.non_timing(store.load_runs(b))
+        )
+        for t in a.glob("*.parquet"):
+            if t.name in (store.RUNS_TABLE, store.TRACES_TABLE, suite.PARALLEL_TABLE):
+                continue
+            pd.testing.assert_frame_equal(pd.read_parquet(t), pd.read_parquet(b / t.name))
+        pngs = sorted((a / "figures").glob("*.png"))
+        assert pngs
+        for png in pngs:
+            if png.stem in TIMING_FIGURES:
+                continue
+            assert png.read_bytes() == (b / "figures" / png.name).read_bytes(), (name, png.name)

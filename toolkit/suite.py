@@ -1,0 +1,890 @@
+"""The experiment suite: what ``bptt experiments`` does beyond running plain sweeps.
+
+Every file in ``experiments/`` is a sweep (:mod:`toolkit.sweep`, schema in
+:func:`toolkit.sweep.load_config`). An optional ``[post]`` table says what else to do with it;
+its contents are validated here (:func:`load`), strictly and before anything runs:
+
+``[post.parts.<part>]``
+    Overrides of the file (dotted paths or nested tables, as in ``[scales.<name>]``; a
+    setting comes from, in rising precedence: the file, the part, the scale, the scale's
+    ``"post.parts.<part>.<key>"``): the experiment runs as one sweep per part into
+    ``results/<exp>/parts/<part>/`` (named ``<exp>.<part>``, resumable like any sweep), and
+    their tables are merged into ``results/<exp>/{runs,traces,thetas}.parquet`` (in part
+    order) with a combined ``meta.json``. When two parts' runs cannot be told apart by the
+    table's own columns (same task, task parameters, n_hidden, hidden, recurrent, window: nets
+    that differ only in fixed weights, say), every row gets ``grid.setup`` = part name, so
+    that figures and the report split by it. Parts are for designs one grid cannot express:
+    different networks per task (a recurrent net beside a feed-forward one with an input
+    window, ``fixed`` weights), a lag parameter with a different name per task, per-task
+    budgets or methods.
+``[post.slices]``
+    Error-surface slices of the trained Elman nets from the stored ``thetas.parquet``
+    (:func:`toolkit.landscape.net_tables`): 1-D / 2-D filter-normalised slices and the
+    gradient-norm slice around one solution, and straight lines from it to other seeds'
+    solutions (solved and stuck ones), for each listed part. Keys: ``method`` (required),
+    ``parts`` (default: all), ``task``, ``pairs`` (lines per part, 2), ``n_directions`` (3),
+    ``n_1d`` (41), ``n_2d`` (21), ``n_interp`` (61), ``seed`` (0). Losses are on the task's
+    held-out test set, the one data set all seeds share (their training sets differ).
+``[post.fidelity]``
+    Cosine between BPTT(k) and full-BPTT gradients (:func:`toolkit.landscape.gradient_fidelity`)
+    per task, at ``n_init`` random initial thetas and the best thetas of ``n_trained`` stored
+    runs of ``method`` with full BPTT (k unset or k >= T). Keys: ``ks`` (required), ``n_init`` (4),
+    ``n_trained`` (4), ``method``, ``tasks``, ``seed`` (0).
+``[post.cliff]``
+    Pascanu et al.'s single-unit cliff with optimizer paths and Doya's bifurcation diagram
+    (:func:`toolkit.landscape.cliff_tables`). Keys: ``n_w``, ``n_b`` (201), ``start``
+    ([5.0, -2.8]), ``lr`` (0.5), ``steps`` (80), ``clip`` (1.0), ``sigma0`` (0.5),
+    ``generations`` (40), ``seed`` (0).
+``[post.parallel]``
+    The same sweep timed at each ``jobs`` (0 = all cores; loky backend, forced rerun) into
+    ``parallel.parquet`` (jobs, wall_s, repeat, n_runs, identical = the non-timing columns of
+    runs.parquet equal those of the first timing); the results of the last timing stay as the
+    experiment's tables. Skipped on a rerun when parallel.parquet of the same configuration
+    exists. Keys: ``jobs`` ([1, 0]), ``repeats`` (1).
+
+The post steps read only stored tables, write ``<name>.parquet`` next to them (the names
+:mod:`toolkit.plots` looks for, :data:`toolkit.landscape.TABLES`, ``parallel.parquet``) and are
+deterministic (seeded), except the wall times of ``parallel``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import tempfile
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from toolkit import store, sweep
+
+__all__ = [
+    "SuiteExperiment",
+    "Part",
+    "SuiteResult",
+    "load",
+    "has_post",
+    "run",
+    "merge_parts",
+    "write_slices",
+    "write_fidelity",
+    "write_cliff",
+    "to_toml",
+]
+
+SETUP_COLUMN = "grid.setup"
+PARALLEL_TABLE = "parallel.parquet"
+
+
+# ------------------------------------------------------------------------------------------
+# validation of [post]
+# ------------------------------------------------------------------------------------------
+def _int(lo):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            return False, f"expected an integer >= {lo}, got {v!r}"
+        return True, int(v)
+
+    return check
+
+
+def _num(positive=True):
+    def check(v):
+        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or (positive and v <= 0):
+            return False, f"expected a {'positive ' if positive else ''}finite number, got {v!r}"
+        return True, float(v)
+
+    return check
+
+
+def _str(v):
+    if not isinstance(v, str) or not v:
+        return False, f"expected a non-empty string, got {v!r}"
+    return True, v
+
+
+def _list_of(check, *, min_len=1, unique=True):
+    def f(v):
+        if not isinstance(v, list) or len(v) < min_len:
+            return False, f"expected a list of at least {min_len} value(s), got {v!r}"
+        out = []
+        for x in v:
+            ok, r = check(x)
+            if not ok:
+                return False, f"element {x!r}: {r}"
+            out.append(r)
+        if unique and len(set(out)) != len(out):
+            return False, f"expected distinct values, got {v!r}"
+        return True, out
+
+    return f
+
+
+def _pair(v):
+    ok = isinstance(v, list) and len(v) == 2 and all(_num(positive=False)(x)[0] for x in v)
+    return (True, (float(v[0]), float(v[1]))) if ok else (False, f"expected [w, b], got {v!r}")
+
+
+_REQUIRED = object()
+POST_SPECS: dict[str, dict[str, tuple]] = {
+    "slices": {
+        "method": (_REQUIRED, _str),
+        "parts": (None, _list_of(_str)),
+        "task": (None, _str),
+        "pairs": (2, _int(1)),
+        "n_directions": (3, _int(1)),
+        "n_1d": (41, _int(3)),
+        "n_2d": (21, _int(3)),
+        "n_interp": (61, _int(3)),
+        "seed": (0, _int(0)),
+    },
+    "fidelity": {
+        "ks": (_REQUIRED, _list_of(_int(1))),
+        "n_init": (4, _int(0)),
+        "n_trained": (4, _int(0)),
+        "method": (None, _str),
+        "tasks": (None, _list_of(_str)),
+        "seed": (0, _int(0)),
+    },
+    "cliff": {
+        "n_w": (201, _int(2)),
+        "n_b": (201, _int(2)),
+        "start": ((5.0, -2.8), _pair),
+        "lr": (0.5, _num()),
+        "steps": (80, _int(1)),
+        "clip": (1.0, _num()),
+        "sigma0": (0.5, _num()),
+        "generations": (40, _int(1)),
+        "seed": (0, _int(0)),
+    },
+    "parallel": {
+        "jobs": ([1, 0], _list_of(_int(0))),
+        "repeats": (1, _int(1)),
+    },
+}
+
+
+def _check_table(key: str, table: dict, spec: dict, problems: list) -> dict:
+    out = {}
+    for k in table:
+        if k not in spec:
+            problems.append((f"post.{key}.{k}", f"unknown key; allowed: {', '.join(spec)}"))
+    for k, (default, check) in spec.items():
+        if k not in table:
+            if default is _REQUIRED:
+                problems.append((f"post.{key}.{k}", "missing"))
+            out[k] = None if default is _REQUIRED else copy.deepcopy(default)
+            continue
+        ok, v = check(table[k])
+        if ok:
+            out[k] = v
+        else:
+            problems.append((f"post.{key}.{k}", v))
+            out[k] = None
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# TOML text of a config dict (for the parts' files)
+# ------------------------------------------------------------------------------------------
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return (
+            "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        )
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
+
+
+def to_toml(cfg: dict) -> str:
+    """TOML text of ``cfg`` (one ``key = value`` line per top-level key, tables inline);
+    ``tomllib.loads(to_toml(cfg)) == cfg`` for str/int/float/bool/list/dict values."""
+    return "".join(f"{json.dumps(str(k))} = {_toml_value(v)}\n" for k, v in cfg.items())
+
+
+# ------------------------------------------------------------------------------------------
+# loading
+# ------------------------------------------------------------------------------------------
+@dataclass
+class Part:
+    """One sweep of a suite experiment: ``name`` is "" for a file without parts."""
+
+    name: str
+    exp: sweep.Experiment
+
+
+@dataclass
+class SuiteExperiment:
+    path: Path
+    name: str
+    scale: str
+    given: dict
+    post: dict
+    parts: list[Part]
+    description: str = ""
+
+    @property
+    def has_parts(self) -> bool:
+        return bool(self.parts) and self.parts[0].name != ""
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(p.exp.runs) for p in self.parts)
+
+
+def _read(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise sweep.ConfigError(
+            path, [("", f"cannot read the experiment file ({e.strerror or e})")]
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise sweep.ConfigError(path, [("", f"not valid TOML: {e}")]) from None
+
+
+def has_post(path) -> bool:
+    """True when the file parses and has a [post] table (then :func:`run` handles it)."""
+    try:
+        return "post" in _read(Path(path))
+    except sweep.ConfigError:
+        return False
+
+
+def _split_scale(given: dict, scale: str, problems: list) -> tuple[dict, dict, dict]:
+    """The chosen ``[scales.<scale>]`` split into (general overrides of the sweep, overrides of
+    [post] tables other than parts {key: {param: value}}, per-part overrides {part: table}).
+    Keys keep their dotted form where they reach into a part (e.g. "grid.net.n_hidden")."""
+    scales = given.get("scales", {})
+    if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
+        problems.append(("scales", "expected tables [scales.<name>] of overrides"))
+        return {}, {}, {}
+    if scale not in scales:
+        if scale != "default":
+            known = ", ".join(["default", *[s for s in scales if s != "default"]])
+            problems.append(("scales", f"no scale '{scale}' in this file; defined: {known}"))
+        return {}, {}, {}
+    general, post, parts = {}, {}, {}
+
+    def walk(path: list[str], v) -> None:
+        where = f"scales.{scale}." + ".".join(path)
+        if len(path) == 1:  # "post"
+            if isinstance(v, dict):
+                for k, x in v.items():
+                    walk([*path, *k.split(".", 1)], x)
+            else:
+                problems.append((where, "expected a table"))
+        elif path[1] == "parts":
+            rest = ".".join(path[2:])
+            if not rest:
+                if isinstance(v, dict):
+                    for k, x in v.items():
+                        walk([*path, *k.split(".", 1)], x)
+                else:
+                    problems.append((where, "expected a table of parts"))
+                return
+            pname, _, key = rest.partition(".")
+            table = parts.setdefault(pname, {})
+            if key:
+                table[key] = v
+            elif isinstance(v, dict):
+                table.update(v)
+            else:
+                problems.append((where, "expected a table of overrides"))
+        else:
+            rest = [*path[1:]]
+            if len(rest) == 1 and isinstance(v, dict):
+                for k, x in v.items():
+                    walk([*path, k], x)
+                return
+            if len(rest) != 2:
+                problems.append((where, "expected post.<table>.<key> = value"))
+                return
+            post.setdefault(rest[0], {})[rest[1]] = v
+
+    for k, v in scales[scale].items():
+        if k == "post" or k.startswith("post."):
+            walk(k.split(".", 2) if k.startswith("post.parts.") else k.split("."), v)
+        else:
+            general[k] = v
+    return general, post, parts
+
+
+def _override(cfg: dict, table: dict, label: str, problems: list) -> None:
+    """Apply ``table`` (dotted paths / nested tables, like a scale) to cfg in place."""
+    if not table:
+        return
+    P = sweep._Problems()
+    sweep._apply_scale(cfg, {"x": table}, "x", P)
+    problems += [(k.replace("scales.x", label, 1), m) for k, m in P.items]
+
+
+def load(path, *, scale: str = "default", seeds: int | None = None, registry=None):
+    """Validate an experiment file (sweep, [post], every part) at ``scale``; returns a
+    :class:`SuiteExperiment`. Raises :class:`toolkit.sweep.ConfigError` listing every problem.
+
+    Precedence of settings in a part: the file < ``[post.parts.<part>]`` < the scale's general
+    overrides < the scale's overrides of that part (``"post.parts.<part>.<key>"``)."""
+    path = Path(path)
+    given = _read(path)
+    raw_post = given.get("post")
+    if raw_post is None:
+        base = sweep.load_config(path, scale=scale, seeds=seeds, registry=registry)
+        return SuiteExperiment(
+            path, base.name, scale, given, {}, [Part("", base)], base.description
+        )
+    problems: list[tuple[str, str]] = []
+    if not isinstance(raw_post, dict):
+        raise sweep.ConfigError(path, [("post", "expected a table [post]")])
+    general, post_over, part_over = _split_scale(given, scale, problems)
+    for k in raw_post:
+        if k not in sweep.POST_KEYS:
+            problems.append(("post." + k, f"unknown key; allowed: {', '.join(sweep.POST_KEYS)}"))
+    for k in post_over:
+        if k not in POST_SPECS:
+            problems.append(
+                (f"scales.{scale}.post.{k}", f"unknown; allowed: {', '.join(POST_SPECS)}")
+            )
+    post: dict = {}
+    for key, spec in POST_SPECS.items():
+        if key in raw_post or key in post_over:
+            table = raw_post.get(key, {})
+            if not isinstance(table, dict):
+                problems.append((f"post.{key}", f"expected a table, got {table!r}"))
+                continue
+            post[key] = _check_table(key, {**table, **post_over.get(key, {})}, spec, problems)
+
+    raw_parts = raw_post.get("parts")
+    parts: list[Part] = []
+    name = given.get("name", path.stem)
+    description = given.get("description", "")
+    if raw_parts is None:
+        for p in part_over:
+            problems.append((f"scales.{scale}.post.parts.{p}", "this file has no [post.parts]"))
+        try:
+            base = sweep.load_config(path, scale=scale, seeds=seeds, registry=registry)
+            parts.append(Part("", base))
+            name, description = base.name, base.description
+        except sweep.ConfigError as e:
+            problems += e.problems
+    elif not isinstance(raw_parts, dict) or not raw_parts:
+        problems.append(("post.parts", "expected at least one [post.parts.<name>] table"))
+    elif not isinstance(name, str) or not sweep._NAME_RE.match(name):
+        problems.append(
+            ("name", f"expected a name of letters, digits, '_', '.', '-', got {name!r}")
+        )
+    else:
+        for p in part_over:
+            if p not in raw_parts:
+                problems.append(
+                    (
+                        f"scales.{scale}.post.parts.{p}",
+                        f"unknown part; parts: {', '.join(raw_parts)}",
+                    )
+                )
+        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales")}
+        for pname, over in raw_parts.items():
+            key = f"post.parts.{pname}"
+            if not sweep._NAME_RE.match(pname):
+                problems.append((key, "expected a part name of letters, digits, '_', '.', '-'"))
+                continue
+            if not isinstance(over, dict):
+                problems.append((key, f"expected a table of overrides, got {over!r}"))
+                continue
+            merged = copy.deepcopy(base_cfg)
+            n_before = len(problems)
+            _override(merged, over, key, problems)
+            _override(merged, general, f"scales.{scale}", problems)
+            _override(merged, part_over.get(pname, {}), f"scales.{scale}.{key}", problems)
+            if len(problems) > n_before:
+                continue
+            merged["name"] = f"{name}.{pname}"
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    f = Path(tmp) / f"{merged['name']}.toml"
+                    f.write_text(to_toml(merged), encoding="utf-8")
+                    exp = sweep.load_config(f, scale="default", seeds=seeds, registry=registry)
+            except sweep.ConfigError as e:
+                problems += [(f"{key} (merged) {k}".rstrip(), m) for k, m in e.problems]
+                continue
+            except TypeError as e:
+                problems.append((key, str(e)))
+                continue
+            exp.path = path
+            exp.scale = scale
+            exp.resolved["scale"] = scale
+            exp.given = merged
+            parts.append(Part(pname, exp))
+
+    methods = set().union(*[set(p.exp.resolved["methods"]) for p in parts]) if parts else set()
+    names = [p.name for p in parts]
+    sl = post.get("slices")
+    if sl is not None:
+        if sl["method"] is not None and parts and sl["method"] not in methods:
+            problems.append(
+                ("post.slices.method", f"'{sl['method']}' is not a method of this experiment")
+            )
+        if sl["parts"] is not None:
+            if raw_parts is None:
+                problems.append(("post.slices.parts", "this experiment has no [post.parts]"))
+            else:
+                for p in sl["parts"]:
+                    if p not in raw_parts:
+                        problems.append(
+                            (
+                                "post.slices.parts",
+                                f"unknown part '{p}'; parts: {', '.join(raw_parts)}",
+                            )
+                        )
+        else:
+            sl["parts"] = names
+    fid = post.get("fidelity")
+    if fid is not None and fid["method"] is not None and parts and fid["method"] not in methods:
+        problems.append(
+            ("post.fidelity.method", f"'{fid['method']}' is not a method of this experiment")
+        )
+    if "parallel" in post and raw_parts is not None:
+        problems.append(("post.parallel", "cannot be combined with [post.parts]"))
+    if problems:
+        raise sweep.ConfigError(path, list(dict.fromkeys(problems)))
+    return SuiteExperiment(path, name, scale, given, post, parts, description)
+
+
+# ------------------------------------------------------------------------------------------
+# running
+# ------------------------------------------------------------------------------------------
+@dataclass
+class SuiteResult:
+    experiment: str
+    out_dir: Path
+    n_runs: int = 0
+    n_executed: int = 0
+    n_failed: int = 0
+    elapsed_s: float = 0.0
+    written: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.n_failed == 0
+
+
+def run(
+    sexp: SuiteExperiment,
+    *,
+    results_root="results",
+    out=None,
+    jobs: int | None = None,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+    progress: bool = True,
+    connect_timeout: float = 10.0,
+    echo=print,
+) -> SuiteResult:
+    """Run every sweep of ``sexp`` (resuming), merge parts, then the [post] steps."""
+    t0 = time.perf_counter()
+    out_dir = Path(out) if out else Path(results_root) / sexp.name
+    res = SuiteResult(sexp.name, out_dir, n_runs=sexp.n_runs)
+    kw = dict(
+        backend=backend,
+        scheduler=scheduler,
+        progress=progress,
+        connect_timeout=connect_timeout,
+        echo=echo,
+    )
+    if "parallel" in sexp.post and not dry_run:
+        _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
+    else:
+        for part in sexp.parts:
+            d = out_dir / "parts" / part.name if part.name else out_dir
+            r = sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, dry_run=dry_run, **kw)
+            res.n_executed += r.n_executed
+            res.n_failed += r.n_failed
+    if dry_run:
+        return res
+    if sexp.has_parts:
+        merge_parts(sexp, out_dir)
+    if "slices" in sexp.post:
+        res.written += write_slices(sexp, out_dir, sexp.post["slices"], echo=echo)
+    if "fidelity" in sexp.post:
+        res.written += write_fidelity(sexp, out_dir, sexp.post["fidelity"])
+    if "cliff" in sexp.post:
+        res.written += write_cliff(out_dir, sexp.post["cliff"])
+    res.elapsed_s = time.perf_counter() - t0
+    return res
+
+
+def _write_table(df, path: Path) -> Path:
+    store._write_parquet_atomic(df.reset_index(drop=True), path)
+    return path
+
+
+def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult, kw) -> None:
+    """Time the sweep at each --jobs (loky, forced rerun); skip when already measured."""
+    import pandas as pd
+
+    exp = sexp.parts[0].exp
+    table = out_dir / PARALLEL_TABLE
+    want = [sweep.default_jobs() if j == 0 else j for j in spec["jobs"]]
+    done = False
+    if table.is_file() and not force:
+        try:
+            old = pd.read_parquet(table)
+            done = (
+                set(old["fingerprint"]) == {exp.fingerprint}
+                and sorted(set(old["jobs"])) == sorted(set(want))
+                and int(old["repeat"].max()) + 1 >= spec["repeats"]
+            )
+        except Exception:
+            done = False
+    if done:  # measured before: only resume the results (normally nothing to do)
+        r = sweep.run_sweep(exp, out=out_dir, jobs=jobs, **{**kw, "backend": "loky"})
+        res.n_executed += r.n_executed
+        res.n_failed += r.n_failed
+        return
+    rows, first = [], None
+    kw = {**kw, "backend": "loky", "scheduler": None}
+    for rep in range(spec["repeats"]):
+        for j in want:
+            r = sweep.run_sweep(exp, out=out_dir, jobs=j, force=True, **kw)
+            res.n_executed += r.n_executed
+            res.n_failed += r.n_failed
+            runs = store.non_timing(store.load_runs(out_dir))
+            if first is None:
+                first = runs
+            rows.append(
+                {
+                    "jobs": j,
+                    "wall_s": r.elapsed_s,
+                    "repeat": rep,
+                    "n_runs": r.n_runs,
+                    "failed": r.n_failed,
+                    "identical": bool(runs.equals(first)),
+                    "cpu_count": sweep.default_jobs(),
+                    "fingerprint": exp.fingerprint,
+                }
+            )
+    res.written.append(_write_table(pd.DataFrame(rows), table))
+
+
+# ------------------------------------------------------------------------------------------
+# merging parts
+# ------------------------------------------------------------------------------------------
+def _union(values):
+    out = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def _needs_setup_column(sexp: SuiteExperiment) -> bool:
+    """True when two parts have runs that the run table's own columns cannot tell apart (same
+    task, task parameters and network columns, e.g. nets that differ only in fixed weights):
+    then the merged table gets ``grid.setup`` = part name. Otherwise the parts differ in
+    columns the analysis already splits by (task, n_hidden, recurrent, window, ...)."""
+    seen: dict = {}
+    for part in sexp.parts:
+        for r in part.exp.runs:
+            net = r["net"]
+            key = sweep.canonical(
+                [
+                    r["task"],
+                    r["task_params"],
+                    [net.get(k) for k in ("n_hidden", "hidden", "recurrent", "window")],
+                ]
+            )
+            if seen.setdefault(key, part.name) != part.name:
+                return True
+    return False
+
+
+def merge_parts(sexp: SuiteExperiment, out_dir: Path) -> None:
+    """runs/traces/thetas of every part, in part order, into ``out_dir`` (+ meta.json)."""
+    import pandas as pd
+
+    runs, traces, thetas, metas = [], [], [], {}
+    labelled = _needs_setup_column(sexp)
+    for part in sexp.parts:
+        d = out_dir / "parts" / part.name
+        if not (d / store.RUNS_TABLE).is_file():
+            continue
+        r = pd.read_parquet(d / store.RUNS_TABLE)
+        r["experiment"] = sexp.name
+        if labelled:
+            r[SETUP_COLUMN] = part.name
+        runs.append(r)
+        traces.append(pd.read_parquet(d / store.TRACES_TABLE))
+        thetas.append(pd.read_parquet(d / store.THETAS_TABLE))
+        metas[part.name] = store.load_meta(d) or {}
+    if not runs:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_table(pd.concat(runs, ignore_index=True), out_dir / store.RUNS_TABLE)
+    _write_table(pd.concat(traces, ignore_index=True), out_dir / store.TRACES_TABLE)
+    _write_table(pd.concat(thetas, ignore_index=True), out_dir / store.THETAS_TABLE)
+
+    first = next(iter(metas.values()))
+    res = {p: m.get("config_resolved", {}) for p, m in metas.items()}
+
+    def same_or_by_part(key):
+        vals = [r.get(key) for r in res.values()]
+        return (
+            vals[0] if all(v == vals[0] for v in vals) else {p: r.get(key) for p, r in res.items()}
+        )
+
+    methods: dict = {}
+    for r in res.values():
+        for m, h in (r.get("methods") or {}).items():
+            methods.setdefault(m, h)
+    resolved = {
+        "name": sexp.name,
+        "description": sexp.description,
+        "seed": same_or_by_part("seed"),
+        "replicates": same_or_by_part("replicates"),
+        "scale": sexp.scale,
+        "tasks": _union(t for r in res.values() for t in r.get("tasks", [])),
+        "net": same_or_by_part("net"),
+        "budget": same_or_by_part("budget"),
+        "target_loss": same_or_by_part("target_loss"),
+        "methods": methods,
+        "grid": {p: r.get("grid", {}) for p, r in res.items()},
+        "parts": res,
+        "toolkit_version": first.get("toolkit_version"),
+    }
+    fingerprint = sweep._sha({p: m.get("fingerprint") for p, m in metas.items()}).hex()[:16]
+    meta = {
+        **first,
+        "experiment": sexp.name,
+        "fingerprint": fingerprint,
+        "config_file": str(sexp.path),
+        "scale": sexp.scale,
+        "replicates": resolved["replicates"],
+        "n_runs": int(sum(len(r) for r in runs)),
+        "config_given": sweep._jsonable(sexp.given),
+        "config_resolved": resolved,
+        "parts": {
+            p: {
+                "dir": f"parts/{p}",
+                "experiment": m.get("experiment"),
+                "fingerprint": m.get("fingerprint"),
+                "n_runs": m.get("n_runs"),
+                "status": m.get("status"),
+                "start": m.get("start"),
+                "end": m.get("end"),
+            }
+            for p, m in metas.items()
+        },
+        "start": min((m.get("start") or "") for m in metas.values()) or None,
+        "end": max((m.get("end") or "") for m in metas.values()) or None,
+        "status": "complete"
+        if all(m.get("status") == "complete" for m in metas.values())
+        and len(metas) == len(sexp.parts)
+        else "incomplete",
+        "history": [],
+    }
+    meta.pop("counts", None)
+    store.write_meta(out_dir, meta)
+
+
+# ------------------------------------------------------------------------------------------
+# post steps
+# ------------------------------------------------------------------------------------------
+def _specs(sexp: SuiteExperiment) -> dict[str, tuple[Part, dict]]:
+    return {r["run_id"]: (p, r) for p in sexp.parts for r in p.exp.runs}
+
+
+def _task_and_net(part: Part, spec: dict):
+    reg = part.exp.registry or sweep.resolve_registry(None)
+    task = reg.make_task(spec["task"], dict(spec["task_params"]))
+    return task, reg.make_net(task, spec["net"])
+
+
+def _load_tables(out_dir: Path):
+    import pandas as pd
+
+    runs = pd.read_parquet(out_dir / store.RUNS_TABLE)
+    thetas = pd.read_parquet(out_dir / store.THETAS_TABLE).set_index("run_id")
+    return runs, thetas
+
+
+def _theta(thetas, run_id) -> np.ndarray | None:
+    if run_id not in thetas.index:
+        return None
+    th = thetas.at[run_id, "best_theta"]
+    if th is None:
+        return None
+    th = np.asarray(th, dtype=np.float64)
+    return th if th.size and np.isfinite(th).all() else None
+
+
+def write_slices(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) -> list[Path]:
+    """Loss slices of stored solutions (module docstring, ``[post.slices]``)."""
+    import pandas as pd
+
+    from toolkit import landscape
+    from toolkit.analysis import SUCCESS_OUTCOMES
+
+    runs, thetas = _load_tables(out_dir)
+    specs = _specs(sexp)
+    out: dict[str, pd.DataFrame] = {}
+    interp = []
+    for pname in spec["parts"]:
+        sel = runs[runs["method"] == spec["method"]]
+        ids = [rid for rid, (p, _) in specs.items() if p.name == pname]
+        sel = sel[sel["run_id"].isin(ids)]
+        if spec["task"]:
+            sel = sel[sel["task"] == spec["task"]]
+        cands = []  # (run row, theta)
+        for _, row in sel.iterrows():
+            th = _theta(thetas, row["run_id"])
+            if th is not None and np.isfinite(row["best_loss"]):
+                cands.append((row, th))
+        if not cands:
+            echo(f"{sexp.name}: no stored solutions of {spec['method']} for slices ({pname})")
+            continue
+        ok = [c for c in cands if c[0]["outcome"] in SUCCESS_OUTCOMES]
+        bad = [c for c in cands if c[0]["outcome"] not in SUCCESS_OUTCOMES]
+        anchor = ok[0] if ok else min(cands, key=lambda c: c[0]["best_loss"])
+        rest_ok = [c for c in ok if c[0]["run_id"] != anchor[0]["run_id"]]
+        rest_bad = [c for c in bad if c[0]["run_id"] != anchor[0]["run_id"]]
+        others = []
+        while len(others) < spec["pairs"] and (rest_ok or rest_bad):  # solved, stuck, ...
+            for pool in (rest_ok, rest_bad):
+                if pool and len(others) < spec["pairs"]:
+                    others.append(pool.pop(0))
+        part, rspec = specs[anchor[0]["run_id"]]
+        task, net = _task_and_net(part, rspec)
+        data = task.test_set()
+
+        def label(c):
+            row = c[0]
+            what = "solved" if row["outcome"] in SUCCESS_OUTCOMES else "stuck"
+            return f"s{int(row['replicate'])} {what}"
+
+        where = f"{task.name}, {pname}" if pname else task.name
+        if not out:
+            tabs = landscape.net_tables(
+                net,
+                [anchor[1], *[c[1] for c in others]],
+                data.x,
+                data.y,
+                data.mask,
+                labels=[label(anchor), *[label(c) for c in others]],
+                rng=spec["seed"],
+                n_directions=spec["n_directions"],
+                n_1d=spec["n_1d"],
+                n_2d=spec["n_2d"],
+                n_interp=spec["n_interp"],
+                task=where,
+            )
+            for k in ("slice_1d", "slice_2d", "grad_norm_slice"):
+                out[k] = tabs[k]
+            f = tabs["interpolation"]
+            if pname and len(f):
+                f["pair"] = f"{pname}: " + f["pair"].astype(str)
+            interp.append(f)
+        else:
+            for c in others:
+                f = landscape.loss_interpolation(
+                    net,
+                    anchor[1],
+                    c[1],
+                    data.x,
+                    data.y,
+                    data.mask,
+                    alphas=np.linspace(-0.25, 1.25, spec["n_interp"]),
+                    pair=f"{pname}: {label(anchor)} → {label(c)}",
+                )
+                f["task"] = where
+                interp.append(f)
+    if interp:
+        out["interpolation"] = pd.concat(interp, ignore_index=True)
+    return [_write_table(df, out_dir / f"{k}.parquet") for k, df in out.items()]
+
+
+def write_fidelity(sexp: SuiteExperiment, out_dir: Path, spec: dict) -> list[Path]:
+    """gradient_fidelity.parquet (module docstring, ``[post.fidelity]``)."""
+    import pandas as pd
+
+    from toolkit import landscape
+
+    runs, thetas = _load_tables(out_dir)
+    specs = _specs(sexp)
+    runs = runs[runs["run_id"].isin(list(specs))]
+    frames = []
+    for ti, tname in enumerate(spec["tasks"] or list(dict.fromkeys(runs["task"]))):
+        sel = runs[runs["task"] == tname]
+        if sel.empty:
+            continue
+        part, rspec = specs[sel["run_id"].iloc[0]]
+        task, net = _task_and_net(part, rspec)
+        data = task.test_set()
+        T = data.x.shape[1]
+        ks = [k for k in spec["ks"] if k < T]
+        rng = np.random.default_rng([spec["seed"], ti])
+        ths = [net.init(rng) for _ in range(spec["n_init"])]
+        kinds = ["init"] * len(ths)
+        if spec["n_trained"]:
+            cand = sel if spec["method"] is None else sel[sel["method"] == spec["method"]]
+
+            ks_run = cand["method_params"].map(lambda text: json.loads(text).get("k"))
+            full = ks_run.map(lambda k, T=T: k is None or k >= T)  # k >= T is full BPTT
+            for rid in cand.loc[full, "run_id"]:
+                th = _theta(thetas, rid)
+                if th is not None and specs[rid][1]["net"] == rspec["net"]:
+                    ths.append(th)
+                    kinds.append("trained")
+                if kinds.count("trained") >= spec["n_trained"]:
+                    break
+        if not ths or not ks:
+            continue
+        df = landscape.gradient_fidelity(net, np.stack(ths), data.x, data.y, data.mask, ks=ks)
+        df["theta_kind"] = [kinds[i] for i in df["theta_index"]]
+        df["task"] = tname
+        frames.append(df)
+    if not frames:
+        return []
+    return [
+        _write_table(pd.concat(frames, ignore_index=True), out_dir / "gradient_fidelity.parquet")
+    ]
+
+
+def write_cliff(out_dir: Path, spec: dict) -> list[Path]:
+    """cliff_surface, cliff_trajectories, bifurcation (module docstring, ``[post.cliff]``)."""
+    from toolkit import landscape
+
+    tabs = landscape.cliff_tables(
+        n_w=spec["n_w"],
+        n_b=spec["n_b"],
+        start=tuple(spec["start"]),
+        seed=spec["seed"],
+        lr=spec["lr"],
+        steps=spec["steps"],
+        clip=spec["clip"],
+        sigma0=spec["sigma0"],
+        generations=spec["generations"],
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [_write_table(df, out_dir / f"{k}.parquet") for k, df in tabs.items()]
