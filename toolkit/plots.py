@@ -512,6 +512,10 @@ def fig_final_loss(
             hi = float(fin.max()) if fin.size else 1.0
             if target_loss is not None and target_loss > 0:
                 lo, hi = min(lo, target_loss), max(hi, target_loss)
+            # at most 8 decades: a loss driven to 1e-160 would squash every box to a line;
+            # lower values are drawn at the bottom edge and said so in the panel
+            clipped = bool(((vals >= 0) & (vals < hi * 1e-8)).any())
+            lo = max(lo, hi * 1e-8)
             top = hi * 10 ** max(0.6, 0.12 * math.log10(hi / lo) if hi > lo else 0.6)
             for i, v in enumerate(names):
                 st = styles[v]
@@ -520,7 +524,7 @@ def fig_final_loss(
                 ok = s["success"].to_numpy(bool) if "success" in s else np.zeros(len(s), bool)
                 finite = np.isfinite(y)
                 yy = np.where(finite, np.maximum(y, lo / 10 if lo > 0 else 1e-12), top)
-                pos = y[finite & (y > 0)]
+                pos = np.maximum(y[finite & (y > 0)], lo / 10)
                 if pos.size:
                     ax.boxplot(
                         [pos],
@@ -581,6 +585,18 @@ def fig_final_loss(
                     )
             if target_loss is not None and target_loss > 0:
                 ax.axhline(target_loss, color="0.3", ls="--", lw=0.9)
+            if clipped:
+                ax.annotate(
+                    f"below {lo / 10:.0e}: drawn at this edge",
+                    (1, lo / 10),
+                    xycoords=("axes fraction", "data"),
+                    xytext=(-2, 2),
+                    textcoords="offset points",
+                    ha="right",
+                    va="bottom",
+                    fontsize=6,
+                    color="0.3",
+                )
             ax.set_yscale("log")
             ax.set_ylim(lo / 10**0.5 if lo > 0 else None, top * 10**0.35)
             if (~np.isfinite(vals)).any():
