@@ -32,6 +32,17 @@ from pathlib import Path
 
 from toolkit.train.trace import COLUMNS as _TRACE_COLUMNS
 
+#: thread-count variables the sweep sets to 1 in workers (recorded in meta.json)
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
 RUNS_DIR = "runs"
 RUNS_TABLE = "runs.parquet"
 TRACES_TABLE = "traces.parquet"
@@ -341,7 +352,6 @@ def new_meta(
 ) -> dict:
     """meta.json for a sweep session of ``exp`` (a :class:`toolkit.sweep.Experiment`); keeps
     the creation time and the history of earlier sessions from a compatible meta.json."""
-    from toolkit.sweep import THREAD_VARS
 
     env = environment()
     old = None

@@ -64,15 +64,7 @@ __all__ = [
     "toolkit_version",
 ]
 
-THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "BLIS_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
+THREAD_VARS = store.THREAD_VARS  # the thread variables set to 1 in every worker
 HIDDEN = ("tanh", "sigmoid", "relu")
 BUDGET_LIMITS = ("evals", "fwd_equiv", "wall_s")
 TOP_KEYS = (
