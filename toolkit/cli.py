@@ -196,40 +196,23 @@ def _cmd_run(args) -> int:
         return 2
     from toolkit import suite
 
-    if suite.has_post(args.config):  # parts, landscape tables, parallel timing
-        try:
-            sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds)
-            res = suite.run(
-                sexp,
-                out=args.out,
-                results_root=args.results,
-                jobs=args.jobs,
-                backend=args.backend,
-                scheduler=args.scheduler,
-                force=args.force,
-                dry_run=args.dry_run,
-                progress=not args.no_progress,
-                connect_timeout=args.timeout,
-            )
-        except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
-            _err(str(e))
-            return 2
-        return 0 if res.ok else 1
+    common = dict(
+        out=args.out,
+        results_root=args.results,
+        jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        force=args.force,
+        dry_run=args.dry_run,
+        progress=not args.no_progress,
+        connect_timeout=args.timeout,
+    )
     try:
-        res = sweep.run_sweep(
-            args.config,
-            out=args.out,
-            results_root=args.results,
-            jobs=args.jobs,
-            seeds=args.seeds,
-            backend=args.backend,
-            scheduler=args.scheduler,
-            scale=args.scale,
-            force=args.force,
-            dry_run=args.dry_run,
-            progress=not args.no_progress,
-            connect_timeout=args.timeout,
-        )
+        if suite.has_post(args.config):  # parts, landscape tables, parallel timing
+            sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds)
+            res = suite.run(sexp, **common)
+        else:
+            res = sweep.run_sweep(args.config, seeds=args.seeds, scale=args.scale, **common)
     except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
         _err(str(e))
         return 2
