@@ -31,6 +31,24 @@ import math
 import numpy as np
 from numba import njit
 
+from .simd import (
+    ptr,
+    vabs,
+    vadd,
+    vcopysign,
+    vdiv,
+    vexp2i,
+    vfloor,
+    vfma,
+    vload,
+    vmul,
+    vsel_eq,
+    vsel_lt,
+    vsplat,
+    vstore,
+    vsub,
+)
+
 FM = {"reassoc", "contract", "nsz"}
 ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
@@ -94,12 +112,244 @@ def _tanh(x):
     return t if x == x else x
 
 
+# u = n ln2 + r (Cody & Waite): ln2 split so that n * _LN2HI is exact for |n| < 2^20
+_LN2HI = 0.6931471803691238
+_LN2LO = 1.9082149292705877e-10
+_LOG2E = 1.4426950408889634
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _vtanh(x):
+    """tanh of 8 lanes with exact vector operations (no fast-math), within 3 ulp of libm.
+
+    u = 2|x| = n ln2 + r, |r| <= ln2/2; e^-u = (1 + expm1(-r)) 2^-n, expm1 by its Taylor
+    series of degree 13 (truncation < 2e-17 relative), 2^-n from exponent bits;
+    tanh|x| = (1 - e^-u)/(1 + e^-u), or -em/(2 + em) with em = expm1(-u) when n = 0.
+    """
+    u = vabs(x)
+    u = vadd(u, u)
+    u = vsel_lt(u, vsplat(48.0), u, vsplat(48.0))  # tanh(24) == 1; NaN handled at the end
+    n = vfloor(vfma(u, vsplat(_LOG2E), vsplat(0.5)))
+    r = vfma(n, vsplat(-_LN2HI), u)
+    r = vfma(n, vsplat(-_LN2LO), r)
+    s = vsub(vsplat(0.0), r)
+    p = vsplat(_C[12])
+    p = vfma(p, s, vsplat(_C[11]))
+    p = vfma(p, s, vsplat(_C[10]))
+    p = vfma(p, s, vsplat(_C[9]))
+    p = vfma(p, s, vsplat(_C[8]))
+    p = vfma(p, s, vsplat(_C[7]))
+    p = vfma(p, s, vsplat(_C[6]))
+    p = vfma(p, s, vsplat(_C[5]))
+    p = vfma(p, s, vsplat(_C[4]))
+    p = vfma(p, s, vsplat(_C[3]))
+    p = vfma(p, s, vsplat(_C[2]))
+    p = vfma(p, s, vsplat(_C[1]))
+    p = vfma(p, s, vsplat(_C[0]))
+    em = vmul(p, s)  # expm1(-r)
+    one = vsplat(1.0)
+    zero = vsplat(0.0)
+    e = vmul(vadd(one, em), vexp2i(vsub(zero, n)))  # e^-u
+    num = vsel_eq(n, zero, vsub(zero, em), vsub(one, e))
+    den = vsel_eq(n, zero, vadd(vsplat(2.0), em), vadd(one, e))
+    t = vcopysign(vdiv(num, den), x)
+    return vsel_eq(x, x, t, x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _vact(z, act):
+    if act == 0:
+        return _vtanh(z)
+    elif act == 1:
+        half = vsplat(0.5)
+        return vfma(half, _vtanh(vmul(half, z)), half)
+    elif act == 2:
+        zero = vsplat(0.0)
+        return vsel_lt(z, zero, zero, z)  # NaN stays NaN
+    return z
+
+
+# -- register-blocked tiles ------------------------------------------------------------------
+# The tiles take data pointers (simd.ptr) and element offsets, not arrays: Numba brackets
+# every call that passes an array with two atomic reference-count updates per array, and at
+# small H those dominated the time of a step. A tile computes rows b0.. and columns c0.. of
+#     OUT[o + b*C + c] = act(S + sum_r V1[a1 + b*s1b + r*s1r] * M1[m1 + r*C + c]
+#                              + sum_r V2[a2 + b*s2b + r*s2r] * M2[m2 + r*C + c])
+# with S = bias[bo + c] (init) or OUT[o + b*C + c]; act -1 is none. The offsets passed to a
+# tile already point at its row b0 and column c0. Its accumulators stay in registers, and
+# every element is summed in the same order (r = 0, 1, ... of term 1, then of term 2, one
+# fused multiply-add each), whatever tile or tail loop it falls in.
+
+
+@njit(cache=True, error_model="numpy")
+def _t4x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
+           init, act):  # fmt: skip
+    if init:
+        x00, x01 = vload(bias, bo), vload(bias, bo + 8)
+        x10, x11, x20, x21, x30, x31 = x00, x01, x00, x01, x00, x01
+    else:
+        x00, x01 = vload(OUT, o), vload(OUT, o + 8)
+        x10, x11 = vload(OUT, o + C), vload(OUT, o + C + 8)
+        x20, x21 = vload(OUT, o + 2 * C), vload(OUT, o + 2 * C + 8)
+        x30, x31 = vload(OUT, o + 3 * C), vload(OUT, o + 3 * C + 8)
+    for r in range(R1):
+        q = m1 + r * C
+        mA, mB = vload(M1, q), vload(M1, q + 8)
+        p = a1 + r * s1r
+        v = vsplat(V1[p])
+        x00, x01 = vfma(v, mA, x00), vfma(v, mB, x01)
+        v = vsplat(V1[p + s1b])
+        x10, x11 = vfma(v, mA, x10), vfma(v, mB, x11)
+        v = vsplat(V1[p + 2 * s1b])
+        x20, x21 = vfma(v, mA, x20), vfma(v, mB, x21)
+        v = vsplat(V1[p + 3 * s1b])
+        x30, x31 = vfma(v, mA, x30), vfma(v, mB, x31)
+    for r in range(R2):
+        q = m2 + r * C
+        mA, mB = vload(M2, q), vload(M2, q + 8)
+        p = a2 + r * s2r
+        v = vsplat(V2[p])
+        x00, x01 = vfma(v, mA, x00), vfma(v, mB, x01)
+        v = vsplat(V2[p + s2b])
+        x10, x11 = vfma(v, mA, x10), vfma(v, mB, x11)
+        v = vsplat(V2[p + 2 * s2b])
+        x20, x21 = vfma(v, mA, x20), vfma(v, mB, x21)
+        v = vsplat(V2[p + 3 * s2b])
+        x30, x31 = vfma(v, mA, x30), vfma(v, mB, x31)
+    vstore(OUT, o, _vact(x00, act))
+    vstore(OUT, o + 8, _vact(x01, act))
+    vstore(OUT, o + C, _vact(x10, act))
+    vstore(OUT, o + C + 8, _vact(x11, act))
+    vstore(OUT, o + 2 * C, _vact(x20, act))
+    vstore(OUT, o + 2 * C + 8, _vact(x21, act))
+    vstore(OUT, o + 3 * C, _vact(x30, act))
+    vstore(OUT, o + 3 * C + 8, _vact(x31, act))
+
+
+@njit(cache=True, error_model="numpy")
+def _t4x8(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
+          init, act):  # fmt: skip
+    if init:
+        x0 = vload(bias, bo)
+        x1, x2, x3 = x0, x0, x0
+    else:
+        x0, x1 = vload(OUT, o), vload(OUT, o + C)
+        x2, x3 = vload(OUT, o + 2 * C), vload(OUT, o + 3 * C)
+    for r in range(R1):
+        mA = vload(M1, m1 + r * C)
+        p = a1 + r * s1r
+        x0 = vfma(vsplat(V1[p]), mA, x0)
+        x1 = vfma(vsplat(V1[p + s1b]), mA, x1)
+        x2 = vfma(vsplat(V1[p + 2 * s1b]), mA, x2)
+        x3 = vfma(vsplat(V1[p + 3 * s1b]), mA, x3)
+    for r in range(R2):
+        mA = vload(M2, m2 + r * C)
+        p = a2 + r * s2r
+        x0 = vfma(vsplat(V2[p]), mA, x0)
+        x1 = vfma(vsplat(V2[p + s2b]), mA, x1)
+        x2 = vfma(vsplat(V2[p + 2 * s2b]), mA, x2)
+        x3 = vfma(vsplat(V2[p + 3 * s2b]), mA, x3)
+    vstore(OUT, o, _vact(x0, act))
+    vstore(OUT, o + C, _vact(x1, act))
+    vstore(OUT, o + 2 * C, _vact(x2, act))
+    vstore(OUT, o + 3 * C, _vact(x3, act))
+
+
+@njit(cache=True, error_model="numpy")
+def _t1x32(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+    src, so = (bias, bo) if init else (OUT, o)
+    x0, x1 = vload(src, so), vload(src, so + 8)
+    x2, x3 = vload(src, so + 16), vload(src, so + 24)
+    for r in range(R1):
+        q = m1 + r * C
+        v = vsplat(V1[a1 + r * s1r])
+        x0, x1 = vfma(v, vload(M1, q), x0), vfma(v, vload(M1, q + 8), x1)
+        x2, x3 = vfma(v, vload(M1, q + 16), x2), vfma(v, vload(M1, q + 24), x3)
+    for r in range(R2):
+        q = m2 + r * C
+        v = vsplat(V2[a2 + r * s2r])
+        x0, x1 = vfma(v, vload(M2, q), x0), vfma(v, vload(M2, q + 8), x1)
+        x2, x3 = vfma(v, vload(M2, q + 16), x2), vfma(v, vload(M2, q + 24), x3)
+    vstore(OUT, o, _vact(x0, act))
+    vstore(OUT, o + 8, _vact(x1, act))
+    vstore(OUT, o + 16, _vact(x2, act))
+    vstore(OUT, o + 24, _vact(x3, act))
+
+
+@njit(cache=True, error_model="numpy")
+def _t1x16(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+    src, so = (bias, bo) if init else (OUT, o)
+    x0, x1 = vload(src, so), vload(src, so + 8)
+    for r in range(R1):
+        q = m1 + r * C
+        v = vsplat(V1[a1 + r * s1r])
+        x0, x1 = vfma(v, vload(M1, q), x0), vfma(v, vload(M1, q + 8), x1)
+    for r in range(R2):
+        q = m2 + r * C
+        v = vsplat(V2[a2 + r * s2r])
+        x0, x1 = vfma(v, vload(M2, q), x0), vfma(v, vload(M2, q + 8), x1)
+    vstore(OUT, o, _vact(x0, act))
+    vstore(OUT, o + 8, _vact(x1, act))
+
+
+@njit(cache=True, error_model="numpy")
+def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+    x = vload(bias, bo) if init else vload(OUT, o)
+    for r in range(R1):
+        x = vfma(vsplat(V1[a1 + r * s1r]), vload(M1, m1 + r * C), x)
+    for r in range(R2):
+        x = vfma(vsplat(V2[a2 + r * s2r]), vload(M2, m2 + r * C), x)
+    vstore(OUT, o, _vact(x, act))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
+           init, act):  # fmt: skip
+    """The B x C block at OUT[o:] by register tiles: 4 rows x 16 columns, then 4 x 8, leftover
+    rows by 1 x 32/16/8, columns past the last multiple of 8 by a scalar loop."""
+    C32 = C - C % 32
+    C16 = C - C % 16
+    C8 = C - C % 8
+    B4 = B - B % 4
+    for c0 in range(0, C16, 16):
+        for b0 in range(0, B4, 4):
+            _t4x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
+                   V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
+                   OUT, o + b0 * C + c0, C, bias, bo + c0, init, act)  # fmt: skip
+    if C8 > C16:
+        for b0 in range(0, B4, 4):
+            _t4x8(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + C16, R1,
+                  V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + C16, R2,
+                  OUT, o + b0 * C + C16, C, bias, bo + C16, init, act)  # fmt: skip
+    for b in range(B4, B):
+        a1 = v1 + b * s1b
+        a2 = v2 + b * s2b
+        ob = o + b * C
+        for c0 in range(0, C32, 32):
+            _t1x32(V1, a1, s1r, M1, m1 + c0, R1, V2, a2, s2r, M2, m2 + c0, R2,
+                   OUT, ob + c0, C, bias, bo + c0, init, act)  # fmt: skip
+        if C16 > C32:
+            _t1x16(V1, a1, s1r, M1, m1 + C32, R1, V2, a2, s2r, M2, m2 + C32, R2,
+                   OUT, ob + C32, C, bias, bo + C32, init, act)  # fmt: skip
+        if C8 > C16:
+            _t1x8(V1, a1, s1r, M1, m1 + C16, R1, V2, a2, s2r, M2, m2 + C16, R2,
+                  OUT, ob + C16, C, bias, bo + C16, init, act)  # fmt: skip
+    for b in range(B):
+        for c in range(C8, C):
+            x = bias[bo + c] if init else OUT[o + b * C + c]
+            for r in range(R1):
+                x = V1[v1 + b * s1b + r * s1r] * M1[m1 + r * C + c] + x
+            for r in range(R2):
+                x = V2[v2 + b * s2b + r * s2r] * M2[m2 + r * C + c] + x
+            OUT[o + b * C + c] = _act(x, act) if act >= 0 else x
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _act(z, act):
     if act == 0:
         return _tanh(z)
     elif act == 1:
-        return 0.5 + 0.5 * _tanh(0.5 * z)  # logistic sigmoid, vectorisable
+        return 0.5 + 0.5 * _tanh(0.5 * z)  # logistic sigmoid
     else:
         return z if z > 0.0 else 0.0
 
@@ -116,115 +366,72 @@ def _dact(h, act):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _unpack(theta, I, H, O):
-    """Views of theta: W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,)."""
-    o = 0
-    W_xh = theta[o : o + H * I].reshape((H, I))
-    o += H * I
-    W_hh = theta[o : o + H * H].reshape((H, H))
-    o += H * H
-    b_h = theta[o : o + H]
-    o += H
-    W_hy = theta[o : o + O * H].reshape((O, H))
-    o += O * H
-    b_y = theta[o : o + O]
-    return W_xh, W_hh, b_h, W_hy, b_y
+def _offsets(I, H, O):
+    """Offsets in theta of W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,)."""
+    return 0, H * I, H * I + H * H, H * I + H * H + H, H * I + H * H + H + O * H
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _vm_acc(v, M, out):
-    """out[c] += sum_r v[r] M[r, c] for M (R,C) with contiguous rows: axpys over rows of M,
-    four rows per pass so each pass loads and stores ``out`` once per four rows."""
-    R, C = M.shape
-    R4 = R - R % 4
-    for r in range(0, R4, 4):
-        v0, v1, v2, v3 = v[r], v[r + 1], v[r + 2], v[r + 3]
-        for c in range(C):
-            out[c] += v0 * M[r, c] + v1 * M[r + 1, c] + v2 * M[r + 2, c] + v3 * M[r + 3, c]
-    for r in range(R4, R):
-        vr = v[r]
-        for c in range(C):
-            out[c] += vr * M[r, c]
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM)
-def _mm_acc(V, M, OUT):
-    """OUT[b, c] += sum_r V[b, r] M[r, c]: V (B,R), M (R,C), OUT (B,C), all C-contiguous.
-
-    Row by row, four rows of M per pass (M stays in cache across the batch). Pairing rows of
-    OUT to share loads of M was measured slower: it defeats LLVM's vectoriser.
-    """
-    B, R = V.shape
-    C = M.shape[1]
-    R4 = R - R % 4
-    for b in range(B):
-        for r in range(0, R4, 4):
-            v0, v1, v2, v3 = V[b, r], V[b, r + 1], V[b, r + 2], V[b, r + 3]
-            for c in range(C):
-                OUT[b, c] += v0 * M[r, c] + v1 * M[r + 1, c] + v2 * M[r + 2, c] + v3 * M[r + 3, c]
-        for r in range(R4, R):
-            vr = V[b, r]
-            for c in range(C):
-                OUT[b, c] += vr * M[r, c]
+def _prepare(theta, x, I, H, O):
+    """Flat W_xh^T (I,H), W_hh^T (H,H) and x as (T,B,I), for lock-step products."""
+    B, T = x.shape[0], x.shape[1]
+    W_xhT = np.empty(I * H)
+    W_hhT = np.empty(H * H)
+    for j in range(H):
+        for i in range(I):
+            W_xhT[i * H + j] = theta[j * I + i]
+        for r in range(H):
+            W_hhT[r * H + j] = theta[H * I + j * H + r]
+    XT = np.empty(T * B * I)
+    for t in range(T):
+        for b in range(B):
+            for i in range(I):
+                XT[(t * B + b) * I + i] = x[b, t, i]
+    return W_xhT, W_hhT, XT
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _act_block(Z, act):
-    """Z <- act(Z) in place over a C-contiguous block, one flat loop so it vectorises."""
-    z = Z.reshape(Z.size)
-    n = z.shape[0]
-    if act == 0:
-        for i in range(n):
-            z[i] = _tanh(z[i])
-    elif act == 1:
-        for i in range(n):
-            z[i] = 0.5 + 0.5 * _tanh(0.5 * z[i])
-    else:
-        for i in range(n):
-            z[i] = max(z[i], 0.0)
+def _step(theta, W_xhT, W_hhT, XT, xo, HP, po, HO, oo, B, I, H, act):
+    """HO[oo:] = act(b_h + A W_xh^T + HP[po:] W_hh^T) for the batch, A = XT[xo:] (B,I)."""
+    _tiles(ptr(XT), xo, I, 1, ptr(W_xhT), 0, I, ptr(HP), po, H, 1, ptr(W_hhT), 0, H,
+           ptr(HO), oo, B, H, ptr(theta), H * I + H * H, 1, act)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _step_block(W_xhT, W_hhT, b_h, A, HP, HOUT, act):
-    """HOUT = act(A W_xh^T + HP W_hh^T + b_h) for a batch: A (B,I), HP, HOUT (B,H)."""
-    B, H = HOUT.shape
-    for b in range(B):
+def _zout(theta, wy, by, HS, ho, H, zo):
+    """Output pre-activation W_hy h + b_y of h = HS[ho:ho+H] into zo."""
+    for o in range(zo.shape[0]):
+        s = theta[by + o]
+        w = wy + o * H
         for j in range(H):
-            HOUT[b, j] = b_h[j]
-    _mm_acc(A, W_xhT, HOUT)
-    _mm_acc(HP, W_hhT, HOUT)
-    _act_block(HOUT, act)
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _out_loss(W_hy, b_y, h, y, m, out, zo, dz):
-    """Output pre-activation into zo, returns m * l(yhat, y) and writes m * dl/dz into dz."""
-    O = zo.shape[0]
-    H = h.shape[0]
-    for o in range(O):
-        s = b_y[o]
-        w = W_hy[o]
-        for j in range(H):
-            s += w[j] * h[j]
+            s += theta[w + j] * HS[ho + j]
         zo[o] = s
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
+    """Output pre-activation of h = HS[ho:ho+H] into zo; returns m * l(yhat, y) for the
+    target y[yo:yo+O] and writes m * dl/dz into DZ[dzo:dzo+O]."""
+    O = zo.shape[0]
+    _zout(theta, wy, by, HS, ho, H, zo)
     L = 0.0
     if out == 0:
         for o in range(O):
-            d = zo[o] - y[o]
+            d = zo[o] - y[yo + o]
             L += 0.5 * d * d
-            dz[o] = m * d
+            DZ[dzo + o] = m * d
     elif out == 1:
         for o in range(O):
             z = zo[o]
             # softplus(z) - y z, stably
             sp = max(z, 0.0) + math.log1p(math.exp(-abs(z)))
-            L += sp - y[o] * z
+            L += sp - y[yo + o] * z
             if z >= 0.0:
                 p = 1.0 / (1.0 + math.exp(-z))
             else:
                 e = math.exp(z)
                 p = e / (1.0 + e)
-            dz[o] = m * (p - y[o])
+            DZ[dzo + o] = m * (p - y[yo + o])
     else:
         zmax = zo[0]
         for o in range(1, O):
@@ -235,86 +442,76 @@ def _out_loss(W_hy, b_y, h, y, m, out, zo, dz):
         lse = zmax + math.log(s)
         ysum = 0.0
         for o in range(O):
-            ysum += y[o]
-            L += y[o] * (lse - zo[o])
+            ysum += y[yo + o]
+            L += y[yo + o] * (lse - zo[o])
         for o in range(O):
-            dz[o] = m * (math.exp(zo[o] - lse) * ysum - y[o])
+            DZ[dzo + o] = m * (math.exp(zo[o] - lse) * ysum - y[yo + o])
     return m * L
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _yhat(zo, out, yh):
+def _yhat(zo, out, yh, yo):
     O = zo.shape[0]
     if out == 0:
         for o in range(O):
-            yh[o] = zo[o]
+            yh[yo + o] = zo[o]
     elif out == 1:
         for o in range(O):
             z = zo[o]
             if z >= 0.0:
-                yh[o] = 1.0 / (1.0 + math.exp(-z))
+                yh[yo + o] = 1.0 / (1.0 + math.exp(-z))
             else:
                 e = math.exp(z)
-                yh[o] = e / (1.0 + e)
+                yh[yo + o] = e / (1.0 + e)
     else:
         zmax = zo[0]
         for o in range(1, O):
             zmax = max(zmax, zo[o])
         s = 0.0
         for o in range(O):
-            yh[o] = math.exp(zo[o] - zmax)
-            s += yh[o]
+            e = math.exp(zo[o] - zmax)
+            yh[yo + o] = e
+            s += e
         for o in range(O):
-            yh[o] /= s
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM)
-def _prepare(theta, x, I, H, O):
-    """W_xh^T, W_hh^T (contiguous) and x as (T,B,I), for lock-step products."""
-    W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
-    return (
-        np.ascontiguousarray(W_xh.T),
-        np.ascontiguousarray(W_hh.T),
-        np.ascontiguousarray(x.transpose(1, 0, 2)),
-    )
+            yh[yo + o] /= s
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def forward(theta, x, h0, I, H, O, act, out):
     """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
     B, T = x.shape[0], x.shape[1]
-    _, _, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+    _, _, _, wy, by = _offsets(I, H, O)
     W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
-    HS = np.empty((T + 1, B, H))
-    HS[0] = h0
-    yhat = np.empty((B, T, O))
+    HS = np.empty((T + 1) * B * H)
+    HS[: B * H] = h0.reshape(B * H)
+    yhat = np.empty(B * T * O)
     zo = np.empty(O)
     for t in range(T):
-        _step_block(W_xhT, W_hhT, b_h, XT[t], HS[t], HS[t + 1], act)
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
         for b in range(B):
-            for o in range(O):
-                s = b_y[o]
-                for j in range(H):
-                    s += W_hy[o, j] * HS[t + 1, b, j]
-                zo[o] = s
-            _yhat(zo, out, yhat[b, t])
-    return np.ascontiguousarray(HS[1:].transpose(1, 0, 2)), yhat
+            _zout(theta, wy, by, HS, ((t + 1) * B + b) * H, H, zo)
+            _yhat(zo, out, yhat, (b * T + t) * O)
+    h = np.empty((B, T, H))
+    for t in range(T):
+        for b in range(B):
+            for j in range(H):
+                h[b, t, j] = HS[((t + 1) * B + b) * H + j]
+    return h, yhat.reshape((B, T, O))
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _loss_one(theta, XT, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz):
-    """Loss of one parameter vector over the batch (lock-step; two (B,H) state buffers)."""
-    T = XT.shape[0]
-    B = XT.shape[1]
-    _, _, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+def _loss_one(theta, XT, y, mask, h0, B, T, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz):
+    """Loss of one parameter vector over the batch (lock-step; two flat (B*H) state buffers).
+    y is flat (B*T*O)."""
+    _, _, _, wy, by = _offsets(I, H, O)
     HA[:] = h0
     L = 0.0
     for t in range(T):
-        _step_block(W_xhT, W_hhT, b_h, XT[t], HA, HB, act)
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HA, 0, HB, 0, B, I, H, act)
         for b in range(B):
             m = mask[b, t]
             if m != 0.0:
-                L += _out_loss(W_hy, b_y, HB[b], y[b, t], m, out, zo, dz)
+                L += _out_loss(theta, wy, by, HB, b * H, H, y, (b * T + t) * O, m, out, zo, dz, 0)
         HA, HB = HB, HA
     return L
 
@@ -322,14 +519,16 @@ def _loss_one(theta, XT, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, HA, HB, z
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def loss(theta, x, y, mask, h0, I, H, O, act, out):
     """Scalar loss: sum over b, t of mask[b,t] * l(yhat[b,t], y[b,t])."""
-    B = x.shape[0]
+    B, T = x.shape[0], x.shape[1]
     W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
     return _loss_one(
         theta,
         XT,
-        y,
+        np.ascontiguousarray(y).reshape(B * T * O),
         mask,
-        h0,
+        np.ascontiguousarray(h0).reshape(B * H),
+        B,
+        T,
         I,
         H,
         O,
@@ -337,8 +536,8 @@ def loss(theta, x, y, mask, h0, I, H, O, act, out):
         out,
         W_xhT,
         W_hhT,
-        np.empty((B, H)),
-        np.empty((B, H)),
+        np.empty(B * H),
+        np.empty(B * H),
         np.empty(O),
         np.empty(O),
     )
@@ -347,20 +546,40 @@ def loss(theta, x, y, mask, h0, I, H, O, act, out):
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
     """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call."""
-    P, B = thetas.shape[0], x.shape[0]
-    XT = np.ascontiguousarray(x.transpose(1, 0, 2))
+    P, B, T = thetas.shape[0], x.shape[0], x.shape[1]
     Ls = np.empty(P)
-    HA = np.empty((B, H))
-    HB = np.empty((B, H))
+    HA = np.empty(B * H)
+    HB = np.empty(B * H)
     zo = np.empty(O)
     dz = np.empty(O)
+    yf = np.ascontiguousarray(y).reshape(B * T * O)
+    h0f = np.ascontiguousarray(h0).reshape(B * H)
     for p in range(P):
         theta = thetas[p]
-        W_xh, W_hh, _, _, _ = _unpack(theta, I, H, O)
-        W_xhT = np.ascontiguousarray(W_xh.T)
-        W_hhT = np.ascontiguousarray(W_hh.T)
-        Ls[p] = _loss_one(theta, XT, y, mask, h0, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz)
+        W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+        Ls[p] = _loss_one(
+            theta, XT, yf, mask, h0f, B, T, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz
+        )
     return Ls
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _wgrad(D, HS, XT, r0, r1, g, theta, I, H):
+    """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat): gW_hh += D^T h_{t-1},
+    gW_xh += D^T a_t, gb_h += column sums; in blocks of 32 rows, each while it is in cache."""
+    for c0 in range(r0, r1, 32):
+        n = min(c0 + 32, r1) - c0
+        # gW_hh[j, c] += sum_i D[c0 + i, j] HS[c0 + i, c]: V = D block transposed
+        pD, pHS = ptr(D), ptr(HS)
+        _tiles(pD, c0 * H, 1, H, pHS, c0 * H, n, pD, 0, 1, H, pHS, 0, 0, ptr(g), H * I, H, H,
+               pHS, 0, 0, -1)  # fmt: skip
+        for i in range(c0, c0 + n):
+            for j in range(H):
+                g[H * I + H * H + j] += D[i * H + j]
+            for j in range(H):
+                d = D[i * H + j]
+                for ii in range(I):
+                    g[j * I + ii] += d * XT[i * I + ii]
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -368,99 +587,102 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
     x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
-    The batch advances in lock-step; the deltas are stored as D (T*B, H), row t*B + b, and
-    the weight gradients are vector-matrix products over blocks of 32 (t, b) rows, so the
-    block of states stays in cache while every row of the gradient is formed.
+    The batch advances in lock-step, forward and backward. The output errors dz are kept from
+    the forward pass; the deltas are stored as D (T*B, H), row t*B + b, and the weight
+    gradients formed from blocks of 32 rows (in full BPTT as soon as a block is complete,
+    while it is still in cache).
     """
     B, T = x.shape[0], x.shape[1]
-    _, W_hh, b_h, W_hy, b_y = _unpack(theta, I, H, O)
+    _, whh, _, wy, by = _offsets(I, H, O)
     W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    yf = np.ascontiguousarray(y).reshape(B * T * O)
     g = np.zeros_like(theta)
-    gW_xh, gW_hh, gb_h, gW_hy, gb_y = _unpack(g, I, H, O)
-    HS = np.empty((T + 1, B, H))  # HS[0] = h0, HS[t + 1] = h_t
-    DP = np.empty((T, B, H))  # act'(h_t)
-    HS[0] = h0
+    HS = np.empty((T + 1) * B * H)  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
+    HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
+    DZ = np.zeros(T * B * O)  # mask * dl/dz_out, row t*B + b
     zo = np.empty(O)
-    dz = np.empty(O)
     L = 0.0  # summed in the same order as loss(), so both give the same bits
     hi = -1  # the steps that carry an error; deltas vanish outside [lo, hi]
     first = T
     for t in range(T):
-        _step_block(W_xhT, W_hhT, b_h, XT[t], HS[t], HS[t + 1], act)
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
         for b in range(B):
-            for j in range(H):
-                DP[t, b, j] = _dact(HS[t + 1, b, j], act)
             m = mask[b, t]
             if m != 0.0:
-                L += _out_loss(W_hy, b_y, HS[t + 1, b], y[b, t], m, out, zo, dz)
+                L += _out_loss(
+                    theta, wy, by, HS, ((t + 1) * B + b) * H, H, yf, (b * T + t) * O, m, out,
+                    zo, DZ, (t * B + b) * O,
+                )  # fmt: skip
                 hi = t
                 first = min(first, t)
     if hi < 0:
         return L, g
-    full = k <= 0 or k >= T
-    lo = 0 if full else max(0, first - k + 1)
-    D = np.zeros((T * B, H))
-    if full:
+    # output layer: gW_hy += dz h_t^T, gb_y += dz
+    for t in range(first, hi + 1):
+        for b in range(B):
+            if mask[b, t] != 0.0:
+                ho = ((t + 1) * B + b) * H
+                for o in range(O):
+                    d = DZ[(t * B + b) * O + o]
+                    g[by + o] += d
+                    for j in range(H):
+                        g[wy + o * H + j] += d * HS[ho + j]
+    if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
-        GR = np.zeros((B, H))
-        DL = np.empty((B, H))
+        D = np.empty(T * B * H)
+        GR = np.zeros(B * H)
+        DL = np.empty(B * H)
+        done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
             for b in range(B):
-                m = mask[b, t]
-                if m != 0.0:
-                    _out_loss(W_hy, b_y, HS[t + 1, b], y[b, t], m, out, zo, dz)
-                    _vm_acc(dz, W_hy, GR[b])
+                if mask[b, t] != 0.0:
                     for o in range(O):
-                        gb_y[o] += dz[o]
-                        d = dz[o]
+                        d = DZ[(t * B + b) * O + o]
                         for j in range(H):
-                            gW_hy[o, j] += d * HS[t + 1, b, j]
-            for b in range(B):
+                            GR[b * H + j] += d * theta[wy + o * H + j]
+            ho = (t + 1) * B * H
+            do = t * B * H
+            for i in range(B * H):
+                d = GR[i] * _dact(HS[ho + i], act)
+                DL[i] = d
+                D[do + i] = d
+                GR[i] = 0.0
+            if t > 0:  # GR = DL W_hh
+                pDL, pth = ptr(DL), ptr(theta)
+                _tiles(pDL, 0, H, 1, pth, whh, H, pDL, 0, H, 1, pth, whh, 0, ptr(GR), 0, B, H,
+                       pth, 0, 0, -1)  # fmt: skip
+            if done - t * B >= 32 or t == 0:
+                _wgrad(D, HS, XT, t * B, done, g, theta, I, H)
+                done = t * B
+        return L, g
+    lo = max(0, first - k + 1)
+    D = np.zeros(T * B * H)
+    gr = np.empty(H)
+    dl = np.empty(H)
+    for b in range(B):
+        for s in range(first, hi + 1):
+            if mask[b, s] == 0.0:
+                continue
+            gr[:] = 0.0
+            for o in range(O):
+                d = DZ[(s * B + b) * O + o]
                 for j in range(H):
-                    d = GR[b, j] * DP[t, b, j]
-                    DL[b, j] = d
-                    D[t * B + b, j] = d
-                    GR[b, j] = 0.0
-            if t > 0:
-                _mm_acc(DL, W_hh, GR)
-    else:
-        gr = np.empty(H)
-        dl = np.empty(H)
-        for b in range(B):
-            for s in range(first, hi + 1):
-                m = mask[b, s]
-                if m == 0.0:
-                    continue
-                _out_loss(W_hy, b_y, HS[s + 1, b], y[b, s], m, out, zo, dz)
-                gr[:] = 0.0
-                _vm_acc(dz, W_hy, gr)
-                for o in range(O):
-                    gb_y[o] += dz[o]
-                    d = dz[o]
-                    for j in range(H):
-                        gW_hy[o, j] += d * HS[s + 1, b, j]
+                    gr[j] += d * theta[wy + o * H + j]
+            ho = ((s + 1) * B + b) * H
+            for j in range(H):
+                dl[j] = gr[j] * _dact(HS[ho + j], act)
+            r_lo = max(0, s - k + 1)
+            for r in range(s, r_lo - 1, -1):
+                ro = (r * B + b) * H
                 for j in range(H):
-                    dl[j] = gr[j] * DP[s, b, j]
-                r_lo = max(0, s - k + 1)
-                for r in range(s, r_lo - 1, -1):
+                    D[ro + j] += dl[j]
+                if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
+                    gr[:] = 0.0
+                    pdl, pth = ptr(dl), ptr(theta)
+                    _tiles(pdl, 0, H, 1, pth, whh, H, pdl, 0, H, 1, pth, whh, 0, ptr(gr), 0, 1,
+                           H, pth, 0, 0, -1)  # fmt: skip
+                    hp = ro  # HS row r holds h_{r-1}
                     for j in range(H):
-                        D[r * B + b, j] += dl[j]
-                    if r > r_lo:
-                        gr[:] = 0.0
-                        _vm_acc(dl, W_hh, gr)
-                        for j in range(H):
-                            dl[j] = gr[j] * DP[r - 1, b, j]
-    # weight gradients: gW_hh[j] += sum_(t,b) delta[j] h_{t-1}, gW_xh[j] += sum delta[j] a_t
-    HSf = HS.reshape(((T + 1) * B, H))
-    XTf = XT.reshape((T * B, I))
-    for c0 in range(lo * B, (hi + 1) * B, 32):
-        c1 = min(c0 + 32, (hi + 1) * B)
-        for j in range(H):
-            dj = D[c0:c1, j]
-            acc = 0.0
-            for i in range(dj.shape[0]):
-                acc += dj[i]
-            gb_h[j] += acc
-            _vm_acc(dj, HSf[c0:c1], gW_hh[j])
-            _vm_acc(dj, XTf[c0:c1], gW_xh[j])
+                        dl[j] = gr[j] * _dact(HS[hp + j], act)
+    _wgrad(D, HS, XT, lo * B, (hi + 1) * B, g, theta, I, H)
     return L, g

@@ -1,0 +1,271 @@
+"""Explicit 8-wide float64 vectors for the Numba kernels.
+
+LLVM's loop vectoriser gave the kernels axpy-shaped products (one load and one store of the
+output per few multiply-adds) and, on CPUs it tunes for 256-bit vectors, half the width the
+hardware has. This module gives the kernels a value type ``f64x8`` (LLVM ``<8 x double>``)
+and a handful of element-wise operations as Numba intrinsics, so a kernel can keep a tile of
+a matrix product in registers (a register-blocked micro-kernel, as in BLAS). LLVM maps the
+type to one AVX-512 register, two AVX registers or four SSE registers, whatever the machine
+has; the results are the same on each, element by element.
+
+Every operation is an exact IEEE operation with no fast-math flags: ``vfma`` is a fused
+multiply-add (one rounding), nothing is reassociated, so a kernel written with these gives the
+same bits on every call.
+
+``vload``/``vstore`` take an array and a flat element offset from its data pointer; the caller
+guarantees that the eight elements from there are contiguous and in bounds.
+"""
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
+
+W = 8  # lanes
+
+
+class F64x8(types.Type):
+    def __init__(self):
+        super().__init__(name="f64x8")
+
+
+f64x8 = F64x8()
+_VEC = ir.VectorType(ir.DoubleType(), W)
+
+
+@register_model(F64x8)
+class _F64x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+def _call(builder, name, args):
+    """Call the LLVM intrinsic ``name`` (overloaded on <8 x double>) on vector args."""
+    fnty = ir.FunctionType(_VEC, [_VEC] * len(args))
+    fn = cgutils.get_or_insert_function(builder.module, fnty, f"{name}.v{W}f64")
+    return builder.call(fn, list(args))
+
+
+F64P = types.CPointer(types.float64)
+
+
+def _ptr(context, builder, aryty, ary, idx):
+    if isinstance(aryty, types.CPointer):
+        data = ary
+    else:
+        data = context.make_array(aryty)(context, builder, ary).data
+    p = builder.gep(data, [idx])
+    return builder.bitcast(p, _VEC.as_pointer())
+
+
+def _is_f64_array(a):
+    return (isinstance(a, types.Array) and a.dtype == types.float64) or a == F64P
+
+
+@intrinsic
+def ptr(typingctx, a):
+    """The data pointer of a float64 array, as float64* (indexable: p[i], p[i] = v).
+
+    Functions that take pointers instead of arrays are called without the two atomic
+    reference-count updates per array argument that Numba emits for arrays; the caller keeps
+    the array alive for the duration of the call.
+    """
+    if not (isinstance(a, types.Array) and a.dtype == types.float64):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.make_array(sig.args[0])(context, builder, args[0]).data
+
+    return F64P(a), codegen
+
+
+@intrinsic
+def vload(typingctx, a, i):
+    """a.flat-from-data[i : i + 8] as a vector."""
+    if not (_is_f64_array(a) and isinstance(i, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        return builder.load(_ptr(context, builder, sig.args[0], args[0], idx), align=8)
+
+    return f64x8(a, i), codegen
+
+
+@intrinsic
+def vstore(typingctx, a, i, v):
+    """a.flat-from-data[i : i + 8] = v."""
+    if not (_is_f64_array(a) and isinstance(i, types.Integer) and v == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], idx), align=8)
+        return context.get_dummy_value()
+
+    return types.none(a, i, v), codegen
+
+
+@intrinsic
+def vsplat(typingctx, x):
+    """(x, x, ..., x)."""
+    if not isinstance(x, (types.Float, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        s = context.cast(builder, args[0], sig.args[0], types.float64)
+        v = ir.Constant(_VEC, ir.Undefined)
+        v = builder.insert_element(v, s, ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W))
+
+    return f64x8(x), codegen
+
+
+def _binary(op):
+    @intrinsic
+    def f(typingctx, a, b):
+        if not (a == f64x8 and b == f64x8):
+            return None
+
+        def codegen(context, builder, sig, args):
+            return getattr(builder, op)(args[0], args[1])
+
+        return f64x8(a, b), codegen
+
+    return f
+
+
+vadd = _binary("fadd")
+vsub = _binary("fsub")
+vmul = _binary("fmul")
+vdiv = _binary("fdiv")
+
+
+@intrinsic
+def vfma(typingctx, a, b, c):
+    """a * b + c with one rounding."""
+    if not (a == f64x8 and b == f64x8 and c == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, "llvm.fma", args)
+
+    return f64x8(a, b, c), codegen
+
+
+def _unary_intrinsic(name):
+    @intrinsic
+    def f(typingctx, a):
+        if a != f64x8:
+            return None
+
+        def codegen(context, builder, sig, args):
+            return _call(builder, name, args)
+
+        return f64x8(a), codegen
+
+    return f
+
+
+vabs = _unary_intrinsic("llvm.fabs")
+vfloor = _unary_intrinsic("llvm.floor")
+
+
+@intrinsic
+def vcopysign(typingctx, mag, sgn):
+    """|mag| with the sign bit of sgn, lane by lane."""
+    if not (mag == f64x8 and sgn == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, "llvm.copysign", args)
+
+    return f64x8(mag, sgn), codegen
+
+
+def _select(pred):
+    @intrinsic
+    def f(typingctx, a, b, x, y):
+        if not all(t == f64x8 for t in (a, b, x, y)):
+            return None
+
+        def codegen(context, builder, sig, args):
+            c = builder.fcmp_ordered(pred, args[0], args[1])
+            return builder.select(c, args[2], args[3])
+
+        return f64x8(a, b, x, y), codegen
+
+    return f
+
+
+vsel_ge = _select(">=")  # a >= b ? x : y   (false where a or b is NaN)
+vsel_lt = _select("<")  # a < b ? x : y
+vsel_eq = _select("==")  # a == b ? x : y
+
+
+@intrinsic
+def vhsum(typingctx, v):
+    """Sum of the lanes, always as ((v0+v1)+(v2+v3)) + ((v4+v5)+(v6+v7))."""
+    if v != f64x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        e = [builder.extract_element(args[0], ir.Constant(ir.IntType(32), k)) for k in range(W)]
+        while len(e) > 1:
+            e = [builder.fadd(e[k], e[k + 1]) for k in range(0, len(e), 2)]
+        return e[0]
+
+    return types.float64(v), codegen
+
+
+@intrinsic
+def vlane(typingctx, v, k):
+    """Lane k of v."""
+    if not (v == f64x8 and isinstance(k, types.Integer)):
+        return None
+
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.int32)
+        return builder.extract_element(args[0], idx)
+
+    return types.float64(v, k), codegen
+
+
+__all__ = [
+    "F64P",
+    "W",
+    "f64x8",
+    "ptr",
+    "vabs",
+    "vadd",
+    "vcopysign",
+    "vdiv",
+    "vfloor",
+    "vfma",
+    "vhsum",
+    "vlane",
+    "vload",
+    "vmul",
+    "vsel_eq",
+    "vsel_ge",
+    "vsel_lt",
+    "vsplat",
+    "vstore",
+    "vsub",
+]
+
+
+@intrinsic
+def vexp2i(typingctx, n):
+    """2**n for integer-valued n in [-1022, 1023], exactly, from the exponent bits."""
+    if n != f64x8:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.VectorType(ir.IntType(64), W)
+        k = builder.fptosi(args[0], i64)
+        k = builder.add(k, ir.Constant(i64, [1023] * W))
+        k = builder.shl(k, ir.Constant(i64, [52] * W))
+        return builder.bitcast(k, _VEC)
+
+    return f64x8(n), codegen
