@@ -37,12 +37,15 @@ from .simd import (
     vadd,
     vcopysign,
     vdiv,
-    vexp2i,
+    vexp2neg,
     vfloor,
     vfma,
+    vfnma,
+    vhsum,
     vload,
     vmul,
     vsel_eq,
+    vsel_ge,
     vsel_lt,
     vsplat,
     vstore,
@@ -122,17 +125,24 @@ _LOG2E = 1.4426950408889634
 def _vtanh(x):
     """tanh of 8 lanes with exact vector operations (no fast-math), within 3 ulp of libm.
 
-    u = 2|x| = n ln2 + r, |r| <= ln2/2; e^-u = (1 + expm1(-r)) 2^-n, expm1 by its Taylor
-    series of degree 13 (truncation < 2e-17 relative), 2^-n from exponent bits;
-    tanh|x| = (1 - e^-u)/(1 + e^-u), or -em/(2 + em) with em = expm1(-u) when n = 0.
+    With w = -2|x| (clamped at -48: tanh(24) == 1) = -(n ln2 + r), n integer, |r| <= ln2/2
+    (Cody & Waite), e^w = (1 + em) q with em = expm1(-r) by its Taylor series of degree 13
+    (truncation < 2e-17 relative) and q = 2^-n from exponent bits. Then
+    tanh|x| = (1 - e^w)/(1 + e^w) = ((1 - q) - em q) / ((1 + q) + em q): 1 - q is exact and
+    each of numerator and denominator is rounded once, so there is no cancellation near 0.
     """
-    u = vabs(x)
-    u = vadd(u, u)
-    u = vsel_lt(u, vsplat(48.0), u, vsplat(48.0))  # tanh(24) == 1; NaN handled at the end
-    n = vfloor(vfma(u, vsplat(_LOG2E), vsplat(0.5)))
-    r = vfma(n, vsplat(-_LN2HI), u)
-    r = vfma(n, vsplat(-_LN2LO), r)
-    s = vsub(vsplat(0.0), r)
+    num, den = _vtanh_nd(x)
+    return _vtanh_fin(vdiv(num, den), x)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _vtanh_nd(x):
+    """Numerator and denominator of tanh|x| (see _vtanh)."""
+    w = vmul(vabs(x), vsplat(-2.0))
+    w = vsel_ge(w, vsplat(-48.0), w, vsplat(-48.0))  # NaN -> -48, restored at the end
+    n = vfloor(vfma(w, vsplat(-_LOG2E), vsplat(0.5)))
+    s = vfma(n, vsplat(_LN2HI), w)
+    s = vfma(n, vsplat(_LN2LO), s)  # s = -r
     p = vsplat(_C[12])
     p = vfma(p, s, vsplat(_C[11]))
     p = vfma(p, s, vsplat(_C[10]))
@@ -146,14 +156,18 @@ def _vtanh(x):
     p = vfma(p, s, vsplat(_C[2]))
     p = vfma(p, s, vsplat(_C[1]))
     p = vfma(p, s, vsplat(_C[0]))
-    em = vmul(p, s)  # expm1(-r)
+    em = vmul(p, s)
+    q = vexp2neg(n)
     one = vsplat(1.0)
-    zero = vsplat(0.0)
-    e = vmul(vadd(one, em), vexp2i(vsub(zero, n)))  # e^-u
-    num = vsel_eq(n, zero, vsub(zero, em), vsub(one, e))
-    den = vsel_eq(n, zero, vadd(vsplat(2.0), em), vadd(one, e))
-    t = vcopysign(vdiv(num, den), x)
-    return vsel_eq(x, x, t, x)
+    num = vfnma(em, q, vsub(one, q))
+    den = vfma(em, q, vadd(one, q))
+    return num, den
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _vtanh_fin(t, x):
+    """Sign of x on tanh|x|; NaN stays NaN."""
+    return vsel_eq(x, x, vcopysign(t, x), x)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -179,6 +193,94 @@ def _vact(z, act):
 # tile already point at its row b0 and column c0. Its accumulators stay in registers, and
 # every element is summed in the same order (r = 0, 1, ... of term 1, then of term 2, one
 # fused multiply-add each), whatever tile or tail loop it falls in.
+
+
+@njit(cache=True, error_model="numpy")
+def _t8x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
+           init, act):  # fmt: skip
+    if init:
+        x00, x01 = vload(bias, bo), vload(bias, bo + 8)
+        x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71 = (
+            x00,
+            x01,
+            x00,
+            x01,
+            x00,
+            x01,
+            x00,
+            x01,
+            x00,
+            x01,
+            x00,
+            x01,
+            x00,
+            x01,
+        )
+    else:
+        x00, x01 = vload(OUT, o + 0 * C), vload(OUT, o + 0 * C + 8)
+        x10, x11 = vload(OUT, o + 1 * C), vload(OUT, o + 1 * C + 8)
+        x20, x21 = vload(OUT, o + 2 * C), vload(OUT, o + 2 * C + 8)
+        x30, x31 = vload(OUT, o + 3 * C), vload(OUT, o + 3 * C + 8)
+        x40, x41 = vload(OUT, o + 4 * C), vload(OUT, o + 4 * C + 8)
+        x50, x51 = vload(OUT, o + 5 * C), vload(OUT, o + 5 * C + 8)
+        x60, x61 = vload(OUT, o + 6 * C), vload(OUT, o + 6 * C + 8)
+        x70, x71 = vload(OUT, o + 7 * C), vload(OUT, o + 7 * C + 8)
+    for r in range(R1):
+        q = m1 + r * C
+        mA, mB = vload(M1, q), vload(M1, q + 8)
+        p = a1 + r * s1r
+        v = vsplat(V1[p + 0 * s1b])
+        x00, x01 = vfma(v, mA, x00), vfma(v, mB, x01)
+        v = vsplat(V1[p + 1 * s1b])
+        x10, x11 = vfma(v, mA, x10), vfma(v, mB, x11)
+        v = vsplat(V1[p + 2 * s1b])
+        x20, x21 = vfma(v, mA, x20), vfma(v, mB, x21)
+        v = vsplat(V1[p + 3 * s1b])
+        x30, x31 = vfma(v, mA, x30), vfma(v, mB, x31)
+        v = vsplat(V1[p + 4 * s1b])
+        x40, x41 = vfma(v, mA, x40), vfma(v, mB, x41)
+        v = vsplat(V1[p + 5 * s1b])
+        x50, x51 = vfma(v, mA, x50), vfma(v, mB, x51)
+        v = vsplat(V1[p + 6 * s1b])
+        x60, x61 = vfma(v, mA, x60), vfma(v, mB, x61)
+        v = vsplat(V1[p + 7 * s1b])
+        x70, x71 = vfma(v, mA, x70), vfma(v, mB, x71)
+    for r in range(R2):
+        q = m2 + r * C
+        mA, mB = vload(M2, q), vload(M2, q + 8)
+        p = a2 + r * s2r
+        v = vsplat(V2[p + 0 * s2b])
+        x00, x01 = vfma(v, mA, x00), vfma(v, mB, x01)
+        v = vsplat(V2[p + 1 * s2b])
+        x10, x11 = vfma(v, mA, x10), vfma(v, mB, x11)
+        v = vsplat(V2[p + 2 * s2b])
+        x20, x21 = vfma(v, mA, x20), vfma(v, mB, x21)
+        v = vsplat(V2[p + 3 * s2b])
+        x30, x31 = vfma(v, mA, x30), vfma(v, mB, x31)
+        v = vsplat(V2[p + 4 * s2b])
+        x40, x41 = vfma(v, mA, x40), vfma(v, mB, x41)
+        v = vsplat(V2[p + 5 * s2b])
+        x50, x51 = vfma(v, mA, x50), vfma(v, mB, x51)
+        v = vsplat(V2[p + 6 * s2b])
+        x60, x61 = vfma(v, mA, x60), vfma(v, mB, x61)
+        v = vsplat(V2[p + 7 * s2b])
+        x70, x71 = vfma(v, mA, x70), vfma(v, mB, x71)
+    vstore(OUT, o + 0 * C, _vact(x00, act))
+    vstore(OUT, o + 0 * C + 8, _vact(x01, act))
+    vstore(OUT, o + 1 * C, _vact(x10, act))
+    vstore(OUT, o + 1 * C + 8, _vact(x11, act))
+    vstore(OUT, o + 2 * C, _vact(x20, act))
+    vstore(OUT, o + 2 * C + 8, _vact(x21, act))
+    vstore(OUT, o + 3 * C, _vact(x30, act))
+    vstore(OUT, o + 3 * C + 8, _vact(x31, act))
+    vstore(OUT, o + 4 * C, _vact(x40, act))
+    vstore(OUT, o + 4 * C + 8, _vact(x41, act))
+    vstore(OUT, o + 5 * C, _vact(x50, act))
+    vstore(OUT, o + 5 * C + 8, _vact(x51, act))
+    vstore(OUT, o + 6 * C, _vact(x60, act))
+    vstore(OUT, o + 6 * C + 8, _vact(x61, act))
+    vstore(OUT, o + 7 * C, _vact(x70, act))
+    vstore(OUT, o + 7 * C + 8, _vact(x71, act))
 
 
 @njit(cache=True, error_model="numpy")
@@ -305,14 +407,19 @@ def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo,
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
            init, act):  # fmt: skip
-    """The B x C block at OUT[o:] by register tiles: 4 rows x 16 columns, then 4 x 8, leftover
+    """The B x C block at OUT[o:] by register tiles: 8 or 4 rows x 16 columns, then 4 x 8, leftover
     rows by 1 x 32/16/8, columns past the last multiple of 8 by a scalar loop."""
     C32 = C - C % 32
     C16 = C - C % 16
     C8 = C - C % 8
+    B8 = B - B % 8
     B4 = B - B % 4
     for c0 in range(0, C16, 16):
-        for b0 in range(0, B4, 4):
+        for b0 in range(0, B8, 8):
+            _t8x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
+                   V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
+                   OUT, o + b0 * C + c0, C, bias, bo + c0, init, act)  # fmt: skip
+        for b0 in range(B8, B4, 4):
             _t4x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
                    OUT, o + b0 * C + c0, C, bias, bo + c0, init, act)  # fmt: skip
@@ -399,28 +506,29 @@ def _step(theta, W_xhT, W_hhT, XT, xo, HP, po, HO, oo, B, I, H, act):
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _zout(theta, wy, by, HS, ho, H, zo):
-    """Output pre-activation W_hy h + b_y of h = HS[ho:ho+H] into zo."""
+    """Output pre-activation W_hy h + b_y of h = HS[ho:ho+H] into zo (8 lanes, then a fixed
+    tree sum, then the columns past the last multiple of 8)."""
+    H8 = H - H % 8
     for o in range(zo.shape[0]):
-        s = theta[by + o]
         w = wy + o * H
-        for j in range(H):
+        s = theta[by + o]
+        if H8 > 0:
+            acc = vmul(vload(theta, w), vload(HS, ho))
+            for j in range(8, H8, 8):
+                acc = vfma(vload(theta, w + j), vload(HS, ho + j), acc)
+            s += vhsum(acc)
+        for j in range(H8, H):
             s += theta[w + j] * HS[ho + j]
         zo[o] = s
 
 
-@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
-    """Output pre-activation of h = HS[ho:ho+H] into zo; returns m * l(yhat, y) for the
-    target y[yo:yo+O] and writes m * dl/dz into DZ[dzo:dzo+O]."""
-    O = zo.shape[0]
-    _zout(theta, wy, by, HS, ho, H, zo)
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_nonlinear(zo, O, y, yo, m, out, DZ, dzo):
+    """m * l(yhat, y) and m * dl/dz for the sigmoid (binary cross-entropy, out 1) and softmax
+    (categorical cross-entropy, out 2) outputs; y and DZ are pointers. Kept out of line so
+    the time loops stay small."""
     L = 0.0
-    if out == 0:
-        for o in range(O):
-            d = zo[o] - y[yo + o]
-            L += 0.5 * d * d
-            DZ[dzo + o] = m * d
-    elif out == 1:
+    if out == 1:
         for o in range(O):
             z = zo[o]
             # softplus(z) - y z, stably
@@ -446,6 +554,21 @@ def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
             L += y[yo + o] * (lse - zo[o])
         for o in range(O):
             DZ[dzo + o] = m * (math.exp(zo[o] - lse) * ysum - y[yo + o])
+    return m * L
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
+    """Output pre-activation of h = HS[ho:ho+H] into zo; returns m * l(yhat, y) for the
+    target y[yo:yo+O] and writes m * dl/dz into DZ[dzo:dzo+O]."""
+    _zout(theta, wy, by, HS, ho, H, zo)
+    if out != 0:
+        return _loss_nonlinear(ptr(zo), zo.shape[0], ptr(y), yo, m, out, ptr(DZ), dzo)
+    L = 0.0
+    for o in range(zo.shape[0]):
+        d = zo[o] - y[yo + o]
+        L += 0.5 * d * d
+        DZ[dzo + o] = m * d
     return m * L
 
 
@@ -544,42 +667,95 @@ def loss(theta, x, y, mask, h0, I, H, O, act, out):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_two(th0, th1, XT, y, mask, h0, B, T, I, H, O, act, out, Wx0, Wh0, Wx1, Wh1, zo, dz):
+    """_loss_one for two parameter vectors advanced together, so that the work of one fills
+    the time the other waits on its dependency chains. Each loss gets the same operations in
+    the same order as _loss_one, hence the same bits."""
+    _, _, _, wy, by = _offsets(I, H, O)
+    HA0 = h0.copy()
+    HA1 = h0.copy()
+    HB0 = np.empty(B * H)
+    HB1 = np.empty(B * H)
+    L0 = 0.0
+    L1 = 0.0
+    for t in range(T):
+        _step(th0, Wx0, Wh0, XT, t * B * I, HA0, 0, HB0, 0, B, I, H, act)
+        _step(th1, Wx1, Wh1, XT, t * B * I, HA1, 0, HB1, 0, B, I, H, act)
+        for b in range(B):
+            m = mask[b, t]
+            if m != 0.0:
+                yo = (b * T + t) * O
+                L0 += _out_loss(th0, wy, by, HB0, b * H, H, y, yo, m, out, zo, dz, 0)
+                L1 += _out_loss(th1, wy, by, HB1, b * H, H, y, yo, m, out, zo, dz, 0)
+        HA0, HB0 = HB0, HA0
+        HA1, HB1 = HB1, HA1
+    return L0, L1
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
 def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
-    """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call."""
+    """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call, two
+    networks at a time. Each loss has the same bits as loss() of that network."""
     P, B, T = thetas.shape[0], x.shape[0], x.shape[1]
     Ls = np.empty(P)
-    HA = np.empty(B * H)
-    HB = np.empty(B * H)
     zo = np.empty(O)
     dz = np.empty(O)
     yf = np.ascontiguousarray(y).reshape(B * T * O)
     h0f = np.ascontiguousarray(h0).reshape(B * H)
-    for p in range(P):
-        theta = thetas[p]
+    for p in range(0, P - 1, 2):
+        Wx0, Wh0, XT = _prepare(thetas[p], x, I, H, O)
+        Wx1, Wh1, _ = _prepare(thetas[p + 1], x[:, :0], I, H, O)
+        Ls[p], Ls[p + 1] = _loss_two(
+            thetas[p], thetas[p + 1], XT, yf, mask, h0f, B, T, I, H, O, act, out,
+            Wx0, Wh0, Wx1, Wh1, zo, dz,
+        )  # fmt: skip
+    if P % 2:
+        theta = thetas[P - 1]
         W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
-        Ls[p] = _loss_one(
-            theta, XT, yf, mask, h0f, B, T, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz
-        )
+        Ls[P - 1] = _loss_one(
+            theta, XT, yf, mask, h0f, B, T, I, H, O, act, out, W_xhT, W_hhT,
+            np.empty(B * H), np.empty(B * H), zo, dz,
+        )  # fmt: skip
     return Ls
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _vdact(h, act):
+    """act'(z) from h = act(z), 8 lanes."""
+    one = vsplat(1.0)
+    if act == 0:
+        return vfma(vsub(vsplat(0.0), h), h, one)
+    elif act == 1:
+        return vmul(h, vsub(one, h))
+    zero = vsplat(0.0)
+    return vsel_lt(zero, h, one, zero)
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _wgrad(D, HS, XT, r0, r1, g, theta, I, H):
-    """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat): gW_hh += D^T h_{t-1},
-    gW_xh += D^T a_t, gb_h += column sums; in blocks of 32 rows, each while it is in cache."""
+def _dmul(GR, HS, ho, D, do, n, act):
+    """D[do + i] = GR[i] * act'(h), h = HS[ho + i], i < n."""
+    n8 = n - n % 8
+    for i in range(0, n8, 8):
+        vstore(D, do + i, vmul(vload(GR, i), _vdact(vload(HS, ho + i), act)))
+    for i in range(n8, n):
+        D[do + i] = GR[i] * _dact(HS[ho + i], act)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
+    """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat), in blocks of 32
+    rows, each while it is in cache: gW_hh += D^T h_{t-1} into g, and
+    [W_xh | b_h]^T gradient += [a_t, 1]^T D into GX (I+1, H), X1 = [a_t, 1] rows (T*B, I+1)."""
+    pD, pHS, pX, pg, pGX = ptr(D), ptr(HS), ptr(X1), ptr(g), ptr(GX)
+    J = I + 1
     for c0 in range(r0, r1, 32):
         n = min(c0 + 32, r1) - c0
-        # gW_hh[j, c] += sum_i D[c0 + i, j] HS[c0 + i, c]: V = D block transposed
-        pD, pHS = ptr(D), ptr(HS)
-        _tiles(pD, c0 * H, 1, H, pHS, c0 * H, n, pD, 0, 1, H, pHS, 0, 0, ptr(g), H * I, H, H,
+        # gW_hh[j, c] += sum_r D[c0 + r, j] HS[c0 + r, c]  (V = the block of D, transposed)
+        _tiles(pD, c0 * H, 1, H, pHS, c0 * H, n, pD, 0, 1, H, pHS, 0, 0, pg, H * I, H, H,
                pHS, 0, 0, -1)  # fmt: skip
-        for i in range(c0, c0 + n):
-            for j in range(H):
-                g[H * I + H * H + j] += D[i * H + j]
-            for j in range(H):
-                d = D[i * H + j]
-                for ii in range(I):
-                    g[j * I + ii] += d * XT[i * I + ii]
+        # GX[i, j] += sum_r X1[c0 + r, i] D[c0 + r, j]
+        _tiles(pX, c0 * J, 1, J, pD, c0 * H, n, pX, 0, 1, J, pD, 0, 0, pGX, 0, J, H,
+               pD, 0, 0, -1)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -593,7 +769,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     while it is still in cache).
     """
     B, T = x.shape[0], x.shape[1]
-    _, whh, _, wy, by = _offsets(I, H, O)
+    _, whh, bh, wy, by = _offsets(I, H, O)
     W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
     yf = np.ascontiguousarray(y).reshape(B * T * O)
     g = np.zeros_like(theta)
@@ -617,72 +793,64 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
                 first = min(first, t)
     if hi < 0:
         return L, g
-    # output layer: gW_hy += dz h_t^T, gb_y += dz
-    for t in range(first, hi + 1):
-        for b in range(B):
-            if mask[b, t] != 0.0:
-                ho = ((t + 1) * B + b) * H
-                for o in range(O):
-                    d = DZ[(t * B + b) * O + o]
-                    g[by + o] += d
-                    for j in range(H):
-                        g[wy + o * H + j] += d * HS[ho + j]
+    pth, pHS, pDZ = ptr(theta), ptr(HS), ptr(DZ)
+    # output layer: gW_hy[o, j] += sum_(t,b) dz[o] h_t[j], gb_y += sum dz
+    r0, r1 = first * B, (hi + 1) * B
+    _tiles(pDZ, r0 * O, 1, O, pHS, (r0 + B) * H, r1 - r0, pDZ, 0, 1, O, pHS, 0, 0, ptr(g), wy,
+           O, H, pHS, 0, 0, -1)  # fmt: skip
+    for i in range(r0 * O, r1 * O):
+        g[by + i % O] += DZ[i]
+    X1 = np.ones(T * B * (I + 1))  # rows [a_t, 1], for the gradients of W_xh and b_h
+    for i in range(T * B):
+        for ii in range(I):
+            X1[i * (I + 1) + ii] = XT[i * I + ii]
+    GX = np.zeros((I + 1) * H)
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
         D = np.empty(T * B * H)
-        GR = np.zeros(B * H)
-        DL = np.empty(B * H)
+        GR = np.empty(B * H)
+        zero = np.zeros(H)
+        pD, pGR, pz = ptr(D), ptr(GR), ptr(zero)
         done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
-            for b in range(B):
-                if mask[b, t] != 0.0:
-                    for o in range(O):
-                        d = DZ[(t * B + b) * O + o]
-                        for j in range(H):
-                            GR[b * H + j] += d * theta[wy + o * H + j]
-            ho = (t + 1) * B * H
-            do = t * B * H
-            for i in range(B * H):
-                d = GR[i] * _dact(HS[ho + i], act)
-                DL[i] = d
-                D[do + i] = d
-                GR[i] = 0.0
-            if t > 0:  # GR = DL W_hh
-                pDL, pth = ptr(DL), ptr(theta)
-                _tiles(pDL, 0, H, 1, pth, whh, H, pDL, 0, H, 1, pth, whh, 0, ptr(GR), 0, B, H,
-                       pth, 0, 0, -1)  # fmt: skip
+            # GR = delta_{t+1} W_hh + dz_t W_hy
+            _tiles(pD, (t + 1) * B * H, H, 1, pth, whh, H if t < hi else 0,
+                   pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pz, 0, 1, -1)  # fmt: skip
+            _dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
             if done - t * B >= 32 or t == 0:
-                _wgrad(D, HS, XT, t * B, done, g, theta, I, H)
+                _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
                 done = t * B
-        return L, g
-    lo = max(0, first - k + 1)
-    D = np.zeros(T * B * H)
-    gr = np.empty(H)
-    dl = np.empty(H)
-    for b in range(B):
-        for s in range(first, hi + 1):
-            if mask[b, s] == 0.0:
-                continue
-            gr[:] = 0.0
-            for o in range(O):
-                d = DZ[(s * B + b) * O + o]
-                for j in range(H):
-                    gr[j] += d * theta[wy + o * H + j]
-            ho = ((s + 1) * B + b) * H
-            for j in range(H):
-                dl[j] = gr[j] * _dact(HS[ho + j], act)
-            r_lo = max(0, s - k + 1)
-            for r in range(s, r_lo - 1, -1):
-                ro = (r * B + b) * H
-                for j in range(H):
-                    D[ro + j] += dl[j]
-                if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
-                    gr[:] = 0.0
-                    pdl, pth = ptr(dl), ptr(theta)
-                    _tiles(pdl, 0, H, 1, pth, whh, H, pdl, 0, H, 1, pth, whh, 0, ptr(gr), 0, 1,
-                           H, pth, 0, 0, -1)  # fmt: skip
-                    hp = ro  # HS row r holds h_{r-1}
+    else:
+        lo = max(0, first - k + 1)
+        D = np.zeros(T * B * H)
+        gr = np.empty(H)
+        dl = np.empty(H)
+        for b in range(B):
+            for s in range(first, hi + 1):
+                if mask[b, s] == 0.0:
+                    continue
+                gr[:] = 0.0
+                for o in range(O):
+                    d = DZ[(s * B + b) * O + o]
                     for j in range(H):
-                        dl[j] = gr[j] * _dact(HS[hp + j], act)
-    _wgrad(D, HS, XT, lo * B, (hi + 1) * B, g, theta, I, H)
+                        gr[j] += d * theta[wy + o * H + j]
+                ho = ((s + 1) * B + b) * H
+                for j in range(H):
+                    dl[j] = gr[j] * _dact(HS[ho + j], act)
+                r_lo = max(0, s - k + 1)
+                for r in range(s, r_lo - 1, -1):
+                    ro = (r * B + b) * H
+                    for j in range(H):
+                        D[ro + j] += dl[j]
+                    if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
+                        gr[:] = 0.0
+                        _tiles(ptr(dl), 0, H, 1, pth, whh, H, ptr(dl), 0, H, 1, pth, whh, 0,
+                               ptr(gr), 0, 1, H, pth, 0, 0, -1)  # fmt: skip
+                        for j in range(H):  # HS row r holds h_{r-1}
+                            dl[j] = gr[j] * _dact(HS[ro + j], act)
+        _wgrad(D, HS, X1, lo * B, (hi + 1) * B, g, GX, I, H)
+    for j in range(H):
+        for ii in range(I):
+            g[j * I + ii] += GX[ii * H + j]
+        g[bh + j] += GX[I * H + j]
     return L, g

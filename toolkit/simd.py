@@ -142,6 +142,18 @@ vdiv = _binary("fdiv")
 
 
 @intrinsic
+def vfnma(typingctx, a, b, c):
+    """c - a * b with one rounding."""
+    if not (a == f64x8 and b == f64x8 and c == f64x8):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return _call(builder, "llvm.fma", [builder.fneg(args[0]), args[1], args[2]])
+
+    return f64x8(a, b, c), codegen
+
+
+@intrinsic
 def vfma(typingctx, a, b, c):
     """a * b + c with one rounding."""
     if not (a == f64x8 and b == f64x8 and c == f64x8):
@@ -241,7 +253,9 @@ __all__ = [
     "vcopysign",
     "vdiv",
     "vfloor",
+    "vexp2neg",
     "vfma",
+    "vfnma",
     "vhsum",
     "vlane",
     "vload",
@@ -256,15 +270,15 @@ __all__ = [
 
 
 @intrinsic
-def vexp2i(typingctx, n):
-    """2**n for integer-valued n in [-1022, 1023], exactly, from the exponent bits."""
+def vexp2neg(typingctx, n):
+    """2**-n for integer-valued n in [-1023, 1022], exactly, from the exponent bits."""
     if n != f64x8:
         return None
 
     def codegen(context, builder, sig, args):
         i64 = ir.VectorType(ir.IntType(64), W)
         k = builder.fptosi(args[0], i64)
-        k = builder.add(k, ir.Constant(i64, [1023] * W))
+        k = builder.sub(ir.Constant(i64, [1023] * W), k)
         k = builder.shl(k, ir.Constant(i64, [52] * W))
         return builder.bitcast(k, _VEC)
 
