@@ -37,15 +37,12 @@ from .simd import (
     vadd,
     vcopysign,
     vdiv,
-    vexp2neg,
-    vfloor,
+    vexp2neg_shifted,
     vfma,
     vfnma,
     vhsum,
     vload,
     vmul,
-    vsel_eq,
-    vsel_ge,
     vsel_lt,
     vsplat,
     vstore,
@@ -119,6 +116,7 @@ def _tanh(x):
 _LN2HI = 0.6931471803691238
 _LN2LO = 1.9082149292705877e-10
 _LOG2E = 1.4426950408889634
+_SHIFT = 1.5 * 2.0**52  # adding it rounds to an integer, left in the low mantissa bits
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -139,8 +137,9 @@ def _vtanh(x):
 def _vtanh_nd(x):
     """Numerator and denominator of tanh|x| (see _vtanh)."""
     w = vmul(vabs(x), vsplat(-2.0))
-    w = vsel_ge(w, vsplat(-48.0), w, vsplat(-48.0))  # NaN -> -48, restored at the end
-    n = vfloor(vfma(w, vsplat(-_LOG2E), vsplat(0.5)))
+    w = vsel_lt(w, vsplat(-48.0), vsplat(-48.0), w)  # NaN stays NaN and flows through
+    t = vfma(w, vsplat(-_LOG2E), vsplat(_SHIFT))  # n = round(-w / ln2) in the low bits
+    n = vsub(t, vsplat(_SHIFT))
     s = vfma(n, vsplat(_LN2HI), w)
     s = vfma(n, vsplat(_LN2LO), s)  # s = -r
     p = vsplat(_C[12])
@@ -157,7 +156,7 @@ def _vtanh_nd(x):
     p = vfma(p, s, vsplat(_C[1]))
     p = vfma(p, s, vsplat(_C[0]))
     em = vmul(p, s)
-    q = vexp2neg(n)
+    q = vexp2neg_shifted(t)
     one = vsplat(1.0)
     num = vfnma(em, q, vsub(one, q))
     den = vfma(em, q, vadd(one, q))
@@ -166,8 +165,8 @@ def _vtanh_nd(x):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _vtanh_fin(t, x):
-    """Sign of x on tanh|x|; NaN stays NaN."""
-    return vsel_eq(x, x, vcopysign(t, x), x)
+    """Sign of x on tanh|x| (a NaN x has made t NaN)."""
+    return vcopysign(t, x)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -758,11 +757,18 @@ def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
                pD, 0, 0, -1)  # fmt: skip
 
 
+def grad_work_size(T, B, H):
+    """Length of the scratch array loss_and_grad needs."""
+    return (2 * T + 1) * B * H
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
+def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
     x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
+    work: scratch, a float64 array of at least (2T + 1) B H elements (see grad_work_size),
+    reused by the caller: fresh multi-megabyte arrays cost a page fault per 4 KiB per call.
     The batch advances in lock-step, forward and backward. The output errors dz are kept from
     the forward pass; the deltas are stored as D (T*B, H), row t*B + b, and the weight
     gradients formed from blocks of 32 rows (in full BPTT as soon as a block is complete,
@@ -773,7 +779,8 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
     yf = np.ascontiguousarray(y).reshape(B * T * O)
     g = np.zeros_like(theta)
-    HS = np.empty((T + 1) * B * H)  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
+    HS = work[: (T + 1) * B * H]  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
+    D = work[(T + 1) * B * H : (2 * T + 1) * B * H]  # deltas, row t*B + b
     HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
     DZ = np.zeros(T * B * O)  # mask * dl/dz_out, row t*B + b
     zo = np.empty(O)
@@ -807,7 +814,6 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
     GX = np.zeros((I + 1) * H)
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
-        D = np.empty(T * B * H)
         GR = np.empty(B * H)
         zero = np.zeros(H)
         pD, pGR, pz = ptr(D), ptr(GR), ptr(zero)
@@ -822,7 +828,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k):
                 done = t * B
     else:
         lo = max(0, first - k + 1)
-        D = np.zeros(T * B * H)
+        D[:] = 0.0
         gr = np.empty(H)
         dl = np.empty(H)
         for b in range(B):

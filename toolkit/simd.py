@@ -253,7 +253,7 @@ __all__ = [
     "vcopysign",
     "vdiv",
     "vfloor",
-    "vexp2neg",
+    "vexp2neg_shifted",
     "vfma",
     "vfnma",
     "vhsum",
@@ -270,16 +270,16 @@ __all__ = [
 
 
 @intrinsic
-def vexp2neg(typingctx, n):
-    """2**-n for integer-valued n in [-1023, 1022], exactly, from the exponent bits."""
-    if n != f64x8:
+def vexp2neg_shifted(typingctx, t):
+    """2**-n where t = n + 1.5 * 2**52 (n an integer in [-1022, 1022] held in the low mantissa
+    bits, as left by adding that constant): (1023 - n) << 52, as float64 bits."""
+    if t != f64x8:
         return None
 
     def codegen(context, builder, sig, args):
         i64 = ir.VectorType(ir.IntType(64), W)
-        k = builder.fptosi(args[0], i64)
-        k = builder.sub(ir.Constant(i64, [1023] * W), k)
-        k = builder.shl(k, ir.Constant(i64, [52] * W))
+        k = builder.shl(builder.bitcast(args[0], i64), ir.Constant(i64, [52] * W))
+        k = builder.sub(ir.Constant(i64, [1023 << 52] * W), k)
         return builder.bitcast(k, _VEC)
 
-    return f64x8(n), codegen
+    return f64x8(t), codegen
