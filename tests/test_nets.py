@@ -363,3 +363,26 @@ def test_bad_variant_arguments(kwargs, exc, words):
         Elman(1, 2, 1, **kwargs)
     for w in words:
         assert w in str(info.value)
+
+
+def test_gradient_over_many_small_shapes_against_reference():
+    """Many shapes in a row, with an initial state, full and truncated: every call must match
+    the reference whatever the allocator did before it. (A scratch array freed while a raw
+    pointer to it was still in use once gave gradients that depended on earlier calls.)"""
+    rng = np.random.default_rng(7)
+    for I, H, O, B, T in [(2, 3, 2, 1, 1), (1, 3, 1, 1, 2), (1, 3, 1, 3, 1), (2, 5, 1, 2, 3),
+                          (1, 9, 2, 1, 2), (3, 2, 1, 4, 2), (1, 17, 1, 2, 3)]:  # fmt: skip
+        net = Elman(I, H, O)
+        theta = net.init(rng, scale=0.8)
+        x = rng.normal(size=(B, T, I))
+        y = rng.normal(size=(B, T, O))
+        h0 = rng.normal(size=(B, H)) * 0.5
+        for k in (None, 1):
+            _, g = net.loss_and_grad(theta, x, y, k=k, h0=h0)
+            if k is None or k >= T:
+                g_r = ref.grad_full(theta, x, y, None, (I, H, O), h0=h0)
+            else:
+                g_r = ref.grad_truncated(theta, x, y, None, k, (I, H, O), h0=h0)
+            np.testing.assert_allclose(
+                g, g_r, rtol=1e-10, atol=1e-12, err_msg=f"{(I, H, O, B, T, k)}"
+            )

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit
 
 from .simd import (
+    keep,
     ptr,
     vabs,
     vadd,
@@ -815,13 +816,13 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
         GR = np.empty(B * H)
-        zero = np.zeros(H)
-        pD, pGR, pz = ptr(D), ptr(GR), ptr(zero)
+        pD, pGR = ptr(D), ptr(GR)
         done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
             # GR = delta_{t+1} W_hh + dz_t W_hy
+            GR[:] = 0.0
             _tiles(pD, (t + 1) * B * H, H, 1, pth, whh, H if t < hi else 0,
-                   pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pz, 0, 1, -1)  # fmt: skip
+                   pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pGR, 0, 0, -1)  # fmt: skip
             _dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
             if done - t * B >= 32 or t == 0:
                 _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
@@ -859,4 +860,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
         for ii in range(I):
             g[j * I + ii] += GX[ii * H + j]
         g[bh + j] += GX[I * H + j]
+    keep(DZ)  # pointers to DZ, GR and D were in use up to here (see simd.ptr)
+    keep(GR)
+    keep(D)
     return L, g

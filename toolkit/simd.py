@@ -67,8 +67,9 @@ def ptr(typingctx, a):
     """The data pointer of a float64 array, as float64* (indexable: p[i], p[i] = v).
 
     Functions that take pointers instead of arrays are called without the two atomic
-    reference-count updates per array argument that Numba emits for arrays; the caller keeps
-    the array alive for the duration of the call.
+    reference-count updates per array argument that Numba emits for arrays. The pointer does
+    not keep the array alive: Numba frees an array after the last use of its *name*, so the
+    caller must use the array by name (or ``keep(a)``) after the last use of the pointer.
     """
     if not (isinstance(a, types.Array) and a.dtype == types.float64):
         return None
@@ -77,6 +78,18 @@ def ptr(typingctx, a):
         return context.make_array(sig.args[0])(context, builder, args[0]).data
 
     return F64P(a), codegen
+
+
+@intrinsic
+def keep(typingctx, a):
+    """A no-op use of a: Numba keeps a alive up to here (see ptr)."""
+    if not isinstance(a, types.Array):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return context.get_dummy_value()
+
+    return types.none(a), codegen
 
 
 @intrinsic
@@ -247,6 +260,7 @@ __all__ = [
     "F64P",
     "W",
     "f64x8",
+    "keep",
     "ptr",
     "vabs",
     "vadd",
