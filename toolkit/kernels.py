@@ -189,15 +189,15 @@ def _vact(z, act):
 # small H those dominated the time of a step. A tile computes rows b0.. and columns c0.. of
 #     OUT[o + b*C + c] = act(S + sum_r V1[a1 + b*s1b + r*s1r] * M1[m1 + r*C + c]
 #                              + sum_r V2[a2 + b*s2b + r*s2r] * M2[m2 + r*C + c])
-# with S = bias[bo + c] (init) or OUT[o + b*C + c]; act -1 is none. The offsets passed to a
-# tile already point at its row b0 and column c0. Its accumulators stay in registers, and
-# every element is summed in the same order (r = 0, 1, ... of term 1, then of term 2, one
-# fused multiply-add each), whatever tile or tail loop it falls in.
+# with S = bias[bo + c] (init) or OUT[o + b*C + c]; act (-1: none) is applied by _tiles.
+# The offsets passed to a tile already point at its row b0 and column c0. Its accumulators
+# stay in registers, and every element is summed in the same order (r = 0, 1, ... of term 1,
+# then of term 2, one fused multiply-add each), whatever tile or tail loop it falls in.
 
 
 @njit(cache=True, error_model="numpy")
 def _t8x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
-           init, act):  # fmt: skip
+           init):  # fmt: skip
     if init:
         x00, x01 = vload(bias, bo), vload(bias, bo + 8)
         x10, x11, x20, x21, x30, x31, x40, x41, x50, x51, x60, x61, x70, x71 = (
@@ -265,27 +265,27 @@ def _t8x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C
         x60, x61 = vfma(v, mA, x60), vfma(v, mB, x61)
         v = vsplat(V2[p + 7 * s2b])
         x70, x71 = vfma(v, mA, x70), vfma(v, mB, x71)
-    vstore(OUT, o + 0 * C, _vact(x00, act))
-    vstore(OUT, o + 0 * C + 8, _vact(x01, act))
-    vstore(OUT, o + 1 * C, _vact(x10, act))
-    vstore(OUT, o + 1 * C + 8, _vact(x11, act))
-    vstore(OUT, o + 2 * C, _vact(x20, act))
-    vstore(OUT, o + 2 * C + 8, _vact(x21, act))
-    vstore(OUT, o + 3 * C, _vact(x30, act))
-    vstore(OUT, o + 3 * C + 8, _vact(x31, act))
-    vstore(OUT, o + 4 * C, _vact(x40, act))
-    vstore(OUT, o + 4 * C + 8, _vact(x41, act))
-    vstore(OUT, o + 5 * C, _vact(x50, act))
-    vstore(OUT, o + 5 * C + 8, _vact(x51, act))
-    vstore(OUT, o + 6 * C, _vact(x60, act))
-    vstore(OUT, o + 6 * C + 8, _vact(x61, act))
-    vstore(OUT, o + 7 * C, _vact(x70, act))
-    vstore(OUT, o + 7 * C + 8, _vact(x71, act))
+    vstore(OUT, o + 0 * C, x00)
+    vstore(OUT, o + 0 * C + 8, x01)
+    vstore(OUT, o + 1 * C, x10)
+    vstore(OUT, o + 1 * C + 8, x11)
+    vstore(OUT, o + 2 * C, x20)
+    vstore(OUT, o + 2 * C + 8, x21)
+    vstore(OUT, o + 3 * C, x30)
+    vstore(OUT, o + 3 * C + 8, x31)
+    vstore(OUT, o + 4 * C, x40)
+    vstore(OUT, o + 4 * C + 8, x41)
+    vstore(OUT, o + 5 * C, x50)
+    vstore(OUT, o + 5 * C + 8, x51)
+    vstore(OUT, o + 6 * C, x60)
+    vstore(OUT, o + 6 * C + 8, x61)
+    vstore(OUT, o + 7 * C, x70)
+    vstore(OUT, o + 7 * C + 8, x71)
 
 
 @njit(cache=True, error_model="numpy")
 def _t4x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
-           init, act):  # fmt: skip
+           init):  # fmt: skip
     if init:
         x00, x01 = vload(bias, bo), vload(bias, bo + 8)
         x10, x11, x20, x21, x30, x31 = x00, x01, x00, x01, x00, x01
@@ -318,19 +318,19 @@ def _t4x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C
         x20, x21 = vfma(v, mA, x20), vfma(v, mB, x21)
         v = vsplat(V2[p + 3 * s2b])
         x30, x31 = vfma(v, mA, x30), vfma(v, mB, x31)
-    vstore(OUT, o, _vact(x00, act))
-    vstore(OUT, o + 8, _vact(x01, act))
-    vstore(OUT, o + C, _vact(x10, act))
-    vstore(OUT, o + C + 8, _vact(x11, act))
-    vstore(OUT, o + 2 * C, _vact(x20, act))
-    vstore(OUT, o + 2 * C + 8, _vact(x21, act))
-    vstore(OUT, o + 3 * C, _vact(x30, act))
-    vstore(OUT, o + 3 * C + 8, _vact(x31, act))
+    vstore(OUT, o, x00)
+    vstore(OUT, o + 8, x01)
+    vstore(OUT, o + C, x10)
+    vstore(OUT, o + C + 8, x11)
+    vstore(OUT, o + 2 * C, x20)
+    vstore(OUT, o + 2 * C + 8, x21)
+    vstore(OUT, o + 3 * C, x30)
+    vstore(OUT, o + 3 * C + 8, x31)
 
 
 @njit(cache=True, error_model="numpy")
 def _t4x8(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
-          init, act):  # fmt: skip
+          init):  # fmt: skip
     if init:
         x0 = vload(bias, bo)
         x1, x2, x3 = x0, x0, x0
@@ -351,14 +351,14 @@ def _t4x8(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C,
         x1 = vfma(vsplat(V2[p + s2b]), mA, x1)
         x2 = vfma(vsplat(V2[p + 2 * s2b]), mA, x2)
         x3 = vfma(vsplat(V2[p + 3 * s2b]), mA, x3)
-    vstore(OUT, o, _vact(x0, act))
-    vstore(OUT, o + C, _vact(x1, act))
-    vstore(OUT, o + 2 * C, _vact(x2, act))
-    vstore(OUT, o + 3 * C, _vact(x3, act))
+    vstore(OUT, o, x0)
+    vstore(OUT, o + C, x1)
+    vstore(OUT, o + 2 * C, x2)
+    vstore(OUT, o + 3 * C, x3)
 
 
 @njit(cache=True, error_model="numpy")
-def _t1x32(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+def _t1x32(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init):
     src, so = (bias, bo) if init else (OUT, o)
     x0, x1 = vload(src, so), vload(src, so + 8)
     x2, x3 = vload(src, so + 16), vload(src, so + 24)
@@ -372,14 +372,14 @@ def _t1x32(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo
         v = vsplat(V2[a2 + r * s2r])
         x0, x1 = vfma(v, vload(M2, q), x0), vfma(v, vload(M2, q + 8), x1)
         x2, x3 = vfma(v, vload(M2, q + 16), x2), vfma(v, vload(M2, q + 24), x3)
-    vstore(OUT, o, _vact(x0, act))
-    vstore(OUT, o + 8, _vact(x1, act))
-    vstore(OUT, o + 16, _vact(x2, act))
-    vstore(OUT, o + 24, _vact(x3, act))
+    vstore(OUT, o, x0)
+    vstore(OUT, o + 8, x1)
+    vstore(OUT, o + 16, x2)
+    vstore(OUT, o + 24, x3)
 
 
 @njit(cache=True, error_model="numpy")
-def _t1x16(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+def _t1x16(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init):
     src, so = (bias, bo) if init else (OUT, o)
     x0, x1 = vload(src, so), vload(src, so + 8)
     for r in range(R1):
@@ -390,25 +390,27 @@ def _t1x16(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo
         q = m2 + r * C
         v = vsplat(V2[a2 + r * s2r])
         x0, x1 = vfma(v, vload(M2, q), x0), vfma(v, vload(M2, q + 8), x1)
-    vstore(OUT, o, _vact(x0, act))
-    vstore(OUT, o + 8, _vact(x1, act))
+    vstore(OUT, o, x0)
+    vstore(OUT, o + 8, x1)
 
 
 @njit(cache=True, error_model="numpy")
-def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init, act):
+def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo, init):
     x = vload(bias, bo) if init else vload(OUT, o)
     for r in range(R1):
         x = vfma(vsplat(V1[a1 + r * s1r]), vload(M1, m1 + r * C), x)
     for r in range(R2):
         x = vfma(vsplat(V2[a2 + r * s2r]), vload(M2, m2 + r * C), x)
-    vstore(OUT, o, _vact(x, act))
+    vstore(OUT, o, x)
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
            init, act):  # fmt: skip
-    """The B x C block at OUT[o:] by register tiles: 8 or 4 rows x 16 columns, then 4 x 8, leftover
-    rows by 1 x 32/16/8, columns past the last multiple of 8 by a scalar loop."""
+    """The B x C block at OUT[o:] by register tiles: 8 or 4 rows x 16 columns, then 4 x 8,
+    leftover rows by 1 x 32/16/8, columns past the last multiple of 8 by a scalar loop; then
+    the activation, 8 lanes at a time, while the block is in cache (one copy of the vector
+    tanh in the code rather than one per tile register: that kept compile times down)."""
     C32 = C - C % 32
     C16 = C - C % 16
     C8 = C - C % 8
@@ -418,29 +420,29 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
         for b0 in range(0, B8, 8):
             _t8x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
-                   OUT, o + b0 * C + c0, C, bias, bo + c0, init, act)  # fmt: skip
+                   OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
         for b0 in range(B8, B4, 4):
             _t4x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
-                   OUT, o + b0 * C + c0, C, bias, bo + c0, init, act)  # fmt: skip
+                   OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
     if C8 > C16:
         for b0 in range(0, B4, 4):
             _t4x8(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + C16, R1,
                   V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + C16, R2,
-                  OUT, o + b0 * C + C16, C, bias, bo + C16, init, act)  # fmt: skip
+                  OUT, o + b0 * C + C16, C, bias, bo + C16, init)  # fmt: skip
     for b in range(B4, B):
         a1 = v1 + b * s1b
         a2 = v2 + b * s2b
         ob = o + b * C
         for c0 in range(0, C32, 32):
             _t1x32(V1, a1, s1r, M1, m1 + c0, R1, V2, a2, s2r, M2, m2 + c0, R2,
-                   OUT, ob + c0, C, bias, bo + c0, init, act)  # fmt: skip
+                   OUT, ob + c0, C, bias, bo + c0, init)  # fmt: skip
         if C16 > C32:
             _t1x16(V1, a1, s1r, M1, m1 + C32, R1, V2, a2, s2r, M2, m2 + C32, R2,
-                   OUT, ob + C32, C, bias, bo + C32, init, act)  # fmt: skip
+                   OUT, ob + C32, C, bias, bo + C32, init)  # fmt: skip
         if C8 > C16:
             _t1x8(V1, a1, s1r, M1, m1 + C16, R1, V2, a2, s2r, M2, m2 + C16, R2,
-                  OUT, ob + C16, C, bias, bo + C16, init, act)  # fmt: skip
+                  OUT, ob + C16, C, bias, bo + C16, init)  # fmt: skip
     for b in range(B):
         for c in range(C8, C):
             x = bias[bo + c] if init else OUT[o + b * C + c]
@@ -449,6 +451,11 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
             for r in range(R2):
                 x = V2[v2 + b * s2b + r * s2r] * M2[m2 + r * C + c] + x
             OUT[o + b * C + c] = _act(x, act) if act >= 0 else x
+    if act >= 0:
+        for b in range(B):
+            ob = o + b * C
+            for c in range(0, C8, 8):
+                vstore(OUT, ob + c, _vact(vload(OUT, ob + c), act))
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
