@@ -18,12 +18,21 @@ theta layout (C order): W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,).
 Gradients: ``k <= 0`` is full BPTT (Rumelhart et al. 1986; Werbos 1990) in O(T H^2) per
 sequence. ``k >= 1`` is Williams & Peng's (1990) BPTT(h) with unfold depth k: the error at step
 s reaches the parameter uses at steps s-k+1..s, and h_{s-k} is held constant; O(T k H^2).
-Both accumulate per-step deltas D_t first and then form the weight gradients with one
-outer-product sweep per sequence (dW_hh = sum_t D_t h_{t-1}^T, dW_xh = sum_t D_t a_t^T).
+Both store the per-step deltas D_t (rows t*B + b) and form the weight gradients as matrix
+products over blocks of 32 rows (dW_hh += D^T h_{t-1}, [dW_xh | db_h] += D^T [a_t, 1],
+dW_hy += dz^T h_t); full BPTT does each block as soon as it is complete, while it is in cache.
 
-Floating point: ``fastmath`` is limited to reassociation and FMA contraction (no finite-math
-assumptions, so overflow still yields inf/nan for divergence checks). Results are identical
-run to run on the same machine.
+Products: every matrix product (a batch step, W_hh^T delta, the weight gradients) is one
+``_tiles`` call: register-blocked tiles of 8 or 4 rows x 16 columns over the 8-lane float64
+vectors of ``toolkit.simd`` (exact IEEE operations, one fused multiply-add per term, each
+element summed in the same order whatever tile it falls in), then the activation 8 lanes at
+a time. The tiles take data pointers, not arrays, because Numba brackets every call that
+passes an array with atomic reference-count updates; an array whose pointer is in use is
+kept alive by name (``simd.keep``).
+
+Floating point: scalar code uses ``fastmath`` limited to reassociation and FMA contraction;
+vector code uses no fast-math at all. There are no finite-math assumptions, so overflow still
+yields inf/nan for divergence checks. Results are identical run to run on the same machine.
 """
 
 import math
