@@ -1475,8 +1475,8 @@ def run_sweep(
             echo(f"  ... and {len(result.failed) - 10} more")
     else:
         echo(
-            f"{exp.name}: done, {result.n_executed} runs executed, {n_stored} were stored "
-            f"({result.elapsed_s:.1f} s)"
+            f"{exp.name}: done, {result.n_executed} runs executed, {n_stored} were already "
+            f"stored ({result.elapsed_s:.1f} s)"
         )
     return result
 
