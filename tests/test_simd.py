@@ -96,3 +96,58 @@ def test_tiles_same_bits_whatever_tile_a_row_falls_in(C):
         row = np.empty(C)
         _tiles(V, b * R, R, 1, M, 0, R, V, 0, R, 1, M, 0, 0, row, 0, 1, C, bias, 0, 1, 0)
         np.testing.assert_array_equal(row, whole[b * C : (b + 1) * C])
+
+
+_NARROW_CHECK = """
+import sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import reference as ref
+from toolkit import Elman, kernels as K
+assert not K._WIDE, "expected the AVX2 (narrow-tile) path"
+rng = np.random.default_rng(0)
+for I, H, O, B, T in [(2, 37, 2, 9, 6), (1, 24, 1, 5, 7), (1, 32, 1, 8, 5)]:
+    net = Elman(I, H, O)
+    theta = net.init(rng, scale=0.8)
+    x = rng.normal(size=(B, T, I))
+    y = rng.normal(size=(B, T, O))
+    h, _ = net.forward(theta, x)
+    np.testing.assert_allclose(h, ref.forward(theta, x, (I, H, O))[0], rtol=1e-12, atol=1e-13)
+    _, g = net.loss_and_grad(theta, x, y)
+    g_r = ref.grad_full(theta, x, y, None, (I, H, O))
+    np.testing.assert_allclose(g, g_r, rtol=1e-10, atol=1e-12)
+    thetas = rng.normal(scale=0.3, size=(3, net.n_params))
+    Ls = net.population_loss(thetas, x, y)
+    assert all(Ls[i] == net.loss(thetas[i], x, y) for i in range(3))
+print("narrow ok")
+"""
+
+
+def test_narrow_tiles_without_avx512(tmp_path):
+    """The 4 x 8 tile path that CPUs without AVX-512 get, compiled here for an AVX2 target
+    in a subprocess (own compile cache), against the reference."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from llvmlite import binding
+
+    host = binding.get_host_cpu_features().flatten().split(",")
+    if not {"+avx2", "+fma"} <= set(host):
+        pytest.skip("needs an x86-64 CPU with AVX2 and FMA")
+    feats = "+64bit,+avx,+avx2,+fma,+sse,+sse2,+sse3,+ssse3,+sse4.1,+sse4.2,+popcnt,+cx16"
+    env = dict(
+        os.environ,
+        NUMBA_CPU_NAME="haswell",
+        NUMBA_CPU_FEATURES=feats,
+        NUMBA_CACHE_DIR=str(tmp_path),
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", _NARROW_CHECK, str(Path(__file__).parent)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0 and "narrow ok" in r.stdout, r.stderr[-3000:]

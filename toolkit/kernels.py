@@ -43,6 +43,7 @@ from numba import njit
 from .simd import (
     keep,
     ptr,
+    target_has_avx512,
     vabs,
     vadd,
     vcopysign,
@@ -60,6 +61,10 @@ from .simd import (
 )
 
 FM = {"reassoc", "contract", "nsz"}
+# 8- and 4-row x 16-column tiles hold 16 or 8 vectors of accumulators: right for AVX-512's 32
+# registers; with AVX2's 16 they spill (measured: H=128 gradient 2.3x slower), so 4 x 8.
+# Read when the kernels are compiled; Numba's cache keeps code per CPU name and features.
+_WIDE = target_has_avx512()
 ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
 
@@ -416,16 +421,18 @@ def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo,
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
            init, act):  # fmt: skip
-    """The B x C block at OUT[o:] by register tiles: 8 or 4 rows x 16 columns, then 4 x 8,
-    leftover rows by 1 x 32/16/8, columns past the last multiple of 8 by a scalar loop; then
-    the activation, 8 lanes at a time, while the block is in cache (one copy of the vector
-    tanh in the code rather than one per tile register: that kept compile times down)."""
+    """The B x C block at OUT[o:] by register tiles: 8 or 4 rows x 16 columns, then 4 x 8
+    (4 x 8 only without AVX-512), leftover rows by 1 x 32/16/8, columns past the last
+    multiple of 8 by a scalar loop; then the activation, 8 lanes at a time, while the block
+    is in cache (one copy of the vector tanh in the code rather than one per tile register:
+    that kept compile times down)."""
     C32 = C - C % 32
     C16 = C - C % 16
     C8 = C - C % 8
     B8 = B - B % 8
     B4 = B - B % 4
-    for c0 in range(0, C16, 16):
+    CW = C16 if _WIDE else 0  # without AVX-512: 4 x 8 tiles only (16 vector registers)
+    for c0 in range(0, CW, 16):
         for b0 in range(0, B8, 8):
             _t8x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
@@ -434,11 +441,11 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
             _t4x16(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
                    OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
-    if C8 > C16:
+    for c0 in range(CW, C8, 8):
         for b0 in range(0, B4, 4):
-            _t4x8(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + C16, R1,
-                  V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + C16, R2,
-                  OUT, o + b0 * C + C16, C, bias, bo + C16, init)  # fmt: skip
+            _t4x8(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
+                  V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
+                  OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
     for b in range(B4, B):
         a1 = v1 + b * s1b
         a2 = v2 + b * s2b

@@ -24,6 +24,21 @@ from numba.extending import intrinsic, models, register_model
 W = 8  # lanes
 
 
+def target_has_avx512() -> bool:
+    """Whether Numba compiles for a CPU with AVX-512 (32 vector registers of 8 doubles), by
+    the same rule Numba uses: NUMBA_CPU_FEATURES if set, else the host's features. Without
+    it an 8-lane vector takes two AVX registers of the 16 (or four NEON ones), and kernels
+    must use smaller register tiles."""
+    from numba.core import config
+
+    feats = config.CPU_FEATURES
+    if feats is None:
+        from llvmlite import binding
+
+        feats = binding.get_host_cpu_features().flatten()
+    return "+avx512f" in feats.split(",")
+
+
 class F64x8(types.Type):
     def __init__(self):
         super().__init__(name="f64x8")
@@ -259,6 +274,7 @@ def vlane(typingctx, v, k):
 __all__ = [
     "F64P",
     "W",
+    "target_has_avx512",
     "f64x8",
     "keep",
     "ptr",
