@@ -144,13 +144,6 @@ def _vtanh(x):
     tanh|x| = (1 - e^w)/(1 + e^w) = ((1 - q) - em q) / ((1 + q) + em q): 1 - q is exact and
     each of numerator and denominator is rounded once, so there is no cancellation near 0.
     """
-    num, den = _vtanh_nd(x)
-    return _vtanh_fin(vdiv(num, den), x)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _vtanh_nd(x):
-    """Numerator and denominator of tanh|x| (see _vtanh)."""
     w = vmul(vabs(x), vsplat(-2.0))
     w = vsel_lt(w, vsplat(-48.0), vsplat(-48.0), w)  # NaN stays NaN and flows through
     t = vfma(w, vsplat(-_LOG2E), vsplat(_SHIFT))  # n = round(-w / ln2) in the low bits
@@ -175,13 +168,7 @@ def _vtanh_nd(x):
     one = vsplat(1.0)
     num = vfnma(em, q, vsub(one, q))
     den = vfma(em, q, vadd(one, q))
-    return num, den
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _vtanh_fin(t, x):
-    """Sign of x on tanh|x| (a NaN x has made t NaN)."""
-    return vcopysign(t, x)
+    return vcopysign(vdiv(num, den), x)  # a NaN x has made the quotient NaN
 
 
 @njit(cache=True, error_model="numpy", inline="always")

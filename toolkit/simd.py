@@ -208,7 +208,6 @@ def _unary_intrinsic(name):
 
 
 vabs = _unary_intrinsic("llvm.fabs")
-vfloor = _unary_intrinsic("llvm.floor")
 
 
 @intrinsic
@@ -238,9 +237,7 @@ def _select(pred):
     return f
 
 
-vsel_ge = _select(">=")  # a >= b ? x : y   (false where a or b is NaN)
 vsel_lt = _select("<")  # a < b ? x : y
-vsel_eq = _select("==")  # a == b ? x : y
 
 
 @intrinsic
@@ -256,47 +253,6 @@ def vhsum(typingctx, v):
         return e[0]
 
     return types.float64(v), codegen
-
-
-@intrinsic
-def vlane(typingctx, v, k):
-    """Lane k of v."""
-    if not (v == f64x8 and isinstance(k, types.Integer)):
-        return None
-
-    def codegen(context, builder, sig, args):
-        idx = context.cast(builder, args[1], sig.args[1], types.int32)
-        return builder.extract_element(args[0], idx)
-
-    return types.float64(v, k), codegen
-
-
-__all__ = [
-    "F64P",
-    "W",
-    "target_has_avx512",
-    "f64x8",
-    "keep",
-    "ptr",
-    "vabs",
-    "vadd",
-    "vcopysign",
-    "vdiv",
-    "vfloor",
-    "vexp2neg_shifted",
-    "vfma",
-    "vfnma",
-    "vhsum",
-    "vlane",
-    "vload",
-    "vmul",
-    "vsel_eq",
-    "vsel_ge",
-    "vsel_lt",
-    "vsplat",
-    "vstore",
-    "vsub",
-]
 
 
 @intrinsic
