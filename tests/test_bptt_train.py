@@ -362,17 +362,24 @@ def test_same_seed_same_trace_in_two_processes():
 # -- smoke: online BPTT learns the delayed echo ----------------------------------------
 
 
+@pytest.mark.trajectory
 def test_online_bptt_learns_a_delayed_echo():
+    """At least 4 of 5 seeds solve within 100,000 updates (seeds 0-4 took 374-13,159 on an
+    AVX-512 machine: a margin of about 8x for the slowest), and a solved net's loss is below
+    1 % of the initial one."""
     from toolkit import tasks
 
     task = tasks.get("echo", d=2, T=20)
     data = task.generate(np.random.default_rng(0))
     net = Elman(task.n_in, 8, task.n_out, output=task.output)
-    L0 = net.loss(theta0(net, 0), data.x, data.y, data.mask)
-    tr = run("bptt_online", net, task, data, seed=0, budget={"wall_s": 10.0}, k=4, lr=0.1)
-    assert tr.outcome == "solved", tr.message
-    assert tr.points["wall_s"][-1] < 10.0
-    assert net.loss(tr.best_theta, data.x, data.y, data.mask) < 0.01 * L0
+    solved = 0
+    for seed in range(5):
+        L0 = net.loss(theta0(net, seed), data.x, data.y, data.mask)
+        tr = run("bptt_online", net, task, data, seed=seed, budget={"evals": 100_000}, k=4, lr=0.1)
+        if tr.outcome == "solved":
+            solved += 1
+            assert net.loss(tr.best_theta, data.x, data.y, data.mask) < 0.01 * L0
+    assert solved >= 4, f"{solved} of 5 seeds solved the delayed echo"
 
 
 # -- bad input --------------------------------------------------------------------------

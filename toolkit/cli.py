@@ -75,6 +75,46 @@ def _add_exec_options(p: argparse.ArgumentParser, *, strict_choices: bool = True
         help="seconds to wait for the dask scheduler and workers (default 10)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--force-large",
+        action="store_true",
+        help="allow an experiment that expands to more than 100,000 runs (refused otherwise, "
+        "before anything is expanded or written)",
+    )
+
+
+def version_text() -> str:
+    """What ``bptt --version`` prints: the toolkit's version and git commit, the versions of
+    the packages its results depend on, and the kernels' vector target."""
+    from importlib import metadata
+
+    from toolkit import __version__, store
+    from toolkit.simd import target_has_avx512
+
+    env = store.environment()
+    commit, dirty = env["git"]["commit"], env["git"]["dirty"]
+    where = f" (git {commit[:12]}{', uncommitted changes' if dirty else ''})" if commit else ""
+    pkgs = []
+    for name in ("numba", "llvmlite", "numpy", "deap", "joblib", "dask"):
+        try:
+            pkgs.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pkgs.append(f"{name} missing")
+    target = "AVX-512 (8x16 tiles)" if target_has_avx512() else "no AVX-512 (4x8 tiles)"
+    return (
+        f"bptt-toolkit {__version__}{where}\n"
+        f"Python {env['versions']['python']}; {', '.join(pkgs)}\n"
+        f"kernels: {target}, {env['cpu']['model']}"
+    )
+
+
+class _Version(argparse.Action):
+    def __init__(self, option_strings, dest, **kw):
+        super().__init__(option_strings, dest, nargs=0, help="print versions and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="BPTT vs evolutionary optimization for Elman networks: run experiments, "
         "draw figures, write the report.",
     )
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser(
@@ -189,6 +230,12 @@ def _check_backend(args) -> bool:
     return True
 
 
+def _max_runs(args) -> int | None:
+    from toolkit import sweep
+
+    return None if args.force_large else sweep.MAX_RUNS
+
+
 def _cmd_run(args) -> int:
     from toolkit import store, sweep
 
@@ -209,10 +256,14 @@ def _cmd_run(args) -> int:
     )
     try:
         if suite.has_post(args.config):  # parts, landscape tables, parallel timing
-            sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds)
+            sexp = suite.load(
+                args.config, scale=args.scale, seeds=args.seeds, max_runs=_max_runs(args)
+            )
             res = suite.run(sexp, **common)
         else:
-            res = sweep.run_sweep(args.config, seeds=args.seeds, scale=args.scale, **common)
+            res = sweep.run_sweep(
+                args.config, seeds=args.seeds, scale=args.scale, max_runs=_max_runs(args), **common
+            )
     except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
         _err(str(e))
         return 2
@@ -300,7 +351,7 @@ def _cmd_experiments(args) -> int:
     exps, bad = [], []
     for f in files:
         try:
-            exps.append(suite.load(f, scale=args.scale))
+            exps.append(suite.load(f, scale=args.scale, max_runs=_max_runs(args)))
         except sweep.ConfigError as e:
             bad.append(str(e))
     if bad:

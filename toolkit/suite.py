@@ -54,7 +54,6 @@ import json
 import math
 import tempfile
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,16 +250,7 @@ class SuiteExperiment:
 
 
 def _read(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise sweep.ConfigError(
-            path, [("", f"cannot read the experiment file ({e.strerror or e})")]
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise sweep.ConfigError(path, [("", f"not valid TOML: {e}")]) from None
+    return sweep.read_toml(path)
 
 
 def has_post(path) -> bool:
@@ -339,7 +329,14 @@ def _override(cfg: dict, table: dict, label: str, problems: list) -> None:
     problems += [(k.replace("scales.x", label, 1), m) for k, m in P.items]
 
 
-def load(path, *, scale: str = "default", seeds: int | None = None, registry=None):
+def load(
+    path,
+    *,
+    scale: str = "default",
+    seeds: int | None = None,
+    registry=None,
+    max_runs: int | None = sweep.MAX_RUNS,
+):
     """Validate an experiment file (sweep, [post], every part) at ``scale``; returns a
     :class:`SuiteExperiment`. Raises :class:`toolkit.sweep.ConfigError` listing every problem.
 
@@ -349,7 +346,9 @@ def load(path, *, scale: str = "default", seeds: int | None = None, registry=Non
     given = _read(path)
     raw_post = given.get("post")
     if raw_post is None:
-        base = sweep.load_config(path, scale=scale, seeds=seeds, registry=registry)
+        base = sweep.load_config(
+            path, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
+        )
         return SuiteExperiment(
             path, base.name, scale, given, {}, [Part("", base)], base.description
         )
@@ -382,7 +381,9 @@ def load(path, *, scale: str = "default", seeds: int | None = None, registry=Non
         for p in part_over:
             problems.append((f"scales.{scale}.post.parts.{p}", "this file has no [post.parts]"))
         try:
-            base = sweep.load_config(path, scale=scale, seeds=seeds, registry=registry)
+            base = sweep.load_config(
+                path, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
+            )
             parts.append(Part("", base))
             name, description = base.name, base.description
         except sweep.ConfigError as e:
@@ -423,7 +424,9 @@ def load(path, *, scale: str = "default", seeds: int | None = None, registry=Non
                 with tempfile.TemporaryDirectory() as tmp:
                     f = Path(tmp) / f"{merged['name']}.toml"
                     f.write_text(to_toml(merged), encoding="utf-8")
-                    exp = sweep.load_config(f, scale="default", seeds=seeds, registry=registry)
+                    exp = sweep.load_config(
+                        f, scale="default", seeds=seeds, registry=registry, max_runs=max_runs
+                    )
             except sweep.ConfigError as e:
                 problems += [(f"{key} (merged) {k}".rstrip(), m) for k, m in e.problems]
                 continue

@@ -36,6 +36,7 @@ import sys
 import time
 import tomllib
 import traceback
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -543,8 +544,58 @@ def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | No
     )
 
 
+#: runs an experiment may expand to unless the caller allows more (``--force-large``)
+MAX_RUNS = 100_000
+
+
+def _planned_runs(grid: dict, kinds: dict, methods: dict, n_tasks: int, replicates: int) -> int:
+    """The number of runs the expansion below would produce (before removing duplicates),
+    computed from the list lengths alone, so that an oversized grid is refused in microseconds
+    instead of being expanded."""
+    general = math.prod(len(v) for k, v in grid.items() if kinds[k] != "method")
+    per_method = sum(
+        math.prod(len(v) for k, v in grid.items() if k.startswith(f"methods.{m}.")) for m in methods
+    )
+    return general * n_tasks * max(1, per_method) * int(replicates)
+
+
+def read_toml(path) -> dict:
+    """The experiment file at ``path`` as a dict; :class:`ConfigError` (never a traceback) when
+    it cannot be read, is not UTF-8 text (TOML files are UTF-8) or is not valid TOML."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(
+            path, [("", f"cannot read the experiment file ({e.strerror or e})")]
+        ) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise ConfigError(
+            path,
+            [
+                (
+                    "",
+                    f"not UTF-8 text: byte 0x{data[e.start]:02x} on line {line} "
+                    "(TOML files are UTF-8; re-save the file as UTF-8)",
+                )
+            ],
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, [("", f"not valid TOML: {e}")]) from None
+
+
 def load_config(
-    path, *, scale: str = "default", seeds: int | None = None, registry=None
+    path,
+    *,
+    scale: str = "default",
+    seeds: int | None = None,
+    registry=None,
+    max_runs: int | None = MAX_RUNS,
 ) -> Experiment:
     """Read, validate and expand an experiment file. Raises :class:`ConfigError` listing every
     problem (file, key path, what was expected) before anything runs.
@@ -581,20 +632,13 @@ def load_config(
                                 #   `bptt run` and `bptt experiments` hand such files to it)
 
     Expansion order: grid points (keys in file order) x tasks x methods (file order) x the
-    method's own grid keys x replicates. ``seeds`` overrides ``replicates``.
+    method's own grid keys x replicates. ``seeds`` overrides ``replicates``. The number of runs
+    is computed before expanding; above ``max_runs`` (None: no limit; the CLI's
+    ``--force-large``) the file is refused with a ConfigError that gives the count.
     """
     path = Path(path)
     reg = resolve_registry(registry)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(
-            path, [("", f"cannot read the experiment file ({e.strerror or e})")]
-        ) from None
-    try:
-        given = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(path, [("", f"not valid TOML: {e}")]) from None
+    given = read_toml(path)
 
     P = _Problems()
     cfg = copy.deepcopy(given)
@@ -836,6 +880,16 @@ def load_config(
                     f"known: {', '.join(method_names)}",
                 )
 
+    n_planned = _planned_runs(grid, kinds, methods, max(1, len(task_entries)), replicates)
+    if max_runs is not None and n_planned > max_runs:
+        P.add(
+            "grid",
+            f"the experiment expands to {n_planned:,} runs, more than the limit of "
+            f"{max_runs:,}; reduce the grid or the replicates, or pass --force-large "
+            "(max_runs=None) to run it anyway",
+        )
+        raise ConfigError(path, P.items)
+
     # expansion, also when problems were found above (to report the task and method ones too):
     # entries with unknown names are skipped, a missing root seed is replaced by 0
     known_tasks = set(task_names or ())
@@ -901,6 +955,31 @@ def load_config(
                     family[m] = None
         return method_cache[ck]
 
+    net_cache: dict[str, bool] = {}
+    # the nets are built only when their settings passed the checks above (one message each)
+    net_valid = not any(k == "net" or k.startswith(("net.", "grid.net.")) for k, _ in P.items)
+
+    def check_net(tinfo, net_g, g) -> bool:
+        """Build the net once per (task, net) to check that it fits the task (sizes, fixed
+        weights); a problem names both, at key ``net`` (or the grid point)."""
+        ck = canonical([tinfo, net_g])
+        if ck not in net_cache:
+            shape = types.SimpleNamespace(**{k: tinfo[k] for k in ("n_in", "n_out", "output")})
+            try:
+                reg.make_net(shape, dict(net_g))
+                net_cache[ck] = True
+            except Exception as e:
+                where = [(k, v) for k, v in g.items() if k.startswith(("net.", "task."))]
+                msg = (
+                    f"this net does not fit task '{tinfo['name']}' (inputs {tinfo['n_in']}, "
+                    f"outputs {tinfo['n_out']}, output {tinfo['output']}): {e}"
+                )
+                if where:
+                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in where)})"
+                P.add("net", msg)
+                net_cache[ck] = False
+        return net_cache[ck]
+
     for gvals in itertools.product(*[grid[k] for k in gen_keys]):
         g = dict(zip(gen_keys, gvals, strict=True))
         net_g = {**net, **{k[4:]: v for k, v in g.items() if k.startswith("net.")}}
@@ -920,6 +999,8 @@ def load_config(
             tinfo = None
             if tname_g in known_tasks:
                 tinfo = resolve_task(tpath, tname_g, params_g, tgrid)
+            if tinfo is not None and net_valid and not check_net(tinfo, net_g, g):
+                tinfo = None
             for m, hyper in methods.items():
                 if m not in known_methods:
                     continue
@@ -1337,6 +1418,7 @@ def run_sweep(
     registry=None,
     connect_timeout: float = 10.0,
     echo=print,
+    max_runs: int | None = MAX_RUNS,
 ) -> SweepResult:
     """Run an experiment (a path to its TOML file, or an :class:`Experiment`).
 
@@ -1344,7 +1426,8 @@ def run_sweep(
     runs (None or 0: all cores; with dask and a scheduler: ignored, the cluster decides).
     Runs already stored in ``out`` are skipped (runs stored with outcome ``error`` are
     retried); ``force`` discards the stored results first. ``dry_run`` prints the run table and
-    the estimated cost and runs nothing. Raises :class:`ConfigError`,
+    the estimated cost and runs nothing. ``max_runs``: see :func:`load_config`. Raises
+    :class:`ConfigError`,
     :class:`toolkit.store.IncompatibleResults` or :class:`SweepError`; failed runs do not raise,
     they are counted in the result (``n_failed``) after every other run finished.
     """
@@ -1360,7 +1443,7 @@ def run_sweep(
     exp = (
         config
         if isinstance(config, Experiment)
-        else load_config(config, scale=scale, seeds=seeds, registry=reg)
+        else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=max_runs)
     )
     out_dir = Path(out) if out else Path(results_root) / exp.name
 

@@ -54,6 +54,25 @@ def get_method(name: str) -> Method:
         ) from None
 
 
+def check_fits(net, task, data) -> None:
+    """ValueError, naming the net and the task (or the data), when ``net`` cannot read the
+    task's inputs or produce its outputs: input and output sizes, and the output nonlinearity
+    the task's loss and criterion assume."""
+    problems = []
+    if task is not None:
+        for attr in ("n_in", "n_out", "output"):
+            want, got = getattr(task, attr, None), getattr(net, attr, None)
+            if want is not None and got != want:
+                problems.append(f"{attr} is {got!r}, the task needs {want!r}")
+    x = getattr(data, "x", None) if not isinstance(data, tuple | list) else data[0]
+    x_in = getattr(x, "shape", (None,))[-1] if getattr(x, "ndim", 0) == 3 else None
+    if not problems and x_in is not None and x_in != net.n_in:
+        problems.append(f"n_in is {net.n_in}, the data's inputs x have {x_in} (x: (B, T, I))")
+    if problems:
+        what = f"task {task!r}" if task is not None else "the data"
+        raise ValueError(f"net {net!r} does not fit {what}: " + "; ".join(problems))
+
+
 def run(
     method: str,
     net,
@@ -72,6 +91,7 @@ def run(
     (may be None: then only target/budget stop the run). Bad hyperparameters raise before work.
     """
     m = get_method(method)
+    check_fits(net, task, data)
     resolved = m.validate(dict(hyper))
     if isinstance(budget, dict):
         budget = Budget.from_dict(budget)
