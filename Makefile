@@ -50,7 +50,7 @@ LOWEST := .venv-lowest
 test-lowest: $(STAMP)
 	@test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
 	$(LOWEST)/bin/python -m pip install --quiet -c constraints/lowest.txt -e '.[dev]'
-	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
+	NUMBA_CACHE_DIR=$(LOWEST)/numba-cache $(LOWEST)/bin/python -m pytest -q -p no:cacheprovider
 
 # SCALE and BACKEND are checked before anything else: one line naming the allowed values
 SCALES   := smoke default paper

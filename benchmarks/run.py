@@ -6,6 +6,8 @@
                       (`pip install -e .[bench]` for the last two), compile times cold/warm;
                       --calibrate rewrites toolkit/grad_cost.json (forward-pass equivalents).
 2. bench_evolve.py -- CMA-ES generations per second and the DEAP/Python overhead share.
+3. bench_suite.py  -- the experiment suite at the smoke scale, wall and CPU time (skipped with
+                      --quick).
 
 Benchmarks are never part of `make test`: they time, tests check.
 """
@@ -32,6 +34,11 @@ def main(argv=None) -> int:
     import bench_evolve
 
     bench_evolve.main(["--quick"] if args.quick else [])
+    if not args.quick:
+        print()
+        import bench_suite
+
+        bench_suite.main([])
     return 0
 
 
