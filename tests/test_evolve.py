@@ -328,9 +328,9 @@ def test_lazy_strategy_with_gap_1_equals_deap_exactly():
     ref = cma.Strategy(np.full(n, 0.3), 0.5, lambda_=10)
     lazy = LazyStrategy(np.full(n, 0.3), 0.5, eigen_gap=1, lambda_=10)
     for _ in range(gens):
-        np.random.seed(7)  # noqa: NPY002  (deap.cma draws from numpy.random)
+        np.random.seed(7)  # noqa: NPY002  (deap.cma draws from the global numpy.random)
         pop_ref = ref.generate(es_common.individual)
-        np.random.seed(7)  # noqa: NPY002
+        lazy.random_state = np.random.RandomState(7)  # ours: the same draws, privately
         X, pop = lazy.ask()
         assert np.array_equal(np.array(pop_ref), X)
         _tell(ref, pop_ref, pop_ref)
@@ -346,9 +346,8 @@ def test_lazy_strategy_updates_C_like_deap_and_samples_with_stale_BD():
     lazy = LazyStrategy(np.zeros(n), 0.8, eigen_gap=gap, lambda_=12)
     for g in range(gens):
         BD_stale = lazy.BD.copy()
-        np.random.seed(g)  # noqa: NPY002
-        z = np.random.standard_normal((12, n))  # noqa: NPY002
-        np.random.seed(g)  # noqa: NPY002
+        z = np.random.RandomState(g).standard_normal((12, n))
+        lazy.random_state = np.random.RandomState(g)
         X, pop = lazy.ask()
         assert np.array_equal(X, lazy.centroid + lazy.sigma * np.dot(z, BD_stale.T))
         # DEAP's update from the very same state (stale B, D included) and population
@@ -384,7 +383,7 @@ def test_sep_strategy_update_is_the_diagonal_of_deaps_update():
     sep = SepStrategy(np.full(n, 0.5), 0.3, lambda_=14)
     ref = cma.Strategy(np.full(n, 0.5), 0.3, lambda_=14, ccov1=sep.ccov1, ccovmu=sep.ccovmu)
     assert sep.ccov1 == pytest.approx(2.0 / ((n + 1.3) ** 2 + sep.mueff) * (n + 2) / 3)
-    np.random.seed(3)  # noqa: NPY002
+    sep.random_state = np.random.RandomState(3)
     X, pop = sep.ask()
     pop_ref = [es_common.individual(p) for p in pop]
     _tell(sep, X, pop)
