@@ -114,12 +114,21 @@ def test_es_plus_allows_mu_above_lambda():
 
 
 # -- each method solves a small sanity problem --------------------------------------------------
+# A single seed's trajectory is luck: CPUs whose kernels round differently (AVX2 vs AVX-512)
+# follow other trajectories, and one seed that needed 7,414 evaluations against a 5,000 budget
+# failed the old one-seed test. Each method therefore runs SANITY_SEEDS and the margin is:
+# the MEDIAN cost (evaluations to reach the target; a miss counts as infinite) is at most
+# HALF the budget, i.e. at least 3 of the 5 seeds reach the target within budget / 2.
+# The budgets were set from 20 seeds on an AVX-512 machine so that at most 15 % of the seeds
+# need more than budget / 2 (heavy tails: the ES and sep-CMA sometimes stall); with 5
+# independent seeds the margin then fails with probability < 3 %, per method, on another CPU.
+SANITY_SEEDS = (1, 2, 3, 4, 5)
 SANITY = [  # (method, hyper, target loss, evals budget); the zero predictor's loss is ~15
-    ("cmaes", {}, 1e-4, 5_000),
-    ("cmaes", {"diagonal": True}, 1e-4, 8_000),
-    ("cmaes", {"eigen_gap": 1}, 1e-4, 5_000),
-    ("es_comma", {}, 0.05, 20_000),
-    ("es_plus", {}, 0.05, 20_000),
+    ("cmaes", {}, 1e-4, 12_000),
+    ("cmaes", {"diagonal": True}, 1e-4, 32_000),
+    ("cmaes", {"eigen_gap": 1}, 1e-4, 12_000),
+    ("es_comma", {}, 0.05, 40_000),
+    ("es_plus", {}, 0.05, 30_000),
     ("ga", {}, 0.2, 20_000),
     ("ga", {"crossover": "two_point"}, 0.3, 20_000),
     ("random", {"r": 1.0}, 1.0, 20_000),
@@ -129,30 +138,44 @@ SANITY = [  # (method, hyper, target loss, evals budget); the zero predictor's l
 @pytest.mark.parametrize("method, hyper, target, evals", SANITY)
 def test_sanity_teacher_student(method, hyper, target, evals):
     net, data = problem()
-    tr = T.run(
-        method, net, None, data, seed=11, budget={"evals": evals}, target_loss=target, **hyper
-    )
-    assert tr.outcome == "target", (tr.outcome, tr.best_loss, tr.message)
-    assert tr.best_loss <= target
-    assert net.loss(tr.final_theta, data.x, data.y, data.mask) == pytest.approx(tr.best_loss)
+    costs = []
+    for seed in SANITY_SEEDS:
+        tr = T.run(
+            method, net, None, data, seed=seed, budget={"evals": evals}, target_loss=target, **hyper
+        )
+        assert tr.outcome in ("target", "budget"), (seed, tr.outcome, tr.message)
+        if tr.outcome == "target":  # exact properties of every run that reached the target
+            assert tr.best_loss <= target
+            costs.append(tr.evals)
+        else:
+            costs.append(math.inf)
+        assert net.loss(tr.final_theta, data.x, data.y, data.mask) == pytest.approx(tr.best_loss)
+    # the margin (see above): median cost over the seeds <= budget / 2
+    assert np.median(costs) <= evals / 2, (method, hyper, costs)
 
 
 def test_solved_callable_wins_and_is_checked_on_best_theta():
     net, data = problem()
 
     class Task:
-        calls = []
+        def __init__(self):
+            self.calls = []
 
         def solved(self, net_, theta):
             L = net_.loss(theta, data.x, data.y, data.mask)
             self.calls.append(L)
             return L < 0.5
 
-    task = Task()
-    tr = T.run("cmaes", net, task, data, seed=2, budget={"evals": 20_000}, target_loss=0.5)
-    assert tr.outcome == "solved"  # solved > target at the same check
-    assert task.calls[-1] == pytest.approx(tr.best_loss) and tr.best_loss < 0.5
-    assert all(c >= 0.5 for c in task.calls[:-1])
+    n_solved = 0
+    for seed in SANITY_SEEDS:  # loss 0.5 takes ~100-300 evaluations: 20,000 is a wide margin
+        task = Task()
+        tr = T.run("cmaes", net, task, data, seed=seed, budget={"evals": 20_000}, target_loss=0.5)
+        assert all(c >= 0.5 for c in task.calls[:-1])  # solved() is checked until it holds
+        if tr.outcome == "solved":  # solved > target at the same check, on the best theta
+            n_solved += 1
+            assert task.calls[-1] == pytest.approx(tr.best_loss) and tr.best_loss < 0.5
+    # margin: at least 4 of the 5 seeds reach the loss (a trajectory may be unlucky)
+    assert n_solved >= len(SANITY_SEEDS) - 1
 
 
 # -- determinism ----------------------------------------------------------------------------------
@@ -328,9 +351,9 @@ def test_lazy_strategy_with_gap_1_equals_deap_exactly():
     ref = cma.Strategy(np.full(n, 0.3), 0.5, lambda_=10)
     lazy = LazyStrategy(np.full(n, 0.3), 0.5, eigen_gap=1, lambda_=10)
     for _ in range(gens):
-        np.random.seed(7)  # noqa: NPY002  (deap.cma draws from numpy.random)
+        np.random.seed(7)  # noqa: NPY002  (deap.cma draws from the global numpy.random)
         pop_ref = ref.generate(es_common.individual)
-        np.random.seed(7)  # noqa: NPY002
+        lazy.random_state = np.random.RandomState(7)  # ours: the same draws, privately
         X, pop = lazy.ask()
         assert np.array_equal(np.array(pop_ref), X)
         _tell(ref, pop_ref, pop_ref)
@@ -346,9 +369,8 @@ def test_lazy_strategy_updates_C_like_deap_and_samples_with_stale_BD():
     lazy = LazyStrategy(np.zeros(n), 0.8, eigen_gap=gap, lambda_=12)
     for g in range(gens):
         BD_stale = lazy.BD.copy()
-        np.random.seed(g)  # noqa: NPY002
-        z = np.random.standard_normal((12, n))  # noqa: NPY002
-        np.random.seed(g)  # noqa: NPY002
+        z = np.random.RandomState(g).standard_normal((12, n))
+        lazy.random_state = np.random.RandomState(g)
         X, pop = lazy.ask()
         assert np.array_equal(X, lazy.centroid + lazy.sigma * np.dot(z, BD_stale.T))
         # DEAP's update from the very same state (stale B, D included) and population
@@ -384,7 +406,7 @@ def test_sep_strategy_update_is_the_diagonal_of_deaps_update():
     sep = SepStrategy(np.full(n, 0.5), 0.3, lambda_=14)
     ref = cma.Strategy(np.full(n, 0.5), 0.3, lambda_=14, ccov1=sep.ccov1, ccovmu=sep.ccovmu)
     assert sep.ccov1 == pytest.approx(2.0 / ((n + 1.3) ** 2 + sep.mueff) * (n + 2) / 3)
-    np.random.seed(3)  # noqa: NPY002
+    sep.random_state = np.random.RandomState(3)
     X, pop = sep.ask()
     pop_ref = [es_common.individual(p) for p in pop]
     _tell(sep, X, pop)

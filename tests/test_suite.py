@@ -288,3 +288,63 @@ def test_smoke_suite_is_reproducible(smoke, tmp_path):
             if png.stem in TIMING_FIGURES:
                 continue
             assert png.read_bytes() == (b / "figures" / png.name).read_bytes(), (name, png.name)
+
+
+# -- [post.parallel] on each backend ------------------------------------------------------------
+PARALLEL = """
+name = "par"
+seed = 3
+replicates = 2
+[task]
+name = "temporal_xor"
+[net]
+n_hidden = 2
+[budget]
+evals = 200
+[methods.cmaes]
+sigma = 0.3
+[post.parallel]
+jobs = [1, 2]
+repeats = 1
+"""
+
+
+def test_parallel_honours_the_backend(tmp_path):
+    """loky and dask without a scheduler: one timing per jobs value (dask: a local cluster of
+    that many processes); dask with a scheduler: one timing per repeat on that cluster, its
+    worker count as jobs. Every timing gives the same runs; the backend is recorded."""
+    from dask.distributed import LocalCluster
+
+    path = tmp_path / "par.toml"
+    path.write_text(PARALLEL)
+    sexp = suite.load(path)
+    lines: list[str] = []
+    kw = dict(results_root=tmp_path / "r", progress=False, echo=lines.append)
+    suite.run(sexp, out=tmp_path / "loky", **kw)
+    suite.run(sexp, out=tmp_path / "dask", backend="dask", **kw)
+    with LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        addr = cluster.scheduler_address
+        suite.run(sexp, out=tmp_path / "cluster", backend="dask", scheduler=addr, **kw)
+        n = len(lines)
+        again = suite.run(sexp, out=tmp_path / "cluster", backend="dask", scheduler=addr, **kw)
+        assert again.n_executed == 0  # measured already on this cluster: skipped
+    par = {d: pd.read_parquet(tmp_path / d / suite.PARALLEL_TABLE) for d in ("loky", "dask")}
+    par["cluster"] = pd.read_parquet(tmp_path / "cluster" / suite.PARALLEL_TABLE)
+    for d, backend, jobs in (("loky", "loky", [1, 2]), ("dask", "dask", [1, 2])):
+        assert list(par[d]["jobs"]) == jobs and set(par[d]["backend"]) == {backend}, d
+        assert set(par[d]["scheduler"]) == {""}
+        assert store.load_meta(tmp_path / d)["threads"]["backend"] == backend
+    assert list(par["cluster"]["jobs"]) == [2] and set(par["cluster"]["backend"]) == {"dask"}
+    assert set(par["cluster"]["scheduler"]) == {addr}
+    assert any("once per repeat" in line and addr in line for line in lines[:n])
+    for d in par:
+        assert par[d]["identical"].all() and (par[d]["failed"] == 0).all(), d
+    runs = [store.non_timing(store.load_runs(tmp_path / d)) for d in par]
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+    pd.testing.assert_frame_equal(runs[0], runs[2])

@@ -1292,7 +1292,8 @@ def fig_parallel(df: pd.DataFrame, *, title: str = "") -> Figure:
             Line2D([], [], color="0.3", ls=":", label="ideal linear scaling"),
         ]
         tt = title or "Parallel scaling of a fixed sweep"
-        return _finish(fig, f"{tt}: wall time vs --jobs (joblib loky)", h, ncol=3)
+        backend = ", ".join(sorted(set(df["backend"]))) if "backend" in df else "loky"
+        return _finish(fig, f"{tt}: wall time vs --jobs (joblib {backend})", h, ncol=3)
 
 
 # ------------------------------------------------------------------------------------------

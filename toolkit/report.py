@@ -1987,7 +1987,8 @@ def _parallel_table(df: pd.DataFrame) -> list[str]:
         "",
         *md_table(["--jobs", "timings", "median wall time (s)", "speedup", "efficiency"], rows),
         "",
-        f"Speedup relative to --jobs {int(j0)}; efficiency = speedup / (jobs / {int(j0)}).",
+        f"Speedup relative to --jobs {int(j0)}; efficiency = speedup / (jobs / {int(j0)})."
+        + (f" Backend: {', '.join(sorted(set(df['backend'])))}." if "backend" in df else ""),
         "",
     ]
 

@@ -36,11 +36,14 @@ its contents are validated here (:func:`load`), strictly and before anything run
     ([5.0, -2.8]), ``lr`` (0.5), ``steps`` (80), ``clip`` (1.0), ``sigma0`` (0.5),
     ``generations`` (40), ``seed`` (0).
 ``[post.parallel]``
-    The same sweep timed at each ``jobs`` (0 = all cores; loky backend, forced rerun) into
-    ``parallel.parquet`` (jobs, wall_s, repeat, n_runs, identical = the non-timing columns of
-    runs.parquet equal those of the first timing); the results of the last timing stay as the
-    experiment's tables. Skipped on a rerun when parallel.parquet of the same configuration
-    exists. Keys: ``jobs`` ([1, 0]), ``repeats`` (1).
+    The same sweep timed at each ``jobs`` (0 = all cores; forced rerun) on the requested
+    backend into ``parallel.parquet`` (jobs, wall_s, repeat, n_runs, identical = the non-timing
+    columns of runs.parquet equal those of the first timing, backend, scheduler); the results
+    of the last timing stay as the experiment's tables. ``--backend dask`` without a scheduler
+    times a local cluster of ``jobs`` worker processes per value; with ``--scheduler`` the sweep
+    is timed once per repeat on that cluster and ``jobs`` is its worker count. Skipped on a
+    rerun when parallel.parquet of the same configuration and backend exists. Keys: ``jobs``
+    ([1, 0]), ``repeats`` (1).
 
 The post steps read only stored tables, write ``<name>.parquet`` next to them (the names
 :mod:`toolkit.plots` looks for, :data:`toolkit.landscape.TABLES`, ``parallel.parquet``) and are
@@ -544,38 +547,58 @@ def _write_table(df, path: Path) -> Path:
 
 
 def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult, kw) -> None:
-    """Time the sweep at each --jobs (loky, forced rerun); skip when already measured."""
+    """Time the sweep (forced rerun) on the requested backend; skip when already measured.
+
+    loky, or dask without a scheduler: once per ``jobs`` value and repeat (dask: run_sweep starts
+    a local cluster of that many single-thread worker processes, whose start is timed, as the
+    loky pool's start is). dask with a scheduler: the cluster decides the parallelism, so the
+    sweep is timed once per repeat on it and its worker count is recorded as ``jobs``.
+    """
     import pandas as pd
 
     exp = sexp.parts[0].exp
     table = out_dir / PARALLEL_TABLE
+    backend, scheduler = kw["backend"], kw["scheduler"]
+    on_cluster = backend == "dask" and bool(scheduler)
     want = [sweep.default_jobs() if j == 0 else j for j in spec["jobs"]]
+    if on_cluster:
+        kw["echo"](
+            f"{sexp.name}: timing the sweep on the dask cluster at {scheduler} once per repeat "
+            f"({spec['repeats']}x); the cluster's worker count is recorded as jobs, "
+            f"post.parallel.jobs = {spec['jobs']} is not used"
+        )
     done = False
     if table.is_file() and not force:
         try:
             old = pd.read_parquet(table)
+            old_backend = set(old["backend"]) if "backend" in old else {"loky"}
+            old_scheduler = set(old["scheduler"]) if "scheduler" in old else {""}
             done = (
                 set(old["fingerprint"]) == {exp.fingerprint}
-                and sorted(set(old["jobs"])) == sorted(set(want))
+                and old_backend == {backend}
+                and old_scheduler == {scheduler or ""}
+                and (on_cluster or sorted(set(old["jobs"])) == sorted(set(want)))
                 and int(old["repeat"].max()) + 1 >= spec["repeats"]
             )
         except Exception:
             done = False
     if done:  # measured before: only resume the results (normally nothing to do)
-        r = sweep.run_sweep(exp, out=out_dir, jobs=jobs, **{**kw, "backend": "loky"})
+        r = sweep.run_sweep(exp, out=out_dir, jobs=jobs, **kw)
         res.n_executed += r.n_executed
         res.n_failed += r.n_failed
         return
     rows, first = [], None
-    kw = {**kw, "backend": "loky", "scheduler": None}
     for rep in range(spec["repeats"]):
-        for j in want:
+        for j in [None] if on_cluster else want:
             r = sweep.run_sweep(exp, out=out_dir, jobs=j, force=True, **kw)
             res.n_executed += r.n_executed
             res.n_failed += r.n_failed
             runs = store.non_timing(store.load_runs(out_dir))
             if first is None:
                 first = runs
+            if on_cluster:
+                meta = store.load_meta(out_dir) or {}
+                j = int(meta.get("threads", {}).get("dask_workers", 0))
             rows.append(
                 {
                     "jobs": j,
@@ -585,6 +608,8 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
                     "failed": r.n_failed,
                     "identical": bool(runs.equals(first)),
                     "cpu_count": sweep.default_jobs(),
+                    "backend": backend,
+                    "scheduler": scheduler or "",
                     "fingerprint": exp.fingerprint,
                 }
             )

@@ -15,7 +15,9 @@ Papers:
   CEC 2005 -- IPOP-CMA-ES: on a termination criterion restart with the population doubled.
 
 The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``) with
-the whole population evaluated in one ``net.population_loss`` call.
+the whole population evaluated in one ``net.population_loss`` call. Sampling draws exactly what
+``deap.cma.Strategy.generate`` draws, but from the run's private ``numpy.random.RandomState``
+(``random_state``) instead of the global ``numpy.random``: no global random state is used.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from toolkit.train.es_common import (
     as_int,
     check_keys,
     individuals,
-    seed_globals,
+    run_streams,
 )
 from toolkit.train.registry import Method, register
 
@@ -51,6 +53,18 @@ def auto_eigen_gap(n: int, ccov1: float, ccovmu: float) -> int:
     return max(1, int(math.floor(0.1 / (n * (ccov1 + ccovmu)))))
 
 
+def _standard_normal(strategy, shape) -> np.ndarray:
+    """``strategy.random_state.standard_normal(shape)``: the draws ``deap.cma.Strategy.generate``
+    makes from the global ``numpy.random``, from the strategy's own stream instead."""
+    rs = strategy.random_state
+    if not isinstance(rs, np.random.RandomState):
+        raise TypeError(
+            f"{type(strategy).__name__}.random_state: expected numpy.random.RandomState "
+            f"(the run's stream; global numpy.random is never used), got {rs!r}"
+        )
+    return rs.standard_normal(shape)
+
+
 class LazyStrategy(cma.Strategy):
     """``deap.cma.Strategy`` with the lazy eigendecomposition of the reference CMA-ES.
 
@@ -61,12 +75,16 @@ class LazyStrategy(cma.Strategy):
     reference code. ``eigen_gap=1`` reproduces ``deap.cma.Strategy`` exactly;
     ``eigen_gap="auto"`` uses :func:`auto_eigen_gap`.
 
+    ``random_state`` (``numpy.random.RandomState``) is the stream ``ask`` samples from in place
+    of DEAP's global ``numpy.random`` (required before the first ``ask``).
+
     Attributes added to DEAP's: ``eigen_gap`` (int), ``eigen_count`` (``update_count`` at the
-    last decomposition), ``n_eigen`` (decompositions done by ``update``).
+    last decomposition), ``n_eigen`` (decompositions done by ``update``), ``random_state``.
     """
 
-    def __init__(self, centroid, sigma, eigen_gap=1, **params):
+    def __init__(self, centroid, sigma, eigen_gap=1, random_state=None, **params):
         super().__init__(centroid, sigma, **params)
+        self.random_state = random_state
         self.centroid = np.asarray(self.centroid, dtype=np.float64)
         self.C = np.array(self.C, dtype=np.float64)  # ours, written in place
         if eigen_gap == "auto":
@@ -81,9 +99,9 @@ class LazyStrategy(cma.Strategy):
     # -- ask ------------------------------------------------------------------------------------
     def ask(self) -> tuple[np.ndarray, list]:
         """Sample lambda thetas: X (lambda, n) = centroid + sigma * z BD^T, z ~ N(0, I) drawn
-        from ``numpy.random`` exactly as ``deap.cma.Strategy.generate``; plus the rows of X as
-        Individuals (views, no copy)."""
-        arz = np.random.standard_normal((self.lambda_, self.dim))  # noqa: NPY002 (as DEAP)
+        from ``random_state`` exactly as ``deap.cma.Strategy.generate`` draws from the global
+        ``numpy.random``; plus the rows of X as Individuals (views, no copy)."""
+        arz = _standard_normal(self, (self.lambda_, self.dim))
         X = self.centroid + self.sigma * np.dot(arz, self.BD.T)
         return X, individuals(X)
 
@@ -172,10 +190,13 @@ class SepStrategy(cma.Strategy):
     Same parameters as ``deap.cma.Strategy`` (``computeParams``), except that ``ccov1`` and
     ``ccovmu`` are multiplied by (n + 2) / 3 (``sep_rates=False`` keeps DEAP's rates; explicit
     ``ccov1``/``ccovmu`` params are used as given). ``diagC`` (n,) holds the variances; ``C`` is
-    not stored. ``diagD = sqrt(diagC)`` and ``cond = max(diagC) / min(diagC)``.
+    not stored. ``diagD = sqrt(diagC)`` and ``cond = max(diagC) / min(diagC)``. ``ask`` samples
+    from ``random_state`` (``numpy.random.RandomState``), as :class:`LazyStrategy` does.
     """
 
-    def __init__(self, centroid, sigma, sep_rates=True, **params):  # no n x n allocation
+    def __init__(self, centroid, sigma, sep_rates=True, random_state=None, **params):
+        # no n x n allocation
+        self.random_state = random_state
         self.params = params
         self.centroid = np.array(centroid, dtype=np.float64)
         self.dim = len(self.centroid)
@@ -197,7 +218,7 @@ class SepStrategy(cma.Strategy):
                 self.ccovmu = min(1.0 - self.ccov1, self.ccovmu * f)
 
     def ask(self) -> tuple[np.ndarray, list]:
-        arz = np.random.standard_normal((self.lambda_, self.dim))  # noqa: NPY002 (as DEAP)
+        arz = _standard_normal(self, (self.lambda_, self.dim))
         X = self.centroid + self.sigma * (arz * self.diagD)
         return X, individuals(X)
 
@@ -333,7 +354,7 @@ def train(
     with the last population size -- so the whole budget is used. The final message counts the
     restarts by reason.
     """
-    seed_globals(seed_seq)  # first thing: DEAP's cma samples from numpy.random
+    _, rs = run_streams(seed_seq)  # private RandomState: sampling draws from it
     evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
     n = int(net.n_params)
     lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
@@ -347,9 +368,9 @@ def train(
             params["mu"] = max(1, min(lam, int(round(mu * lam / lam0))))
         centroid = net.init(rng, scale=init_scale)
         if diagonal:
-            strategy = SepStrategy(centroid, sigma, **params)
+            strategy = SepStrategy(centroid, sigma, random_state=rs, **params)
         else:
-            strategy = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, **params)
+            strategy = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, random_state=rs, **params)
         hist_len = 10 + math.ceil(30 * n / lam)
         hist: deque = deque(maxlen=hist_len)
         reason = None

@@ -1,10 +1,18 @@
-"""What every evolutionary baseline shares: DEAP classes, seeding, batched fitness, stopping.
+"""What every evolutionary baseline shares: DEAP classes, random streams, batched fitness, stopping.
 
 * :data:`Individual` -- a ``numpy.ndarray`` genome (the flat ``theta``) with a minimising
   ``fitness`` and an optional per-gene ``strategy`` vector (evolution strategies). The classes are
   created at module top level so that loky workers (spawned processes) can unpickle individuals.
-* :func:`seed_globals` -- DEAP draws from Python's ``random`` and ``deap.cma`` from the legacy
-  ``numpy.random``; each run seeds both from its own ``SeedSequence`` as its first action.
+* :func:`run_streams` -- the run's private ``random.Random`` and ``numpy.random.RandomState``,
+  seeded from its own ``SeedSequence``. No run reads or writes global random state (Python's
+  ``random`` module, the legacy ``numpy.random`` functions), so two runs in threads of one
+  process (a dask worker with several threads) cannot disturb each other.
+* Local versions of the DEAP functions that draw randomness (:func:`sel_random`,
+  :func:`sel_tournament`, :func:`var_and`, :func:`var_or`): the same code as DEAP's, making the
+  same draws in the same order, but from the run's private ``random.Random`` instead of the
+  ``random`` module -- so results are those DEAP gives after ``random.seed(...)`` with the same
+  seed. DEAP stays the engine where it draws nothing (Toolbox, HallOfFame, selBest, Logbook,
+  ``cma.Strategy``'s parameters and update).
 * :class:`Evolution` -- evaluates a whole generation in one ``net.population_loss`` call, writes
   fitness tuples back, charges the cost to the :class:`~toolkit.train.trace.Trace`, keeps DEAP's
   Logbook (best and median fitness per logged generation) and decides when the run stops.
@@ -19,6 +27,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
+from operator import attrgetter
 
 import numpy as np
 from deap import base, creator, tools
@@ -36,18 +45,19 @@ if not hasattr(creator, INDIVIDUAL_NAME):
 Fitness = getattr(creator, FITNESS_NAME)
 Individual = getattr(creator, INDIVIDUAL_NAME)
 
-# spawn-key word that separates the DEAP global streams from the run's own Generator
+# spawn-key word that separates the run's DEAP-style streams from the run's own Generator
 _GLOBAL_STREAM_KEY = 0xDEA9
 
 
-def seed_globals(seed_seq: np.random.SeedSequence) -> None:
-    """Seed Python's ``random`` and the legacy ``numpy.random`` from the run's ``seed_seq``.
+def run_streams(seed_seq: np.random.SeedSequence) -> tuple[random.Random, np.random.RandomState]:
+    """The run's private ``(random.Random, numpy.random.RandomState)``, from its ``seed_seq``.
 
-    This is the ONE place where the toolkit seeds global random state, because DEAP's operators
-    and selections draw from ``random`` and ``deap.cma`` from ``numpy.random.standard_normal``.
-    It is safe only with one evolution per process at a time (loky/dask workers run one run
-    each); never run two evolutions in threads of one process. The child stream is derived from
-    ``seed_seq`` with an extra spawn-key word, so it differs from ``default_rng(seed_seq)``.
+    They replace the global ``random`` and ``numpy.random`` that DEAP's operators and
+    ``deap.cma`` draw from, and are seeded with exactly the state the toolkit used to put into
+    those globals (``random.seed(int)`` and ``numpy.random.seed(uint32 array)``), so results are
+    unchanged bit for bit. Nothing global is read or written: runs in threads of one process
+    are independent. The child stream is derived from ``seed_seq`` with an extra spawn-key word,
+    so it differs from ``default_rng(seed_seq)``.
     """
     if not isinstance(seed_seq, np.random.SeedSequence):
         raise TypeError(f"seed_seq: expected numpy.random.SeedSequence, got {seed_seq!r}")
@@ -55,8 +65,63 @@ def seed_globals(seed_seq: np.random.SeedSequence) -> None:
         seed_seq.entropy, spawn_key=(*seed_seq.spawn_key, _GLOBAL_STREAM_KEY)
     )
     state = child.generate_state(8)  # 8 x uint32
-    random.seed(int.from_bytes(state.tobytes(), "little"))
-    np.random.seed(state)  # noqa: NPY002  (deliberate: deap.cma samples from numpy.random)
+    return random.Random(int.from_bytes(state.tobytes(), "little")), np.random.RandomState(state)
+
+
+# -- DEAP's randomised selection and variation, drawing from a private random.Random ------------
+def sel_random(individuals, k: int, rnd: random.Random) -> list:
+    """``deap.tools.selRandom`` with ``rnd``: k individuals chosen with replacement."""
+    return [rnd.choice(individuals) for _ in range(k)]
+
+
+def sel_tournament(individuals, k: int, tournsize: int, rnd: random.Random) -> list:
+    """``deap.tools.selTournament`` with ``rnd``: k times the best of ``tournsize`` random
+    individuals (references, not copies)."""
+    chosen = []
+    for _ in range(k):
+        aspirants = sel_random(individuals, tournsize, rnd)
+        chosen.append(max(aspirants, key=attrgetter("fitness")))
+    return chosen
+
+
+def var_and(population, toolbox, cxpb: float, mutpb: float, rnd: random.Random) -> list:
+    """``deap.algorithms.varAnd`` with ``rnd``: clone all; cross consecutive pairs with
+    probability ``cxpb``, then mutate each with probability ``mutpb`` (Bäck, Fogel &
+    Michalewicz 2000); changed individuals lose their fitness."""
+    offspring = [toolbox.clone(ind) for ind in population]
+    for i in range(1, len(offspring), 2):
+        if rnd.random() < cxpb:
+            offspring[i - 1], offspring[i] = toolbox.mate(offspring[i - 1], offspring[i])
+            del offspring[i - 1].fitness.values, offspring[i].fitness.values
+    for i in range(len(offspring)):
+        if rnd.random() < mutpb:
+            (offspring[i],) = toolbox.mutate(offspring[i])
+            del offspring[i].fitness.values
+    return offspring
+
+
+def var_or(population, toolbox, lambda_: int, cxpb: float, mutpb: float, rnd: random.Random):
+    """``deap.algorithms.varOr`` with ``rnd``: ``lambda_`` offspring, each from crossover of two
+    random parents (first child kept), or mutation of one, or reproduction (the parent object
+    itself, as in DEAP), with probabilities cxpb, mutpb, 1 - cxpb - mutpb."""
+    if cxpb + mutpb > 1.0:
+        raise ValueError(f"var_or: cxpb + mutpb must be <= 1, got {cxpb + mutpb!r}")
+    offspring = []
+    for _ in range(lambda_):
+        op_choice = rnd.random()
+        if op_choice < cxpb:  # crossover
+            ind1, ind2 = [toolbox.clone(i) for i in rnd.sample(population, 2)]
+            ind1, ind2 = toolbox.mate(ind1, ind2)
+            del ind1.fitness.values
+            offspring.append(ind1)
+        elif op_choice < cxpb + mutpb:  # mutation
+            ind = toolbox.clone(rnd.choice(population))
+            (ind,) = toolbox.mutate(ind)
+            del ind.fitness.values
+            offspring.append(ind)
+        else:  # reproduction
+            offspring.append(rnd.choice(population))
+    return offspring
 
 
 def individual(theta: np.ndarray) -> Individual:

@@ -6,18 +6,20 @@ Operators", ch. 7 (the generational loop of ``deap.algorithms.eaSimple``); Eshel
 Montana & Davis 1989, "Training feedforward neural networks using genetic algorithms" (GAs on
 network weights).
 
-Per generation: tournament selection (``tools.selTournament``) of ``pop_size`` parents,
-``algorithms.varAnd`` (pairwise crossover with probability ``cxpb`` -- blend or two-point, both
+Per generation: tournament selection (``selTournament``) of ``pop_size`` parents,
+``varAnd`` (pairwise crossover with probability ``cxpb`` -- blend or two-point, both
 copy-safe for NumPy individuals -- then Gaussian mutation with probability ``mutpb``), one
 ``net.population_loss`` call for the changed individuals, then elitism: the ``elite`` worst
 offspring are replaced by the hall of fame (``tools.HallOfFame(similar=numpy.array_equal)``,
-the best individuals ever seen).
+the best individuals ever seen). Selection and ``varAnd`` are DEAP's code in ``es_common``
+(``sel_tournament``, ``var_and``), drawing from the run's private ``random.Random`` instead of
+Python's global ``random``; no global random state is used.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from deap import algorithms, base, tools
+from deap import base, tools
 
 from toolkit.train.es_common import (
     Evolution,
@@ -30,7 +32,9 @@ from toolkit.train.es_common import (
     cx_two_point,
     individual,
     mut_gaussian,
-    seed_globals,
+    run_streams,
+    sel_tournament,
+    var_and,
 )
 from toolkit.train.registry import Method, register
 
@@ -89,7 +93,7 @@ def train(
     elite=1,
     init_scale=None,
 ):
-    seed_globals(seed_seq)  # first thing: selTournament and varAnd draw from Python's random
+    rnd, _ = run_streams(seed_seq)  # private: selection and varAnd draw from it
     evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
     n = int(net.n_params)
     tb = base.Toolbox()
@@ -98,7 +102,7 @@ def train(
     else:
         tb.register("mate", cx_two_point, rng=rng)
     tb.register("mutate", mut_gaussian, sigma=mut_sigma, indpb=mut_indpb, rng=rng)
-    tb.register("select", tools.selTournament, tournsize=tournsize)
+    tb.register("select", sel_tournament, tournsize=tournsize, rnd=rnd)
     hof = tools.HallOfFame(elite, similar=np.array_equal) if elite else None
 
     def evaluate(pop) -> bool:
@@ -115,7 +119,7 @@ def train(
         hof.update(population)
     while True:
         offspring = tb.select(population, len(population))
-        offspring = algorithms.varAnd(offspring, tb, cxpb, mutpb)
+        offspring = var_and(offspring, tb, cxpb, mutpb, rnd)
         if evaluate(offspring):
             return evo.finish()
         if hof is not None:

@@ -6,12 +6,14 @@ Computing 1(1) (log-normal self-adaptation of n step sizes, eq. 15).
 
 The loop is DEAP's ``eaMuCommaLambda`` / ``eaMuPlusLambda`` with its strategy-vector pattern
 (examples/es/fctmin.py): every individual carries a ``strategy`` vector of step sizes; offspring
-come from ``deap.algorithms.varOr`` -- blend crossover of genes and step sizes (``cxESBlend``),
-or log-normal self-adaptive mutation (``mutESLogNormal``), or reproduction -- and the mu best
-of the offspring (comma) or of parents + offspring (plus) survive (``tools.selBest``). Only the
-offspring with an invalid fitness are evaluated, all in one ``net.population_loss`` call; a
-reproduced individual keeps its fitness and costs nothing (the loss on fixed data is
-deterministic). The operators are copy-safe NumPy versions of DEAP's (``es_common``).
+come from ``varOr`` -- blend crossover of genes and step sizes (``cxESBlend``), or log-normal
+self-adaptive mutation (``mutESLogNormal``), or reproduction -- and the mu best of the offspring
+(comma) or of parents + offspring (plus) survive (``tools.selBest``). ``varOr`` is DEAP's code
+in ``es_common.var_or``, drawing from the run's private ``random.Random``: no global random
+state is used. Only the offspring with an invalid fitness are evaluated, all in one
+``net.population_loss`` call; a reproduced individual keeps its fitness and costs nothing (the
+loss on fixed data is deterministic). The operators are copy-safe NumPy versions of DEAP's
+(``es_common``).
 
 Defaults: every offspring is a mutant (cxpb=0, mutpb=1), Schwefel's ES without recombination;
 on teacher-student fits of 2- and 8-unit Elman nets the DEAP example's cxpb=0.6, mutpb=0.3
@@ -21,7 +23,7 @@ ended 2-20x higher in loss at equal evaluations. Set cxpb > 0 for blend recombin
 from __future__ import annotations
 
 import numpy as np
-from deap import algorithms, base, tools
+from deap import base, tools
 
 from toolkit.train.es_common import (
     Evolution,
@@ -32,7 +34,8 @@ from toolkit.train.es_common import (
     cx_es_blend,
     individual,
     mut_es_lognormal,
-    seed_globals,
+    run_streams,
+    var_or,
 )
 from toolkit.train.registry import Method, register
 
@@ -100,7 +103,7 @@ def _trainer(comma: bool):
         sigma_min=1e-10,
         init_scale=None,
     ):
-        seed_globals(seed_seq)  # first thing: varOr draws from Python's random
+        rnd, _ = run_streams(seed_seq)  # private: varOr draws from it
         evo = Evolution(
             net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace
         )
@@ -126,7 +129,7 @@ def _trainer(comma: bool):
         if evaluate(population):  # generation 0: the parents
             return evo.finish()
         while True:
-            offspring = algorithms.varOr(population, tb, lambda_, cxpb, mutpb)
+            offspring = var_or(population, tb, lambda_, cxpb, mutpb, rnd)
             if evaluate(offspring):
                 return evo.finish()
             pool = offspring if comma else population + offspring

@@ -7,12 +7,13 @@ U(-r, r) -- the paper used r = 100 -- until the task is solved or the budget is 
 latch and parity problems this beats many published gradient methods.
 
 Draws are made ``batch`` at a time from the run's Generator (the distribution of
-``net.init(rng, scale=r)``) and each batch is one ``net.population_loss`` call.
+``net.init(rng, scale=r)``) and each batch is one ``net.population_loss`` call; ``seed_seq``
+is not used (no other stream is needed, and no global random state is touched).
 """
 
 from __future__ import annotations
 
-from toolkit.train.es_common import Evolution, as_float, as_int, check_keys, seed_globals
+from toolkit.train.es_common import Evolution, as_float, as_int, check_keys
 from toolkit.train.registry import Method, register
 
 DEFAULTS = {
@@ -32,7 +33,6 @@ def validate(hyper: dict) -> dict:
 def train(
     net, data, *, rng, seed_seq, budget, target_loss=None, solved=None, trace, r=100.0, batch=64
 ):
-    seed_globals(seed_seq)  # uniform with the DEAP methods (this one draws only from rng)
     evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
     n = int(net.n_params)
     while True:

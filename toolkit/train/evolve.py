@@ -12,12 +12,14 @@ Importing this module registers, in :data:`toolkit.train.METHODS`:
 * ``random`` (:mod:`~toolkit.train.es_random`) -- random weight guessing (Schmidhuber,
   Hochreiter & Bengio 2001).
 
-Shared machinery (DEAP classes, seeding, batched fitness, trace and stopping) is in
+Shared machinery (DEAP classes, random streams, batched fitness, trace and stopping) is in
 :mod:`toolkit.train.es_common`. Every method evaluates a generation in ONE
 ``net.population_loss`` call (non-finite losses count as +inf), charges ``evals += P`` and
-``fwd_steps += P * B * T``, and records the best loss and theta seen so far. Each run seeds
-Python's ``random`` and the legacy ``numpy.random`` from its own ``SeedSequence`` first thing
-(DEAP draws from them): run one evolution per process, never two in threads of one process.
+``fwd_steps += P * B * T``, and records the best loss and theta seen so far. No run touches
+global random state: each draws only from its own streams, derived from its ``SeedSequence``
+(the ``numpy.random.Generator`` ``rng``, and :func:`~toolkit.train.es_common.run_streams`'
+``random.Random`` and ``numpy.random.RandomState`` for DEAP's randomised selection, variation
+and CMA sampling), so runs may share a process and run in its threads (dask workers).
 """
 
 from toolkit.train import es_cmaes, es_ga, es_mulambda, es_random  # noqa: F401  (register)
