@@ -221,26 +221,32 @@ def test_k1k2_carries_the_state_and_backpropagates_k2_steps():
     np.testing.assert_allclose(tr.final_theta, th, rtol=0, atol=1e-13)
 
 
+@pytest.mark.trajectory
 def test_minibatch_truncated_bptt_counts_and_trains():
+    """Exact cost counts on every seed; training progress (loss below 20 % of the initial one
+    after 300 updates) on at least 4 of 5 seeds, a margin for another CPU's rounding."""
     net = Elman(1, 6, 1)
     x, y, mask = echo(B=8, T=12)
-    L0 = net.loss(theta0(net, 0), x, y, mask)
-    tr = run(
-        "bptt_adam",
-        net,
-        None,
-        (x, y, mask),
-        seed=0,
-        budget={"evals": 300},
-        k=3,
-        batch_size=3,
-        lr=0.02,
-    )  # 3 minibatches per epoch: 3, 3, 2 sequences
-    assert tr.outcome == "budget" and tr.evals == 300
-    assert tr.grad_steps == 100 * (3 + 3 + 2) * 12
-    assert net.loss(tr.final_theta, x, y, mask) < 0.2 * L0
-    df = tr.to_frame()
-    assert 10 < len(df) < 300 and df["evals"].is_monotonic_increasing
+    trained = 0
+    for seed in range(5):
+        L0 = net.loss(theta0(net, seed), x, y, mask)
+        tr = run(
+            "bptt_adam",
+            net,
+            None,
+            (x, y, mask),
+            seed=seed,
+            budget={"evals": 300},
+            k=3,
+            batch_size=3,
+            lr=0.02,
+        )  # 3 minibatches per epoch: 3, 3, 2 sequences
+        assert tr.outcome == "budget" and tr.evals == 300
+        assert tr.grad_steps == 100 * (3 + 3 + 2) * 12
+        trained += net.loss(tr.final_theta, x, y, mask) < 0.2 * L0
+        df = tr.to_frame()
+        assert 10 < len(df) < 300 and df["evals"].is_monotonic_increasing
+    assert trained >= 4, f"{trained} of 5 seeds trained"
 
 
 def test_full_batch_records_the_exact_training_loss():
@@ -276,6 +282,7 @@ def test_target_solved_and_precedence():
     assert tr.outcome == "budget" and tr.evals == 10
 
 
+@pytest.mark.trajectory
 def test_an_exploding_configuration_ends_diverged_with_its_trace():
     net = Elman(1, 8, 1)
     tr = run(

@@ -135,6 +135,7 @@ SANITY = [  # (method, hyper, target loss, evals budget); the zero predictor's l
 ]
 
 
+@pytest.mark.trajectory
 @pytest.mark.parametrize("method, hyper, target, evals", SANITY)
 def test_sanity_teacher_student(method, hyper, target, evals):
     net, data = problem()
@@ -154,6 +155,7 @@ def test_sanity_teacher_student(method, hyper, target, evals):
     assert np.median(costs) <= evals / 2, (method, hyper, costs)
 
 
+@pytest.mark.trajectory
 def test_solved_callable_wins_and_is_checked_on_best_theta():
     net, data = problem()
 
