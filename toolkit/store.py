@@ -421,6 +421,189 @@ def prepare(out_dir, *, force: bool = False) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# the writer's lock
+# ------------------------------------------------------------------------------------------
+#: locks this process holds: resolved directory -> [depth, token] (re-entrant: a suite holds
+#: its directory while its sweeps run in it)
+_HELD: dict[str, list] = {}
+
+
+def _process_start(pid: int) -> float | None:
+    """Start time (epoch seconds) of a process on this machine, where /proc tells it."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as f:
+            btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+        return btime + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _read_lock(path: Path) -> dict | None:
+    """The lock file's content; None if it does not exist; {} if it cannot be parsed."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _lock_is_stale(info: dict, host: str) -> bool:
+    """True when the lock's writer ran on this host and no longer runs (its pid is gone, or
+    the pid now belongs to a process started after the lock was taken)."""
+    if info.get("host") != host or not isinstance(info.get("pid"), int):
+        return False
+    pid = info["pid"]
+    if pid == os.getpid():  # not in _HELD: a lock of an earlier life of this pid
+        return True
+    if not _pid_alive(pid):
+        return True
+    started = _process_start(pid)
+    return started is not None and started > float(info.get("since_epoch", math.inf)) + 1.0
+
+
+def _describe(info: dict) -> str:
+    cmd = info.get("command")
+    cmd = " ".join(map(str, cmd)) if isinstance(cmd, list) else str(cmd)
+    return (
+        f"pid {info.get('pid')} on host {info.get('host')} since {info.get('since')} "
+        f"(command: {cmd})"
+    )
+
+
+def _create_lock(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` if it does not exist, atomically (a complete file
+    linked into place; O_CREAT|O_EXCL where hard links are not supported)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here
+            pass
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def _take_over(path: Path, seen: dict) -> bool:
+    """Move the stale lock ``seen`` out of the way; False if another process changed it."""
+    aside = path.with_name(f".{path.name}.stale.{os.getpid()}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return False
+    moved = _read_lock(aside)
+    if moved != seen:  # a new lock appeared between reading and moving: put it back
+        with contextlib.suppress(OSError):
+            os.link(aside, path)
+        aside.unlink()
+        return False
+    aside.unlink()
+    return True
+
+
+class ResultsLock:
+    """The writer's lock of a results directory (see :func:`acquire_lock`)."""
+
+    def __init__(self, path: Path, key: str):
+        self.path, self._key = path, key
+
+    def release(self) -> None:
+        """Remove the lock file if this process holds it (and this was the outermost hold)."""
+        held = _HELD.get(self._key)
+        if held is None:
+            return
+        held[0] -= 1
+        if held[0] > 0:
+            return
+        del _HELD[self._key]
+        info = _read_lock(self.path)
+        if info and info.get("token") == held[1]:
+            self.path.unlink()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def acquire_lock(out_dir, *, echo=print) -> ResultsLock:
+    """Take the writer's lock of ``out_dir``: the file ``out_dir/.lock`` (pid, host, start
+    time, command line), created atomically. Re-entrant within a process.
+
+    Raises :class:`ResultsLocked` naming the holder when another process holds it. A lock left
+    by a process of this host that no longer runs is taken over (one line through ``echo``);
+    a lock from another host is never taken over (this host cannot tell whether it still runs):
+    the message says which file to remove if it is gone.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    key = str(out.resolve())
+    path = out / LOCK_FILE
+    if key in _HELD:
+        _HELD[key][0] += 1
+        return ResultsLock(path, key)
+    host = platform.node() or "unknown"
+    now = datetime.now(UTC)
+    info = {
+        "pid": os.getpid(),
+        "host": host,
+        "since": now.isoformat(timespec="seconds"),
+        "since_epoch": now.timestamp(),
+        "command": list(sys.argv),
+        "token": os.urandom(8).hex(),
+    }
+    data = json.dumps(info, indent=1).encode("utf-8")
+    for _ in range(5):
+        if _create_lock(path, data):
+            _HELD[key] = [1, info["token"]]
+            return ResultsLock(path, key)
+        other = _read_lock(path)
+        if other is None:  # released meanwhile
+            continue
+        if not other:
+            raise ResultsLocked(
+                f"{out} is locked by an unreadable lock file {path}. If no other `bptt run` "
+                f"writes to {out}, remove {path} and run the command again"
+            )
+        if _lock_is_stale(other, host):
+            if _take_over(path, other):
+                echo(
+                    f"note: taking over the lock of {out} left by {_describe(other)}, which "
+                    "no longer runs"
+                )
+            continue
+        if other.get("host") != host:
+            raise ResultsLocked(
+                f"{out} is being written by {_describe(other)}; refusing to write beside it. "
+                f"This machine ({host}) cannot tell whether that process still runs: if it is "
+                f"gone, remove {path} and run the command again; or use --out DIR to write "
+                "elsewhere"
+            )
+        raise ResultsLocked(
+            f"{out} is being written by {_describe(other)}; refusing to write beside it. Wait "
+            "for it to finish (or stop it), then run the command again to resume; or use "
+            "--out DIR to write elsewhere"
+        )
+    raise ResultsLocked(f"{out}: could not take the lock {path} (it keeps changing)")
+
+
+# ------------------------------------------------------------------------------------------
 # compatibility and metadata
 # ------------------------------------------------------------------------------------------
 def load_meta(out_dir) -> dict | None:
