@@ -462,7 +462,8 @@ def _lock_is_stale(info: dict, host: str) -> bool:
     if not _pid_alive(pid):
         return True
     started = _process_start(pid)
-    return started is not None and started > float(info.get("since_epoch", math.inf)) + 1.0
+    # a minute of slack for clock adjustments: a live writer is never taken for a dead one
+    return started is not None and started > float(info.get("since_epoch", math.inf)) + 60.0
 
 
 def _describe(info: dict) -> str:
