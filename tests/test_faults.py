@@ -8,12 +8,15 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from _fake_registry import REGISTRY
 
 from toolkit import cli, store, suite, sweep
+
+TESTS = Path(__file__).resolve().parent
 
 CONFIG = """
 name = "tiny"
@@ -288,17 +291,11 @@ def test_second_writer_is_refused(cfg, tmp_path, sleeper, monkeypatch):
         [sys.executable, "-m", "toolkit", "run", str(path), "--out", str(out), "--no-progress"],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), str(_tests())])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)])},
         timeout=120,
     )
     assert err.returncode == 2 and "Traceback" not in err.stderr
     assert f"pid {sleeper}" in err.stderr
-
-
-def _tests():
-    from pathlib import Path
-
-    return Path(__file__).resolve().parent
 
 
 def test_lock_from_another_host_is_refused(cfg, tmp_path):

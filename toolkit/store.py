@@ -5,15 +5,42 @@ Layout of an experiment's results directory (``results/<experiment>/`` unless ``
     runs/<run_id>.json        one finished run (row + trace points + final/best theta),
     runs/<run_id>.error.json  written the moment it arrives, atomically (temporary file, then
                               os.replace); runs stored as errors are retried on a rerun
+    runs/damaged/<name>.<UTC time>  run files found damaged, moved aside (never deleted)
     runs.parquet              one row per run (columns: :data:`RUN_COLUMNS` + ``grid.<key>``)
     traces.parquet            every run's trace points (run_id, method, task + trace columns)
     thetas.parquet            run_id, final_theta, best_theta (lists of float64)
     meta.json                 config as given and resolved, root seed, versions, git commit,
                               CPU, thread settings, start and end times, history of sessions
+    .lock                     while a sweep writes: its pid, host, start time, command line
+
+Run files. A run file is a JSON object: ``format`` (:data:`RUN_FORMAT`), ``run_id``,
+``index``, ``row`` (the runs.parquet row), ``trace`` (columns of trace points, or null),
+``final_theta``, ``best_theta`` and, last, ``checksum``: ``"sha256:<hex>"`` of the file's own
+bytes with those 64 hex digits replaced by zeros (:func:`file_checksum`; hashing the bytes costs
+next to nothing beside parsing them). Reading a file (:func:`load_run_file`) checks that it
+parses, has :data:`REQUIRED_KEYS` and :data:`REQUIRED_ROW_KEYS`, that both run ids match the
+file name, that the outcome is one of the Trace outcomes (``error`` exactly in ``.error.json``
+files), that the trace columns have one length, and the checksum. Files of the first format
+(``format`` 1, written before checksums) have none: they are accepted when they pass the other
+checks, since results written by earlier versions exist; a format-2 file without one is
+damaged. A damaged file is never used and never dropped silently: a sweep
+(:func:`check_runs`, when it starts) names it in one warning line, moves it to
+``runs/damaged/`` and runs it again; :func:`consolidate` raises :class:`DamagedResults` naming
+every damaged file and writes no table.
 
 The Parquet tables are rebuilt from the run files after every sweep (also after Ctrl-C), so
-they always agree with what is stored. Timing columns (:data:`TIMING_COLUMNS`) are the only
-columns that differ between two executions of the same experiment.
+they always agree with what is stored; they are derived data, never the source of a merge
+(:func:`toolkit.suite.merge_parts` rebuilds each part's tables from its run files). Timing
+columns (:data:`TIMING_COLUMNS`) are the only columns that differ between two executions of the
+same experiment.
+
+The lock. A sweep writes to a directory only while holding ``.lock`` (:func:`acquire_lock`),
+created atomically with the holder's pid, host, start time and command line, removed when the
+sweep ends. A second writer is refused (:class:`ResultsLocked`, naming the holder). A lock left
+by a process of this host that no longer runs (killed, or its pid now belongs to a younger
+process) is taken over with a one-line note; a lock from another host is never taken over (the
+message says which file to remove when that process is gone). The lock is re-entrant within a
+process (a suite holds its directory while its sweeps run in it).
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import sys
 import time
 import tomllib
 import traceback
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1598,14 +1599,21 @@ def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, res
             parallel = joblib.Parallel(
                 n_jobs=n, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
             )
-            for rec in parallel(joblib.delayed(fn)(spec, reg) for spec in pending):
-                store.write_run(out_dir, rec)
-                result.n_executed += 1
-                if rec["row"]["outcome"] == "error":
-                    result.n_failed += 1
-                    msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
-                    result.failed.append((rec["run_id"], msg))
-                bar.set_postfix(failed=result.n_failed, refresh=False)
-                bar.update(1)
+            records = parallel(joblib.delayed(fn)(spec, reg) for spec in pending)
+            try:
+                for rec in records:
+                    store.write_run(out_dir, rec)
+                    result.n_executed += 1
+                    if rec["row"]["outcome"] == "error":
+                        result.n_failed += 1
+                        msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
+                        result.failed.append((rec["run_id"], msg))
+                    bar.set_postfix(failed=result.n_failed, refresh=False)
+                    bar.update(1)
+            finally:  # stopped early (e.g. a run could not be stored): cancel the rest quietly,
+                # the sweep's own message says what happened and how to resume
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*tasks which were still being")
+                    records.close()
     finally:
         bar.close()
