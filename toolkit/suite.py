@@ -524,6 +524,8 @@ def run(
         lock = store.acquire_lock(out_dir, echo=echo)
     except store.ResultsLocked as e:
         raise sweep.SweepError(str(e)) from None
+    except OSError as e:
+        raise sweep.SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
     try:
         if "parallel" in sexp.post:
             _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
