@@ -8,7 +8,11 @@
     bptt experiments [--scale S] ... every experiments/*.toml, then the figures and the report
 
 Exit status: 0 success; 1 some runs failed (all others finished and are stored); 2 bad input
-(config problems, incompatible results directory, unreachable scheduler); 130 interrupted.
+(config problems, incompatible results directory, unreachable scheduler, another process
+writing to the results directory); 3 the sweep stopped before its results were complete (an I/O
+error, a worker died, damaged run files or runs missing from a merge: what is stored stays, run
+the same command again to resume); 130 interrupted. Errors are one message on stderr, never a
+traceback.
 """
 
 from __future__ import annotations
@@ -264,6 +268,9 @@ def _cmd_run(args) -> int:
             res = sweep.run_sweep(
                 args.config, seeds=args.seeds, scale=args.scale, max_runs=_max_runs(args), **common
             )
+    except (sweep.SweepStopped, store.DamagedResults) as e:
+        _err(str(e))
+        return 3
     except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
         _err(str(e))
         return 2
@@ -369,6 +376,9 @@ def _cmd_experiments(args) -> int:
                 progress=not args.no_progress,
                 connect_timeout=args.timeout,
             )
+        except (sweep.SweepStopped, store.DamagedResults) as e:
+            _err(str(e))
+            return 3
         except (store.IncompatibleResults, sweep.SweepError) as e:
             _err(str(e))
             return 2

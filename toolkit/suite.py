@@ -519,24 +519,41 @@ def run(
         connect_timeout=connect_timeout,
         echo=echo,
     )
-    if "parallel" in sexp.post and not dry_run:
-        _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
-    else:
+    if dry_run:
         for part in sexp.parts:
             d = out_dir / "parts" / part.name if part.name else out_dir
-            r = sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, dry_run=dry_run, **kw)
-            res.n_executed += r.n_executed
-            res.n_failed += r.n_failed
-    if dry_run:
+            sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, dry_run=True, **kw)
         return res
-    if sexp.has_parts:
-        merge_parts(sexp, out_dir)
-    if "slices" in sexp.post:
-        res.written += write_slices(sexp, out_dir, sexp.post["slices"], echo=echo)
-    if "fidelity" in sexp.post:
-        res.written += write_fidelity(sexp, out_dir, sexp.post["fidelity"])
-    if "cliff" in sexp.post:
-        res.written += write_cliff(out_dir, sexp.post["cliff"])
+    # the experiment's directory is locked for the whole of it (the sweeps in it re-enter the
+    # lock; each part's sweep also locks its own directory)
+    try:
+        lock = store.acquire_lock(out_dir, echo=echo)
+    except store.ResultsLocked as e:
+        raise sweep.SweepError(str(e)) from None
+    except OSError as e:
+        raise sweep.SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+    try:
+        if "parallel" in sexp.post:
+            _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
+        else:
+            for part in sexp.parts:
+                d = out_dir / "parts" / part.name if part.name else out_dir
+                r = sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, **kw)
+                res.n_executed += r.n_executed
+                res.n_failed += r.n_failed
+        if sexp.has_parts:
+            merge_parts(sexp, out_dir, echo=echo)
+        if "slices" in sexp.post:
+            res.written += write_slices(sexp, out_dir, sexp.post["slices"], echo=echo)
+        if "fidelity" in sexp.post:
+            res.written += write_fidelity(sexp, out_dir, sexp.post["fidelity"])
+        if "cliff" in sexp.post:
+            res.written += write_cliff(out_dir, sexp.post["cliff"])
+    finally:
+        try:
+            lock.release()
+        except OSError as e:
+            echo(f"warning: could not remove the lock {lock.path}: {e}")
     res.elapsed_s = time.perf_counter() - t0
     return res
 
@@ -648,24 +665,60 @@ def _needs_setup_column(sexp: SuiteExperiment) -> bool:
     return False
 
 
-def merge_parts(sexp: SuiteExperiment, out_dir: Path) -> None:
-    """runs/traces/thetas of every part, in part order, into ``out_dir`` (+ meta.json)."""
+def merge_parts(
+    sexp: SuiteExperiment, out_dir: Path, *, allow_incomplete: bool = False, echo=print
+) -> None:
+    """runs/traces/thetas of every part, in part order, into ``out_dir`` (+ meta.json).
+
+    Each part's tables are first rebuilt from its run files (:func:`toolkit.store.consolidate`
+    over the part's planned runs, under the part's lock), never taken from a possibly stale
+    Parquet file; a damaged run file raises :class:`toolkit.store.DamagedResults` naming it.
+    Every planned run of every part must be stored (outcome ``error`` counts as stored): if
+    some are missing, raises :class:`toolkit.store.DamagedResults` naming each part and its
+    count, and nothing is written; with ``allow_incomplete`` the runs that exist are merged,
+    a warning with the counts goes through ``echo``, and meta.json gets status "incomplete"
+    and ``missing`` = {part: count}.
+    """
     import pandas as pd
 
     runs, traces, thetas, metas = [], [], [], {}
+    missing: dict[str, list[str]] = {}
     labelled = _needs_setup_column(sexp)
     for part in sexp.parts:
         d = out_dir / "parts" / part.name
-        if not (d / store.RUNS_TABLE).is_file():
+        plan_ids = [r["run_id"] for r in part.exp.runs]
+        if not (d / store.RUNS_DIR).is_dir():
+            missing[part.name] = plan_ids
             continue
-        r = pd.read_parquet(d / store.RUNS_TABLE)
+        with store.acquire_lock(d, echo=echo):
+            r, tr = store.consolidate(d, plan_ids)
+            th = store.load_thetas(d)
+        have = set(r["run_id"])
+        if len(have) < len(plan_ids):
+            missing[part.name] = [i for i in plan_ids if i not in have]
+        if not len(r):
+            continue
         r["experiment"] = sexp.name
         if labelled:
             r[SETUP_COLUMN] = part.name
         runs.append(r)
-        traces.append(pd.read_parquet(d / store.TRACES_TABLE))
-        thetas.append(pd.read_parquet(d / store.THETAS_TABLE))
+        traces.append(tr)
+        thetas.append(th)
         metas[part.name] = store.load_meta(d) or {}
+    if missing:
+        planned = {p.name: len(p.exp.runs) for p in sexp.parts}
+        counts = "; ".join(
+            f"part '{p}': {len(ids)} of {planned[p]} planned runs missing "
+            f"(no run file in {out_dir / 'parts' / p / store.RUNS_DIR}, e.g. {ids[0]})"
+            for p, ids in missing.items()
+        )
+        if not allow_incomplete:
+            raise store.DamagedResults(
+                f"cannot merge the parts of {sexp.name}: {counts}. Nothing was merged; run the "
+                "same command again to run the missing runs",
+                [out_dir / "parts" / p for p in missing],
+            )
+        echo(f"warning: merging an incomplete {sexp.name}: {counts}; meta.json says incomplete")
     if not runs:
         return
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -710,6 +763,7 @@ def merge_parts(sexp: SuiteExperiment, out_dir: Path) -> None:
         "scale": sexp.scale,
         "replicates": resolved["replicates"],
         "n_runs": int(sum(len(r) for r in runs)),
+        "n_planned": sexp.n_runs,
         "config_given": sweep._jsonable(sexp.given),
         "config_resolved": resolved,
         "parts": {
@@ -729,9 +783,12 @@ def merge_parts(sexp: SuiteExperiment, out_dir: Path) -> None:
         "status": "complete"
         if all(m.get("status") == "complete" for m in metas.values())
         and len(metas) == len(sexp.parts)
+        and not missing
         else "incomplete",
         "history": [],
     }
+    if missing:
+        meta["missing"] = {p: len(ids) for p, ids in missing.items()}
     meta.pop("counts", None)
     store.write_meta(out_dir, meta)
 

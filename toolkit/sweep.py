@@ -37,6 +37,7 @@ import time
 import tomllib
 import traceback
 import types
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,7 @@ from toolkit import store
 __all__ = [
     "ConfigError",
     "SweepError",
+    "SweepStopped",
     "Experiment",
     "SweepResult",
     "ToolkitRegistry",
@@ -114,6 +116,12 @@ class ConfigError(ValueError):
 
 class SweepError(RuntimeError):
     """A sweep cannot start or could not finish (scheduler unreachable, worker died, ...)."""
+
+
+class SweepStopped(SweepError):
+    """A sweep started but stopped before its results were complete (a worker died, the disk
+    became unwritable, a run file was damaged, ...): what is stored stays, and running the
+    same command again resumes. (``bptt run`` exits with 3.)"""
 
 
 # ------------------------------------------------------------------------------------------
@@ -1425,11 +1433,21 @@ def run_sweep(
     out: the experiment's results directory (default ``results_root/<name>``). jobs: parallel
     runs (None or 0: all cores; with dask and a scheduler: ignored, the cluster decides).
     Runs already stored in ``out`` are skipped (runs stored with outcome ``error`` are
-    retried); ``force`` discards the stored results first. ``dry_run`` prints the run table and
-    the estimated cost and runs nothing. ``max_runs``: see :func:`load_config`. Raises
-    :class:`ConfigError`,
-    :class:`toolkit.store.IncompatibleResults` or :class:`SweepError`; failed runs do not raise,
-    they are counted in the result (``n_failed``) after every other run finished.
+    retried); every stored file is checked first (:func:`toolkit.store.check_runs`): a damaged
+    one is named, moved to ``runs/damaged/`` and its run executed again. ``force`` discards the
+    stored results first. ``dry_run`` prints the run table and the estimated cost and runs
+    nothing (and writes nothing). ``max_runs``: see :func:`load_config`. A sweep holds the
+    writer's lock of ``out`` (:func:`toolkit.store.acquire_lock`) from before its first write
+    until it ends.
+
+    Raises :class:`ConfigError`, :class:`toolkit.store.IncompatibleResults` or
+    :class:`SweepError` (also when another process holds the lock) before anything runs;
+    :class:`SweepStopped` when the sweep started but its results are not complete (an I/O error,
+    a worker died, a run file damaged during the sweep): the message says how many runs are
+    stored and that the same command resumes; problems met while writing the tables and
+    meta.json after such an error are one warning line each through ``echo`` and never replace
+    it. Failed runs do not raise, they are counted in the result (``n_failed``) after every
+    other run finished.
     """
     t_start = time.perf_counter()
     if backend not in ("loky", "dask"):
@@ -1449,24 +1467,28 @@ def run_sweep(
 
     if not force:
         store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
-    stored = {} if force else store.stored_ids(out_dir)
-    done = {i for i, status in stored.items() if status == "ok"}
     plan_ids = [r["run_id"] for r in exp.runs]
-    pending = [r for r in exp.runs if r["run_id"] not in done]
-    n_stored = len(exp.runs) - len(pending)
-    result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=dry_run)
 
-    head = (
-        f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
-        f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale {exp.scale}); "
-        f"{n_stored} stored, "
-        f"{len(pending)} to run"
-    )
-    if dry_run:
+    def plan(stored: dict) -> tuple[set, list, int]:
+        done = {i for i, status in stored.items() if status == "ok"}
+        pending = [r for r in exp.runs if r["run_id"] not in done]
+        return done, pending, len(exp.runs) - len(pending)
+
+    def headline(n_stored: int, n_pending: int) -> str:
+        return (
+            f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
+            f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale "
+            f"{exp.scale}); {n_stored} stored, {n_pending} to run"
+        )
+
+    if dry_run:  # reads only: damaged files are reported, not moved
+        stored = {} if force else store.check_runs(out_dir, plan_ids, move=False, echo=echo)
+        done, pending, n_stored = plan(stored)
+        result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
         est = estimate_cost(pending, n_jobs)
         echo(format_run_table(exp.runs, done))
         echo("")
-        echo(head + f"; results in {out_dir}")
+        echo(headline(n_stored, len(pending)) + f"; results in {out_dir}")
         line = (
             f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
             f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
@@ -1482,13 +1504,45 @@ def run_sweep(
         return result
 
     client = cluster = None
-    if pending and backend == "dask":  # before writing anything: an unreachable scheduler
-        client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+    if backend == "dask":  # before writing anything: an unreachable scheduler
+        named = {} if force else store.stored_ids(out_dir)  # by name; checked under the lock
+        if plan(named)[1]:
+            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+    try:
+        lock = store.acquire_lock(out_dir, echo=echo)
+    except (store.ResultsLocked, OSError) as e:
+        for c in (client, cluster):
+            if c is not None:
+                with contextlib.suppress(Exception):
+                    c.close()
+        if isinstance(e, store.ResultsLocked):
+            raise SweepError(str(e)) from None
+        raise SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+    result = SweepResult(exp.name, out_dir, len(exp.runs), 0)
+    n_stored = 0
     status = "interrupted"
     error: BaseException | None = None
+    late: list[str] = []  # problems after the runs, when nothing failed before them
     meta = None
+
+    def stored_count() -> str:
+        try:
+            return str(len(set(store.stored_ids(out_dir)) & set(plan_ids)))
+        except OSError:
+            return "an unknown number"
+
+    def first_line(e: BaseException) -> str:
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
     try:
+        # the resume check reads and checks every stored file of the plan; damaged ones are
+        # moved to runs/damaged/ and their runs executed again
+        stored = {} if force else store.check_runs(out_dir, plan_ids, echo=echo)
+        done, pending, n_stored = plan(stored)
+        result.n_stored_before = n_stored
         store.prepare(out_dir, force=force)
+        if pending and backend == "dask" and client is None:  # damaged files to rerun
+            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
         meta = store.new_meta(
             exp,
             backend=backend,
@@ -1501,7 +1555,7 @@ def run_sweep(
             meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
         store.write_meta(out_dir, meta)
         echo(
-            head
+            headline(n_stored, len(pending))
             + f" -> {out_dir} ({backend}"
             + (f" at {scheduler}" if scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}")
             + ")"
@@ -1516,14 +1570,15 @@ def run_sweep(
     except (KeyboardInterrupt, SweepError) as e:
         error = e
         raise
-    except Exception as e:  # a worker died, the cluster went away, ...
+    except Exception as e:  # a worker died, the cluster went away, the disk is full, ...
         error = e
-        n_have = len(set(store.stored_ids(out_dir)) & set(plan_ids))
-        raise SweepError(
-            f"the sweep stopped: {type(e).__name__}: {e}. {n_have} of {len(plan_ids)} runs are "
+        raise SweepStopped(
+            f"the sweep stopped: {first_line(e)}. {stored_count()} of {len(plan_ids)} runs are "
             f"stored in {out_dir}; run the same command again to resume"
         ) from e
     finally:
+        # nothing here raises: after an earlier error each later failure is one line and the
+        # first error stays the one reported; without one, they are raised below
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
@@ -1533,19 +1588,41 @@ def run_sweep(
         if meta is not None:
             try:
                 store.consolidate(out_dir, plan_ids)
-            except Exception as e:  # reported, never masks the real error
-                echo(f"warning: consolidating the tables failed: {type(e).__name__}: {e}")
+            except Exception as e:
+                if error is None:
+                    late.append(str(e) if isinstance(e, store.DamagedResults) else first_line(e))
+                else:
+                    echo(f"warning: rebuilding the tables failed too: {first_line(e)}")
             if error is not None:
                 status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            store.finish_meta(
-                out_dir,
-                meta,
-                status=status,
-                executed=result.n_executed,
-                failed=result.n_failed,
-                stored_before=n_stored,
-            )
+            elif late:
+                status = "failed"
+            try:
+                store.finish_meta(
+                    out_dir,
+                    meta,
+                    status=status,
+                    executed=result.n_executed,
+                    failed=result.n_failed,
+                    stored_before=n_stored,
+                )
+            except Exception as e:
+                if error is None:
+                    late.append(f"writing {store.META_FILE} failed: {first_line(e)}")
+                else:
+                    echo(f"warning: writing {store.META_FILE} failed too: {first_line(e)}")
+        try:
+            lock.release()
+        except OSError as e:
+            echo(f"warning: could not remove the lock {lock.path}: {first_line(e)}")
         result.elapsed_s = time.perf_counter() - t_start
+    if late:
+        raise SweepStopped(
+            "the sweep ran, but its results could not be completed: "
+            + "; ".join(late)
+            + f"\n{stored_count()} of {len(plan_ids)} runs are stored in {out_dir}; run the "
+            "same command again to resume"
+        )
     if result.n_failed:
         echo(
             f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
@@ -1605,14 +1682,21 @@ def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, res
             parallel = joblib.Parallel(
                 n_jobs=n, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
             )
-            for rec in parallel(joblib.delayed(fn)(spec, reg) for spec in pending):
-                store.write_run(out_dir, rec)
-                result.n_executed += 1
-                if rec["row"]["outcome"] == "error":
-                    result.n_failed += 1
-                    msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
-                    result.failed.append((rec["run_id"], msg))
-                bar.set_postfix(failed=result.n_failed, refresh=False)
-                bar.update(1)
+            records = parallel(joblib.delayed(fn)(spec, reg) for spec in pending)
+            try:
+                for rec in records:
+                    store.write_run(out_dir, rec)
+                    result.n_executed += 1
+                    if rec["row"]["outcome"] == "error":
+                        result.n_failed += 1
+                        msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
+                        result.failed.append((rec["run_id"], msg))
+                    bar.set_postfix(failed=result.n_failed, refresh=False)
+                    bar.update(1)
+            finally:  # stopped early (e.g. a run could not be stored): cancel the rest quietly,
+                # the sweep's own message says what happened and how to resume
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*tasks which were still being")
+                    records.close()
     finally:
         bar.close()
