@@ -431,3 +431,34 @@ def test_published_numbers_beside_ours(tmp_path):
     assert "(random_guessing: latch, H=2, 10/10 solved)" in row
     row1 = next(line for line in text.splitlines() if line.startswith("| latch, variant I:"))
     assert "No like-for-like run" in row1  # our latch is variant II
+
+
+def test_report_says_how_long_its_sweeps_took(tmp_path):
+    """Wall and CPU time from meta.json's sessions (parts' sessions in a merged meta) and,
+    for the parallel experiment, from its timings; old sessions without cpu_s are named."""
+    write_experiment(tmp_path, "speed", speed_spec())
+    write_experiment(tmp_path, "local_optima", optima_spec(), seeds=12)
+    for name, hist in [
+        ("speed", [{"wall_s": 600.0, "cpu_s": 1100.0}, {"wall_s": 60.0, "cpu_s": 100.0}]),
+        ("local_optima", [{"wall_s": 120.0, "cpu_s": 200.0, "part": "xor"}]),
+    ]:
+        f = tmp_path / name / "meta.json"
+        meta = json.loads(f.read_text())
+        meta["history"] = [{"start": "2026-01-01T00:00:00+00:00", **h} for h in hist]
+        f.write_text(json.dumps(meta))
+    par = tmp_path / "parallel"
+    par.mkdir()
+    pd.DataFrame({"jobs": [1, 2], "wall_s": [40.0, 20.0], "cpu_s": [38.0, 39.0]}).to_parquet(
+        par / "parallel.parquet", index=False
+    )
+    (par / "meta.json").write_text(json.dumps({"experiment": "parallel", "history": []}))
+    text = R.render_report(tmp_path)
+    # 600 + 60 + 120 + 40 + 20 s = 14 min; 1100 + 100 + 200 + 38 + 39 s = 24.6 min
+    assert "took 14.0 min of wall time and 24.6 min of CPU time in their runs" in text
+    assert "| speed | 2026-01-01T00:10:00+00:00 | 2 | 11.0 min | 20.0 min |" in text
+    assert "| parallel | – | 2 | 60 s | 77 s |" in text
+    f = tmp_path / "speed" / "meta.json"
+    meta = json.loads(f.read_text())
+    meta["history"][1].pop("cpu_s")
+    f.write_text(json.dumps(meta))
+    assert "(CPU time not recorded for speed)" in R.render_report(tmp_path)

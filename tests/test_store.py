@@ -197,7 +197,16 @@ def test_tables_and_meta_after_a_sweep(cfg, tmp_path):
     assert meta["threads"]["inner_max_num_threads"] == 1
     assert meta["threads"]["worker_env"]["NUMBA_NUM_THREADS"] == "1"
     assert meta["cpu"]["count"] >= 1 and meta["cpu"]["model"]
-    assert meta["counts"] == {"runs": 6, "stored_before": 0, "executed": 6, "failed": 0}
+    counts = meta["counts"]
+    assert {k: counts[k] for k in ("runs", "stored_before", "executed", "failed")} == {
+        "runs": 6,
+        "stored_before": 0,
+        "executed": 6,
+        "failed": 0,
+    }
+    # the session's CPU time is the sum of its runs' (rounded), its wall time covers them
+    assert counts["cpu_s"] == pytest.approx(runs["cpu_s"].sum(), abs=1e-3)
+    assert counts["wall_s"] >= 0 and meta["history"][-1]["cpu_s"] == counts["cpu_s"]
 
 
 def test_rerun_skips_stored_runs_and_force_reruns_all(cfg, tmp_path):
@@ -211,6 +220,18 @@ def test_rerun_skips_stored_runs_and_force_reruns_all(cfg, tmp_path):
     assert len(executed(log)) == 6  # nothing recomputed
     assert {p.name: p.stat().st_mtime_ns for p in (out / "runs").iterdir()} == mtimes
     assert len(store.load_runs(out)) == 6
+    # nothing to do after a complete session: meta.json keeps its bytes (no new session), so
+    # a rerun of `make experiments` leaves the report and every tracked file as they were
+    meta_bytes = (out / "meta.json").read_bytes()
+    res = run(path, out)
+    assert res.n_executed == 0 and (out / "meta.json").read_bytes() == meta_bytes
+    # ... but after an interrupted one, a session is recorded (and completes the status)
+    meta = json.loads(meta_bytes)
+    meta["status"] = "interrupted"
+    (out / "meta.json").write_text(json.dumps(meta))
+    res = run(path, out)
+    meta = store.load_meta(out)
+    assert res.n_executed == 0 and meta["status"] == "complete" and len(meta["history"]) == 2
     res = run(path, out, force=True)
     assert (res.n_stored_before, res.n_executed) == (0, 6)
     assert len(executed(log)) == 12

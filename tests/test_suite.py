@@ -267,6 +267,20 @@ def test_rerun_resumes(smoke):
     pd.testing.assert_frame_equal(store.load_runs(results / "speed"), before["speed"])
 
 
+def test_rerun_of_the_suite_changes_no_tracked_file(smoke):
+    """`make experiments` again on complete results runs nothing and rewrites the report, the
+    figures and meta.json with the same bytes: a clone stays clean (the committed report and
+    figures are git-tracked; the tables are not)."""
+    results, _ = smoke
+    files = [p for p in results.rglob("*") if p.is_file() and p.suffix in (".md", ".png", ".json")]
+    files = [p for p in files if "runs" not in p.relative_to(results).parts]
+    before = {p: p.read_bytes() for p in files}
+    assert any(p.name == "REPORT.md" for p in before) and any(p.suffix == ".png" for p in before)
+    _run_smoke(results)
+    changed = [str(p.relative_to(results)) for p, b in before.items() if p.read_bytes() != b]
+    assert not changed
+
+
 def test_smoke_suite_is_reproducible(smoke, tmp_path):
     """Twice the same command: identical non-timing columns of every runs.parquet, identical
     landscape tables and identical bytes of every figure that does not show wall time."""

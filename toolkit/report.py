@@ -1029,7 +1029,9 @@ def _intro(exps: list[Experiment], missing: list[str]) -> list[str]:
         "under this directory; every number below is computed from them, and every verdict "
         "follows from the numbers by the rules in the section *How the verdicts are decided*. "
         f"Scale: {sc}. Experiments with results: {len(exps)} of {len(_KNOWN)} in the suite"
-        + (f" (missing: {_join(missing)})." if missing else "."),
+        + (f" (missing: {_join(missing)})." if missing else ".")
+        + " "
+        + _time_line(exps),
         "",
     ]
 
@@ -1409,34 +1411,93 @@ def _machine(exps: list[Experiment]) -> list[str]:
     for k in names:
         rows.append([k, agg(lambda m, k=k: _meta_get(m, "versions", k))])
     lines += md_table(["", "value"], rows)
-    lines += ["", "Sweeps (times as recorded in meta.json, UTC):", ""]
+    lines += ["", "Sweeps (as recorded in meta.json and parallel.parquet):", ""]
     srows = []
-    for name, m in metas:
-        hist = m.get("history") if isinstance(m.get("history"), list) else []
-        total = 0.0
-        for h in hist:
-            try:
-                from datetime import datetime
-
-                t0 = datetime.fromisoformat(str(h["start"]))
-                t1 = datetime.fromisoformat(str(h["end"]))
-                total += (t1 - t0).total_seconds()
-            except (KeyError, TypeError, ValueError):
-                pass
+    for e in exps:
+        if not e.meta:
+            continue
+        wall, cpu, n = _sweep_times(e)
         srows.append(
             [
-                name,
-                str(m.get("created", "–")),
-                str(m.get("end") or "–"),
-                str(len(hist)),
-                fmt_num(total) if hist else "–",
+                e.name,
+                str(e.meta.get("end") or "–"),
+                str(n),
+                _duration(wall) if n else "–",
+                _duration(cpu) if cpu is not None else "not recorded",
             ]
         )
     lines += md_table(
-        ["experiment", "created", "last session ended", "sessions", "sweep wall time (s)"], srows
+        ["experiment", "last session ended (UTC)", "sessions", "wall time", "CPU time of the runs"],
+        srows,
     )
     lines.append("")
     return lines
+
+
+def _sweep_times(exp: Experiment) -> tuple[float, float | None, int]:
+    """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
+    sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
+    experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
+    the timings in parallel.parquet (each a full sweep)."""
+    from datetime import datetime
+
+    par = exp.tables.get("parallel")
+    if par is not None and "wall_s" in par.columns and len(par):
+        cpu = None
+        if "cpu_s" in par.columns and par["cpu_s"].notna().all():
+            cpu = float(par["cpu_s"].sum())
+        return float(par["wall_s"].sum()), cpu, len(par)
+    hist = (exp.meta or {}).get("history")
+    hist = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
+    wall, cpu, known = 0.0, 0.0, bool(hist)
+    for h in hist:
+        w = h.get("wall_s")
+        if w is None:  # sessions written before wall_s was recorded: end - start
+            try:
+                t0 = datetime.fromisoformat(str(h["start"]))
+                w = (datetime.fromisoformat(str(h["end"])) - t0).total_seconds()
+            except (KeyError, TypeError, ValueError):
+                w = 0.0
+        wall += float(w)
+        if h.get("cpu_s") is None:
+            known = False
+        else:
+            cpu += float(h["cpu_s"])
+    return wall, (cpu if known else None), len(hist)
+
+
+def _duration(seconds: float) -> str:
+    """1.2 s, 45 s, 12.5 min, 2.1 h."""
+    s = float(seconds)
+    if s < 10:
+        return f"{s:.1f} s"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _time_line(exps: list[Experiment]) -> str:
+    """One sentence: how long the sweeps behind the report took, wall and CPU, and where."""
+    times = [(e, *_sweep_times(e)) for e in exps if e.meta]
+    times = [t for t in times if t[3]]
+    if not times:
+        return "How long the sweeps took is not recorded (no meta.json with sessions)."
+    wall = sum(t[1] for t in times)
+    cpus = [t[2] for t in times if t[2] is not None]
+    missing = [t[0].name for t in times if t[2] is None]
+    cpu_model = next((_meta_get(e.meta, "cpu", "model") for e, *_ in times), None)
+    jobs = sorted({str(_meta_get(e.meta, "threads", "jobs")) for e, *_ in times})
+    s = (
+        f"The sweeps behind these results took {_duration(wall)} of wall time"
+        + (f" and {_duration(sum(cpus))} of CPU time in their runs" if cpus else "")
+        + (f" (CPU time not recorded for {_join(missing)})" if missing and cpus else "")
+        + (f" on {cpu_model}" if cpu_model else "")
+        + (f" with --jobs {'/'.join(jobs)}" if jobs else "")
+        + "; per experiment in *Machine, software, commit*."
+    )
+    return s
 
 
 # ------------------------------------------------------------------------------------------

@@ -92,7 +92,7 @@ RUN_COLUMNS = (
     "method_params", "family", "n_hidden", "n_params", "hidden", "recurrent", "window", "output",
     "outcome", "evals",
     "fwd_steps", "grad_steps", "fwd_equiv", "final_loss", "best_loss", "solved_at_evals",
-    "solved_at_fwd_equiv", "wall_s", "compile_s", "message", "error", "target_loss",
+    "solved_at_fwd_equiv", "wall_s", "compile_s", "cpu_s", "message", "error", "target_loss",
     "budget_evals", "budget_fwd_equiv", "budget_wall_s",
 )  # fmt: skip
 INT_COLUMNS = (
@@ -113,24 +113,16 @@ FLOAT_COLUMNS = (
     "solved_at_fwd_equiv",
     "wall_s",
     "compile_s",
+    "cpu_s",
     "target_loss",
     "budget_fwd_equiv",
     "budget_wall_s",
 )
 #: trace columns: the Trace record's own
 TRACE_COLUMNS = _TRACE_COLUMNS
-TRACE_COLUMNS = (
-    "evals",
-    "fwd_steps",
-    "grad_steps",
-    "fwd_equiv",
-    "wall_s",
-    "loss",
-    "best_loss",
-    "grad_norm",
-)
 #: columns that measure time and so differ between executions of the same run
-TIMING_COLUMNS = ("wall_s", "compile_s")
+#: (cpu_s: the CPU time of the run's thread, from building the task to the end of training)
+TIMING_COLUMNS = ("wall_s", "compile_s", "cpu_s")
 PACKAGES = (
     "numpy",
     "numba",
@@ -731,7 +723,11 @@ def environment() -> dict:
     commit = _git(["rev-parse", "HEAD"], repo)
     dirty = None
     if commit is not None:
-        status = _git(["status", "--porcelain", "--untracked-files=no"], repo)
+        # the code's state: changes under results/ (this run's own output) do not count
+        status = _git(
+            ["status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results"],
+            repo,
+        )
         dirty = bool(status) if status is not None else None
     try:
         affinity = len(os.sched_getaffinity(0))
@@ -797,15 +793,32 @@ def write_meta(out_dir, meta: dict) -> None:
 
 
 def finish_meta(
-    out_dir, meta: dict, *, status: str, executed: int, failed: int, stored_before: int
+    out_dir,
+    meta: dict,
+    *,
+    status: str,
+    executed: int,
+    failed: int,
+    stored_before: int,
+    cpu_s: float = 0.0,
+    wall_s: float | None = None,
 ) -> None:
+    """Close a session: status, counts and a history entry. ``cpu_s``: CPU seconds of the runs
+    executed in this session (the sum of their ``cpu_s``); ``wall_s``: the session's wall time
+    (default: end - start, to the second)."""
     meta["end"] = _now()
     meta["status"] = status
+    if wall_s is None:
+        wall_s = (
+            datetime.fromisoformat(meta["end"]) - datetime.fromisoformat(meta["start"])
+        ).total_seconds()
     meta["counts"] = {
         "runs": meta.get("n_runs"),
         "stored_before": stored_before,
         "executed": executed,
         "failed": failed,
+        "cpu_s": round(float(cpu_s), 3),
+        "wall_s": round(float(wall_s), 3),
     }
     meta["history"].append(
         {
@@ -814,6 +827,8 @@ def finish_meta(
             "status": status,
             "executed": executed,
             "failed": failed,
+            "cpu_s": round(float(cpu_s), 3),
+            "wall_s": round(float(wall_s), 3),
             "backend": meta["threads"]["backend"],
             "jobs": meta["threads"]["jobs"],
         }

@@ -620,6 +620,7 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
                 {
                     "jobs": j,
                     "wall_s": r.elapsed_s,
+                    "cpu_s": r.cpu_s,
                     "repeat": rep,
                     "n_runs": r.n_runs,
                     "failed": r.n_failed,
@@ -785,7 +786,12 @@ def merge_parts(
         and len(metas) == len(sexp.parts)
         and not missing
         else "incomplete",
-        "history": [],
+        # every part's sessions, so that the report can add up the sweeps' time
+        "history": [
+            {**h, "part": p}
+            for p, m in metas.items()
+            for h in (m.get("history") if isinstance(m.get("history"), list) else [])
+        ],
     }
     if missing:
         meta["missing"] = {p: len(ids) for p, ids in missing.items()}

@@ -1164,6 +1164,7 @@ def _base_row(spec: dict) -> dict:
         "solved_at_fwd_equiv": math.nan,
         "wall_s": 0.0,
         "compile_s": 0.0,
+        "cpu_s": 0.0,
         "message": "",
         "error": "",
         "target_loss": math.nan if spec.get("target_loss") is None else spec["target_loss"],
@@ -1183,7 +1184,7 @@ def execute_run(run_spec: dict, registry=None) -> dict:
     ``{"run_id", "row", "trace", "final_theta", "best_theta"}``; any exception gives outcome
     ``error`` with the traceback in ``row["error"]``.
     """
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.thread_time()
     row = _base_row(run_spec)
     record = {
         "run_id": run_spec["run_id"],
@@ -1240,6 +1241,7 @@ def execute_run(run_spec: dict, registry=None) -> dict:
         row["error"] = traceback.format_exc()
         row["message"] = f"{type(e).__name__}: {e}"
         row["wall_s"] = time.perf_counter() - t0
+    row["cpu_s"] = time.thread_time() - cpu0  # this thread only: right for dask's threads too
     return record
 
 
@@ -1263,6 +1265,7 @@ class SweepResult:
     failed: list[tuple[str, str]] = field(default_factory=list)
     dry_run: bool = False
     elapsed_s: float = 0.0
+    cpu_s: float = 0.0  # CPU seconds of the runs executed (sum of their cpu_s)
 
     @property
     def ok(self) -> bool:
@@ -1543,6 +1546,13 @@ def run_sweep(
         store.prepare(out_dir, force=force)
         if pending and backend == "dask" and client is None:  # damaged files to rerun
             client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+        # a session with nothing to run, after a complete one, changes nothing: meta.json is
+        # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
+        noop = not pending and _completed_before(out_dir)
+        if noop:
+            echo(headline(n_stored, 0) + f" in {out_dir}; nothing to do")
+            status = "complete"
+            return result
         meta = store.new_meta(
             exp,
             backend=backend,
@@ -1605,6 +1615,8 @@ def run_sweep(
                     executed=result.n_executed,
                     failed=result.n_failed,
                     stored_before=n_stored,
+                    cpu_s=result.cpu_s,
+                    wall_s=time.perf_counter() - t_start,
                 )
             except Exception as e:
                 if error is None:
@@ -1639,6 +1651,21 @@ def run_sweep(
             f"stored ({result.elapsed_s:.1f} s)"
         )
     return result
+
+
+def _completed_before(out_dir: Path) -> bool:
+    """True when ``out_dir`` has a meta.json of a session that completed (status complete)
+    and every table: a session with nothing to run then has nothing to add."""
+    try:
+        meta = store.load_meta(out_dir)
+    except (OSError, ValueError):
+        return False
+    tables = (store.RUNS_TABLE, store.TRACES_TABLE, store.THETAS_TABLE)
+    return (
+        bool(meta)
+        and meta.get("status") == "complete"
+        and all((Path(out_dir) / t).is_file() for t in tables)
+    )
 
 
 def _one_thread_here():
@@ -1687,6 +1714,7 @@ def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, res
                 for rec in records:
                     store.write_run(out_dir, rec)
                     result.n_executed += 1
+                    result.cpu_s += float(rec["row"].get("cpu_s") or 0.0)
                     if rec["row"]["outcome"] == "error":
                         result.n_failed += 1
                         msg = rec["row"]["message"] or rec["row"]["error"].strip().splitlines()[-1]
