@@ -58,6 +58,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from toolkit import records
 from toolkit.train.trace import COLUMNS as _TRACE_COLUMNS
 from toolkit.train.trace import OUTCOMES
 
@@ -86,43 +87,16 @@ RUN_FORMAT = 2
 REQUIRED_KEYS = ("run_id", "row", "trace", "final_theta", "best_theta")
 REQUIRED_ROW_KEYS = ("run_id", "outcome", "task", "method")
 
-#: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key)
-RUN_COLUMNS = (
-    "experiment", "run_id", "replicate", "seed", "task", "task_params", "method",
-    "method_params", "family", "n_hidden", "n_params", "hidden", "recurrent", "window", "output",
-    "outcome", "evals",
-    "fwd_steps", "grad_steps", "fwd_equiv", "final_loss", "best_loss", "solved_at_evals",
-    "solved_at_fwd_equiv", "wall_s", "compile_s", "cpu_s", "message", "error", "target_loss",
-    "budget_evals", "budget_fwd_equiv", "budget_wall_s",
-)  # fmt: skip
-INT_COLUMNS = (
-    "replicate",
-    "seed",
-    "n_hidden",
-    "n_params",
-    "evals",
-    "fwd_steps",
-    "grad_steps",
-    "budget_evals",
-)
-FLOAT_COLUMNS = (
-    "fwd_equiv",
-    "final_loss",
-    "best_loss",
-    "solved_at_evals",
-    "solved_at_fwd_equiv",
-    "wall_s",
-    "compile_s",
-    "cpu_s",
-    "target_loss",
-    "budget_fwd_equiv",
-    "budget_wall_s",
-)
+#: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key), their
+#: dtypes and the timing columns: all derived from the run record (toolkit/records.py)
+RUN_COLUMNS = records.columns()
+INT_COLUMNS = records.columns("Int64")
+FLOAT_COLUMNS = records.columns("float64")
 #: trace columns: the Trace record's own
 TRACE_COLUMNS = _TRACE_COLUMNS
 #: columns that measure time and so differ between executions of the same run
 #: (cpu_s: the CPU time of the run's thread, from building the task to the end of training)
-TIMING_COLUMNS = ("wall_s", "compile_s", "cpu_s")
+TIMING_COLUMNS = records.columns(timing=True)
 PACKAGES = (
     "numpy",
     "numba",
