@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from toolkit import analysis as A
+from toolkit import claims as C
 from toolkit import report as R
 
 GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")
@@ -341,12 +343,12 @@ def test_cli_report_prints_the_path(tmp_path, capsys):
 # -- helpers with known answers -------------------------------------------------------------
 def test_newcombe_and_fisher_known_values():
     # Newcombe (1998), Statistics in Medicine 17:873-890, Table II example (a), method 10
-    d, lo, hi = R.diff_interval(56, 70, 48, 80)
+    d, lo, hi = A.diff_interval(56, 70, 48, 80)
     assert d == pytest.approx(0.2) and (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
     # Fisher's tea-tasting table: 3/4 against 1/4, two-sided p = 34/70
-    assert R.fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
-    assert R.fisher_exact(5, 5, 5, 5) == pytest.approx(1.0)
-    assert math.isnan(R.fisher_exact(0, 0, 1, 2))
+    assert A.fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
+    assert A.fisher_exact(5, 5, 5, 5) == pytest.approx(1.0)
+    assert math.isnan(A.fisher_exact(0, 0, 1, 2))
 
 
 def test_fmt_num():
@@ -370,25 +372,25 @@ def test_verdict_rules():
     def panels(*outcomes):
         return pd.DataFrame({"outcome": list(outcomes)})
 
-    assert R.claim_a(panels("BPTT faster", "BPTT faster"), 20) == "supported"
-    assert R.claim_a(panels("BPTT faster", "nothing solved"), 20) == "supported"
-    assert R.claim_a(panels("BPTT faster", "undecided"), 20) == "partly supported"
-    assert R.claim_a(panels("evolution faster", "undecided"), 20) == "not supported"
-    assert R.claim_a(panels("equally fast", "equally fast"), 20) == "not supported"
-    assert R.claim_a(panels("undecided"), 20) == "inconclusive at this scale"
-    assert R.claim_a(panels("BPTT faster"), 9) == "inconclusive at this scale"
-    assert R.claim_a(panels(), 20) == "not measured"
+    assert C.claim_a(panels("BPTT faster", "BPTT faster"), 20) == "supported"
+    assert C.claim_a(panels("BPTT faster", "nothing solved"), 20) == "supported"
+    assert C.claim_a(panels("BPTT faster", "undecided"), 20) == "partly supported"
+    assert C.claim_a(panels("evolution faster", "undecided"), 20) == "not supported"
+    assert C.claim_a(panels("equally fast", "equally fast"), 20) == "not supported"
+    assert C.claim_a(panels("undecided"), 20) == "inconclusive at this scale"
+    assert C.claim_a(panels("BPTT faster"), 9) == "inconclusive at this scale"
+    assert C.claim_a(panels(), 20) == "not measured"
 
     def b(*outcomes):
         return pd.DataFrame({"outcome": list(outcomes)})
 
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 30) == "supported"
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence helps"), 30) == "partly supported"
-    assert R.claim_b(b("BPTT more often stuck"), b(), 30) == "partly supported"
-    assert R.claim_b(b("BPTT less often stuck"), b("undecided"), 30) == "not supported"
-    assert R.claim_b(b("equal"), b("equal"), 30) == "not supported"
-    assert R.claim_b(b("undecided"), b("not informative"), 30) == "inconclusive at this scale"
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 5) == (
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 30) == "supported"
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence helps"), 30) == "partly supported"
+    assert C.claim_b(b("BPTT more often stuck"), b(), 30) == "partly supported"
+    assert C.claim_b(b("BPTT less often stuck"), b("undecided"), 30) == "not supported"
+    assert C.claim_b(b("equal"), b("equal"), 30) == "not supported"
+    assert C.claim_b(b("undecided"), b("not informative"), 30) == "inconclusive at this scale"
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 5) == (
         "inconclusive at this scale"
     )
 
