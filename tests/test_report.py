@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from toolkit import claims as C
 from toolkit import report as R
 
 GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def write_experiment(
@@ -111,6 +114,7 @@ def write_experiment(
         "replicates": seeds,
         "n_runs": planned if planned is not None else len(runs),
         "config_resolved": {"name": name, "description": f"synthetic {name}"},
+        "config_given": {"report": report_table(name)},
         "versions": {"python": "3.11.7", "numpy": "2.0.0"},
         "git": {"commit": "0123456789abcdef", "dirty": False},
         "cpu": {"model": "Test CPU", "count": 2, "available": 2},
@@ -131,6 +135,12 @@ def write_experiment(
     for tname, df in (extra_tables or {}).items():
         df.to_parquet(d / f"{tname}.parquet", index=False)
     return d
+
+
+def report_table(name: str) -> dict:
+    """The [report] table of experiments/<name>.toml, as a sweep stores it in meta.json."""
+    f = EXPERIMENTS / f"{name}.toml"
+    return tomllib.loads(f.read_text("utf-8")).get("report", {}) if f.is_file() else {}
 
 
 def speed_spec(bptt_cost=1e3, evo_cost=1e5, k_b=18, k_e=18):
@@ -196,8 +206,8 @@ def test_sections_tables_and_figures(tmp_path):
     # the other experiments are missing: one line each, not fatal
     for name in ("lag", "random_guessing", "scaling", "truncation", "cliff", "reber"):
         assert f"Not run: no results in `{name}/`" in text
-    # published numbers with their source; statements where there are none
-    assert "2906" in text and "section 'Parity problem'" in text
+    # statements where there are no published numbers (the experiment files' [report] tables,
+    # as stored in meta.json); the published numbers themselves: test_published_numbers_...
     assert "no comparable number" in text
     assert "could not be generated" not in text  # no section failed
 
@@ -433,6 +443,7 @@ def test_published_numbers_beside_ours(tmp_path):
     assert "(random_guessing: latch, H=2, 10/10 solved)" in row
     row1 = next(line for line in text.splitlines() if line.startswith("| latch, variant I:"))
     assert "No like-for-like run" in row1  # our latch is variant II
+    assert "2906" in text and "section 'Parity problem'" in text  # with its source
 
 
 def test_report_says_how_long_its_sweeps_took(tmp_path):

@@ -9,18 +9,24 @@ writes one markdown document a researcher can read top to bottom:
 1. the question (the two textbook claims about BPTT);
 2. the setup: network, tasks, methods, budgets, cost units, seeds, machine, versions, commit
    and scale -- everything read from ``meta.json`` and the run tables;
-3. one section per experiment, in the order of issue 8 (speed, local_optima, lag,
-   random_guessing, scaling, truncation, cliff, reber, parallel, then any other directory that
-   holds results), with its figures (relative PNG links) and a results table: success rates
-   with Wilson intervals, median final loss with a bootstrap CI, ERT with a bootstrap CI, and
-   the ERT ratio of every method to the best BPTT variant with its CI and a Mann-Whitney p;
-   an experiment that is missing gets a one-line note, a partial one is reported as such;
-4. a verdict paragraph per claim, *generated from the numbers* by the rules in
+3. one section per experiment, in the order of :data:`ORDER` (then any other directory that
+   holds results), titled, summarised and captioned by its experiment file's ``[report]``
+   table as stored in meta.json (``config_given.report``: ``title``, ``summary``,
+   ``published``, ``[report.figures]`` captions in reading order, ``[[report.compare]]``
+   published numbers), with its figures (relative PNG links) and a results table: success
+   rates with Wilson intervals, median final loss with a bootstrap CI, ERT with a bootstrap
+   CI, and the ERT ratio of every method to the best BPTT variant with its CI and a
+   Mann-Whitney p; an experiment that is missing gets a one-line note, a partial one is
+   reported as such;
+4. a verdict paragraph per claim, computed by :mod:`toolkit.claims` by the rules in
    :data:`RULES_TEXT` (printed in the report too), with the number of seeds behind it and
    whether that is enough;
-5. published numbers for the same setups beside ours (:data:`PUBLISHED`), each with its
-   citation, and a statement where no directly comparable published number exists.
+5. published numbers for the same setups beside ours (every experiment's
+   ``[[report.compare]]`` rows), each with its citation, and a statement where no directly
+   comparable published number exists (``[report] published``).
 
+Everything comes from the stored results (:func:`toolkit.store.read_results`), never from
+experiments/: an experiment without results has no title beyond its directory name.
 The text is deterministic: bootstraps are seeded (:data:`SEED`, :data:`N_BOOT`), every table is
 sorted, and the only timestamps are those read from ``meta.json``; the same results give the
 same bytes. A missing, partial or unreadable experiment never stops the report: the section
@@ -53,8 +59,7 @@ from toolkit.claims import (
 from toolkit.store import Results
 
 __all__ = [
-    "EXPERIMENTS",
-    "PUBLISHED",
+    "ORDER",
     "RULES_TEXT",
     "fmt_num",
     "render_report",
@@ -63,187 +68,22 @@ __all__ = [
 
 REPORT_FILE = "REPORT.md"
 
-#: (directory name, title, what the experiment measures) in the order of issue 8
-EXPERIMENTS = (
-    (
-        "speed",
-        "Speed: BPTT against evolutionary optimization",
-        "Which optimizer reaches each task's published success criterion at the lowest cost, "
-        "under equal budgets counted in forward-pass equivalents: gradient training (BPTT "
-        "variants) against evolutionary methods and random guessing. Feeds claim (a).",
-    ),
-    (
-        "local_optima",
-        "Local optima: many seeds on small networks",
-        "How often each optimizer ends in a poor local optimum on small networks where bad "
-        "optima are known to exist: final-loss distributions, success rates, the number of "
-        "distinct final-loss levels (basins), and the same networks with the recurrence "
-        "removed (W_hh = 0, a feed-forward net on a window of inputs). Feeds claim (b).",
-    ),
-    (
-        "lag",
-        "Time lags",
-        "Success rate and cost against the time lag the network must bridge, as in Bengio, "
-        "Simard & Frasconi (1994) and Hochreiter & Schmidhuber (1997).",
-    ),
-    (
-        "random_guessing",
-        "Random weight guessing",
-        "The setups of Schmidhuber, Hochreiter & Bengio (2001), 'Evaluating benchmark problems "
-        "by random guessing': the mean number of guesses to solve, beside BPTT and CMA-ES.",
-    ),
-    (
-        "scaling",
-        "Scaling with the number of weights",
-        "Expected running time against the number of weights (hidden size): where evolution "
-        "falls behind gradient training, and how fast.",
-    ),
-    (
-        "truncation",
-        "Truncated BPTT",
-        "Unfold depth k from 1 to full BPTT: how well the truncated gradient points along the "
-        "full one, and what truncation does to success and cost.",
-    ),
-    (
-        "cliff",
-        "The error surface: cliffs and bifurcations",
-        "The error surface of one recurrent unit (Pascanu, Mikolov & Bengio 2013, Fig. 6; "
-        "Doya 1992) with optimizer paths, and loss slices of trained Elman networks.",
-    ),
-    (
-        "reber",
-        "Embedded Reber grammar",
-        "An Elman network trained on the embedded Reber grammar with BPTT and with CMA-ES: "
-        "success rate across seeds.",
-    ),
-    (
-        "parallel",
-        "Parallel execution",
-        "One fixed sweep at --jobs 1 and at --jobs = all cores: wall time, speedup and efficiency.",
-    ),
+#: the suite's experiments in the order of issue 8 (any other results directory follows). What
+#: the report says about each -- title, summary, figure captions, published numbers -- is its
+#: experiment file's [report] table, read from the stored meta.json (Results.report)
+ORDER = (
+    "speed",
+    "local_optima",
+    "lag",
+    "random_guessing",
+    "scaling",
+    "truncation",
+    "cliff",
+    "reber",
+    "parallel",
 )
-_KNOWN = [e[0] for e in EXPERIMENTS]
+_KNOWN = list(ORDER)
 
-#: figure stems written by toolkit.plots.plot_experiment, in reading order, with captions
-FIGURES = (
-    (
-        "convergence_fwd_equiv",
-        "Best training loss so far against cost in forward-pass equivalents "
-        "(median line and interquartile band over seeds).",
-    ),
-    ("convergence_wall_s", "The same against wall-clock seconds (compile time excluded)."),
-    ("ecdf", "Runtime ECDF (COCO): the fraction of (run, loss target) pairs reached against cost."),
-    ("final_loss", "Final loss of every seed per method, with the success rate and its CI."),
-    ("success_vs_*", "Success rate against the swept length or lag, with Wilson 95 % bands."),
-    ("scaling", "ERT against the number of weights (log-log) with bootstrap CIs."),
-    ("truncation", "Unfold depth k: gradient cosine to full BPTT, success rate and ERT."),
-    (
-        "cliff",
-        "Single-unit error surface with a cliff, with the paths of gradient descent, "
-        "norm-clipped gradient descent and CMA-ES.",
-    ),
-    ("bifurcation", "Fixed points of the single unit against its bias (Doya 1992)."),
-    (
-        "loss_slices",
-        "Elman-net loss on filter-normalised slices and on lines between seeds' solutions.",
-    ),
-    ("grad_norm_slice", "Loss and gradient norm along one slice (exploding-gradient spikes)."),
-    ("parallel_scaling", "Sweep wall time, speedup and efficiency against --jobs."),
-)
-
-_SHB = (
-    "Schmidhuber, Hochreiter & Bengio (2001), 'Evaluating benchmark problems by random "
-    "guessing', in Kolen & Kremer (eds.), A Field Guide to Dynamical Recurrent Networks"
-)
-_SHB_SETUP = (
-    "weights U(-100, 100), sequence lengths 500-600, 100 training sequences, a guess counts "
-    "when every training sequence is classified right (|error| < 0.1 at the end)"
-)
-#: published numbers for setups the suite reproduces, only numbers checked against the source.
-#: ``task``/``method`` select our rows (None: no like-for-like row exists); ``variant``, when
-#: set, must equal the run's task parameter ``variant`` (absent: our latch is variant II, see
-#: toolkit/tasks.py); ``note`` is printed beside our number, ``missing`` when there is none.
-PUBLISHED = (
-    {
-        "what": "latch, variant I: mean guesses to solve",
-        "value": "6 (mean of 40 simulations)",
-        "setup": "one tanh unit; free parameters: recurrent weight and the two class inputs; "
-        "targets +-0.8, Gaussian noise (variance 0.2) after the first step; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Latch and 2-sequence problems'.",
-        "task": "latch",
-        "variant": "I",
-        "method": "random",
-        "note": "our latch I substitute has 2 free weights (recurrent and input weight) "
-        "where the paper has 3 parameters: an Elman net cannot make inputs free "
-        "(experiments/random_guessing.toml)",
-        "missing": "no like-for-like run: the toolkit's latch task is variant II unless a "
-        "random_guessing part named latch_I provides the variant I substitute",
-    },
-    {
-        "what": "latch, variant I: trials of the methods of Bengio et al. (1994)",
-        "value": "1600",
-        "setup": "as reported (not re-measured) by Schmidhuber, Hochreiter & Bengio (2001)",
-        "source": _SHB + ", section 'Latch and 2-sequence problems', quoting Bengio, Simard "
-        "& Frasconi (1994).",
-        "task": None,
-        "method": None,
-        "note": "",
-        "missing": "no like-for-like run",
-    },
-    {
-        "what": "latch, variant II: mean guesses to solve",
-        "value": "22",
-        "setup": "one tanh unit with self, input and bias weights; inputs +-1, targets +-1, "
-        "Gaussian noise (variance 0.2) after the first step; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Latch and 2-sequence problems'.",
-        "task": "latch",
-        "variant": "II",
-        "method": "random",
-        "note": "",
-        "missing": "no run of ours",
-    },
-    {
-        "what": "parity, architecture A1 (1 hidden unit), no noise: mean guesses to solve",
-        "value": "2906",
-        "setup": "fully recurrent net, 1 input, 1 hidden, 1 output unit, all biased, the "
-        "output unit recurrent; inputs +-1; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Parity problem'.",
-        "task": "parity",
-        "method": "random",
-        "note": "a plain Elman net's readout is not recurrent, so our architecture differs",
-        "missing": "no run of ours",
-    },
-    {
-        "what": "parity, architecture A2, no noise: mean guesses to solve",
-        "value": "2797",
-        "setup": "each hidden unit sees the input, the output unit and itself, the output unit "
-        "sees all units, all biased; inputs +-1; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Parity problem'.",
-        "task": None,
-        "method": None,
-        "note": "",
-        "missing": "no like-for-like run (architecture A2 is not an Elman net)",
-    },
-)
-
-#: experiments for which no directly comparable published number exists, and why
-NO_PUBLISHED = {
-    "speed": "No published work measures BPTT against evolutionary optimization on Elman "
-    "networks side by side under equal cost accounting (issue 8); no comparable number.",
-    "local_optima": "Elman (1990) trains the 2-hidden-unit temporal-XOR net but reports no "
-    "success rate over seeds; no comparable number.",
-    "lag": "Bengio, Simard & Frasconi (1994) show success against lag as curves for other "
-    "algorithms and settings, not as a table we can set beside ours; no comparable number.",
-    "scaling": "No comparable published number.",
-    "truncation": "Williams & Peng (1990) define BPTT(h; h') but report no gradient cosines; "
-    "no comparable number.",
-    "cliff": "Pascanu, Mikolov & Bengio (2013, Fig. 6) and Doya (1992) are qualitative "
-    "(figures); no number to compare.",
-    "reber": "Hochreiter & Schmidhuber (1997, Table 1) report results of other training "
-    "procedures (online presentations, Elman's own procedure) on this grammar; we do not "
-    "reprint them because we could not check the exact figures against the paper here.",
-    "parallel": "Machine-specific; no comparable number.",
-}
 
 RULES_TEXT = f"""\
 All intervals are {LEVEL:.0%} intervals and all tests two-sided at the {ALPHA:g} level. Costs are
@@ -949,7 +789,8 @@ def _figure_lines(exp: Results, rel: str) -> list[str]:
     if not exp.figures:
         return ["No figures (run `bptt plot` on this directory to draw them).", ""]
     lines, done = [], set()
-    for stem, cap in FIGURES:
+    captions = exp.report.get("figures")
+    for stem, cap in (captions if isinstance(captions, dict) else {}).items():
         if stem.endswith("*"):
             stems = [s for s in exp.figures if s.startswith(stem[:-1])]
         else:
@@ -1544,9 +1385,9 @@ def _experiment_section(exp: Results, num: int, title: str, purpose: str) -> lis
             par = None
     if par is not None:
         lines += _parallel_table(par)
-    if exp.name in NO_PUBLISHED:
-        lines += [f"Published numbers: {NO_PUBLISHED[exp.name]}", ""]
-    elif exp.name == "random_guessing":
+    if exp.report.get("published"):
+        lines += [f"Published numbers: {exp.report['published']}", ""]
+    elif exp.report.get("compare"):
         lines += ["Published numbers: see *Published numbers beside ours*.", ""]
     return lines
 
@@ -1801,6 +1642,15 @@ def _others_b(exps: dict[str, Results]) -> list[str]:
     ]
 
 
+def _compare_rows(exps: dict[str, Results]) -> list[dict]:
+    """The published numbers set beside ours: every experiment's [[report.compare]] rows."""
+    rows = []
+    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
+        comp = exps[name].report.get("compare") if name in exps else None
+        rows += [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []
+    return rows
+
+
 def _published(exps: dict[str, Results]) -> list[str]:
     lines = [
         "## Published numbers beside ours",
@@ -1811,9 +1661,9 @@ def _published(exps: dict[str, Results]) -> list[str]:
         "",
     ]
     rows = []
-    for pub in PUBLISHED:
+    for pub in _compare_rows(exps):
         ours = []
-        if pub["task"] is not None:
+        if pub.get("task") is not None:
             for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
                 e = exps.get(name)
                 runs = C.usable(e) if e is not None else None
@@ -1842,7 +1692,7 @@ def _published(exps: dict[str, Results]) -> list[str]:
                     )
                 break
         if ours:
-            our = "; ".join(ours) + (f" ({pub['note']})" if pub["note"] else "")
+            our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
         else:
             our = pub["missing"][0].upper() + pub["missing"][1:]
         rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
@@ -1854,9 +1704,10 @@ def _published(exps: dict[str, Results]) -> list[str]:
         "units, weight range).",
         "",
     ]
-    for name in _KNOWN:
-        if name in NO_PUBLISHED:
-            lines.append(f"* {name}: {NO_PUBLISHED[name]}")
+    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
+        note = exps[name].report.get("published") if name in exps else None
+        if note:
+            lines.append(f"* {name}: {note}")
     lines.append("")
     return lines
 
@@ -1892,9 +1743,9 @@ def render_report(results_root) -> str:
     lines += _question()
     lines += _safe(_setup, ordered, what="The setup section")
     lines += ["## Experiments", ""]
-    info = {n: (t, p) for n, t, p in EXPERIMENTS}
     for i, name in enumerate([*_KNOWN, *extra], start=1):
-        title, purpose = info.get(name, (name, ""))
+        text = exps[name].report if name in exps else {}
+        title, purpose = str(text.get("title") or name), str(text.get("summary") or "")
         if name in missing:
             lines += [
                 f"### {i}. {title} (`{name}/`)",

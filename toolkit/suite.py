@@ -406,7 +406,7 @@ def load(
                         f"unknown part; parts: {', '.join(raw_parts)}",
                     )
                 )
-        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales")}
+        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales", "report")}
         for pname, over in raw_parts.items():
             key = f"post.parts.{pname}"
             if not sweep._NAME_RE.match(pname):

@@ -83,6 +83,7 @@ TOP_KEYS = (
     "grid",
     "scales",
     "post",
+    "report",  # free-form text for the report (toolkit/report.py): never part of a run's key
 )
 #: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
 #: (several sweeps merged, landscape tables, gradient fidelity, parallel timing). Their
