@@ -452,7 +452,16 @@ def _setup(exps: list[Results]) -> list[str]:
     else:
         lines.append("No run tables were found.")
     lines.append("")
-    # methods
+    lines += _methods_and_budgets(with_runs)
+    lines += _cost_units(with_runs)
+    lines += _seeds_stats(exps)
+    lines += _machine(exps)
+    return lines
+
+
+def _methods_and_budgets(with_runs: list[Results]) -> list[str]:
+    """The setup's *Methods* and *Budgets* tables."""
+    lines = []
     lines += ["### Methods", ""]
     mrow: dict[str, dict] = {}
     for e in with_runs:
@@ -512,9 +521,6 @@ def _setup(exps: list[Results]) -> list[str]:
             "when one is set, or when it diverges.",
             "",
         ]
-    lines += _cost_units(with_runs)
-    lines += _seeds_stats(exps)
-    lines += _machine(exps)
     return lines
 
 
