@@ -356,3 +356,13 @@ def test_annotate_labels_grid_settings_once():
     cond = A.annotate(runs)["condition"].tolist()
     assert cond[0] == "latch (T=10, recurrent=True)"
     assert cond[3] == "latch (T=20, recurrent=False)"
+
+
+def test_fisher_exact_matches_scipy():
+    """The hand-written Fisher test against scipy's (skipped when scipy is not installed)."""
+    stats = pytest.importorskip("scipy.stats")
+    from toolkit import analysis as A
+
+    for k1, n1, k2, n2 in [(3, 4, 1, 4), (5, 12, 12, 12), (0, 10, 7, 10), (9, 30, 14, 30)]:
+        p = stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue
+        assert A.fisher_exact(k1, n1, k2, n2) == pytest.approx(p, rel=1e-9)

@@ -8,14 +8,19 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from toolkit import analysis as A
+from toolkit import claims as C
 from toolkit import report as R
 
 GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def write_experiment(
@@ -109,6 +114,7 @@ def write_experiment(
         "replicates": seeds,
         "n_runs": planned if planned is not None else len(runs),
         "config_resolved": {"name": name, "description": f"synthetic {name}"},
+        "config_given": {"report": report_table(name)},
         "versions": {"python": "3.11.7", "numpy": "2.0.0"},
         "git": {"commit": "0123456789abcdef", "dirty": False},
         "cpu": {"model": "Test CPU", "count": 2, "available": 2},
@@ -129,6 +135,12 @@ def write_experiment(
     for tname, df in (extra_tables or {}).items():
         df.to_parquet(d / f"{tname}.parquet", index=False)
     return d
+
+
+def report_table(name: str) -> dict:
+    """The [report] table of experiments/<name>.toml, as a sweep stores it in meta.json."""
+    f = EXPERIMENTS / f"{name}.toml"
+    return tomllib.loads(f.read_text("utf-8")).get("report", {}) if f.is_file() else {}
 
 
 def speed_spec(bptt_cost=1e3, evo_cost=1e5, k_b=18, k_e=18):
@@ -194,8 +206,8 @@ def test_sections_tables_and_figures(tmp_path):
     # the other experiments are missing: one line each, not fatal
     for name in ("lag", "random_guessing", "scaling", "truncation", "cliff", "reber"):
         assert f"Not run: no results in `{name}/`" in text
-    # published numbers with their source; statements where there are none
-    assert "2906" in text and "section 'Parity problem'" in text
+    # statements where there are no published numbers (the experiment files' [report] tables,
+    # as stored in meta.json); the published numbers themselves: test_published_numbers_...
     assert "no comparable number" in text
     assert "could not be generated" not in text  # no section failed
 
@@ -341,12 +353,12 @@ def test_cli_report_prints_the_path(tmp_path, capsys):
 # -- helpers with known answers -------------------------------------------------------------
 def test_newcombe_and_fisher_known_values():
     # Newcombe (1998), Statistics in Medicine 17:873-890, Table II example (a), method 10
-    d, lo, hi = R.diff_interval(56, 70, 48, 80)
+    d, lo, hi = A.diff_interval(56, 70, 48, 80)
     assert d == pytest.approx(0.2) and (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
     # Fisher's tea-tasting table: 3/4 against 1/4, two-sided p = 34/70
-    assert R.fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
-    assert R.fisher_exact(5, 5, 5, 5) == pytest.approx(1.0)
-    assert math.isnan(R.fisher_exact(0, 0, 1, 2))
+    assert A.fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
+    assert A.fisher_exact(5, 5, 5, 5) == pytest.approx(1.0)
+    assert math.isnan(A.fisher_exact(0, 0, 1, 2))
 
 
 def test_fmt_num():
@@ -370,25 +382,25 @@ def test_verdict_rules():
     def panels(*outcomes):
         return pd.DataFrame({"outcome": list(outcomes)})
 
-    assert R.claim_a(panels("BPTT faster", "BPTT faster"), 20) == "supported"
-    assert R.claim_a(panels("BPTT faster", "nothing solved"), 20) == "supported"
-    assert R.claim_a(panels("BPTT faster", "undecided"), 20) == "partly supported"
-    assert R.claim_a(panels("evolution faster", "undecided"), 20) == "not supported"
-    assert R.claim_a(panels("equally fast", "equally fast"), 20) == "not supported"
-    assert R.claim_a(panels("undecided"), 20) == "inconclusive at this scale"
-    assert R.claim_a(panels("BPTT faster"), 9) == "inconclusive at this scale"
-    assert R.claim_a(panels(), 20) == "not measured"
+    assert C.claim_a(panels("BPTT faster", "BPTT faster"), 20) == "supported"
+    assert C.claim_a(panels("BPTT faster", "nothing solved"), 20) == "supported"
+    assert C.claim_a(panels("BPTT faster", "undecided"), 20) == "partly supported"
+    assert C.claim_a(panels("evolution faster", "undecided"), 20) == "not supported"
+    assert C.claim_a(panels("equally fast", "equally fast"), 20) == "not supported"
+    assert C.claim_a(panels("undecided"), 20) == "inconclusive at this scale"
+    assert C.claim_a(panels("BPTT faster"), 9) == "inconclusive at this scale"
+    assert C.claim_a(panels(), 20) == "not measured"
 
     def b(*outcomes):
         return pd.DataFrame({"outcome": list(outcomes)})
 
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 30) == "supported"
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence helps"), 30) == "partly supported"
-    assert R.claim_b(b("BPTT more often stuck"), b(), 30) == "partly supported"
-    assert R.claim_b(b("BPTT less often stuck"), b("undecided"), 30) == "not supported"
-    assert R.claim_b(b("equal"), b("equal"), 30) == "not supported"
-    assert R.claim_b(b("undecided"), b("not informative"), 30) == "inconclusive at this scale"
-    assert R.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 5) == (
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 30) == "supported"
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence helps"), 30) == "partly supported"
+    assert C.claim_b(b("BPTT more often stuck"), b(), 30) == "partly supported"
+    assert C.claim_b(b("BPTT less often stuck"), b("undecided"), 30) == "not supported"
+    assert C.claim_b(b("equal"), b("equal"), 30) == "not supported"
+    assert C.claim_b(b("undecided"), b("not informative"), 30) == "inconclusive at this scale"
+    assert C.claim_b(b("BPTT more often stuck"), b("recurrence hurts"), 5) == (
         "inconclusive at this scale"
     )
 
@@ -431,6 +443,7 @@ def test_published_numbers_beside_ours(tmp_path):
     assert "(random_guessing: latch, H=2, 10/10 solved)" in row
     row1 = next(line for line in text.splitlines() if line.startswith("| latch, variant I:"))
     assert "No like-for-like run" in row1  # our latch is variant II
+    assert "2906" in text and "section 'Parity problem'" in text  # with its source
 
 
 def test_report_says_how_long_its_sweeps_took(tmp_path):

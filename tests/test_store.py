@@ -3,6 +3,7 @@ refusing an incompatible results directory."""
 
 import json
 import os
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -292,3 +293,24 @@ def test_other_experiment_in_the_dir_is_refused(cfg, tmp_path):
     other.write_text(path.read_text().replace('name = "tiny"', 'name = "other"'))
     with pytest.raises(store.IncompatibleResults, match="holds results of experiment 'tiny'"):
         run(other, out)
+
+
+def test_contracts_run_record_matches_records():
+    """docs/CONTRACTS.md's run-record table is the one generated from toolkit/records.py."""
+    from toolkit import records
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "CONTRACTS.md").read_text("utf-8")
+    begin, end = "<!-- run-record:begin -->\n", "<!-- run-record:end -->"
+    table = doc[doc.index(begin) + len(begin) : doc.index(end)].rstrip("\n")
+    assert table == records.markdown(), "regenerate it with records.markdown()"
+    assert store.RUN_COLUMNS == tuple(c.name for c in records.RUN_RECORD)
+    assert set(store.TIMING_COLUMNS) == {"wall_s", "compile_s", "cpu_s"}
+
+
+def test_new_row_declared_columns_only():
+    from toolkit import records
+
+    with pytest.raises(KeyError, match="nope"):
+        records.new_row(nope=1)
+    with pytest.raises(ValueError, match="experiment"):
+        records.new_row()

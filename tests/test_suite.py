@@ -362,3 +362,19 @@ def test_parallel_honours_the_backend(tmp_path):
     runs = [store.non_timing(store.load_runs(tmp_path / d)) for d in par]
     pd.testing.assert_frame_equal(runs[0], runs[1])
     pd.testing.assert_frame_equal(runs[0], runs[2])
+
+
+def test_report_table_is_text_only(tmp_path):
+    """An experiment file's [report] table reaches meta.json's config_given and changes no
+    run key, seed or fingerprint."""
+    text = (EXPERIMENTS / "random_guessing.toml").read_text("utf-8")
+    bare = tmp_path / "random_guessing.toml"
+    bare.write_text(text[: text.index("\n[report]")], "utf-8")
+    with_report = suite.load(EXPERIMENTS / "random_guessing.toml", scale="smoke")
+    without = suite.load(bare, scale="smoke")
+    assert with_report.given["report"]["title"] and "report" not in without.given
+    for a, b in zip(with_report.parts, without.parts, strict=True):
+        assert a.exp.fingerprint == b.exp.fingerprint
+        assert [(r["run_id"], r["seed"]) for r in a.exp.runs] == [
+            (r["run_id"], r["seed"]) for r in b.exp.runs
+        ]

@@ -34,6 +34,9 @@ Metrics
   faster than B" number with a bootstrap CI, and a two-sided Mann-Whitney U test on per-seed
   costs in which censored runs are ranked after every run that reached the target (tied with
   each other), as in Gehan's generalisation of the Wilcoxon test.
+* :func:`diff_interval`, :func:`fisher_exact` -- the difference of two success rates with
+  Newcombe's hybrid score interval, and Fisher's exact test of the two counts (hand-written:
+  scipy is not a dependency; tests compare them with scipy when it is installed).
 
 Randomness: every bootstrap takes ``seed`` (int, or a ``numpy.random.Generator``). With an int,
 each group draws from its own generator derived from (seed, group key), so a group's interval
@@ -85,10 +88,12 @@ __all__ = [
     "count_basins",
     "default_targets",
     "describe_config",
+    "diff_interval",
     "ert",
     "ert_ratio",
     "ert_table",
     "final_loss_stats",
+    "fisher_exact",
     "hitting_costs",
     "iqm",
     "mann_whitney_u",
@@ -1088,3 +1093,37 @@ def convergence_curves(
     if not out:
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True)[cols]
+
+
+# success-rate differences (claim b)
+def diff_interval(k1: int, n1: int, k2: int, n2: int, level: float = 0.95):
+    """Newcombe's hybrid score interval (1998, method 10) for p1 - p2 from two Wilson
+    intervals. Returns (d, lo, hi); NaNs when a sample is empty."""
+    if n1 == 0 or n2 == 0:
+        return math.nan, math.nan, math.nan
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, level)
+    l2, u2 = wilson_interval(k2, n2, level)
+    d = p1 - p2
+    lo = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    hi = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return d, max(lo, -1.0), min(hi, 1.0)
+
+
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided Fisher exact test of k1/n1 against k2/n2 (sum of the hypergeometric
+    probabilities no larger than the observed one)."""
+    if n1 == 0 or n2 == 0:
+        return math.nan
+    K, N = k1 + k2, n1 + n2
+
+    def lcomb(n, k):
+        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+
+    def lp(x):
+        return lcomb(n1, x) + lcomb(n2, K - x) - lcomb(N, K)
+
+    lo, hi = max(0, K - n2), min(K, n1)
+    l0 = lp(k1)
+    p = sum(math.exp(lp(x)) for x in range(lo, hi + 1) if lp(x) <= l0 + 1e-7)
+    return min(1.0, p)

@@ -35,7 +35,6 @@ versions in the files, so the same tables give the same bytes.
 
 from __future__ import annotations
 
-import json
 import math
 import textwrap
 import zlib
@@ -52,8 +51,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from toolkit import analysis
-from toolkit.landscape import TABLES as LANDSCAPE_TABLES
+from toolkit import analysis, store
 from toolkit.landscape import cliff_boundary
 
 COLUMN_W = 3.5  # inches, one column of a two-column paper
@@ -1299,27 +1297,6 @@ def fig_parallel(df: pd.DataFrame, *, title: str = "") -> Figure:
 # ------------------------------------------------------------------------------------------
 # the command
 # ------------------------------------------------------------------------------------------
-def _find_key(obj, key):
-    """First value stored under ``key`` anywhere in a nested dict/list (depth-first)."""
-    if isinstance(obj, dict):
-        if key in obj:
-            return obj[key]
-        for v in obj.values():
-            r = _find_key(v, key)
-            if r is not None:
-                return r
-    elif isinstance(obj, list):
-        for v in obj:
-            r = _find_key(v, key)
-            if r is not None:
-                return r
-    return None
-
-
-def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path).reset_index(drop=True) if path.is_file() else None
-
-
 def plot_experiment(
     results_dir,
     *,
@@ -1339,24 +1316,18 @@ def plot_experiment(
     if not d.is_dir():
         raise FileNotFoundError(f"results_dir: {d} is not a directory")
     out = d / "figures"
-    meta = {}
-    if (d / "meta.json").is_file():
-        try:
-            meta = json.loads((d / "meta.json").read_text())
-        except ValueError as exc:
-            raise ValueError(f"{d / 'meta.json'}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        meta = {}
-    config = meta.get("config") if isinstance(meta.get("config"), dict) else {}
-    name = str(meta.get("experiment") or meta.get("name") or config.get("name") or d.name)
-    target = _find_key(meta, "target_loss")
-    target = float(target) if isinstance(target, int | float) and target > 0 else None
-    runs = _read(d / "runs.parquet")
-    traces = _read(d / "traces.parquet")
-    tables = {t: _read(d / f"{t}.parquet") for t in LANDSCAPE_TABLES}
-    parallel = _read(d / "parallel.parquet")
-    if parallel is None and isinstance(meta.get("parallel"), list) and meta["parallel"]:
-        parallel = pd.DataFrame(meta["parallel"])
+    res = store.read_results(d)
+    if res.problems:
+        raise ValueError(f"{d}: " + "; ".join(res.problems))
+    name, target = res.experiment, res.target_loss
+    runs, traces, tables = res.runs, res.traces, res.tables
+    parallel = tables.get("parallel")
+    if (
+        parallel is None
+        and isinstance((res.meta or {}).get("parallel"), list)
+        and res.meta["parallel"]
+    ):
+        parallel = pd.DataFrame(res.meta["parallel"])
 
     paths: list[Path] = []
 

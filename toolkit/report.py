@@ -9,18 +9,24 @@ writes one markdown document a researcher can read top to bottom:
 1. the question (the two textbook claims about BPTT);
 2. the setup: network, tasks, methods, budgets, cost units, seeds, machine, versions, commit
    and scale -- everything read from ``meta.json`` and the run tables;
-3. one section per experiment, in the order of issue 8 (speed, local_optima, lag,
-   random_guessing, scaling, truncation, cliff, reber, parallel, then any other directory that
-   holds results), with its figures (relative PNG links) and a results table: success rates
-   with Wilson intervals, median final loss with a bootstrap CI, ERT with a bootstrap CI, and
-   the ERT ratio of every method to the best BPTT variant with its CI and a Mann-Whitney p;
-   an experiment that is missing gets a one-line note, a partial one is reported as such;
-4. a verdict paragraph per claim, *generated from the numbers* by the rules in
+3. one section per experiment, in the order of :data:`ORDER` (then any other directory that
+   holds results), titled, summarised and captioned by its experiment file's ``[report]``
+   table as stored in meta.json (``config_given.report``: ``title``, ``summary``,
+   ``published``, ``[report.figures]`` captions in reading order, ``[[report.compare]]``
+   published numbers), with its figures (relative PNG links) and a results table: success
+   rates with Wilson intervals, median final loss with a bootstrap CI, ERT with a bootstrap
+   CI, and the ERT ratio of every method to the best BPTT variant with its CI and a
+   Mann-Whitney p; an experiment that is missing gets a one-line note, a partial one is
+   reported as such;
+4. a verdict paragraph per claim, computed by :mod:`toolkit.claims` by the rules in
    :data:`RULES_TEXT` (printed in the report too), with the number of seeds behind it and
    whether that is enough;
-5. published numbers for the same setups beside ours (:data:`PUBLISHED`), each with its
-   citation, and a statement where no directly comparable published number exists.
+5. published numbers for the same setups beside ours (every experiment's
+   ``[[report.compare]]`` rows), each with its citation, and a statement where no directly
+   comparable published number exists (``[report] published``).
 
+Everything comes from the stored results (:func:`toolkit.store.read_results`), never from
+experiments/: an experiment without results has no title beyond its directory name.
 The text is deterministic: bootstraps are seeded (:data:`SEED`, :data:`N_BOOT`), every table is
 sorted, and the only timestamps are those read from ``meta.json``; the same results give the
 same bytes. A missing, partial or unreadable experiment never stops the report: the section
@@ -31,222 +37,53 @@ from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
+from toolkit import claims as C
+from toolkit import store
+from toolkit.claims import (
+    ALPHA,
+    EQUIV_DIFF,
+    EQUIV_RATIO,
+    LEVEL,
+    MIN_SEEDS,
+    N_BOOT,
+    PAPER_SEEDS,
+    SEED,
+    STALL_TOL,
+)
+from toolkit.store import Results
 
 __all__ = [
-    "EXPERIMENTS",
-    "PUBLISHED",
+    "ORDER",
     "RULES_TEXT",
-    "claim_a",
-    "claim_b",
-    "diff_interval",
-    "fisher_exact",
     "fmt_num",
-    "load_experiment",
     "render_report",
     "write_report",
 ]
 
 REPORT_FILE = "REPORT.md"
-LEVEL = 0.95  # every interval in the report
-N_BOOT = 2000  # bootstrap resamples
-SEED = 0  # bootstrap seed
-MIN_SEEDS = 10  # fewer seeds per condition: every verdict is "inconclusive at this scale"
-PAPER_SEEDS = 30  # the paper scale's seeds per condition
-EQUIV_RATIO = 2.0  # ERT ratios within [1/2, 2] count as "equally fast"
-EQUIV_DIFF = 0.2  # success-rate differences within +-0.2 count as "equally often stuck"
-ALPHA = 0.05  # significance level of the tests that accompany the CIs
-STALL_TOL = 0.01  # a failed run "stalled": < 1 % best-loss improvement over its second half
 
-#: (directory name, title, what the experiment measures) in the order of issue 8
-EXPERIMENTS = (
-    (
-        "speed",
-        "Speed: BPTT against evolutionary optimization",
-        "Which optimizer reaches each task's published success criterion at the lowest cost, "
-        "under equal budgets counted in forward-pass equivalents: gradient training (BPTT "
-        "variants) against evolutionary methods and random guessing. Feeds claim (a).",
-    ),
-    (
-        "local_optima",
-        "Local optima: many seeds on small networks",
-        "How often each optimizer ends in a poor local optimum on small networks where bad "
-        "optima are known to exist: final-loss distributions, success rates, the number of "
-        "distinct final-loss levels (basins), and the same networks with the recurrence "
-        "removed (W_hh = 0, a feed-forward net on a window of inputs). Feeds claim (b).",
-    ),
-    (
-        "lag",
-        "Time lags",
-        "Success rate and cost against the time lag the network must bridge, as in Bengio, "
-        "Simard & Frasconi (1994) and Hochreiter & Schmidhuber (1997).",
-    ),
-    (
-        "random_guessing",
-        "Random weight guessing",
-        "The setups of Schmidhuber, Hochreiter & Bengio (2001), 'Evaluating benchmark problems "
-        "by random guessing': the mean number of guesses to solve, beside BPTT and CMA-ES.",
-    ),
-    (
-        "scaling",
-        "Scaling with the number of weights",
-        "Expected running time against the number of weights (hidden size): where evolution "
-        "falls behind gradient training, and how fast.",
-    ),
-    (
-        "truncation",
-        "Truncated BPTT",
-        "Unfold depth k from 1 to full BPTT: how well the truncated gradient points along the "
-        "full one, and what truncation does to success and cost.",
-    ),
-    (
-        "cliff",
-        "The error surface: cliffs and bifurcations",
-        "The error surface of one recurrent unit (Pascanu, Mikolov & Bengio 2013, Fig. 6; "
-        "Doya 1992) with optimizer paths, and loss slices of trained Elman networks.",
-    ),
-    (
-        "reber",
-        "Embedded Reber grammar",
-        "An Elman network trained on the embedded Reber grammar with BPTT and with CMA-ES: "
-        "success rate across seeds.",
-    ),
-    (
-        "parallel",
-        "Parallel execution",
-        "One fixed sweep at --jobs 1 and at --jobs = all cores: wall time, speedup and efficiency.",
-    ),
+#: the suite's experiments in the order of issue 8 (any other results directory follows). What
+#: the report says about each -- title, summary, figure captions, published numbers -- is its
+#: experiment file's [report] table, read from the stored meta.json (Results.report)
+ORDER = (
+    "speed",
+    "local_optima",
+    "lag",
+    "random_guessing",
+    "scaling",
+    "truncation",
+    "cliff",
+    "reber",
+    "parallel",
 )
-_KNOWN = [e[0] for e in EXPERIMENTS]
+_KNOWN = list(ORDER)
 
-#: figure stems written by toolkit.plots.plot_experiment, in reading order, with captions
-FIGURES = (
-    (
-        "convergence_fwd_equiv",
-        "Best training loss so far against cost in forward-pass equivalents "
-        "(median line and interquartile band over seeds).",
-    ),
-    ("convergence_wall_s", "The same against wall-clock seconds (compile time excluded)."),
-    ("ecdf", "Runtime ECDF (COCO): the fraction of (run, loss target) pairs reached against cost."),
-    ("final_loss", "Final loss of every seed per method, with the success rate and its CI."),
-    ("success_vs_*", "Success rate against the swept length or lag, with Wilson 95 % bands."),
-    ("scaling", "ERT against the number of weights (log-log) with bootstrap CIs."),
-    ("truncation", "Unfold depth k: gradient cosine to full BPTT, success rate and ERT."),
-    (
-        "cliff",
-        "Single-unit error surface with a cliff, with the paths of gradient descent, "
-        "norm-clipped gradient descent and CMA-ES.",
-    ),
-    ("bifurcation", "Fixed points of the single unit against its bias (Doya 1992)."),
-    (
-        "loss_slices",
-        "Elman-net loss on filter-normalised slices and on lines between seeds' solutions.",
-    ),
-    ("grad_norm_slice", "Loss and gradient norm along one slice (exploding-gradient spikes)."),
-    ("parallel_scaling", "Sweep wall time, speedup and efficiency against --jobs."),
-)
-
-_SHB = (
-    "Schmidhuber, Hochreiter & Bengio (2001), 'Evaluating benchmark problems by random "
-    "guessing', in Kolen & Kremer (eds.), A Field Guide to Dynamical Recurrent Networks"
-)
-_SHB_SETUP = (
-    "weights U(-100, 100), sequence lengths 500-600, 100 training sequences, a guess counts "
-    "when every training sequence is classified right (|error| < 0.1 at the end)"
-)
-#: published numbers for setups the suite reproduces, only numbers checked against the source.
-#: ``task``/``method`` select our rows (None: no like-for-like row exists); ``variant``, when
-#: set, must equal the run's task parameter ``variant`` (absent: our latch is variant II, see
-#: toolkit/tasks.py); ``note`` is printed beside our number, ``missing`` when there is none.
-PUBLISHED = (
-    {
-        "what": "latch, variant I: mean guesses to solve",
-        "value": "6 (mean of 40 simulations)",
-        "setup": "one tanh unit; free parameters: recurrent weight and the two class inputs; "
-        "targets +-0.8, Gaussian noise (variance 0.2) after the first step; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Latch and 2-sequence problems'.",
-        "task": "latch",
-        "variant": "I",
-        "method": "random",
-        "note": "our latch I substitute has 2 free weights (recurrent and input weight) "
-        "where the paper has 3 parameters: an Elman net cannot make inputs free "
-        "(experiments/random_guessing.toml)",
-        "missing": "no like-for-like run: the toolkit's latch task is variant II unless a "
-        "random_guessing part named latch_I provides the variant I substitute",
-    },
-    {
-        "what": "latch, variant I: trials of the methods of Bengio et al. (1994)",
-        "value": "1600",
-        "setup": "as reported (not re-measured) by Schmidhuber, Hochreiter & Bengio (2001)",
-        "source": _SHB + ", section 'Latch and 2-sequence problems', quoting Bengio, Simard "
-        "& Frasconi (1994).",
-        "task": None,
-        "method": None,
-        "note": "",
-        "missing": "no like-for-like run",
-    },
-    {
-        "what": "latch, variant II: mean guesses to solve",
-        "value": "22",
-        "setup": "one tanh unit with self, input and bias weights; inputs +-1, targets +-1, "
-        "Gaussian noise (variance 0.2) after the first step; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Latch and 2-sequence problems'.",
-        "task": "latch",
-        "variant": "II",
-        "method": "random",
-        "note": "",
-        "missing": "no run of ours",
-    },
-    {
-        "what": "parity, architecture A1 (1 hidden unit), no noise: mean guesses to solve",
-        "value": "2906",
-        "setup": "fully recurrent net, 1 input, 1 hidden, 1 output unit, all biased, the "
-        "output unit recurrent; inputs +-1; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Parity problem'.",
-        "task": "parity",
-        "method": "random",
-        "note": "a plain Elman net's readout is not recurrent, so our architecture differs",
-        "missing": "no run of ours",
-    },
-    {
-        "what": "parity, architecture A2, no noise: mean guesses to solve",
-        "value": "2797",
-        "setup": "each hidden unit sees the input, the output unit and itself, the output unit "
-        "sees all units, all biased; inputs +-1; " + _SHB_SETUP,
-        "source": _SHB + ", section 'Parity problem'.",
-        "task": None,
-        "method": None,
-        "note": "",
-        "missing": "no like-for-like run (architecture A2 is not an Elman net)",
-    },
-)
-
-#: experiments for which no directly comparable published number exists, and why
-NO_PUBLISHED = {
-    "speed": "No published work measures BPTT against evolutionary optimization on Elman "
-    "networks side by side under equal cost accounting (issue 8); no comparable number.",
-    "local_optima": "Elman (1990) trains the 2-hidden-unit temporal-XOR net but reports no "
-    "success rate over seeds; no comparable number.",
-    "lag": "Bengio, Simard & Frasconi (1994) show success against lag as curves for other "
-    "algorithms and settings, not as a table we can set beside ours; no comparable number.",
-    "scaling": "No comparable published number.",
-    "truncation": "Williams & Peng (1990) define BPTT(h; h') but report no gradient cosines; "
-    "no comparable number.",
-    "cliff": "Pascanu, Mikolov & Bengio (2013, Fig. 6) and Doya (1992) are qualitative "
-    "(figures); no number to compare.",
-    "reber": "Hochreiter & Schmidhuber (1997, Table 1) report results of other training "
-    "procedures (online presentations, Elman's own procedure) on this grammar; we do not "
-    "reprint them because we could not check the exact figures against the paper here.",
-    "parallel": "Machine-specific; no comparable number.",
-}
 
 RULES_TEXT = f"""\
 All intervals are {LEVEL:.0%} intervals and all tests two-sided at the {ALPHA:g} level. Costs are
@@ -419,53 +256,6 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _natkey(s) -> list:
-    """Sort key that orders embedded integers numerically ('T=5' before 'T=10')."""
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(s))]
-
-
-# ------------------------------------------------------------------------------------------
-# statistics the analysis layer does not have
-# ------------------------------------------------------------------------------------------
-def diff_interval(k1: int, n1: int, k2: int, n2: int, level: float = LEVEL):
-    """Newcombe's hybrid score interval (1998, method 10) for p1 - p2 from two Wilson
-    intervals. Returns (d, lo, hi); NaNs when a sample is empty."""
-    if n1 == 0 or n2 == 0:
-        return math.nan, math.nan, math.nan
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = A.wilson_interval(k1, n1, level)
-    l2, u2 = A.wilson_interval(k2, n2, level)
-    d = p1 - p2
-    lo = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
-    hi = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
-    return d, max(lo, -1.0), min(hi, 1.0)
-
-
-def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided Fisher exact test of k1/n1 against k2/n2 (sum of the hypergeometric
-    probabilities no larger than the observed one)."""
-    if n1 == 0 or n2 == 0:
-        return math.nan
-    K, N = k1 + k2, n1 + n2
-
-    def lcomb(n, k):
-        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
-
-    def lp(x):
-        return lcomb(n1, x) + lcomb(n2, K - x) - lcomb(N, K)
-
-    lo, hi = max(0, K - n2), min(K, n1)
-    l0 = lp(k1)
-    p = sum(math.exp(lp(x)) for x in range(lo, hi + 1) if lp(x) <= l0 + 1e-7)
-    return min(1.0, p)
-
-
-def _mdd(n: int) -> float:
-    """Success-rate difference detectable with 80 % power at the two-sided 5 % level (p ~ 0.5)."""
-    z = NormalDist().inv_cdf(0.975) + NormalDist().inv_cdf(0.8)
-    return z * math.sqrt(0.5 / n) if n > 0 else math.inf
-
-
 def _seeds_note(n_min: int, n_max: int, claim: str) -> str:
     """Seeds behind a verdict and whether they suffice (claim 'a': ERT ratios, 'b': success
     rates)."""
@@ -484,7 +274,7 @@ def _seeds_note(n_min: int, n_max: int, claim: str) -> str:
         )
     else:
         what = (
-            f"success-rate differences smaller than about {_mdd(n_min):.2f} (80 % power, 5 % "
+            f"success-rate differences smaller than about {C.mdd(n_min):.2f} (80 % power, 5 % "
             "level) may be real but are not detected reliably"
         )
     if n_min < PAPER_SEEDS:
@@ -493,514 +283,6 @@ def _seeds_note(n_min: int, n_max: int, claim: str) -> str:
             f"this scale (the paper scale runs >= {PAPER_SEEDS} seeds)."
         )
     return f"{head} At least the paper scale's {PAPER_SEEDS}; {what}."
-
-
-# ------------------------------------------------------------------------------------------
-# loading
-# ------------------------------------------------------------------------------------------
-@dataclass
-class Experiment:
-    """What one results directory holds (None where a file is missing or unreadable)."""
-
-    name: str
-    path: Path
-    meta: dict | None = None
-    runs: pd.DataFrame | None = None
-    traces: pd.DataFrame | None = None
-    tables: dict = field(default_factory=dict)
-    figures: list = field(default_factory=list)
-    problems: list = field(default_factory=list)
-    cache: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> dict:
-        m = self.meta or {}
-        c = m.get("config_resolved")
-        return c if isinstance(c, dict) else {}
-
-
-def _read_parquet(path: Path, problems: list) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_parquet(path).reset_index(drop=True)
-    except Exception as e:
-        problems.append(f"`{path.name}` could not be read ({type(e).__name__})")
-        return None
-
-
-def load_experiment(path) -> Experiment:
-    """Read a results directory without ever raising for missing or unreadable files; what
-    could not be read is listed in ``problems``."""
-    d = Path(path)
-    exp = Experiment(name=d.name, path=d)
-    mp = d / "meta.json"
-    if mp.is_file():
-        try:
-            meta = json.loads(mp.read_text(encoding="utf-8"))
-            exp.meta = meta if isinstance(meta, dict) else None
-            if exp.meta is None:
-                exp.problems.append("`meta.json` does not hold a JSON object")
-        except (OSError, ValueError) as e:
-            exp.problems.append(f"`meta.json` could not be read ({type(e).__name__})")
-    exp.runs = _read_parquet(d / "runs.parquet", exp.problems)
-    exp.traces = _read_parquet(d / "traces.parquet", exp.problems)
-    if exp.runs is not None:
-        need = {"task", "method", "outcome", "run_id"}
-        missing = sorted(need - set(exp.runs.columns))
-        if missing:
-            exp.problems.append(f"`runs.parquet` lacks column(s) {', '.join(missing)}")
-            exp.runs = None
-    if exp.traces is not None and not {"run_id", "evals", "best_loss"} <= set(exp.traces):
-        exp.problems.append("`traces.parquet` lacks the trace columns")
-        exp.traces = None
-    skip = {"runs", "traces", "thetas"}
-    for p in sorted(d.glob("*.parquet")):
-        if p.stem not in skip:
-            t = _read_parquet(p, exp.problems)
-            if t is not None:
-                exp.tables[p.stem] = t
-    fig_dir = d / "figures"
-    if fig_dir.is_dir():
-        exp.figures = sorted(p.stem for p in fig_dir.glob("*.png"))
-    return exp
-
-
-def _present(d: Path) -> bool:
-    return d.is_dir() and (
-        (d / "meta.json").is_file()
-        or any(d.glob("*.parquet"))
-        or (d / "figures").is_dir()
-        or (d / "runs").is_dir()
-    )
-
-
-# ------------------------------------------------------------------------------------------
-# per-experiment analysis (cached on the Experiment)
-# ------------------------------------------------------------------------------------------
-def _family(runs: pd.DataFrame) -> pd.Series:
-    fam = pd.Series(
-        np.where(runs["method"].astype(str).str.startswith("bptt"), "gradient", "evolution"),
-        index=runs.index,
-        dtype=object,
-    )
-    if "family" in runs.columns:
-        f = runs["family"].astype(object)
-        fam = f.where(f.notna() & (f.astype(str) != ""), fam)
-    return fam.astype(str)
-
-
-def _clean(runs: pd.DataFrame) -> pd.DataFrame:
-    """Copy of ``runs`` without the grid columns that repeat a task, method or network setting
-    stored elsewhere (task_params, method_params, n_hidden, hidden), so labels name each
-    setting once; ``grid.net.<key>`` becomes ``grid.<key>`` (e.g. ``recurrent=False``)."""
-    drop, ren = [], {}
-    for c in runs.columns:
-        if not str(c).startswith("grid."):
-            continue
-        k = str(c)[5:]
-        if k.startswith(("task.params.", "methods.")) or k in ("net.n_hidden", "net.hidden"):
-            drop.append(c)
-        elif k.startswith("net.") and f"grid.{k[4:]}" not in runs.columns:
-            ren[c] = f"grid.{k[4:]}"
-    return runs.drop(columns=drop).rename(columns=ren)
-
-
-def _usable(exp: Experiment) -> pd.DataFrame | None:
-    """Runs without software errors, with 'family' filled in; None when there are none."""
-    r = exp.runs
-    if r is None or not len(r):
-        return None
-    r = r[r["outcome"].astype(str) != "error"].reset_index(drop=True)
-    if not len(r):
-        return None
-    r = _clean(r)
-    r["family"] = _family(r)
-    for c in ("fwd_equiv", "evals", "wall_s", "final_loss", "best_loss"):
-        if c not in r.columns:
-            r[c] = np.nan
-    return r
-
-
-def _core(exp: Experiment, exclude=(), key="core") -> dict | None:
-    """annotate + cost to success + ERT + comparisons + success + final loss, by
-    (condition, variant)."""
-    if key in exp.cache:
-        return exp.cache[key]
-    runs = _usable(exp)
-    out = None
-    if runs is not None:
-        ann = A.annotate(runs, exclude=exclude)
-        by = ("condition", "variant")
-        ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
-        out = {
-            "ann": ann,
-            "ctt": ctt,
-            "ert": A.ert_table(ctt, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
-            "cmp": A.compare_methods(ctt, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
-            "sr": A.success_rate(ann, by=by, level=LEVEL),
-            "fl": A.final_loss_stats(ann, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
-        }
-    exp.cache[key] = out
-    return out
-
-
-def _seed_range(core: dict | None) -> tuple[int, int]:
-    if core is None or core["sr"].empty:
-        return 0, 0
-    n = core["sr"]["n"]
-    return int(n.min()), int(n.max())
-
-
-# ------------------------------------------------------------------------------------------
-# claim (a): speed panels
-# ------------------------------------------------------------------------------------------
-def speed_panels(exp: Experiment, exclude=(), key="core") -> pd.DataFrame:
-    """Per condition: best BPTT variant B against the best non-gradient method E, with the
-    ERT ratio r = ERT(E) / ERT(B), its CI, the Mann-Whitney p on per-seed costs, the same
-    ratio in wall-clock seconds, and the outcome class of the claim (a) rules."""
-    core = _core(exp, exclude=exclude, key=key)
-    cols = [
-        "condition",
-        "bptt",
-        "evo",
-        "ert_b",
-        "ert_b_lo",
-        "ert_b_hi",
-        "ert_e",
-        "ert_e_lo",
-        "ert_e_hi",
-        "ratio",
-        "lo",
-        "hi",
-        "p",
-        "wall_ratio",
-        "wall_lo",
-        "wall_hi",
-        "wall_outcome",
-        "n_min",
-        "outcome",
-    ]
-    if core is None:
-        return pd.DataFrame(columns=cols)
-    ann, ctt, ert_t = core["ann"], core["ctt"], core["ert"]
-    fam = ann.groupby("variant", sort=True)["family"].first().to_dict()
-    ctt_w = None
-    if "wall_s" in ann.columns and ann["wall_s"].notna().any():
-        try:
-            ctt_w = A.cost_to_target(ann, exp.traces, cost="wall_s")
-        except Exception:
-            ctt_w = None
-    rows = []
-    for cond, sub in ert_t.groupby("condition", sort=True):
-        g = sub[sub["variant"].map(fam) == "gradient"]
-        e = sub[sub["variant"].map(fam) != "gradient"]
-        if g.empty or e.empty:
-            continue
-
-        def best(df):
-            return min(df.itertuples(), key=lambda t: (t.ert, str(t.variant)))
-
-        B, E = best(g), best(e)
-
-        def sample(c, v, cond=cond):
-            s = c[(c["condition"] == cond) & (c["variant"] == v)]
-            return s["cost"].to_numpy(float), s["reached"].to_numpy(bool)
-
-        cb, rb = sample(ctt, B.variant)
-        ce, re_ = sample(ctt, E.variant)
-        rat = A.ert_ratio(ce, re_, cb, rb, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-        mw = A.mann_whitney_u(np.where(re_, ce, np.inf), np.where(rb, cb, np.inf))
-        wr = {"ratio": math.nan, "lo": math.nan, "hi": math.nan}
-        w_out = "not measured"
-        if ctt_w is not None:
-            wb, wrb = sample(ctt_w, B.variant)
-            we, wre = sample(ctt_w, E.variant)
-            wr = A.ert_ratio(we, wre, wb, wrb, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-            wp = A.mann_whitney_u(np.where(wre, we, np.inf), np.where(wrb, wb, np.inf))
-            w_out = _classify_ratio(
-                A.ert(wb, wrb), A.ert(we, wre), wr["lo"], wr["hi"], wp["p_value"]
-            )
-        rows.append(
-            {
-                "condition": cond,
-                "bptt": B.variant,
-                "evo": E.variant,
-                "ert_b": B.ert,
-                "ert_b_lo": B.ert_lo,
-                "ert_b_hi": B.ert_hi,
-                "ert_e": E.ert,
-                "ert_e_lo": E.ert_lo,
-                "ert_e_hi": E.ert_hi,
-                "ratio": rat["ratio"],
-                "lo": rat["lo"],
-                "hi": rat["hi"],
-                "p": mw["p_value"],
-                "wall_ratio": wr["ratio"],
-                "wall_lo": wr["lo"],
-                "wall_hi": wr["hi"],
-                "wall_outcome": w_out,
-                "n_min": int(min(B.n_runs, E.n_runs)),
-                "outcome": _classify_ratio(B.ert, E.ert, rat["lo"], rat["hi"], mw["p_value"]),
-            }
-        )
-    rows.sort(key=lambda r: _natkey(r["condition"]))
-    return pd.DataFrame(rows, columns=cols)
-
-
-def _classify_ratio(ert_b, ert_e, lo, hi, p) -> str:
-    if not (math.isfinite(ert_b) or math.isfinite(ert_e)):
-        return "nothing solved"
-    if not (math.isnan(lo) or math.isnan(hi)):
-        sig = p < ALPHA
-        if lo > 1 and sig:
-            return "BPTT faster"
-        if hi < 1 and sig:
-            return "evolution faster"
-        if lo >= 1 / EQUIV_RATIO and hi <= EQUIV_RATIO:
-            return "equally fast"
-    return "undecided"
-
-
-def claim_a(panels: pd.DataFrame, n_min: int) -> str:
-    """The claim (a) verdict label from per-condition outcomes (rules in RULES_TEXT)."""
-    if panels is None or panels.empty:
-        return "not measured"
-    if n_min < MIN_SEEDS:
-        return "inconclusive at this scale"
-    out = [o for o in panels["outcome"] if o != "nothing solved"]
-    if not out:
-        return "inconclusive at this scale"
-    fast = sum(o == "BPTT faster" for o in out)
-    if fast == len(out):
-        return "supported"
-    if fast:
-        return "partly supported"
-    if any(o == "evolution faster" for o in out) or all(o == "equally fast" for o in out):
-        return "not supported"
-    return "inconclusive at this scale"
-
-
-# ------------------------------------------------------------------------------------------
-# claim (b): local optima panels
-# ------------------------------------------------------------------------------------------
-_ARCH_KEYS = (
-    "recurrent",
-    "window",
-    "net.recurrent",
-    "net.window",
-    "grid.recurrent",
-    "grid.window",
-    "grid.net.recurrent",
-    "grid.net.window",
-)
-
-
-def _arch(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    """(recurrent bool, window int) per run, from the columns or the grid keys."""
-
-    def col(names, default):
-        for c in names:
-            if c in runs.columns:
-                s = runs[c]
-                return s.where(s.notna(), default)
-        return pd.Series([default] * len(runs), index=runs.index)
-
-    rec = col(("recurrent", "grid.net.recurrent", "grid.recurrent"), True).map(bool)
-    win = col(("window", "grid.net.window", "grid.window"), 1).map(int)
-    return rec, win
-
-
-def _arch_label(rec: bool, win: int) -> str:
-    if rec:
-        return "recurrent" if win == 1 else f"recurrent, window {win}"
-    return f"feed-forward, window {win}"
-
-
-def _optima_core(exp: Experiment) -> dict | None:
-    key = "optima"
-    if key in exp.cache:
-        return exp.cache[key]
-    runs = _usable(exp)
-    out = None
-    if runs is not None:
-        ann = A.annotate(runs, exclude=_ARCH_KEYS)
-        rec, win = _arch(ann)
-        ann["recurrent_"] = rec.to_numpy()
-        ann["arch"] = [_arch_label(r, w) for r, w in zip(rec, win, strict=True)]
-        by = ("condition", "arch", "variant")
-        sr = A.success_rate(ann, by=by, level=LEVEL)
-        bas = A.basins(ann, by=by)
-        out = {"ann": ann, "sr": sr, "basins": bas, "stalled": _stalled(ann, exp.traces)}
-    exp.cache[key] = out
-    return out
-
-
-def _stalled(ann: pd.DataFrame, traces: pd.DataFrame | None) -> pd.Series:
-    """Per failed run: True when its best loss improved by less than STALL_TOL (relative)
-    between half its spent cost and its end (from the traces); NaN without traces."""
-    out = pd.Series(np.nan, index=ann.index, dtype=object)
-    if traces is None or not len(traces) or "fwd_equiv" not in traces:
-        return out
-    fail = ~ann["outcome"].isin(A.SUCCESS_OUTCOMES)
-    ids = set(ann.loc[fail, "run_id"])
-    t = traces[traces["run_id"].isin(ids)].sort_values(["run_id", "evals"], kind="mergesort")
-    res = {}
-    for rid, g in t.groupby("run_id", sort=True):
-        c = np.maximum.accumulate(g["fwd_equiv"].to_numpy(float))
-        b = np.minimum.accumulate(np.where(np.isnan(g["best_loss"]), np.inf, g["best_loss"]))
-        if not c.size or not np.isfinite(b[-1]):
-            continue
-        j = np.searchsorted(c, c[-1] / 2, side="right") - 1
-        half = b[max(j, 0)]
-        res[rid] = bool(half - b[-1] <= STALL_TOL * abs(half)) if np.isfinite(half) else False
-    for i in ann.index[fail]:
-        rid = ann.at[i, "run_id"]
-        if rid in res:
-            out[i] = res[rid]
-    return out
-
-
-def optima_panels(exp: Experiment) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(b1, b2) tables. b1: per (condition, recurrent arch) the best BPTT variant against
-    CMA-ES (or the best non-gradient method without CMA-ES). b2: per condition, the best
-    BPTT variant of the recurrent net against the same variant on each feed-forward net,
-    with CMA-ES's recurrent-minus-feed-forward difference as a control."""
-    core = _optima_core(exp)
-    c1 = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
-    c1 += ["outcome"]
-    c2 = ["condition", "rec_arch", "ff_arch", "bptt", "k_r", "n_r", "k_f", "n_f", "d", "lo"]
-    c2 += ["hi", "p", "control", "outcome"]
-    if core is None:
-        return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
-    ann, sr = core["ann"], core["sr"]
-    fam = ann.groupby("variant", sort=True)["family"].first().to_dict()
-    is_rec = ann.groupby("arch", sort=True)["recurrent_"].first().to_dict()
-    sr = sr.assign(fam=sr["variant"].map(fam))
-
-    def best(df):
-        return min(df.itertuples(), key=lambda t: (-t.rate, str(t.variant)))
-
-    rows1, rows2 = [], []
-    for (cond, arch), sub in sr.groupby(["condition", "arch"], sort=True):
-        if not is_rec.get(arch, True):
-            continue
-        g = sub[sub["fam"] == "gradient"]
-        cm = sub[sub["variant"].astype(str).str.split(" (", n=1, regex=False).str[0] == "cmaes"]
-        o = cm if not cm.empty else sub[sub["fam"] != "gradient"]
-        if g.empty or o.empty:
-            continue
-        B, O = best(g), best(o)
-        d, lo, hi = diff_interval(B.successes, B.n, O.successes, O.n)
-        p = fisher_exact(B.successes, B.n, O.successes, O.n)
-        if B.successes == 0 and O.successes == 0:
-            outc = "nothing solved"
-        elif hi < 0 and p < ALPHA:
-            outc = "BPTT more often stuck"
-        elif lo > 0 and p < ALPHA:
-            outc = "BPTT less often stuck"
-        elif lo >= -EQUIV_DIFF and hi <= EQUIV_DIFF:
-            outc = "equal"
-        else:
-            outc = "undecided"
-        rows1.append(
-            {
-                "condition": cond,
-                "arch": arch,
-                "bptt": B.variant,
-                "k_b": B.successes,
-                "n_b": B.n,
-                "other": O.variant,
-                "k_o": O.successes,
-                "n_o": O.n,
-                "d": d,
-                "lo": lo,
-                "hi": hi,
-                "p": p,
-                "outcome": outc,
-            }
-        )
-    for cond, sub in sr.groupby("condition", sort=True):
-        archs = sorted(sub["arch"].unique(), key=str)
-        recs = [a for a in archs if is_rec.get(a, True)]
-        ffs = [a for a in archs if not is_rec.get(a, True)]
-        if not recs or not ffs:
-            continue
-        rec = "recurrent" if "recurrent" in recs else recs[0]
-        g_rec = sub[(sub["arch"] == rec) & (sub["fam"] == "gradient")]
-        if g_rec.empty:
-            continue
-        B = best(g_rec)
-        for ff in ffs:
-            f_all = sub[sub["arch"] == ff]
-            same = f_all[f_all["variant"] == B.variant]
-            if same.empty:
-                same = f_all[f_all["fam"] == "gradient"]
-            if same.empty:
-                continue
-            F = best(same)
-            d, lo, hi = diff_interval(B.successes, B.n, F.successes, F.n)
-            p = fisher_exact(B.successes, B.n, F.successes, F.n)
-            ctrl = ""
-            cm_r = sub[(sub["arch"] == rec) & (sub["fam"] != "gradient")]
-            cm_f = f_all[f_all["fam"] != "gradient"]
-            if not cm_r.empty and not cm_f.empty:
-                cr = best(cm_r)
-                cf_same = cm_f[cm_f["variant"] == cr.variant]
-                cf = best(cf_same if not cf_same.empty else cm_f)
-                dc, lc, hc = diff_interval(cr.successes, cr.n, cf.successes, cf.n)
-                ctrl = f"{_label(cr.variant)}: {_ci(dc, lc, hc, 2)}"
-            if int(f_all["successes"].sum()) == 0:
-                outc = "not informative"
-            elif hi < 0 and p < ALPHA:
-                outc = "recurrence hurts"
-            elif lo > 0 and p < ALPHA:
-                outc = "recurrence helps"
-            elif lo >= -EQUIV_DIFF and hi <= EQUIV_DIFF:
-                outc = "equal"
-            else:
-                outc = "undecided"
-            rows2.append(
-                {
-                    "condition": cond,
-                    "rec_arch": rec,
-                    "ff_arch": ff,
-                    "bptt": B.variant,
-                    "k_r": B.successes,
-                    "n_r": B.n,
-                    "k_f": F.successes,
-                    "n_f": F.n,
-                    "d": d,
-                    "lo": lo,
-                    "hi": hi,
-                    "p": p,
-                    "control": ctrl,
-                    "outcome": outc,
-                }
-            )
-    rows1.sort(key=lambda r: (_natkey(r["condition"]), _natkey(r["arch"])))
-    rows2.sort(key=lambda r: (_natkey(r["condition"]), _natkey(r["ff_arch"])))
-    return pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
-
-
-def claim_b(b1: pd.DataFrame, b2: pd.DataFrame, n_min: int) -> str:
-    """The claim (b) verdict label from the b1 / b2 outcomes (rules in RULES_TEXT)."""
-    o1 = [o for o in b1["outcome"] if o != "nothing solved"] if len(b1) else []
-    o2 = [o for o in b2["outcome"] if o != "not informative"] if len(b2) else []
-    if not len(b1) and not len(b2):
-        return "not measured"
-    if n_min < MIN_SEEDS:
-        return "inconclusive at this scale"
-    pos1, neg1 = "BPTT more often stuck" in o1, "BPTT less often stuck" in o1
-    pos2, neg2 = "recurrence hurts" in o2, "recurrence helps" in o2
-    if pos1 and pos2 and not (neg1 or neg2):
-        return "supported"
-    if pos1 or pos2:
-        return "partly supported"
-    both = o1 + o2
-    if both and (neg1 or neg2 or all(o == "equal" for o in both)):
-        return "not supported"
-    return "inconclusive at this scale"
 
 
 # ------------------------------------------------------------------------------------------
@@ -1015,11 +297,11 @@ def _meta_get(meta: dict | None, *keys, default=None):
     return cur
 
 
-def _scales(exps: list[Experiment]) -> list[str]:
+def _scales(exps: list[Results]) -> list[str]:
     return sorted({str(_meta_get(e.meta, "scale")) for e in exps if e.meta and "scale" in e.meta})
 
 
-def _intro(exps: list[Experiment], missing: list[str]) -> list[str]:
+def _intro(exps: list[Results], missing: list[str]) -> list[str]:
     scales = _scales(exps)
     sc = _join([f"`{s}`" for s in scales]) if scales else "unknown (no meta.json)"
     return [
@@ -1100,7 +382,7 @@ def _params_text(json_series: pd.Series, skip=()) -> str:
     return ", ".join(parts) if parts else "–"
 
 
-def _setup(exps: list[Experiment]) -> list[str]:
+def _setup(exps: list[Results]) -> list[str]:
     lines = ["## Setup", ""]
     with_runs = [e for e in exps if e.runs is not None and len(e.runs)]
     # network
@@ -1118,7 +400,7 @@ def _setup(exps: list[Experiment]) -> list[str]:
     rows = []
     for e in with_runs:
         r = e.runs
-        rec, win = _arch(r)
+        rec, win = C.arch(r)
         rows.append(
             [
                 e.name,
@@ -1170,11 +452,20 @@ def _setup(exps: list[Experiment]) -> list[str]:
     else:
         lines.append("No run tables were found.")
     lines.append("")
-    # methods
+    lines += _methods_and_budgets(with_runs)
+    lines += _cost_units(with_runs)
+    lines += _seeds_stats(exps)
+    lines += _machine(exps)
+    return lines
+
+
+def _methods_and_budgets(with_runs: list[Results]) -> list[str]:
+    """The setup's *Methods* and *Budgets* tables."""
+    lines = []
     lines += ["### Methods", ""]
     mrow: dict[str, dict] = {}
     for e in with_runs:
-        fam = _family(e.runs)
+        fam = C.family_of(e.runs)
         for m, sub in e.runs.groupby("method", sort=True):
             t = mrow.setdefault(str(m), {"exps": [], "params": [], "family": set()})
             t["exps"].append(e.name)
@@ -1230,9 +521,6 @@ def _setup(exps: list[Experiment]) -> list[str]:
             "when one is set, or when it diverges.",
             "",
         ]
-    lines += _cost_units(with_runs)
-    lines += _seeds_stats(exps)
-    lines += _machine(exps)
     return lines
 
 
@@ -1247,7 +535,7 @@ def _task_info(name: str) -> tuple[str, str]:
         return "–", "–"
 
 
-def _cost_units(exps: list[Experiment]) -> list[str]:
+def _cost_units(exps: list[Results]) -> list[str]:
     lines = [
         "### Cost units: forward-pass equivalents",
         "",
@@ -1306,7 +594,7 @@ def _cost_units(exps: list[Experiment]) -> list[str]:
     return lines
 
 
-def _seeds_stats(exps: list[Experiment]) -> list[str]:
+def _seeds_stats(exps: list[Results]) -> list[str]:
     lines = [
         "### Seeds and statistics",
         "",
@@ -1322,8 +610,8 @@ def _seeds_stats(exps: list[Experiment]) -> list[str]:
     ]
     rows = []
     for e in exps:
-        core = _core(e) if e.runs is not None else None
-        lo, hi = _seed_range(core)
+        core = C.core_tables(e) if e.runs is not None else None
+        lo, hi = C.seed_range(core)
         seeds = "–" if core is None else (f"{lo}" if lo == hi else f"{lo}-{hi}")
         rows.append(
             [
@@ -1351,7 +639,7 @@ def _seeds_stats(exps: list[Experiment]) -> list[str]:
     return lines
 
 
-def _status(e: Experiment) -> str:
+def _status(e: Results) -> str:
     n = 0 if e.runs is None else len(e.runs)
     planned = _meta_get(e.meta, "n_runs")
     status = _meta_get(e.meta, "status", default="no meta.json")
@@ -1364,7 +652,7 @@ def _status(e: Experiment) -> str:
     return s
 
 
-def _machine(exps: list[Experiment]) -> list[str]:
+def _machine(exps: list[Results]) -> list[str]:
     lines = ["### Machine, software, commit", ""]
     metas = [(e.name, e.meta) for e in exps if e.meta]
     if not metas:
@@ -1434,7 +722,7 @@ def _machine(exps: list[Experiment]) -> list[str]:
     return lines
 
 
-def _sweep_times(exp: Experiment) -> tuple[float, float | None, int]:
+def _sweep_times(exp: Results) -> tuple[float, float | None, int]:
     """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
     sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
     experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
@@ -1478,7 +766,7 @@ def _duration(seconds: float) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _time_line(exps: list[Experiment]) -> str:
+def _time_line(exps: list[Results]) -> str:
     """One sentence: how long the sweeps behind the report took, wall and CPU, and where."""
     times = [(e, *_sweep_times(e)) for e in exps if e.meta]
     times = [t for t in times if t[3]]
@@ -1503,11 +791,12 @@ def _time_line(exps: list[Experiment]) -> str:
 # ------------------------------------------------------------------------------------------
 # experiment sections
 # ------------------------------------------------------------------------------------------
-def _figure_lines(exp: Experiment, rel: str) -> list[str]:
+def _figure_lines(exp: Results, rel: str) -> list[str]:
     if not exp.figures:
         return ["No figures (run `bptt plot` on this directory to draw them).", ""]
     lines, done = [], set()
-    for stem, cap in FIGURES:
+    captions = exp.report.get("figures")
+    for stem, cap in (captions if isinstance(captions, dict) else {}).items():
         if stem.endswith("*"):
             stems = [s for s in exp.figures if s.startswith(stem[:-1])]
         else:
@@ -1521,7 +810,7 @@ def _figure_lines(exp: Experiment, rel: str) -> list[str]:
     return lines
 
 
-def _run_line(exp: Experiment) -> list[str]:
+def _run_line(exp: Results) -> list[str]:
     cfg = exp.config
     parts = []
     desc = cfg.get("description") or _meta_get(exp.meta, "config_given", "description")
@@ -1550,8 +839,8 @@ def _run_line(exp: Experiment) -> list[str]:
     return [" ".join(parts + lines), ""]
 
 
-def _results_table(exp: Experiment) -> list[str]:
-    core = _core(exp)
+def _results_table(exp: Results) -> list[str]:
+    core = C.core_tables(exp)
     if core is None:
         return ["No runs to summarise.", ""]
     sr, fl, ert_t, cmp = core["sr"], core["fl"], core["ert"], core["cmp"]
@@ -1570,7 +859,7 @@ def _results_table(exp: Experiment) -> list[str]:
     if len(cmp):
         refs = cmp.groupby("condition", sort=True)["reference"].first().to_dict()
     rows = []
-    for cond in sorted(t["condition"].unique(), key=_natkey):
+    for cond in sorted(t["condition"].unique(), key=C.natkey):
         sub = t[t["condition"] == cond]
         sub = sub.iloc[sorted(range(len(sub)), key=lambda i: _order_key(sub["variant"].iloc[i]))]
         first = True
@@ -1618,8 +907,8 @@ def _results_table(exp: Experiment) -> list[str]:
     return [*lines, "", " ".join(notes), ""]
 
 
-def _optima_section(exp: Experiment) -> list[str]:
-    core = _optima_core(exp)
+def _optima_section(exp: Results) -> list[str]:
+    core = C.optima_tables(exp)
     if core is None:
         return []
     ann, sr, bas = core["ann"], core["sr"], core["basins"]
@@ -1628,7 +917,8 @@ def _optima_section(exp: Experiment) -> list[str]:
     t = sr.merge(bas[[*key, "n_basins", "levels", "sizes", "share_lowest"]], on=key, how="left")
     rows = []
     for r in sorted(
-        t.itertuples(), key=lambda r: (_natkey(r.condition), _natkey(r.arch), _order_key(r.variant))
+        t.itertuples(),
+        key=lambda r: (C.natkey(r.condition), C.natkey(r.arch), _order_key(r.variant)),
     ):
         mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
         mask &= ann["variant"] == r.variant
@@ -1717,7 +1007,7 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
                 f"{r.ff_arch}: {_rate(r.k_f, r.n_f)}",
                 _ci(r.d, r.lo, r.hi, 2),
                 _p(r.p),
-                r.control or "–",
+                _control(r.control),
                 r.outcome,
             ]
             for r in b2.itertuples()
@@ -1741,6 +1031,14 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
             "",
         ]
     return lines
+
+
+def _control(ctrl) -> str:
+    """(b2)'s control column: the evolutionary method's recurrent-minus-feed-forward difference."""
+    if not ctrl:
+        return "–"
+    variant, d, lo, hi = ctrl
+    return f"{_label(variant)}: {_ci(d, lo, hi, 2)}"
 
 
 def _speed_table(panels: pd.DataFrame) -> list[str]:
@@ -1770,9 +1068,9 @@ def _speed_table(panels: pd.DataFrame) -> list[str]:
     )
 
 
-def _lag_table(exp: Experiment) -> list[str]:
+def _lag_table(exp: Results) -> list[str]:
     """Success against a swept length/lag setting: methods x values."""
-    runs = _usable(exp)
+    runs = C.usable(exp)
     if runs is None:
         return []
     try:
@@ -1793,7 +1091,7 @@ def _lag_table(exp: Experiment) -> list[str]:
         rows = []
         for (cond, var), sub in sorted(
             sr.groupby(["condition", "variant"], sort=True),
-            key=lambda kv: (_natkey(kv[0][0]), _order_key(kv[0][1])),
+            key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
         ):
             cells = []
             for x in xs:
@@ -1816,8 +1114,8 @@ def _lag_table(exp: Experiment) -> list[str]:
     return out
 
 
-def _scaling_table(exp: Experiment) -> list[str]:
-    runs = _usable(exp)
+def _scaling_table(exp: Results) -> list[str]:
+    runs = C.usable(exp)
     if runs is None or "n_params" not in runs or "n_hidden" not in runs:
         return []
     if not (runs.groupby(["task", "method"])["n_hidden"].nunique() >= 2).any():
@@ -1830,7 +1128,7 @@ def _scaling_table(exp: Experiment) -> list[str]:
     rows = []
     for (cond, var), sub in sorted(
         et.groupby(["condition", "variant"], sort=True),
-        key=lambda kv: (_natkey(kv[0][0]), _order_key(kv[0][1])),
+        key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
     ):
         cells = []
         for s in sizes:
@@ -1854,11 +1152,11 @@ def _scaling_table(exp: Experiment) -> list[str]:
         "",
     ]
     # where evolution falls behind: per size, the claim-(a) comparison
-    panels = speed_panels(exp)
+    panels = C.speed_panels(exp)
     if len(panels):
         behind = []
         size_of = ann.groupby("condition", sort=True)["n_params"].first()
-        core = _core(exp)
+        core = C.core_tables(exp)
         if core is not None:
             size_of = core["ann"].groupby("condition", sort=True)["n_params"].first()
         for r in panels.itertuples():
@@ -1879,15 +1177,15 @@ def _scaling_table(exp: Experiment) -> list[str]:
     return lines
 
 
-def _guess_table(exp: Experiment) -> list[str]:
-    runs = _usable(exp)
+def _guess_table(exp: Results) -> list[str]:
+    runs = C.usable(exp)
     if runs is None:
         return []
     ann = A.annotate(runs)
     ctt = A.cost_to_target(ann, exp.traces, cost="evals")
     et = A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED, level=LEVEL)
     rows = []
-    for r in sorted(et.itertuples(), key=lambda r: (_natkey(r.condition), _order_key(r.variant))):
+    for r in sorted(et.itertuples(), key=lambda r: (C.natkey(r.condition), _order_key(r.variant))):
         rows.append(
             [
                 r.condition,
@@ -2054,7 +1352,7 @@ def _parallel_table(df: pd.DataFrame) -> list[str]:
     ]
 
 
-def _experiment_section(exp: Experiment, num: int, title: str, purpose: str) -> list[str]:
+def _experiment_section(exp: Results, num: int, title: str, purpose: str) -> list[str]:
     rel = exp.name
     lines = [f"### {num}. {title} (`{rel}/`)", ""]
     if purpose:
@@ -2070,7 +1368,7 @@ def _experiment_section(exp: Experiment, num: int, title: str, purpose: str) -> 
     elif exp.name not in ("cliff", "parallel"):
         lines += ["No run table (`runs.parquet`) is stored for this experiment.", ""]
     if has_runs:
-        rec, _ = _arch(exp.runs)
+        rec, _ = C.arch(exp.runs)
         if exp.name == "local_optima" or rec.nunique() > 1:
             lines += _optima_section(exp)
         lines += _lag_table(exp)
@@ -2093,9 +1391,9 @@ def _experiment_section(exp: Experiment, num: int, title: str, purpose: str) -> 
             par = None
     if par is not None:
         lines += _parallel_table(par)
-    if exp.name in NO_PUBLISHED:
-        lines += [f"Published numbers: {NO_PUBLISHED[exp.name]}", ""]
-    elif exp.name == "random_guessing":
+    if exp.report.get("published"):
+        lines += [f"Published numbers: {exp.report['published']}", ""]
+    elif exp.report.get("compare"):
         lines += ["Published numbers: see *Published numbers beside ours*.", ""]
     return lines
 
@@ -2111,11 +1409,11 @@ def _safe(fn, *args, what: str) -> list[str]:
 # ------------------------------------------------------------------------------------------
 # claims
 # ------------------------------------------------------------------------------------------
-def _verdict_a(exps: dict[str, Experiment]) -> dict:
+def _verdict_a(exps: dict[str, Results]) -> dict:
     exp = exps.get("speed")
-    panels = speed_panels(exp) if exp is not None else pd.DataFrame()
-    n_min, n_max = _seed_range(_core(exp)) if exp is not None else (0, 0)
-    label = claim_a(panels, n_min)
+    panels = C.speed_panels(exp) if exp is not None else pd.DataFrame()
+    n_min, n_max = C.seed_range(C.core_tables(exp)) if exp is not None else (0, 0)
+    label = C.claim_a(panels, n_min)
     lines = ["## Claim (a): is BPTT faster than evolutionary optimization?", ""]
     if exp is None or panels.empty:
         why = (
@@ -2174,14 +1472,14 @@ def _verdict_a(exps: dict[str, Experiment]) -> dict:
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_a(exps: dict[str, Experiment]) -> list[str]:
+def _others_a(exps: dict[str, Results]) -> list[str]:
     """The claim (a) comparison in the other experiments (supporting evidence only)."""
     rows = []
     for name, e in exps.items():
         if name in ("speed", "parallel", "cliff"):
             continue
         try:
-            p = speed_panels(e)
+            p = C.speed_panels(e)
         except Exception:
             continue
         for r in p.itertuples():
@@ -2201,22 +1499,22 @@ def _others_a(exps: dict[str, Experiment]) -> list[str]:
     ]
 
 
-def _verdict_b(exps: dict[str, Experiment]) -> dict:
+def _verdict_b(exps: dict[str, Results]) -> dict:
     exp = exps.get("local_optima")
     lines = [
         "## Claim (b): is BPTT more often stuck in local optima, more than feed-forward nets?",
         "",
     ]
-    if exp is None or _optima_core(exp) is None:
+    if exp is None or C.optima_tables(exp) is None:
         b1 = b2 = pd.DataFrame()
         label = "not measured"
         basis = "the local_optima experiment has no results."
         lines += [f"**Verdict: {label}** — {basis}", ""]
         return {"label": label, "basis": basis, "lines": lines + _others_b(exps)}
-    b1, b2 = optima_panels(exp)
-    sr = _optima_core(exp)["sr"]
+    b1, b2 = C.optima_panels(exp)
+    sr = C.optima_tables(exp)["sr"]
     n_min, n_max = (int(sr["n"].min()), int(sr["n"].max())) if len(sr) else (0, 0)
-    label = claim_b(b1, b2, n_min)
+    label = C.claim_b(b1, b2, n_min)
 
     def d1(r):
         return (
@@ -2286,7 +1584,7 @@ def _verdict_b(exps: dict[str, Experiment]) -> dict:
         else " (b2) was not measured: no feed-forward (recurrent = false) runs are stored, so "
         "the 'more than feed-forward nets' part of the claim is untested."
     )
-    core = _optima_core(exp)
+    core = C.optima_tables(exp)
     bas = core["basins"]
     if len(bas):
         fam = core["ann"].groupby("variant", sort=True)["family"].first()
@@ -2305,13 +1603,13 @@ def _verdict_b(exps: dict[str, Experiment]) -> dict:
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_b(exps: dict[str, Experiment]) -> list[str]:
+def _others_b(exps: dict[str, Results]) -> list[str]:
     rows = []
     for name, e in exps.items():
         if name in ("local_optima", "parallel", "cliff"):
             continue
         try:
-            b1, _ = optima_panels(e)
+            b1, _ = C.optima_panels(e)
         except Exception:
             continue
         for r in b1.itertuples():
@@ -2350,7 +1648,16 @@ def _others_b(exps: dict[str, Experiment]) -> list[str]:
     ]
 
 
-def _published(exps: dict[str, Experiment]) -> list[str]:
+def _compare_rows(exps: dict[str, Results]) -> list[dict]:
+    """The published numbers set beside ours: every experiment's [[report.compare]] rows."""
+    rows = []
+    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
+        comp = exps[name].report.get("compare") if name in exps else None
+        rows += [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []
+    return rows
+
+
+def _published(exps: dict[str, Results]) -> list[str]:
     lines = [
         "## Published numbers beside ours",
         "",
@@ -2360,12 +1667,12 @@ def _published(exps: dict[str, Experiment]) -> list[str]:
         "",
     ]
     rows = []
-    for pub in PUBLISHED:
+    for pub in _compare_rows(exps):
         ours = []
-        if pub["task"] is not None:
+        if pub.get("task") is not None:
             for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
                 e = exps.get(name)
-                runs = _usable(e) if e is not None else None
+                runs = C.usable(e) if e is not None else None
                 if runs is None:
                     continue
                 keep = (runs["task"] == pub["task"]) & (runs["method"] == pub["method"])
@@ -2391,7 +1698,7 @@ def _published(exps: dict[str, Experiment]) -> list[str]:
                     )
                 break
         if ours:
-            our = "; ".join(ours) + (f" ({pub['note']})" if pub["note"] else "")
+            our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
         else:
             our = pub["missing"][0].upper() + pub["missing"][1:]
         rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
@@ -2403,9 +1710,10 @@ def _published(exps: dict[str, Experiment]) -> list[str]:
         "units, weight range).",
         "",
     ]
-    for name in _KNOWN:
-        if name in NO_PUBLISHED:
-            lines.append(f"* {name}: {NO_PUBLISHED[name]}")
+    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
+        note = exps[name].report.get("published") if name in exps else None
+        if note:
+            lines.append(f"* {name}: {note}")
     lines.append("")
     return lines
 
@@ -2416,12 +1724,12 @@ def _published(exps: dict[str, Experiment]) -> list[str]:
 def render_report(results_root) -> str:
     """The report's markdown text for the results under ``results_root``."""
     root = Path(results_root)
-    exps: dict[str, Experiment] = {}
+    exps: dict[str, Results] = {}
     missing = []
     for name in _KNOWN:
         d = root / name
-        if _present(d):
-            exps[name] = load_experiment(d)
+        if store.has_results(d):
+            exps[name] = store.read_results(d)
         else:
             missing.append(name)
     extra = []
@@ -2430,7 +1738,7 @@ def render_report(results_root) -> str:
             if d.name in exps or d.name.startswith((".", "_")) or d.name in _KNOWN:
                 continue
             if d.is_dir() and ((d / "meta.json").is_file() or (d / "runs.parquet").is_file()):
-                exps[d.name] = load_experiment(d)
+                exps[d.name] = store.read_results(d)
                 extra.append(d.name)
     ordered = [exps[n] for n in _KNOWN if n in exps] + [exps[n] for n in extra]
 
@@ -2441,9 +1749,9 @@ def render_report(results_root) -> str:
     lines += _question()
     lines += _safe(_setup, ordered, what="The setup section")
     lines += ["## Experiments", ""]
-    info = {n: (t, p) for n, t, p in EXPERIMENTS}
     for i, name in enumerate([*_KNOWN, *extra], start=1):
-        title, purpose = info.get(name, (name, ""))
+        text = exps[name].report if name in exps else {}
+        title, purpose = str(text.get("title") or name), str(text.get("summary") or "")
         if name in missing:
             lines += [
                 f"### {i}. {title} (`{name}/`)",

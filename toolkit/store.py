@@ -54,10 +54,12 @@ import platform
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+from toolkit import records
 from toolkit.train.trace import COLUMNS as _TRACE_COLUMNS
 from toolkit.train.trace import OUTCOMES
 
@@ -86,43 +88,16 @@ RUN_FORMAT = 2
 REQUIRED_KEYS = ("run_id", "row", "trace", "final_theta", "best_theta")
 REQUIRED_ROW_KEYS = ("run_id", "outcome", "task", "method")
 
-#: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key)
-RUN_COLUMNS = (
-    "experiment", "run_id", "replicate", "seed", "task", "task_params", "method",
-    "method_params", "family", "n_hidden", "n_params", "hidden", "recurrent", "window", "output",
-    "outcome", "evals",
-    "fwd_steps", "grad_steps", "fwd_equiv", "final_loss", "best_loss", "solved_at_evals",
-    "solved_at_fwd_equiv", "wall_s", "compile_s", "cpu_s", "message", "error", "target_loss",
-    "budget_evals", "budget_fwd_equiv", "budget_wall_s",
-)  # fmt: skip
-INT_COLUMNS = (
-    "replicate",
-    "seed",
-    "n_hidden",
-    "n_params",
-    "evals",
-    "fwd_steps",
-    "grad_steps",
-    "budget_evals",
-)
-FLOAT_COLUMNS = (
-    "fwd_equiv",
-    "final_loss",
-    "best_loss",
-    "solved_at_evals",
-    "solved_at_fwd_equiv",
-    "wall_s",
-    "compile_s",
-    "cpu_s",
-    "target_loss",
-    "budget_fwd_equiv",
-    "budget_wall_s",
-)
+#: columns of runs.parquet in order (then one ``grid.<key>`` column per grid key), their
+#: dtypes and the timing columns: all derived from the run record (toolkit/records.py)
+RUN_COLUMNS = records.columns()
+INT_COLUMNS = records.columns("Int64")
+FLOAT_COLUMNS = records.columns("float64")
 #: trace columns: the Trace record's own
 TRACE_COLUMNS = _TRACE_COLUMNS
 #: columns that measure time and so differ between executions of the same run
 #: (cpu_s: the CPU time of the run's thread, from building the task to the end of training)
-TIMING_COLUMNS = ("wall_s", "compile_s", "cpu_s")
+TIMING_COLUMNS = records.columns(timing=True)
 PACKAGES = (
     "numpy",
     "numba",
@@ -954,6 +929,151 @@ def load_thetas(out_dir):
     import pandas as pd
 
     return pd.read_parquet(Path(out_dir) / THETAS_TABLE)
+
+
+# ------------------------------------------------------------------------------------------
+# the results reader
+# ------------------------------------------------------------------------------------------
+#: tables every results directory may hold; any other ``*.parquet`` is an extra table
+CORE_TABLES = ("runs", "traces", "thetas")
+FIGURES_DIR = "figures"
+
+
+@dataclass
+class Results:
+    """What one results directory holds, read by :func:`read_results` (None where a file is
+    missing or unreadable; what could not be read is listed in ``problems``).
+
+    ``runs``: runs.parquet with the run record's columns under their current names
+    (:func:`toolkit.records.normalise`); ``traces``: traces.parquet; ``tables``: every other
+    ``<stem>.parquet`` by stem (gradient_fidelity, parallel, the landscape tables, ...);
+    ``figures``: the stems of ``figures/*.png``, sorted; ``cache``: memo for analyses of these
+    results (toolkit.claims)."""
+
+    name: str
+    path: Path
+    meta: dict | None = None
+    runs: object = None
+    traces: object = None
+    tables: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    cache: dict = field(default_factory=dict)
+
+    def _meta(self, key) -> dict:
+        v = (self.meta or {}).get(key)
+        return v if isinstance(v, dict) else {}
+
+    @property
+    def config(self) -> dict:
+        """The experiment's resolved config (meta.json ``config_resolved``)."""
+        return self._meta("config_resolved")
+
+    @property
+    def config_given(self) -> dict:
+        """The experiment file as given (meta.json ``config_given``)."""
+        return self._meta("config_given")
+
+    @property
+    def report(self) -> dict:
+        """The experiment file's ``[report]`` table (title, description, figure captions,
+        published numbers), as stored in meta.json; {} when absent."""
+        r = self.config_given.get("report")
+        return r if isinstance(r, dict) else {}
+
+    @property
+    def experiment(self) -> str:
+        """The experiment's name as recorded (meta.json), else the directory's name."""
+        return str((self.meta or {}).get("experiment") or self.name)
+
+    @property
+    def thetas(self):
+        """thetas.parquet (read on first use; None when missing)."""
+        if "thetas" not in self.cache:
+            self.cache["thetas"] = _read_table(self.path / THETAS_TABLE, self.problems)
+        return self.cache["thetas"]
+
+    @property
+    def target_loss(self) -> float | None:
+        """The experiment's loss target (first ``target_loss`` in meta.json), if positive."""
+        t = _find_key(self.meta or {}, "target_loss")
+        return float(t) if isinstance(t, int | float) and t > 0 else None
+
+
+def _find_key(obj, key):
+    """First value stored under ``key`` anywhere in a nested dict/list (depth-first)."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for v in obj:
+            r = _find_key(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+def _read_table(path: Path, problems: list):
+    import pandas as pd
+
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_parquet(path).reset_index(drop=True)
+    except Exception as e:
+        problems.append(f"`{path.name}` could not be read ({type(e).__name__})")
+        return None
+
+
+def has_results(d: Path) -> bool:
+    """Whether directory ``d`` holds (part of) an experiment's results."""
+    d = Path(d)
+    return d.is_dir() and (
+        (d / META_FILE).is_file()
+        or any(d.glob("*.parquet"))
+        or (d / FIGURES_DIR).is_dir()
+        or (d / RUNS_DIR).is_dir()
+    )
+
+
+def read_results(path) -> Results:
+    """Read a results directory (meta.json, runs/traces tables, extra tables, figure stems)
+    without ever raising for missing or unreadable files: what could not be read, or lacks the
+    columns every reader needs, is left None and named in ``problems``. The one reader of
+    results directories (report, plots, suite post steps)."""
+    d = Path(path)
+    res = Results(name=d.name, path=d)
+    mp = d / META_FILE
+    if mp.is_file():
+        try:
+            meta = json.loads(mp.read_text(encoding="utf-8"))
+            res.meta = meta if isinstance(meta, dict) else None
+            if res.meta is None:
+                res.problems.append("`meta.json` does not hold a JSON object")
+        except (OSError, ValueError) as e:
+            res.problems.append(f"`meta.json` could not be read ({type(e).__name__})")
+    res.runs = _read_table(d / RUNS_TABLE, res.problems)
+    res.traces = _read_table(d / TRACES_TABLE, res.problems)
+    if res.runs is not None:
+        missing = sorted({"task", "method", "outcome", "run_id"} - set(res.runs.columns))
+        if missing:
+            res.problems.append(f"`runs.parquet` lacks column(s) {', '.join(missing)}")
+            res.runs = None
+        else:
+            res.runs = records.normalise(res.runs)
+    if res.traces is not None and not {"run_id", "evals", "best_loss"} <= set(res.traces):
+        res.problems.append("`traces.parquet` lacks the trace columns")
+        res.traces = None
+    for p in sorted(d.glob("*.parquet")):
+        if p.stem not in CORE_TABLES:
+            t = _read_table(p, res.problems)
+            if t is not None:
+                res.tables[p.stem] = t
+    fig_dir = d / FIGURES_DIR
+    if fig_dir.is_dir():
+        res.figures = sorted(p.stem for p in fig_dir.glob("*.png"))
+    return res
 
 
 def non_timing(df):

@@ -406,7 +406,7 @@ def load(
                         f"unknown part; parts: {', '.join(raw_parts)}",
                     )
                 )
-        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales")}
+        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales", "report")}
         for pname, over in raw_parts.items():
             key = f"post.parts.{pname}"
             if not sweep._NAME_RE.match(pname):
@@ -813,11 +813,11 @@ def _task_and_net(part: Part, spec: dict):
 
 
 def _load_tables(out_dir: Path):
-    import pandas as pd
-
-    runs = pd.read_parquet(out_dir / store.RUNS_TABLE)
-    thetas = pd.read_parquet(out_dir / store.THETAS_TABLE).set_index("run_id")
-    return runs, thetas
+    """(runs, thetas indexed by run_id) of a merged experiment, through the results reader."""
+    res = store.read_results(out_dir)
+    if res.runs is None or res.thetas is None:
+        raise store.IncompatibleResults(f"{out_dir}: no readable run tables ({res.problems})")
+    return res.runs, res.thetas.set_index("run_id")
 
 
 def _theta(thetas, run_id) -> np.ndarray | None:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import store
+from toolkit import records, store
 
 __all__ = [
     "ConfigError",
@@ -83,6 +83,7 @@ TOP_KEYS = (
     "grid",
     "scales",
     "post",
+    "report",  # free-form text for the report (toolkit/report.py): never part of a run's key
 )
 #: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
 #: (several sweeps merged, landscape tables, gradient fidelity, parallel timing). Their
@@ -1137,43 +1138,29 @@ def _f(x) -> float:
 
 
 def _base_row(spec: dict) -> dict:
-    row = {
-        "experiment": spec["experiment"],
-        "run_id": spec["run_id"],
-        "replicate": spec["replicate"],
-        "seed": spec["seed"],
-        "task": spec["task"],
-        "task_params": canonical(spec["task_params"]),
-        "method": spec["method"],
-        "method_params": canonical(spec["method_params"]),
-        "family": spec.get("family"),
-        "n_hidden": spec["net"]["n_hidden"],
-        "n_params": None,
-        "hidden": spec["net"]["hidden"],
-        "recurrent": spec["net"].get("recurrent", True),
-        "window": spec["net"].get("window", 1),
-        "output": spec.get("output"),
-        "outcome": "error",
-        "evals": 0,
-        "fwd_steps": 0,
-        "grad_steps": 0,
-        "fwd_equiv": 0.0,
-        "final_loss": math.nan,
-        "best_loss": math.nan,
-        "solved_at_evals": math.nan,
-        "solved_at_fwd_equiv": math.nan,
-        "wall_s": 0.0,
-        "compile_s": 0.0,
-        "cpu_s": 0.0,
-        "message": "",
-        "error": "",
-        "target_loss": math.nan if spec.get("target_loss") is None else spec["target_loss"],
-        "budget_evals": spec["budget"].get("evals"),
-        "budget_fwd_equiv": _f(spec["budget"].get("fwd_equiv")),
-        "budget_wall_s": _f(spec["budget"].get("wall_s")),
-    }
-    row.update(spec.get("grid", {}))
-    return row
+    """The run's row (toolkit/records.py) before it runs: its spec, defaults elsewhere."""
+    net, budget = spec["net"], spec["budget"]
+    return records.new_row(
+        spec.get("grid", {}),
+        experiment=spec["experiment"],
+        run_id=spec["run_id"],
+        replicate=spec["replicate"],
+        seed=spec["seed"],
+        task=spec["task"],
+        task_params=canonical(spec["task_params"]),
+        method=spec["method"],
+        method_params=canonical(spec["method_params"]),
+        family=spec.get("family"),
+        n_hidden=net["n_hidden"],
+        hidden=net["hidden"],
+        recurrent=net.get("recurrent", True),
+        window=net.get("window", 1),
+        output=spec.get("output"),
+        target_loss=math.nan if spec.get("target_loss") is None else spec["target_loss"],
+        budget_evals=budget.get("evals"),
+        budget_fwd_equiv=_f(budget.get("fwd_equiv")),
+        budget_wall_s=_f(budget.get("wall_s")),
+    )
 
 
 def execute_run(run_spec: dict, registry=None) -> dict:
@@ -1212,21 +1199,8 @@ def execute_run(run_spec: dict, registry=None) -> dict:
             hyper=dict(run_spec["method_params"]),
         )
         s = trace.summary()
-        outcome = s.get("outcome") or "error"
-        row.update(
-            {
-                "outcome": outcome,
-                "evals": int(s["evals"]),
-                "fwd_steps": int(s["fwd_steps"]),
-                "grad_steps": int(s["grad_steps"]),
-                "fwd_equiv": float(s["fwd_equiv"]),
-                "final_loss": float(s["final_loss"]),
-                "best_loss": float(s["best_loss"]),
-                "wall_s": float(s["wall_s"]),
-                "compile_s": float(s["compile_s"]),
-                "message": str(s.get("message") or ""),
-            }
-        )
+        row.update(records.from_summary(s))
+        outcome = row["outcome"]
         if outcome == "error":
             row["error"] = row["message"] or "the method reported outcome 'error'"
         if outcome in ("solved", "target"):
