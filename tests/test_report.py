@@ -475,3 +475,21 @@ def test_report_says_how_long_its_sweeps_took(tmp_path):
     meta["history"][1].pop("cpu_s")
     f.write_text(json.dumps(meta))
     assert "(CPU time not recorded for speed)" in R.render_report(tmp_path)
+
+
+def test_report_names_the_commits_that_ran_the_runs(tmp_path):
+    """A session with nothing to run (e.g. after the [report] text changed) records the new
+    commit in meta.json, but the report names only the commits whose code ran runs."""
+    write_experiment(tmp_path, "speed", speed_spec())
+    f = tmp_path / "speed" / "meta.json"
+    meta = json.loads(f.read_text())
+    meta["git"] = {"commit": "c" * 40, "dirty": False}
+    meta["history"] = [
+        {"executed": 10, "git": {"commit": "a" * 40, "dirty": False}},
+        {"executed": 5, "git": {"commit": "b" * 40, "dirty": True}},
+        {"executed": 0, "git": {"commit": "c" * 40, "dirty": False}},
+    ]
+    f.write_text(json.dumps(meta))
+    text = R.render_report(tmp_path)
+    assert f"| git commit | `{'a' * 40}`, `{'b' * 40}` (uncommitted changes) |" in text
+    assert "c" * 40 not in text

@@ -233,6 +233,12 @@ def test_rerun_skips_stored_runs_and_force_reruns_all(cfg, tmp_path):
     res = run(path, out)
     meta = store.load_meta(out)
     assert res.n_executed == 0 and meta["status"] == "complete" and len(meta["history"]) == 2
+    # the file's [report] text changes no run, but meta.json must keep the file as given
+    path.write_text(path.read_text() + '\n[report]\ntitle = "Tiny"\n')
+    res = run(path, out)
+    meta = store.load_meta(out)
+    assert res.n_executed == 0 and len(meta["history"]) == 3
+    assert meta["config_given"]["report"] == {"title": "Tiny"}
     res = run(path, out, force=True)
     assert (res.n_stored_before, res.n_executed) == (0, 6)
     assert len(executed(log)) == 12

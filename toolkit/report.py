@@ -668,11 +668,21 @@ def _machine(exps: list[Results]) -> list[str]:
         return "; ".join(f"{v} ({', '.join(n)})" for v, n in sorted(vals.items()))
 
     def commit(m):
-        c = _meta_get(m, "git", "commit")
-        if c is None:
+        """The commits whose code executed the runs: those of the sessions that ran any (a
+        session with nothing to run, e.g. after a change of the report text, adds none)."""
+        hist = m.get("history") if isinstance(m.get("history"), list) else []
+        gits = [h["git"] for h in hist if isinstance(h, dict) and h.get("executed")]
+        gits = [g for g in gits if isinstance(g, dict) and g.get("commit")]
+        if not gits:
+            gits = [m["git"]] if isinstance(m.get("git"), dict) and m["git"].get("commit") else []
+        if not gits:
             return None
-        dirty = _meta_get(m, "git", "dirty")
-        return f"`{c}`" + (" (uncommitted changes)" if dirty else "")
+        seen = []
+        for g in gits:
+            c = f"`{g['commit']}`" + (" (uncommitted changes)" if g.get("dirty") else "")
+            if c not in seen:
+                seen.append(c)
+        return ", ".join(seen)
 
     def cpu(m):
         model = _meta_get(m, "cpu", "model")

@@ -806,6 +806,8 @@ def finish_meta(
             "wall_s": round(float(wall_s), 3),
             "backend": meta["threads"]["backend"],
             "jobs": meta["threads"]["jobs"],
+            # the code that executed this session's runs (meta's own "git" is the last session's)
+            "git": dict(meta.get("git") or {}),
         }
     )
     write_meta(out_dir, meta)

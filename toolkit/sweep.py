@@ -1522,7 +1522,7 @@ def run_sweep(
             client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
         # a session with nothing to run, after a complete one, changes nothing: meta.json is
         # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
-        noop = not pending and _completed_before(out_dir)
+        noop = not pending and _completed_before(out_dir, exp.given)
         if noop:
             echo(headline(n_stored, 0) + f" in {out_dir}; nothing to do")
             status = "complete"
@@ -1627,9 +1627,10 @@ def run_sweep(
     return result
 
 
-def _completed_before(out_dir: Path) -> bool:
-    """True when ``out_dir`` has a meta.json of a session that completed (status complete)
-    and every table: a session with nothing to run then has nothing to add."""
+def _completed_before(out_dir: Path, given: dict) -> bool:
+    """True when ``out_dir`` has a meta.json of a session that completed (status complete),
+    written from the same file as given (its ``[report]`` text, say, changes no run but is
+    kept in meta.json), and every table: a session with nothing to run then adds nothing."""
     try:
         meta = store.load_meta(out_dir)
     except (OSError, ValueError):
@@ -1638,6 +1639,7 @@ def _completed_before(out_dir: Path) -> bool:
     return (
         bool(meta)
         and meta.get("status") == "complete"
+        and meta.get("config_given") == given
         and all((Path(out_dir) / t).is_file() for t in tables)
     )
 
