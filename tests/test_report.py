@@ -493,3 +493,14 @@ def test_report_names_the_commits_that_ran_the_runs(tmp_path):
     text = R.render_report(tmp_path)
     assert f"| git commit | `{'a' * 40}`, `{'b' * 40}` (uncommitted changes) |" in text
     assert "c" * 40 not in text
+
+
+def test_sessions_without_a_recorded_commit_are_said_so(tmp_path):
+    write_experiment(tmp_path, "speed", speed_spec())
+    f = tmp_path / "speed" / "meta.json"
+    meta = json.loads(f.read_text())
+    meta["history"] = [{"executed": 3}, {"executed": 0, "git": {"commit": "c" * 40}}]
+    f.write_text(json.dumps(meta))
+    text = R.render_report(tmp_path)
+    assert "could not be generated" not in text
+    assert "| git commit | not recorded" in text and "c" * 40 not in text

@@ -671,15 +671,16 @@ def _machine(exps: list[Results]) -> list[str]:
         """The commits whose code executed the runs: those of the sessions that ran any (a
         session with nothing to run, e.g. after a change of the report text, adds none)."""
         hist = m.get("history") if isinstance(m.get("history"), list) else []
-        gits = [h["git"] for h in hist if isinstance(h, dict) and h.get("executed")]
-        gits = [g for g in gits if isinstance(g, dict) and g.get("commit")]
-        if not gits:
-            gits = [m["git"]] if isinstance(m.get("git"), dict) and m["git"].get("commit") else []
-        if not gits:
-            return None
+        ran = [h for h in hist if isinstance(h, dict) and h.get("executed")]
+        if not ran:  # no session history: the meta's own commit
+            ran = [{"git": m.get("git")}]
         seen = []
-        for g in gits:
-            c = f"`{g['commit']}`" + (" (uncommitted changes)" if g.get("dirty") else "")
+        for h in ran:
+            g = h.get("git")
+            if isinstance(g, dict) and g.get("commit"):
+                c = f"`{g['commit']}`" + (" (uncommitted changes)" if g.get("dirty") else "")
+            else:
+                c = "not recorded (a session written before commits were kept per session)"
             if c not in seen:
                 seen.append(c)
         return ", ".join(seen)
