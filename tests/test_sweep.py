@@ -456,8 +456,7 @@ def test_scale_problems(tmp_path):
     text = BASE + '[scales.smoke]\n"budget.evals" = 0\n'
     with pytest.raises(
         sweep.ConfigError,
-        match=r"budget\.evals: expected an integer >= 1, "
-        r"got 0 \(set by scales\.smoke\)",
+        match=r"scales\.smoke\.budget\.evals: expected an integer >= 1, got 0",
     ):
         load(tmp_path, text, scale="smoke")
     with pytest.raises(

@@ -258,16 +258,12 @@ def _cmd_run(args) -> int:
         progress=not args.no_progress,
         connect_timeout=args.timeout,
     )
-    try:
-        if suite.has_post(args.config):  # parts, landscape tables, parallel timing
-            sexp = suite.load(
-                args.config, scale=args.scale, seeds=args.seeds, max_runs=_max_runs(args)
-            )
+    try:  # the file is read once: suite.load validates the sweep, its parts and [post]
+        sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds, max_runs=_max_runs(args))
+        if sexp.post:  # parts, landscape tables, parallel timing
             res = suite.run(sexp, **common)
         else:
-            res = sweep.run_sweep(
-                args.config, seeds=args.seeds, scale=args.scale, max_runs=_max_runs(args), **common
-            )
+            res = sweep.run_sweep(sexp.parts[0].exp, **common)
     except (sweep.SweepStopped, store.DamagedResults) as e:
         _err(str(e))
         return 3

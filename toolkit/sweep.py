@@ -83,6 +83,7 @@ TOP_KEYS = (
     "grid",
     "scales",
     "post",
+    "report",
 )
 #: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
 #: (several sweeps merged, landscape tables, gradient fidelity, parallel timing). Their
@@ -436,8 +437,10 @@ class _Problems:
 
     def add(self, key: str, msg: str) -> None:
         src = self.origin.get(key)
-        if src:
+        if src and src.startswith("--"):
             msg = f"{msg} (set by {src})"
+        elif src:  # set by an overlay: the key path where it was written
+            key = f"{src}.{key}"
         if (key, msg) not in self.items:
             self.items.append((key, msg))
 
@@ -445,6 +448,18 @@ class _Problems:
         allowed = list(allowed)
         path = f"{prefix}.{key}" if prefix else key
         self.add(path, f"unknown key{_close(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _check_report(v, P: _Problems, key: str = "report") -> None:
+    """``[report]``: free-form text for the report (title, summary, captions, ...): a table
+    whose leaves are strings, numbers, booleans, lists or tables. It never enters a run key."""
+    if key == "report" and not isinstance(v, dict):
+        P.add(key, f"expected a table [report] (title, summary, captions, ...), got {_fmt(v)}")
+    elif isinstance(v, dict | list):
+        for k, x in v.items() if isinstance(v, dict) else enumerate(v):
+            _check_report(x, P, f"{key}.{k}" if isinstance(v, dict) else f"{key}[{k}]")
+    elif not isinstance(v, str | int | float | bool):
+        P.add(key, f"expected a string, number, boolean, list or table, got {type(v).__name__}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -472,14 +487,59 @@ class Experiment:
         return len({r["config_id"] for r in self.runs})
 
 
-def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
-    """Apply ``[scales.<scale>]`` overrides to cfg (in place). Keys are dotted paths; a nested
-    table is merged leaf by leaf; paths under ``grid.`` name one grid key."""
-    if scales is None:
-        scales = {}
+def _grid_at(parts: list[str]) -> int | None:
+    """Index of a ``grid`` segment whose next segments form one grid key (``grid.net.n_hidden``
+    names the key "net.n_hidden"): at the top, or under ``post.parts.<part>``."""
+    if parts and parts[0] == "grid":
+        return 0
+    if len(parts) > 3 and parts[:2] == ["post", "parts"] and parts[3] == "grid":
+        return 3
+    return None
+
+
+def leaves(table: dict, prefix: tuple = ()):
+    """(path segments, value) of every leaf of an overlay table: dotted keys are split, nested
+    tables merged leaf by leaf; a dotted path under ``grid`` names one grid key."""
+    for k, v in table.items():
+        parts = [*prefix, *str(k).split(".")]
+        g = _grid_at(parts)
+        if g is not None and len(parts) > g + 1:
+            yield [*parts[: g + 1], ".".join(parts[g + 1 :])], v
+        elif g is not None and isinstance(v, dict):
+            for gk, gv in v.items():
+                yield [*parts, gk], gv
+        elif isinstance(v, dict) and v:
+            yield from leaves(v, tuple(parts))
+        else:
+            yield parts, v
+
+
+def overlay(cfg: dict, items, label: str, problems: _Problems) -> None:
+    """THE overlay: set each (path, value) of ``items`` (from :func:`leaves`) in ``cfg`` (in
+    place), remembering ``label`` (e.g. "scales.smoke", "post.parts.a") as the origin of the
+    key, so that a problem with it is reported under ``<label>.<key>``."""
+    for parts, value in items:
+        node = cfg
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                problems.add(
+                    f"{label}.{'.'.join(parts)}",
+                    f"cannot set: '{'.'.join(parts[: i + 1])}' is not a table",
+                )
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+            problems.origin[".".join(parts)] = label
+
+
+def scale_items(given: dict, scale: str, problems: _Problems) -> list:
+    """The leaves of ``[scales.<scale>]`` (none for "default" unless the file defines it)."""
+    scales = given.get("scales", {})
     if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
         problems.add("scales", "expected tables [scales.<name>] of overrides")
-        return
+        return []
     if scale not in scales:
         if scale != "default":
             known = ", ".join(["default", *[s for s in scales if s != "default"]])
@@ -487,41 +547,8 @@ def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
                 "scales",
                 f"no scale '{scale}' in this file{_close(scale, scales)}; defined: {known}",
             )
-        return
-
-    def leaves(prefix: list[str], table: dict):
-        for k, v in table.items():
-            parts = [*prefix, *k.split(".")]
-            if parts[0] == "grid":
-                if len(parts) > 1:
-                    yield ["grid", ".".join(parts[1:])], v
-                elif isinstance(v, dict):
-                    for gk, gv in v.items():
-                        yield ["grid", gk], gv
-                else:
-                    yield ["grid"], v
-            elif isinstance(v, dict) and v:
-                yield from leaves(parts, v)
-            else:
-                yield parts, v
-
-    for parts, value in leaves([], scales[scale]):
-        node = cfg
-        for i, p in enumerate(parts[:-1]):
-            nxt = node.get(p, _MISSING)
-            if nxt is _MISSING:
-                nxt = node[p] = {}
-            if not isinstance(nxt, dict):
-                problems.add(
-                    f"scales.{scale}.{'.'.join(parts)}",
-                    f"cannot set: '{'.'.join(parts[: i + 1])}' is not a table",
-                )
-                break
-            node = nxt
-        else:
-            node[parts[-1]] = copy.deepcopy(value)
-            key = ".".join(parts) if parts[0] != "grid" else f"grid.{parts[1]}"
-            problems.origin[key] = f"scales.{scale}"
+        return []
+    return list(leaves(scales[scale]))
 
 
 def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | None, str]:
@@ -645,13 +672,29 @@ def load_config(
     ``--force-large``) the file is refused with a ConfigError that gives the count.
     """
     path = Path(path)
-    reg = resolve_registry(registry)
     given = read_toml(path)
-
     P = _Problems()
-    cfg = copy.deepcopy(given)
-    scales = cfg.pop("scales", None)
-    _apply_scale(cfg, scales, scale, P)
+    cfg = {k: copy.deepcopy(v) for k, v in given.items() if k != "scales"}
+    overlay(cfg, scale_items(given, scale, P), f"scales.{scale}", P)
+    return build(
+        path, cfg, P, given=given, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
+    )
+
+
+def build(
+    path: Path,
+    cfg: dict,
+    P: _Problems,
+    *,
+    given: dict,
+    scale: str = "default",
+    seeds: int | None = None,
+    registry=None,
+    max_runs: int | None = MAX_RUNS,
+) -> Experiment:
+    """Validate and expand ``cfg`` (a file's dict with its overlays applied; ``given`` is kept
+    as written) into an :class:`Experiment`; problems so far are in ``P``."""
+    reg = resolve_registry(registry)
     if seeds is not None:
         cfg["replicates"] = seeds
         P.origin["replicates"] = "--seeds"
@@ -676,6 +719,7 @@ def load_config(
         if not ok:
             P.add("seed", root_seed)
             root_seed = None
+    _check_report(cfg.get("report", {}), P)
     post = cfg.get("post", {})
     if not isinstance(post, dict):
         P.add("post", f"expected a table [post] with keys {', '.join(POST_KEYS)}, got {_fmt(post)}")
