@@ -492,7 +492,7 @@ _EPOCHWISE = {
 _SELECTABLE = {"optimizer": ("sgd", _choice(*OPTIMIZERS)), **_MOMENTUM, **_ADAM}
 
 
-def _method(name, loop, spec, optimizer=None, doc=""):
+def _method(name, loop, spec, optimizer=None, doc="", *, style):
     validate = _validator(name, spec, optimizer)
     defaults = {n: d for n, (d, _) in spec.items()}
     register(
@@ -503,6 +503,7 @@ def _method(name, loop, spec, optimizer=None, doc=""):
             validate=validate,
             train=_trainer(loop, validate, optimizer),
             doc=doc,
+            **style,
         )
     )
 
@@ -513,6 +514,7 @@ _method(
     {"lr": (0.1, _real()), **_EPOCHWISE, **_COMMON},
     "sgd",
     "Epochwise/minibatch BPTT(k), plain gradient descent.",
+    style=dict(label="BPTT (SGD)", color="#56B4E9", marker="v", order=1),  # sky blue
 )
 _method(
     "bptt_momentum",
@@ -520,6 +522,7 @@ _method(
     {"lr": (0.01, _real()), **_MOMENTUM, **_EPOCHWISE, **_COMMON},
     "momentum",
     "Epochwise/minibatch BPTT(k), heavy-ball or Nesterov momentum.",
+    style=dict(label="BPTT (momentum)", color="#009E73", marker="^", order=2),  # bluish green
 )
 _method(
     "bptt_adam",
@@ -527,6 +530,7 @@ _method(
     {"lr": (0.001, _real()), **_ADAM, **_EPOCHWISE, **_COMMON},
     "adam",
     "Epochwise/minibatch BPTT(k), Adam (Kingma & Ba 2015).",
+    style=dict(label="BPTT (Adam)", color="#0072B2", marker="o", order=0),  # blue
 )
 _method(
     "bptt_online",
@@ -541,10 +545,12 @@ _method(
         **_COMMON,
     },
     doc="The classic online BPTT algorithm, unfold depth k, one update per window.",
+    style=dict(label="BPTT online (classic)", color="#CC79A7", marker="D", order=3),  # purple
 )
 _method(
     "bptt_k1k2",
     _loop_k1k2,
     {"lr": (0.1, _real()), "k1": (10, _int()), "k2": (20, _int()), **_SELECTABLE, **_COMMON},
     doc="Williams & Peng BPTT(k1, k2) on streams, state carried forward.",
+    style=dict(label="BPTT(k1, k2)", color="#332288", marker="<", order=4),  # indigo (Tol)
 )

@@ -408,6 +408,10 @@ register(
         name="cmaes",
         family="evolution",
         defaults=dict(DEFAULTS),
+        label="CMA-ES",
+        color="#D55E00",  # vermillion
+        marker="s",
+        order=5,
         validate=validate,
         train=train,
         doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "

@@ -135,6 +135,10 @@ register(
         name="ga",
         family="evolution",
         defaults=dict(DEFAULTS),
+        label="GA",
+        color="#999933",  # olive (Tol)
+        marker="h",
+        order=8,
         validate=validate,
         train=train,
         doc="Real-coded GA (DEAP eaSimple: tournament, blend/two-point crossover, Gaussian "

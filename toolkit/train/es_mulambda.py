@@ -138,9 +138,9 @@ def _trainer(comma: bool):
     return train
 
 
-for _name, _comma, _paper in (
-    ("es_comma", True, "(mu, lambda)"),
-    ("es_plus", False, "(mu + lambda)"),
+for _name, _comma, _paper, _style in (
+    ("es_comma", True, "(mu, lambda)", ("(μ,λ)-ES", "#E69F00", "P", 6)),  # orange
+    ("es_plus", False, "(mu + lambda)", ("(μ+λ)-ES", "#882255", "X", 7)),  # wine (Tol)
 ):
     register(
         Method(
@@ -152,5 +152,6 @@ for _name, _comma, _paper in (
             doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
             "DEAP's varOr / strategy-vector pattern.",
             tags=("deap", "es"),
+            **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
         )
     )

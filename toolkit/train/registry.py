@@ -22,6 +22,8 @@ class Method:
     name: registry key; family: "gradient" or "evolution"; defaults: hyperparameters and their
     default values; validate(hyper) -> resolved hyper dict (ValueError/TypeError naming the
     parameter); train(net, data, *, rng, budget, target_loss, solved, trace, **hyper) -> Trace.
+    label, color, marker: how figures and the report show it (colour-blind-safe palette:
+    Okabe-Ito, then Paul Tol's muted); order: its place in legends and tables.
     """
 
     name: str
@@ -31,6 +33,10 @@ class Method:
     train: Callable[..., Trace]
     doc: str = ""
     tags: tuple = field(default_factory=tuple)
+    label: str = ""
+    color: str = ""
+    marker: str = ""
+    order: int = 100
 
 
 METHODS: dict[str, Method] = {}
@@ -43,6 +49,11 @@ def register(method: Method) -> Method:
         raise ValueError(f"method {method.name!r}: family must be 'gradient' or 'evolution'")
     METHODS[method.name] = method
     return method
+
+
+def by_family(family: str) -> list[str]:
+    """Names of the registered methods of ``family`` ("gradient" | "evolution"), in order."""
+    return [m.name for m in sorted(METHODS.values(), key=lambda m: m.order) if m.family == family]
 
 
 def get_method(name: str) -> Method:
