@@ -389,3 +389,22 @@ def test_one_error_with_its_full_key_path(tmp_path, edit, key):
     text = BASE.replace(old, new) if old else BASE + new
     problems, msg = _problems(tmp_path, text, scale="smoke" if "smoke" in text else "default")
     assert [k for k, _ in problems] == [key], msg
+
+
+def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
+    p = tmp_path / "x.toml"
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3"))
+    plain = suite.load(p).parts[0].exp
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3\ncell = 'elman'"))
+    same = suite.load(p).parts[0].exp
+    assert [r["run_id"] for r in same.runs] == [r["run_id"] for r in plain.runs]
+    from toolkit.nets import Elman
+
+    r = plain.runs[0]
+    n = Elman(r["n_in"], 2, r["n_out"], output=r["output"], window=3).n_params
+    fe = r["budget"].get("fwd_equiv") or 0.0
+    est = sweep.estimate_cost([{**r, "budget": {"fwd_equiv": 1.0}}])
+    assert est["cpu_s"] == sweep.SECONDS_PER_STEP + n * sweep.SECONDS_PER_WEIGHT_STEP, fe
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstm'"))
+    problems, msg = _problems(tmp_path, p.read_text())
+    assert [k for k, _ in problems] == ["net"] and "unknown network cell" in msg

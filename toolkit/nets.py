@@ -67,6 +67,29 @@ def _positive_int(v, name: str) -> int:
     return int(v)
 
 
+#: the network cells by name (``[net] cell = "..."``); a cell class registers itself here
+CELLS: dict[str, type] = {}
+
+
+def register_cell(cls: type) -> type:
+    """Class decorator: ``CELLS[cls.cell] = cls`` (see docs/CONTRACTS.md, the net protocol)."""
+    if cls.cell in CELLS:
+        raise ValueError(f"cell {cls.cell!r} is registered twice")
+    CELLS[cls.cell] = cls
+    return cls
+
+
+def make_net(n_in: int, n_out: int, output: str, cfg: dict):
+    """The net of an experiment's ``[net]`` table (``cell``, default "elman", picks the class;
+    the other keys are its :meth:`from_config` settings) for a task's sizes and output."""
+    cfg = dict(cfg)
+    name = cfg.pop("cell", "elman")
+    if name not in CELLS:
+        raise ValueError(f"cell: unknown network cell {name!r}; known: {', '.join(CELLS)}")
+    return CELLS[name].from_config(n_in, n_out, output, cfg)
+
+
+@register_cell
 class Elman:
     """Elman (1990) simple recurrent network with one hidden layer.
 
@@ -85,6 +108,31 @@ class Elman:
 
     The constructor only stores and checks parameters.
     """
+
+    cell = "elman"
+    #: the ``[net]`` settings of this cell: name -> (default, doc); n_hidden is required
+    CONFIG = {
+        "n_hidden": (None, "hidden units, an integer >= 1 (required)"),
+        "hidden": ("tanh", "hidden nonlinearity: tanh | sigmoid | relu"),
+        "recurrent": (True, "false: W_hh = 0 (a feed-forward net, e.g. with a window)"),
+        "window": (1, "input window w >= 1: the input at t is [a_t, .., a_{t-w+1}]"),
+        "fixed": (None, "fixed entries per block (W_xh, W_hh, b_h, W_hy, b_y); nan = free"),
+    }
+
+    @classmethod
+    def from_config(cls, n_in: int, n_out: int, output: str, cfg: dict) -> Elman:
+        """The net of a ``[net]`` table (keys of :attr:`CONFIG`) for a task's sizes/output."""
+        unknown = sorted(set(cfg) - set(cls.CONFIG))
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]}: not a setting of an Elman net ({', '.join(cls.CONFIG)})"
+            )
+        kw = {k: cfg.get(k, d) for k, (d, _) in cls.CONFIG.items() if k != "n_hidden"}
+        return cls(n_in, cfg.get("n_hidden"), n_out, output=output, **kw)
+
+    def describe(self) -> str:
+        """One line for the report: the cell, its sizes and variants."""
+        return repr(self)
 
     def __init__(
         self,

@@ -356,35 +356,21 @@ class SuiteResult:
         return self.n_failed == 0
 
 
-def run(
-    sexp: SuiteExperiment,
-    *,
-    results_root="results",
-    out=None,
-    jobs: int | None = None,
-    backend: str = "loky",
-    scheduler: str | None = None,
-    force: bool = False,
-    dry_run: bool = False,
-    progress: bool = True,
-    connect_timeout: float = 10.0,
-    echo=print,
-) -> SuiteResult:
-    """Run every sweep of ``sexp`` (resuming), merge parts, then the [post] steps."""
+def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> SuiteResult:
+    """Run every sweep of ``sexp`` (resuming), merge parts, then the [post] steps. ``opts``: a
+    :class:`toolkit.sweep.ExecOptions` (or its fields as keywords)."""
     t0 = time.perf_counter()
-    out_dir = Path(out) if out else Path(results_root) / sexp.name
+    o = sweep.ExecOptions.of(opts, **kw)
+    echo = o.echo
+    out_dir = Path(o.out) if o.out else Path(o.results_root) / sexp.name
     res = SuiteResult(sexp.name, out_dir, n_runs=sexp.n_runs)
-    kw = dict(
-        backend=backend,
-        scheduler=scheduler,
-        progress=progress,
-        connect_timeout=connect_timeout,
-        echo=echo,
-    )
-    if dry_run:
+
+    def part_dir(part: Part) -> Path:
+        return out_dir / "parts" / part.name if part.name else out_dir
+
+    if o.dry_run:
         for part in sexp.parts:
-            d = out_dir / "parts" / part.name if part.name else out_dir
-            sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, dry_run=True, **kw)
+            sweep.run_sweep(part.exp, o, out=part_dir(part))
         return res
     # the experiment's directory is locked for the whole of it (the sweeps in it re-enter the
     # lock; each part's sweep also locks its own directory)
@@ -396,11 +382,10 @@ def run(
         raise sweep.SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
     try:
         if "parallel" in sexp.post:
-            _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
+            _run_parallel(sexp, out_dir, sexp.post["parallel"], o, res)
         else:
             for part in sexp.parts:
-                d = out_dir / "parts" / part.name if part.name else out_dir
-                r = sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, **kw)
+                r = sweep.run_sweep(part.exp, o, out=part_dir(part))
                 res.n_executed += r.n_executed
                 res.n_failed += r.n_failed
         if sexp.has_parts:
@@ -425,7 +410,7 @@ def _write_table(df, path: Path) -> Path:
     return path
 
 
-def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult, kw) -> None:
+def _run_parallel(sexp, out_dir: Path, spec: dict, o: sweep.ExecOptions, res: SuiteResult) -> None:
     """Time the sweep (forced rerun) on the requested backend; skip when already measured.
 
     loky, or dask without a scheduler: once per ``jobs`` value and repeat (dask: run_sweep starts
@@ -437,17 +422,17 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
 
     exp = sexp.parts[0].exp
     table = out_dir / PARALLEL_TABLE
-    backend, scheduler = kw["backend"], kw["scheduler"]
+    backend, scheduler = o.backend, o.scheduler
     on_cluster = backend == "dask" and bool(scheduler)
     want = [sweep.default_jobs() if j == 0 else j for j in spec["jobs"]]
     if on_cluster:
-        kw["echo"](
+        o.echo(
             f"{sexp.name}: timing the sweep on the dask cluster at {scheduler} once per repeat "
             f"({spec['repeats']}x); the cluster's worker count is recorded as jobs, "
             f"post.parallel.jobs = {spec['jobs']} is not used"
         )
     done = False
-    if table.is_file() and not force:
+    if table.is_file() and not o.force:
         try:
             old = pd.read_parquet(table)
             old_backend = set(old["backend"]) if "backend" in old else {"loky"}
@@ -462,14 +447,14 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
         except Exception:
             done = False
     if done:  # measured before: only resume the results (normally nothing to do)
-        r = sweep.run_sweep(exp, out=out_dir, jobs=jobs, **kw)
+        r = sweep.run_sweep(exp, o, out=out_dir)
         res.n_executed += r.n_executed
         res.n_failed += r.n_failed
         return
     rows, first = [], None
     for rep in range(spec["repeats"]):
         for j in [None] if on_cluster else want:
-            r = sweep.run_sweep(exp, out=out_dir, jobs=j, force=True, **kw)
+            r = sweep.run_sweep(exp, o, out=out_dir, jobs=j, force=True)
             res.n_executed += r.n_executed
             res.n_failed += r.n_failed
             runs = store.non_timing(store.load_runs(out_dir))

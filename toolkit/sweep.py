@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import difflib
 import hashlib
 import importlib
@@ -38,7 +39,7 @@ import tomllib
 import traceback
 import types
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +61,7 @@ __all__ = [
     "make_run_id",
     "execute_run",
     "run_sweep",
+    "ExecOptions",
     "estimate_cost",
     "format_run_table",
     "resolve_registry",
@@ -90,7 +92,9 @@ TOP_KEYS = (
 #: contents are validated by :func:`toolkit.suite.load`; a plain sweep ignores them.
 POST_KEYS = ("parts", "slices", "fidelity", "cliff", "parallel")
 TASK_KEYS = ("name", "params")
-NET_KEYS = ("n_hidden", "hidden", "recurrent", "window", "fixed")
+#: [net] keys: ``cell`` picks the class (toolkit.nets.CELLS); it enters the run key only when
+#: it is not the default "elman" (so the run keys of every existing file stay what they are)
+NET_KEYS = ("cell", "n_hidden", "hidden", "recurrent", "window", "fixed")
 BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
 #: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
 #: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
@@ -168,18 +172,11 @@ class ToolkitRegistry:
         return METHODS[name].family
 
     def make_net(self, task, net: dict):
-        from toolkit.nets import Elman
+        """The net of a resolved ``[net]`` table; ``cell`` (default elman) picks the class
+        from :data:`toolkit.nets.CELLS`."""
+        from toolkit.nets import make_net
 
-        return Elman(
-            task.n_in,
-            net["n_hidden"],
-            task.n_out,
-            hidden=net["hidden"],
-            output=task.output,
-            recurrent=net.get("recurrent", True),
-            window=net.get("window", 1),
-            fixed=net.get("fixed"),
-        )
+        return make_net(task.n_in, task.n_out, task.output, net)
 
     def train(self, method, net, task, data, *, seed, budget: dict, target_loss, hyper: dict):
         from toolkit.train import run
@@ -422,6 +419,7 @@ FIELD_CHECKS = {
     "net.recurrent": _check_bool,
     "net.window": _check_int(1),
     "net.fixed": _check_fixed,
+    "net.cell": _check_str,
     "budget.evals": _check_int(1),
     "budget.fwd_equiv": _check_pos_num,
     "budget.wall_s": _check_pos_num,
@@ -801,7 +799,8 @@ def build(
         if k in net_raw:
             ok, v = FIELD_CHECKS[f"net.{k}"](net_raw[k])
             if ok:
-                net[k] = v
+                if not (k == "cell" and v == "elman"):  # the default is not in the key
+                    net[k] = v
             else:
                 P.add(f"net.{k}", v)
                 net[k] = None
@@ -1325,14 +1324,20 @@ def default_jobs() -> int:
 
 def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
     """Upper-bound cost of ``runs`` from their budgets: total forward-pass equivalents and a
-    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` per
+    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` (from the net
+    class) per
     sequence-step, or the wall budget); runs that reach their target stop earlier."""
     total_fe = 0.0
     total_s = 0.0
     n_unknown = 0
+    sizes: dict[str, int] = {}
     for r in runs:
-        H, I, O = r["net"]["n_hidden"], r["n_in"], r["n_out"]
-        n_params = H * (I + H) + H + O * H + O
+        ck = canonical([r["n_in"], r["n_out"], r["output"], r["net"]])
+        if ck not in sizes:  # the net class counts its parameters (window, fixed weights)
+            from toolkit.nets import make_net
+
+            sizes[ck] = make_net(r["n_in"], r["n_out"], r["output"], r["net"]).n_params
+        n_params = sizes[ck]
         fe = r["budget"].get("fwd_equiv")
         ws = r["budget"].get("wall_s")
         secs = None
@@ -1457,28 +1462,50 @@ def _connect_dask(scheduler: str | None, jobs: int, timeout: float):
     return client, cluster
 
 
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to execute (never what): built once by the CLI, passed to the suite and the sweep.
+
+    jobs: parallel runs (None or 0: all cores); backend: loky | dask; scheduler: a dask
+    scheduler address; timeout: seconds to wait for it; progress: a progress bar; force:
+    discard stored results first; dry_run: print the plan, run nothing; max_runs: refuse larger
+    expansions (None: no limit, ``--force-large``); results_root / out: where results go; echo:
+    where messages go."""
+
+    jobs: int | None = None
+    backend: str = "loky"
+    scheduler: str | None = None
+    timeout: float = 10.0
+    progress: bool = True
+    force: bool = False
+    dry_run: bool = False
+    max_runs: int | None = MAX_RUNS
+    results_root: Path | str = "results"
+    out: Path | str | None = None
+    echo: Callable = print
+
+    @classmethod
+    def of(cls, opts: ExecOptions | None = None, **kw) -> ExecOptions:
+        """``opts`` with the keywords replaced (``connect_timeout`` is ``timeout``)."""
+        if "connect_timeout" in kw:
+            kw["timeout"] = kw.pop("connect_timeout")
+        return dataclasses.replace(opts or cls(), **kw)
+
+
 def run_sweep(
     config,
+    opts: ExecOptions | None = None,
     *,
-    out=None,
-    results_root="results",
-    jobs: int | None = None,
     seeds: int | None = None,
-    backend: str = "loky",
-    scheduler: str | None = None,
     scale: str = "default",
-    force: bool = False,
-    dry_run: bool = False,
-    progress: bool = True,
     registry=None,
-    connect_timeout: float = 10.0,
-    echo=print,
-    max_runs: int | None = MAX_RUNS,
+    **kw,
 ) -> SweepResult:
     """Run an experiment (a path to its TOML file, or an :class:`Experiment`).
 
-    out: the experiment's results directory (default ``results_root/<name>``). jobs: parallel
-    runs (None or 0: all cores; with dask and a scheduler: ignored, the cluster decides).
+    ``opts`` (:class:`ExecOptions`, or its fields as keywords): out: the experiment's results
+    directory (default ``results_root/<name>``). jobs: parallel runs (None or 0: all cores;
+    with dask and a scheduler: ignored, the cluster decides).
     Runs already stored in ``out`` are skipped (runs stored with outcome ``error`` are
     retried); every stored file is checked first (:func:`toolkit.store.check_runs`): a damaged
     one is named, moved to ``runs/damaged/`` and its run executed again. ``force`` discards the
@@ -1497,6 +1524,8 @@ def run_sweep(
     other run finished.
     """
     t_start = time.perf_counter()
+    o = ExecOptions.of(opts, **kw)
+    backend, scheduler, jobs, force, echo = o.backend, o.scheduler, o.jobs, o.force, o.echo
     if backend not in ("loky", "dask"):
         raise SweepError(f"backend: expected loky or dask, got {backend!r}")
     if scheduler and backend != "dask":
@@ -1508,9 +1537,9 @@ def run_sweep(
     exp = (
         config
         if isinstance(config, Experiment)
-        else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=max_runs)
+        else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=o.max_runs)
     )
-    out_dir = Path(out) if out else Path(results_root) / exp.name
+    out_dir = Path(o.out) if o.out else Path(o.results_root) / exp.name
 
     if not force:
         store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
@@ -1528,7 +1557,7 @@ def run_sweep(
             f"{exp.scale}); {n_stored} stored, {n_pending} to run"
         )
 
-    if dry_run:  # reads only: damaged files are reported, not moved
+    if o.dry_run:  # reads only: damaged files are reported, not moved
         stored = {} if force else store.check_runs(out_dir, plan_ids, move=False, echo=echo)
         done, pending, n_stored = plan(stored)
         result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
@@ -1554,7 +1583,7 @@ def run_sweep(
     if backend == "dask":  # before writing anything: an unreachable scheduler
         named = {} if force else store.stored_ids(out_dir)  # by name; checked under the lock
         if plan(named)[1]:
-            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
     try:
         lock = store.acquire_lock(out_dir, echo=echo)
     except (store.ResultsLocked, OSError) as e:
@@ -1589,7 +1618,7 @@ def run_sweep(
         result.n_stored_before = n_stored
         store.prepare(out_dir, force=force)
         if pending and backend == "dask" and client is None:  # damaged files to rerun
-            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
         # a session with nothing to run, after a complete one, changes nothing: meta.json is
         # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
         noop = not pending and _completed_before(out_dir)
@@ -1619,7 +1648,7 @@ def run_sweep(
                 meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
             except Exception as e:  # the runs will report the problem themselves
                 echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
-            _execute(exp, pending, reg, out_dir, backend, n_jobs, connect_timeout, progress, result)
+            _execute(exp, pending, reg, out_dir, o, n_jobs, result)
         status = "complete"
     except (KeyboardInterrupt, SweepError) as e:
         error = e
@@ -1723,8 +1752,9 @@ def _one_thread_here():
     return threadpool_limits(1)
 
 
-def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, result) -> None:
+def _execute(exp, pending, reg, out_dir, o: ExecOptions, n_jobs: int, result) -> None:
     """Run ``pending`` through joblib and store each record as it arrives."""
+    backend, timeout, progress = o.backend, o.timeout, o.progress
     import joblib
     from tqdm import tqdm
 
