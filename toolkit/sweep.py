@@ -1,6 +1,7 @@
 """Experiment config -> runs x seeds -> joblib (loky | dask) -> store.
 
-An experiment is one TOML file (see :func:`load_config` for every key). It is validated as a
+An experiment is one TOML file (see :func:`load_config` for every key), read once; scales and
+parts are overlays of plain dicts (:func:`overlay`), then :func:`build` validates it as a
 whole before anything runs (every problem is reported, with the file and the key path), expanded
 into runs (grid points x tasks x methods x replicates), and the runs are executed with joblib:
 the ``loky`` backend on one machine, joblib's ``dask`` backend on a ``dask.distributed`` cluster.
@@ -14,7 +15,7 @@ config and its replicate index) through :class:`numpy.random.SeedSequence`
 (``toolkit.train.run(seed=...)``), see :func:`run_seed_sequences`.
 
 Plugins. Tasks, networks and methods are looked up through a *registry*: by default
-:data:`TOOLKIT` (``toolkit.tasks``, ``toolkit.nets.Elman``, ``toolkit.train.METHODS``). Another
+:data:`TOOLKIT` (``toolkit.tasks``, ``toolkit.nets.CELLS``, ``toolkit.train.METHODS``). Another
 registry (an object with the methods of :class:`ToolkitRegistry`, importable by worker
 processes) can be passed as ``registry=`` or named in the environment variable
 ``BPTT_REGISTRY=module:attribute``; the tests use this to run sweeps of a trivial fake method.
@@ -644,6 +645,7 @@ def load_config(
         params = { T = 50 }     #   keyword arguments of toolkit.tasks.get (validated by it)
         # [[tasks]] ...         # ... or several (same two keys each)
         [net]
+        cell = "elman"          # optional: network class, toolkit.nets.CELLS (default elman)
         n_hidden = 8            # required, integer >= 1
         hidden = "tanh"         # tanh | sigmoid | relu (default tanh); output comes from the task
         [budget]                # at least one of evals / fwd_equiv / wall_s; first reached stops
@@ -660,6 +662,8 @@ def load_config(
         [scales.smoke]          # optional overrides, chosen with --scale smoke ("default" is
         replicates = 2          #   the file as written unless [scales.default] exists);
         "budget.fwd_equiv" = 1e5  # dotted paths or nested tables; "grid.<key>" sets a grid key
+        [report]                # optional free text for the report (title, summary, captions,
+                                #   ...); never part of a run key
         [post]                  # optional: parts, slices, fidelity, cliff, parallel -- what
                                 #   toolkit.suite does beyond this sweep (validated there;
                                 #   `bptt run` and `bptt experiments` hand such files to it)
