@@ -377,7 +377,7 @@ CASES = [
     # out of range
     (_sub("replicates = 2", "replicates = 0"), "replicates", "expected an integer >= 1, got 0"),
     (_sub("n_hidden = 2", "n_hidden = 0"), "net.n_hidden", "expected an integer >= 1, got 0"),
-    (_sub("evals = 60", "fwd_equiv = -1e5"), "budget.fwd_equiv", "expected a positive finite"),
+    (_sub("evals = 60", "fwd_equiv = -1e5"), "budget.fwd_equiv", "expected a finite number > 0"),
     (
         _sub("evals = 60", "evals = 60\ntarget_loss = -1"),
         "budget.target_loss",

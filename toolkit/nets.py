@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import kernels
+from toolkit.params import REQUIRED, Param
 
 HIDDEN = tuple(kernels.ACT)
 OUTPUTS = tuple(kernels.OUT)
@@ -65,6 +66,29 @@ def _positive_int(v, name: str) -> int:
     if v < 1:
         raise ValueError(f"{name}: expected an int >= 1, got {v}")
     return int(v)
+
+
+_BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+
+
+def _check_fixed(v) -> tuple[bool, object]:
+    """A ``fixed`` table: {block: number or (nested) list of numbers}; nan marks a free entry.
+    (True, v) or (False, message); shapes are checked when the net is built."""
+    if not isinstance(v, dict) or not v:
+        return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {v!r}"
+    for k, x in v.items():
+        if k not in _BLOCKS:
+            return False, f"unknown block {k!r}; blocks are {', '.join(_BLOCKS)}"
+        items, stack = [], [x]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, list):
+                stack.extend(e)
+            else:
+                items.append(e)
+        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
+            return False, f"{k}: expected a number or a list of numbers (nan = free), got {x!r}"
+    return True, v
 
 
 #: the network cells by name (``[net] cell = "..."``); a cell class registers itself here
@@ -110,13 +134,20 @@ class Elman:
     """
 
     cell = "elman"
-    #: the ``[net]`` settings of this cell: name -> (default, doc); n_hidden is required
+    #: the ``[net]`` settings of this cell, declared once (toolkit.params.Param)
     CONFIG = {
-        "n_hidden": (None, "hidden units, an integer >= 1 (required)"),
-        "hidden": ("tanh", "hidden nonlinearity: tanh | sigmoid | relu"),
-        "recurrent": (True, "false: W_hh = 0 (a feed-forward net, e.g. with a window)"),
-        "window": (1, "input window w >= 1: the input at t is [a_t, .., a_{t-w+1}]"),
-        "fixed": (None, "fixed entries per block (W_xh, W_hh, b_h, W_hy, b_y); nan = free"),
+        "n_hidden": Param(REQUIRED, "int", lo=1, doc="hidden units, an integer >= 1"),
+        "hidden": Param("tanh", "choice", choices=HIDDEN, doc="hidden nonlinearity"),
+        "recurrent": Param(True, "bool", doc="false: W_hh = 0 (feed-forward, e.g. with a window)"),
+        "window": Param(1, "int", lo=1, doc="input window w: the input at t is [a_t..a_{t-w+1}]"),
+        "fixed": Param(
+            None,
+            "any",
+            allow_none=True,
+            check=_check_fixed,
+            doc="fixed entries per block (W_xh, W_hh, b_h, W_hy, b_y) -> number or nested list "
+            "of numbers; nan = free",
+        ),
     }
 
     @classmethod
@@ -127,7 +158,7 @@ class Elman:
             raise ValueError(
                 f"{unknown[0]}: not a setting of an Elman net ({', '.join(cls.CONFIG)})"
             )
-        kw = {k: cfg.get(k, d) for k, (d, _) in cls.CONFIG.items() if k != "n_hidden"}
+        kw = {k: cfg.get(k, p.default) for k, p in cls.CONFIG.items() if k != "n_hidden"}
         return cls(n_in, cfg.get("n_hidden"), n_out, output=output, **kw)
 
     def describe(self) -> str:

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +61,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import store, sweep
+from toolkit.params import REQUIRED, Param, check_params
 
 __all__ = [
     "SuiteExperiment",
@@ -82,107 +82,71 @@ PARALLEL_TABLE = "parallel.parquet"
 # ------------------------------------------------------------------------------------------
 # validation of [post]
 # ------------------------------------------------------------------------------------------
-def _int(lo):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            return False, f"expected an integer >= {lo}, got {v!r}"
-        return True, int(v)
-
-    return check
+def _int(lo, default=REQUIRED, doc=""):
+    return Param(default, "int", lo=lo, doc=doc)
 
 
-def _num(positive=True):
-    def check(v):
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or (positive and v <= 0):
-            return False, f"expected a {'positive ' if positive else ''}finite number, got {v!r}"
-        return True, float(v)
-
-    return check
+def _pos(default, doc=""):
+    return Param(default, "float", lo=0.0, lo_open=True, doc=doc)
 
 
-def _str(v):
-    if not isinstance(v, str) or not v:
-        return False, f"expected a non-empty string, got {v!r}"
-    return True, v
+_STR = Param(REQUIRED, "str")
 
 
-def _list_of(check, *, min_len=1, unique=True):
-    def f(v):
-        if not isinstance(v, list) or len(v) < min_len:
-            return False, f"expected a list of at least {min_len} value(s), got {v!r}"
-        out = []
-        for x in v:
-            ok, r = check(x)
-            if not ok:
-                return False, f"element {x!r}: {r}"
-            out.append(r)
-        if unique and len(set(out)) != len(out):
-            return False, f"expected distinct values, got {v!r}"
-        return True, out
-
-    return f
+def _names(doc):
+    return Param(None, "list", item=_STR, allow_none=True, doc=doc)
 
 
-def _pair(v):
-    ok = isinstance(v, list) and len(v) == 2 and all(_num(positive=False)(x)[0] for x in v)
-    return (True, (float(v[0]), float(v[1]))) if ok else (False, f"expected [w, b], got {v!r}")
-
-
-_REQUIRED = object()
-POST_SPECS: dict[str, dict[str, tuple]] = {
+POST_SPECS: dict[str, dict[str, Param]] = {
     "slices": {
-        "method": (_REQUIRED, _str),
-        "parts": (None, _list_of(_str)),
-        "task": (None, _str),
-        "pairs": (2, _int(1)),
-        "n_directions": (3, _int(1)),
-        "n_1d": (41, _int(3)),
-        "n_2d": (21, _int(3)),
-        "n_interp": (61, _int(3)),
-        "seed": (0, _int(0)),
+        "method": Param(REQUIRED, "str", doc="the method whose trained thetas are sliced"),
+        "parts": _names("parts to slice (default: all)"),
+        "task": Param(None, "str", allow_none=True, doc="the task to slice (default: all)"),
+        "pairs": _int(1, 2),
+        "n_directions": _int(1, 3),
+        "n_1d": _int(3, 41),
+        "n_2d": _int(3, 21),
+        "n_interp": _int(3, 61),
+        "seed": _int(0, 0),
     },
     "fidelity": {
-        "ks": (_REQUIRED, _list_of(_int(1))),
-        "n_init": (4, _int(0)),
-        "n_trained": (4, _int(0)),
-        "method": (None, _str),
-        "tasks": (None, _list_of(_str)),
-        "seed": (0, _int(0)),
+        "ks": Param(REQUIRED, "list", item=_int(1), doc="unfold depths k to compare"),
+        "n_init": _int(0, 4),
+        "n_trained": _int(0, 4),
+        "method": Param(None, "str", allow_none=True),
+        "tasks": _names("tasks (default: all)"),
+        "seed": _int(0, 0),
     },
     "cliff": {
-        "n_w": (201, _int(2)),
-        "n_b": (201, _int(2)),
-        "start": ((5.0, -2.8), _pair),
-        "lr": (0.5, _num()),
-        "steps": (80, _int(1)),
-        "clip": (1.0, _num()),
-        "sigma0": (0.5, _num()),
-        "generations": (40, _int(1)),
-        "seed": (0, _int(0)),
+        "n_w": _int(2, 201),
+        "n_b": _int(2, 201),
+        "start": Param(
+            (5.0, -2.8),
+            "list",
+            item=Param(0.0, "float"),
+            min_len=2,
+            max_len=2,
+            unique=False,
+            doc="[w, b]",
+        ),
+        "lr": _pos(0.5),
+        "steps": _int(1, 80),
+        "clip": _pos(1.0),
+        "sigma0": _pos(0.5),
+        "generations": _int(1, 40),
+        "seed": _int(0, 0),
     },
     "parallel": {
-        "jobs": ([1, 0], _list_of(_int(0))),
-        "repeats": (1, _int(1)),
+        "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),
+        "repeats": _int(1, 1),
     },
 }
 
 
 def _check_table(key: str, table: dict, spec: dict, P) -> dict:
-    out = {}
-    for k in table:
-        if k not in spec:
-            P.unknown(f"post.{key}", k, spec)
-    for k, (default, check) in spec.items():
-        if k not in table:
-            if default is _REQUIRED:
-                P.add(f"post.{key}.{k}", "missing")
-            out[k] = None if default is _REQUIRED else copy.deepcopy(default)
-            continue
-        ok, v = check(table[k])
-        out[k] = v if ok else None
-        if not ok:
-            P.add(f"post.{key}.{k}", v)
+    out, problems = check_params(spec, table, f"post.{key}", what="key")
+    for k, msg in problems:
+        P.add(k, msg)
     return out
 
 

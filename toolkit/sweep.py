@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import difflib
 import hashlib
 import importlib
 import itertools
@@ -47,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import store
+from toolkit.params import REQUIRED, Param, ParamError, check_params, close
 
 __all__ = [
     "ConfigError",
@@ -71,7 +71,6 @@ __all__ = [
 ]
 
 THREAD_VARS = store.THREAD_VARS  # the thread variables set to 1 in every worker
-HIDDEN = ("tanh", "sigmoid", "relu")
 BUDGET_LIMITS = ("evals", "fwd_equiv", "wall_s")
 TOP_KEYS = (
     "name",
@@ -95,8 +94,16 @@ POST_KEYS = ("parts", "slices", "fidelity", "cliff", "parallel")
 TASK_KEYS = ("name", "params")
 #: [net] keys: ``cell`` picks the class (toolkit.nets.CELLS); it enters the run key only when
 #: it is not the default "elman" (so the run keys of every existing file stay what they are)
-NET_KEYS = ("cell", "n_hidden", "hidden", "recurrent", "window", "fixed")
-BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
+BUDGET_PARAMS = {
+    "evals": Param(None, "int", lo=1, doc="loss evaluations"),
+    "fwd_equiv": Param(None, "float", lo=0.0, lo_open=True, doc="forward-pass equivalents"),
+    "wall_s": Param(None, "float", lo=0.0, lo_open=True, doc="wall seconds (not deterministic)"),
+    "target_loss": Param(None, "float", lo=0.0, doc='stop with outcome "target" below it'),
+}
+BUDGET_KEYS = tuple(BUDGET_PARAMS)
+TASK_NAME = Param(REQUIRED, "str", doc="the task's registry name")
+SEED = Param(REQUIRED, "int", lo=0, doc="the experiment's root seed, an integer >= 0")
+REPLICATES = Param(1, "int", lo=1, doc="seeds per configuration")
 #: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
 #: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
 SECONDS_PER_STEP = 150e-9
@@ -191,6 +198,7 @@ class ToolkitRegistry:
             seed=seed,
             budget=Budget.from_dict(budget),
             target_loss=target_loss,
+            validated=True,  # checked when the config was read
             **hyper,
         )
 
@@ -305,128 +313,60 @@ def make_run_id(run_key: dict, replicate: int, root_seed: int, version: str) -> 
     return _sha(payload).hex()[:12]
 
 
-def _close(word: str, allowed: Iterable[str]) -> str:
-    m = difflib.get_close_matches(word, list(allowed), n=1)
-    return f" (did you mean '{m[0]}'?)" if m else ""
+_close = close
 
 
 def _fmt(v) -> str:
     return repr(v) if not isinstance(v, float) else f"{v:g}"
 
 
-def _split_msg(key: str, msg: str, names: Iterable[str], owner: str | None = None):
-    """Put a validator's message under the key path of the parameter it names.
-
-    Under key 'methods.cmaes' (owner 'cmaes'): "cmaes: sigma: expected ..." ->
-    ('methods.cmaes.sigma', 'expected ...'); "parameter 'sigma' must be ..." ->
-    ('methods.cmaes.sigma', "parameter 'sigma' must be ..."). Messages naming no known
-    parameter stay under ``key``."""
-    msg = msg.strip()
-    if owner and msg.startswith(f"{owner}: "):
-        msg = msg[len(owner) + 2 :]
-    names = sorted({str(n) for n in names}, key=len, reverse=True)
-    for n in names:
-        for head in (f"{n}: ", f"'{n}': ", f"{n} ", f"'{n}' ", f"{n}="):
-            if msg.startswith(head):
-                rest = msg[len(head) :] if head.endswith(": ") else msg
-                return f"{key}.{n}", rest
-    quoted = [(msg.find(f"'{n}'"), n) for n in names if f"'{n}'" in msg]
-    if quoted:
-        return f"{key}.{min(quoted)[1]}", msg
-    return key, msg
+def _field(key: str, cell: str | None = "elman") -> Param | None:
+    """The declaration of a dotted config key ("net.window", "budget.evals", "task.name"),
+    None for keys the registry checks (task params, method hyperparameters)."""
+    table, _, name = key.partition(".")
+    if table == "net":
+        return net_params(cell).get(name)
+    if table == "budget":
+        return BUDGET_PARAMS.get(name)
+    return TASK_NAME if key == "task.name" else None
 
 
-# value checks: each returns (ok, value-or-message)
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def net_params(cell: str | None = "elman") -> dict[str, Param]:
+    """The ``[net]`` declaration: ``cell`` plus the chosen cell class's CONFIG."""
+    from toolkit.nets import CELLS
+
+    cls = CELLS.get(cell or "elman", CELLS["elman"])
+    # (an unknown cell is reported when the net is built, under "net")
+    cell_param = Param("elman", "str", doc=f"network cell: {', '.join(CELLS)}")
+    return {"cell": cell_param, **cls.CONFIG}
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _checked(decl: dict[str, Param], table: dict, path: str, P) -> dict:
+    """The keys given in ``table``, checked against ``decl`` (problems to ``P``, bad -> None)."""
+    out = {}
+    for k, v in table.items():
+        if k not in decl:
+            P.unknown(path, k, decl)
+            continue
+        ok, out[k] = decl[k].coerce(v)
+        if not ok:
+            P.add(f"{path}.{k}", out[k])
+            out[k] = None
+    return out
 
 
-def _check_int(lo):
-    def check(v):
-        if not _is_int(v):
-            return False, f"expected an integer >= {lo}, got {_fmt(v)} ({type(v).__name__})"
-        if v < lo:
-            return False, f"expected an integer >= {lo}, got {v}"
-        return True, int(v)
-
-    return check
-
-
-def _check_pos_num(v):
-    if not _is_num(v):
-        return False, f"expected a positive number, got {_fmt(v)} ({type(v).__name__})"
-    if not (math.isfinite(v) and v > 0):
-        return False, f"expected a positive finite number, got {_fmt(v)}"
-    return True, float(v)
-
-
-def _check_nonneg_num(v):
-    if not _is_num(v):
-        return False, f"expected a number >= 0, got {_fmt(v)} ({type(v).__name__})"
-    if not (math.isfinite(v) and v >= 0):
-        return False, f"expected a finite number >= 0, got {_fmt(v)}"
-    return True, float(v)
-
-
-def _check_choice(choices):
-    def check(v):
-        if not isinstance(v, str) or v not in choices:
-            return False, f"expected one of {', '.join(choices)}; got {_fmt(v)}"
-        return True, v
-
-    return check
-
-
-def _check_str(v):
-    if not isinstance(v, str) or not v:
-        return False, f"expected a non-empty string, got {_fmt(v)}"
-    return True, v
-
-
-def _check_bool(v):
-    if not isinstance(v, bool):
-        return False, f"expected true or false, got {_fmt(v)}"
-    return True, v
-
-
-_BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
-
-
-def _check_fixed(v):
-    """{block: number or (nested) list of numbers}; nan marks a free entry."""
-    if not isinstance(v, dict) or not v:
-        return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {_fmt(v)}"
-    for k, x in v.items():
-        if k not in _BLOCKS:
-            return False, f"unknown block {k!r}; blocks are {', '.join(_BLOCKS)}"
-        flat = x
-        while isinstance(flat, list):
-            flat = [e for item in flat for e in (item if isinstance(item, list) else [item])]
-            if all(not isinstance(e, list) for e in flat):
-                break
-        items = flat if isinstance(flat, list) else [flat]
-        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
-            return False, f"{k}: expected a number or a list of numbers (nan = free), got {_fmt(x)}"
-    return True, v
-
-
-FIELD_CHECKS = {
-    "net.n_hidden": _check_int(1),
-    "net.hidden": _check_choice(HIDDEN),
-    "net.recurrent": _check_bool,
-    "net.window": _check_int(1),
-    "net.fixed": _check_fixed,
-    "net.cell": _check_str,
-    "budget.evals": _check_int(1),
-    "budget.fwd_equiv": _check_pos_num,
-    "budget.wall_s": _check_pos_num,
-    "budget.target_loss": _check_nonneg_num,
-    "task.name": _check_str,
-}
+def _report(P, prefix: str, e: Exception, from_grid, doing: str) -> None:
+    """A registry's error under ``prefix``: a :class:`ParamError` names its keys; another
+    ValueError/TypeError stays under ``prefix``; anything else is a failure of ``doing``."""
+    if isinstance(e, ParamError):
+        items = [(f"{prefix}.{k}" if k else prefix, m) for k, m in e.problems]
+    elif isinstance(e, ValueError | TypeError):
+        items = [(prefix, str(e))]
+    else:
+        items = [(prefix, f"{doing} failed: {type(e).__name__}: {e}")]
+    where = f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
+    for key, msg in items:
+        P.add(key, msg + (where if from_grid else ""))
 
 
 class _Problems:
@@ -712,15 +652,11 @@ def build(
     if not isinstance(description, str):
         P.add("description", f"expected a string, got {_fmt(description)}")
         description = ""
-    root_seed = cfg.get("seed", _MISSING)
-    if root_seed is _MISSING:
-        P.add("seed", "missing: the experiment's root seed, an integer >= 0")
-        root_seed = None
-    else:
-        ok, root_seed = _check_int(0)(root_seed)
-        if not ok:
-            P.add("seed", root_seed)
-            root_seed = None
+    top_decl = {"seed": SEED, "replicates": REPLICATES}
+    top, problems = check_params(top_decl, {k: cfg[k] for k in top_decl if k in cfg})
+    root_seed, replicates = top["seed"], top["replicates"] or 1
+    for k, msg in problems:
+        P.add(k, msg)
     _check_report(cfg.get("report", {}), P)
     post = cfg.get("post", {})
     if not isinstance(post, dict):
@@ -731,10 +667,6 @@ def build(
                 P.unknown("post", k, POST_KEYS)
             elif not isinstance(v, dict):
                 P.add(f"post.{k}", f"expected a table, got {_fmt(v)}")
-    ok, replicates = _check_int(1)(cfg.get("replicates", 1))
-    if not ok:
-        P.add("replicates", replicates)
-        replicates = 1
 
     # tasks
     task_entries: list[tuple[str, str | None, dict]] = []  # (key path, name, params)
@@ -765,8 +697,8 @@ def build(
         if tname is _MISSING:
             P.add(f"{tpath}.name", "missing: the task's registry name")
             tname = None
-        elif not _check_str(tname)[0]:
-            P.add(f"{tpath}.name", _check_str(tname)[1])
+        elif not TASK_NAME.coerce(tname)[0]:
+            P.add(f"{tpath}.name", TASK_NAME.coerce(tname)[1])
             tname = None
         params = t.get("params", {})
         if not isinstance(params, dict):
@@ -789,9 +721,13 @@ def build(
                 P.unknown(key, k, keys)
         return t
 
-    net_raw = table("net", NET_KEYS)
+    cell = cfg["net"].get("cell") if isinstance(cfg.get("net"), dict) else None
+    net_decl = net_params(cell if isinstance(cell, str) else None)
+    net_raw = table("net", tuple(net_decl))
     budget_raw = table("budget", BUDGET_KEYS)
-    net = {"hidden": "tanh", "recurrent": True, "window": 1}
+    # the run key holds every setting given plus the defaults that are not None (cell only
+    # when it is not the default "elman"), so existing run ids are unchanged
+    net = {k: p.default for k, p in net_decl.items() if k != "cell" and p.default is not None}
     grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
     if (
         isinstance(cfg.get("net"), dict)
@@ -799,26 +735,12 @@ def build(
         and "net.n_hidden" not in grid_given
     ):
         P.add("net.n_hidden", "missing: the number of hidden units, an integer >= 1")
-    for k in NET_KEYS:
-        if k in net_raw:
-            ok, v = FIELD_CHECKS[f"net.{k}"](net_raw[k])
-            if ok:
-                if not (k == "cell" and v == "elman"):  # the default is not in the key
-                    net[k] = v
-            else:
-                P.add(f"net.{k}", v)
-                net[k] = None
-    budget: dict = {}
-    target_loss = None
-    for k in BUDGET_KEYS:
-        if k in budget_raw:
-            ok, v = FIELD_CHECKS[f"budget.{k}"](budget_raw[k])
-            if not ok:
-                P.add(f"budget.{k}", v)
-            elif k == "target_loss":
-                target_loss = v
-            else:
-                budget[k] = v
+    for k, v in _checked(net_decl, net_raw, "net", P).items():
+        if not (k == "cell" and v == "elman"):  # the default is not in the key
+            net[k] = v
+    budget = _checked(BUDGET_PARAMS, budget_raw, "budget", P)
+    target_loss = budget.pop("target_loss", None)
+    budget = {k: v for k, v in budget.items() if v is not None}
 
     # methods
     methods_raw = cfg.get("methods", _MISSING)
@@ -876,11 +798,11 @@ def build(
         if dup:
             P.add(gpath, f"duplicate value {_fmt(dup[0])}")
             continue
-        check = FIELD_CHECKS.get(k)
-        if check is not None:
+        decl = _field(k, cell if isinstance(cell, str) else None)
+        if decl is not None:
             checked = []
             for v in values:
-                ok, cv = check(v)
+                ok, cv = decl.coerce(v)
                 if ok:
                     checked.append(cv)
                 else:
@@ -975,15 +897,7 @@ def build(
                     "output": str(task.output),
                 }
             except Exception as e:
-                msg = (
-                    str(e)
-                    if isinstance(e, ValueError | TypeError)
-                    else (f"building the task failed: {type(e).__name__}: {e}")
-                )
-                key, msg = _split_msg(f"{tpath}.params", msg, params, owner=tname)
-                if from_grid:
-                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
-                P.add(key, msg)
+                _report(P, f"{tpath}.params", e, from_grid, "building the task")
                 task_cache[ck] = None
         return task_cache[ck]
 
@@ -993,15 +907,7 @@ def build(
             try:
                 method_cache[ck] = _jsonable(reg.validate_method(m, dict(hyper)))
             except Exception as e:
-                msg = (
-                    str(e)
-                    if isinstance(e, ValueError | TypeError)
-                    else (f"validating the hyperparameters failed: {type(e).__name__}: {e}")
-                )
-                key, msg = _split_msg(f"methods.{m}", msg, hyper, owner=m)
-                if from_grid:
-                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
-                P.add(key, msg)
+                _report(P, f"methods.{m}", e, from_grid, "validating the hyperparameters")
                 method_cache[ck] = None
             if m not in family:
                 try:
@@ -1534,7 +1440,7 @@ def run_sweep(
         raise SweepError(f"backend: expected loky or dask, got {backend!r}")
     if scheduler and backend != "dask":
         raise SweepError("--scheduler needs --backend dask")
-    if jobs is not None and (not _is_int(jobs) or jobs < 0):
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
         raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
     n_jobs = default_jobs() if not jobs else int(jobs)
     reg = resolve_registry(registry)
