@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from toolkit.params import ParamError
 from toolkit.train.trace import Budget, Trace
 
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -41,7 +42,7 @@ class FakeTask:
     def __init__(self, T=6, B=3):
         for k, v in (("T", T), ("B", B)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{k}: expected an integer >= 1, got {v!r}")
+                raise ParamError([(k, f"expected an integer >= 1, got {v!r}")])
         self.T, self.B = T, B
         self.params = {"T": T, "B": B}
 
@@ -75,7 +76,7 @@ class FakeRegistry:
             raise ValueError(f"unknown task {name!r}")
         unknown = set(params) - {"T", "B"}
         if unknown:
-            raise ValueError(f"{sorted(unknown)[0]}: unknown parameter; allowed: B, T")
+            raise ParamError([(sorted(unknown)[0], "unknown parameter; allowed: B, T")])
         return FakeTask(**params)
 
     def method_names(self):
@@ -85,7 +86,7 @@ class FakeRegistry:
         d = DEFAULTS[name]
         for k in hyper:
             if k not in d:
-                raise ValueError(f"{k}: unknown hyperparameter; allowed: {', '.join(d)}")
+                raise ParamError([(k, f"unknown hyperparameter; allowed: {', '.join(d)}")])
         h = {**d, **hyper}
         if name == "walk":
             if (
@@ -93,9 +94,9 @@ class FakeRegistry:
                 or not isinstance(h["step"], int | float)
                 or not (h["step"] > 0)
             ):
-                raise ValueError(f"step: expected a positive number, got {h['step']!r}")
+                raise ParamError([("step", f"expected a positive number, got {h['step']!r}")])
             if not isinstance(h["sleep"], int | float) or h["sleep"] < 0:
-                raise ValueError(f"sleep: expected a number >= 0, got {h['sleep']!r}")
+                raise ParamError([("sleep", f"expected a number >= 0, got {h['sleep']!r}")])
         return h
 
     def method_family(self, name):

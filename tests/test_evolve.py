@@ -20,7 +20,7 @@ from toolkit.nets import Elman
 from toolkit.tasks import Dataset
 from toolkit.train import es_common
 from toolkit.train.es_cmaes import LazyStrategy, SepStrategy, auto_eigen_gap, default_lambda
-from toolkit.train.evolve import EVOLUTION_METHODS
+from toolkit.train.registry import by_family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def determinism_job(seed: int = 3) -> list[str]:
 
 # -- registry and bad input ---------------------------------------------------------------------
 def test_registered_with_defaults_that_validate():
-    for name in EVOLUTION_METHODS:
+    for name in by_family("evolution"):
         m = T.METHODS[name]
         assert m.family == "evolution"
         assert m.validate({}) == m.validate(dict(m.defaults)) == m.defaults
@@ -296,7 +296,7 @@ class _Diverging(Elman):
         return np.full(thetas.shape[0], np.nan)
 
 
-@pytest.mark.parametrize("method", EVOLUTION_METHODS)
+@pytest.mark.parametrize("method", by_family("evolution"))
 def test_all_nonfinite_population_ends_diverged(method):
     _, data = problem()
     tr = T.run(method, _Diverging(1, 2, 1), None, data, seed=0, budget={"evals": 10_000})

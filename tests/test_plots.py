@@ -198,18 +198,11 @@ def _check_files(paths):
 
 
 def test_method_styles_fixed_and_distinct():
-    names = [
-        "bptt_adam",
-        "bptt_sgd",
-        "bptt_momentum",
-        "bptt_online",
-        "bptt_truncated",
-        "cmaes",
-        "es_comma",
-        "es_plus",
-        "ga",
-        "random",
-    ]
+    from toolkit.train import METHODS
+
+    names = list(METHODS)  # every registered method: its own colour, marker and label
+    assert len({plots.method_style(n)["marker"] for n in names}) == len(names)
+    assert all(plots.method_label(n) == METHODS[n].label for n in names)
     colors = [plots.method_color(n) for n in names]
     assert len(set(colors)) == len(names)
     assert plots.method_color("cmaes") == plots.method_color("cmaes (sigma0=0.3)")

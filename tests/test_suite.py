@@ -114,8 +114,8 @@ def _problems(tmp_path, text, scale="default"):
         ("[post.fidelity]\nks = [0, 2]\n", "post.fidelity.ks", ">= 1"),
         ("[post.cliff]\nstart = [1.0]\n", "post.cliff.start", "[w, b]"),
         ("[post.parallel]\njobs = [1, 1]\n", "post.parallel.jobs", "distinct"),
-        ("[post.parts.a]\n'net.n_hiden' = 3\n", "post.parts.a (merged) net.n_hiden", "unknown"),
-        ("[post.parts.a]\n'budget.evals' = 0\n", "post.parts.a (merged) budget.evals", ">= 1"),
+        ("[post.parts.a]\n'net.n_hiden' = 3\n", "post.parts.a.net.n_hiden", "unknown"),
+        ("[post.parts.a]\n'budget.evals' = 0\n", "post.parts.a.budget.evals", ">= 1"),
         ("[post.parts.a]\n[post.parallel]\n", "post.parallel", "cannot be combined"),
         ("[post.parts.a]\n[scales.smoke]\n'post.parts.b.replicates' = 2\n", None, "unknown part"),
     ],
@@ -156,25 +156,25 @@ replicates = 2
     assert parts["a"].name == "x.a" and parts["a"].path == p and parts["a"].scale == "s"
 
 
-def test_to_toml_round_trip():
-    cfg = {
-        "name": "a",
-        "x": 1.5e-7,
-        "n": 3,
-        "b": False,
-        "nan": float("nan"),
-        "s": 'q"uote\\',
-        "net": {"fixed": {"W_hy": [[0.0, 10.0]], "b_y": -1.0}},
-        "grid": {"net.n_hidden": [2, 4], "task.params.embedded": [False, True]},
-    }
-    back = tomllib.loads(suite.to_toml(cfg))
-    nan = back.pop("nan")
-    assert nan != nan
-    cfg.pop("nan")
-    assert back == cfg
+def test_parts_keep_any_text_and_report_is_free_text(tmp_path):
+    """Parts are overlays of plain dicts (no TOML text written and re-read): any character
+    survives; [report] is accepted, kept in ``given`` and changes no run id."""
+    text = BASE + '[post.parts.a]\ndescription = "\U0001f600 q\\"uote"\n'
+    p = tmp_path / "x.toml"
+    p.write_text(text, encoding="utf-8")
+    plain = suite.load(p)
+    assert plain.parts[0].exp.description == '\U0001f600 q"uote'
+    report = '[report]\ntitle = "T"\ncaptions = { fig = "c" }\npublished = [1, 2.5, true]\n'
+    p.write_text(text + report, encoding="utf-8")
+    with_report = suite.load(p)
+    ids = [r["run_id"] for r in with_report.parts[0].exp.runs]
+    assert ids == [r["run_id"] for r in plain.parts[0].exp.runs]
+    assert with_report.parts[0].exp.fingerprint == plain.parts[0].exp.fingerprint
+    assert with_report.given["report"]["captions"] == {"fig": "c"}
+    # the text belongs to the experiment (merged meta.json), not to each part's sweep
+    assert "report" not in with_report.parts[0].exp.given
 
 
-# -- bad input on the command line -----------------------------------------------------------
 @pytest.mark.parametrize(
     "args, word",
     [(["--scale", "huge"], "smoke, default, paper"), (["--backend", "mpi"], "loky, dask")],
@@ -378,3 +378,50 @@ def test_report_table_is_text_only(tmp_path):
         assert [(r["run_id"], r["seed"]) for r in a.exp.runs] == [
             (r["run_id"], r["seed"]) for r in b.exp.runs
         ]
+
+
+@pytest.mark.parametrize(
+    "edit, key",
+    [
+        (("n_hidden = 2", "n_hidden = 2\nhiden = 'tanh'"), "net.hiden"),
+        (('name = "echo"', 'name = "echo"\nparams = { T = -1 }'), "task.params.T"),
+        (("lr = 0.1", "lr = -1"), "methods.bptt_adam.lr"),
+        (("evals = 5", "evals = 0"), "budget.evals"),
+        ((None, '[grid]\n"net.n_hidden" = [0]\n'), "grid.net.n_hidden"),
+        (
+            (None, '[scales.smoke]\n"methods.bptt_adam.lr" = -1\n'),
+            "scales.smoke.methods.bptt_adam.lr",
+        ),
+        (
+            (None, '[post.parts.a]\n"methods.bptt_adam.lr" = -1\n'),
+            "post.parts.a.methods.bptt_adam.lr",
+        ),
+        ((None, "[post.cliff]\nn_w = 1\n"), "post.cliff.n_w"),
+        ((None, "[report]\ntitle = 2020-01-01\n"), "report.title"),
+    ],
+)
+def test_one_error_with_its_full_key_path(tmp_path, edit, key):
+    """A bad key in any section is one problem, under the key path where it was written."""
+    old, new = edit
+    text = BASE.replace(old, new) if old else BASE + new
+    problems, msg = _problems(tmp_path, text, scale="smoke" if "smoke" in text else "default")
+    assert [k for k, _ in problems] == [key], msg
+
+
+def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
+    p = tmp_path / "x.toml"
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3"))
+    plain = suite.load(p).parts[0].exp
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3\ncell = 'elman'"))
+    same = suite.load(p).parts[0].exp
+    assert [r["run_id"] for r in same.runs] == [r["run_id"] for r in plain.runs]
+    from toolkit.nets import Elman
+
+    r = plain.runs[0]
+    n = Elman(r["n_in"], 2, r["n_out"], output=r["output"], window=3).n_params
+    fe = r["budget"].get("fwd_equiv") or 0.0
+    est = sweep.estimate_cost([{**r, "budget": {"fwd_equiv": 1.0}}])
+    assert est["cpu_s"] == sweep.SECONDS_PER_STEP + n * sweep.SECONDS_PER_WEIGHT_STEP, fe
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstm'"))
+    problems, msg = _problems(tmp_path, p.read_text())
+    assert [k for k, _ in problems] == ["net"] and "unknown network cell" in msg

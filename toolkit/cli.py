@@ -235,10 +235,20 @@ def _check_backend(args) -> bool:
     return True
 
 
-def _max_runs(args) -> int | None:
+def _exec_options(args, **kw):
+    """The one :class:`toolkit.sweep.ExecOptions` of a command."""
     from toolkit import sweep
 
-    return None if args.force_large else sweep.MAX_RUNS
+    return sweep.ExecOptions(
+        jobs=args.jobs,
+        backend=args.backend,
+        scheduler=args.scheduler,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+        max_runs=None if args.force_large else sweep.MAX_RUNS,
+        results_root=args.results,
+        **kw,
+    )
 
 
 def _cmd_run(args) -> int:
@@ -248,27 +258,13 @@ def _cmd_run(args) -> int:
         return 2
     from toolkit import suite
 
-    common = dict(
-        out=args.out,
-        results_root=args.results,
-        jobs=args.jobs,
-        backend=args.backend,
-        scheduler=args.scheduler,
-        force=args.force,
-        dry_run=args.dry_run,
-        progress=not args.no_progress,
-        connect_timeout=args.timeout,
-    )
-    try:
-        if suite.has_post(args.config):  # parts, landscape tables, parallel timing
-            sexp = suite.load(
-                args.config, scale=args.scale, seeds=args.seeds, max_runs=_max_runs(args)
-            )
-            res = suite.run(sexp, **common)
+    opts = _exec_options(args, out=args.out, force=args.force, dry_run=args.dry_run)
+    try:  # the file is read once: suite.load validates the sweep, its parts and [post]
+        sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds, max_runs=opts.max_runs)
+        if sexp.post:  # parts, landscape tables, parallel timing
+            res = suite.run(sexp, opts)
         else:
-            res = sweep.run_sweep(
-                args.config, seeds=args.seeds, scale=args.scale, max_runs=_max_runs(args), **common
-            )
+            res = sweep.run_sweep(sexp.parts[0].exp, opts)
     except (sweep.SweepStopped, store.DamagedResults) as e:
         _err(str(e))
         return 3
@@ -356,10 +352,11 @@ def _cmd_experiments(args) -> int:
     if not files:
         _err(f"{args.dir}: no experiment files (*.toml)")
         return 2
+    opts = _exec_options(args)
     exps, bad = [], []
     for f in files:
         try:
-            exps.append(suite.load(f, scale=args.scale, max_runs=_max_runs(args)))
+            exps.append(suite.load(f, scale=args.scale, max_runs=opts.max_runs))
         except sweep.ConfigError as e:
             bad.append(str(e))
     if bad:
@@ -368,15 +365,7 @@ def _cmd_experiments(args) -> int:
     status = 0
     for exp in exps:
         try:
-            res = suite.run(
-                exp,
-                results_root=args.results,
-                jobs=args.jobs,
-                backend=args.backend,
-                scheduler=args.scheduler,
-                progress=not args.no_progress,
-                connect_timeout=args.timeout,
-            )
+            res = suite.run(exp, opts)
         except (sweep.SweepStopped, store.DamagedResults) as e:
             _err(str(e))
             return 3

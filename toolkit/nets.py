@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import kernels
+from toolkit.params import REQUIRED, Param
 
 HIDDEN = tuple(kernels.ACT)
 OUTPUTS = tuple(kernels.OUT)
@@ -67,6 +68,52 @@ def _positive_int(v, name: str) -> int:
     return int(v)
 
 
+_BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+
+
+def _check_fixed(v) -> tuple[bool, object]:
+    """A ``fixed`` table: {block: number or (nested) list of numbers}; nan marks a free entry.
+    (True, v) or (False, message); shapes are checked when the net is built."""
+    if not isinstance(v, dict) or not v:
+        return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {v!r}"
+    for k, x in v.items():
+        if k not in _BLOCKS:
+            return False, f"unknown block {k!r}; blocks are {', '.join(_BLOCKS)}"
+        items, stack = [], [x]
+        while stack:
+            e = stack.pop()
+            if isinstance(e, list):
+                stack.extend(e)
+            else:
+                items.append(e)
+        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
+            return False, f"{k}: expected a number or a list of numbers (nan = free), got {x!r}"
+    return True, v
+
+
+#: the network cells by name (``[net] cell = "..."``); a cell class registers itself here
+CELLS: dict[str, type] = {}
+
+
+def register_cell(cls: type) -> type:
+    """Class decorator: ``CELLS[cls.cell] = cls`` (see docs/CONTRACTS.md, the net protocol)."""
+    if cls.cell in CELLS:
+        raise ValueError(f"cell {cls.cell!r} is registered twice")
+    CELLS[cls.cell] = cls
+    return cls
+
+
+def make_net(n_in: int, n_out: int, output: str, cfg: dict):
+    """The net of an experiment's ``[net]`` table (``cell``, default "elman", picks the class;
+    the other keys are its :meth:`from_config` settings) for a task's sizes and output."""
+    cfg = dict(cfg)
+    name = cfg.pop("cell", "elman")
+    if name not in CELLS:
+        raise ValueError(f"cell: unknown network cell {name!r}; known: {', '.join(CELLS)}")
+    return CELLS[name].from_config(n_in, n_out, output, cfg)
+
+
+@register_cell
 class Elman:
     """Elman (1990) simple recurrent network with one hidden layer.
 
@@ -85,6 +132,38 @@ class Elman:
 
     The constructor only stores and checks parameters.
     """
+
+    cell = "elman"
+    #: the ``[net]`` settings of this cell, declared once (toolkit.params.Param)
+    CONFIG = {
+        "n_hidden": Param(REQUIRED, "int", lo=1, doc="hidden units, an integer >= 1"),
+        "hidden": Param("tanh", "choice", choices=HIDDEN, doc="hidden nonlinearity"),
+        "recurrent": Param(True, "bool", doc="false: W_hh = 0 (feed-forward, e.g. with a window)"),
+        "window": Param(1, "int", lo=1, doc="input window w: the input at t is [a_t..a_{t-w+1}]"),
+        "fixed": Param(
+            None,
+            "any",
+            allow_none=True,
+            check=_check_fixed,
+            doc="fixed entries per block (W_xh, W_hh, b_h, W_hy, b_y) -> number or nested list "
+            "of numbers; nan = free",
+        ),
+    }
+
+    @classmethod
+    def from_config(cls, n_in: int, n_out: int, output: str, cfg: dict) -> Elman:
+        """The net of a ``[net]`` table (keys of :attr:`CONFIG`) for a task's sizes/output."""
+        unknown = sorted(set(cfg) - set(cls.CONFIG))
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]}: not a setting of an Elman net ({', '.join(cls.CONFIG)})"
+            )
+        kw = {k: cfg.get(k, p.default) for k, p in cls.CONFIG.items() if k != "n_hidden"}
+        return cls(n_in, cfg.get("n_hidden"), n_out, output=output, **kw)
+
+    def describe(self) -> str:
+        """One line for the report: the cell, its sizes and variants."""
+        return repr(self)
 
     def __init__(
         self,

@@ -58,51 +58,26 @@ COLUMN_W = 3.5  # inches, one column of a two-column paper
 PAGE_W = 7.0  # inches, full page width
 DPI = 200
 
-# fixed colour (Okabe-Ito first, then Paul Tol's muted) and marker per method name
-METHOD_COLORS = {
-    "bptt_adam": "#0072B2",  # blue
-    "bptt_sgd": "#56B4E9",  # sky blue
-    "bptt_momentum": "#009E73",  # bluish green
-    "bptt_online": "#CC79A7",  # reddish purple
-    "bptt_truncated": "#332288",  # indigo (Tol)
-    "cmaes": "#D55E00",  # vermillion
-    "es_comma": "#E69F00",  # orange
-    "es_plus": "#882255",  # wine (Tol)
-    "ga": "#999933",  # olive (Tol)
-    "random": "#000000",  # black
-    "gd": "#56B4E9",  # plain gradient descent on the cliff (= SGD's colour)
-    "gd_clipped": "#AA4499",  # purple (Tol)
+# colour, marker and label of each method come from its registry entry (Method.color, .marker,
+# .label: Okabe-Ito first, then Paul Tol's muted); the cliff's optimizer paths are not methods
+_PATH_STYLES = {
+    "gd": ("#56B4E9", "v", "gradient descent"),  # plain gradient descent (= SGD's colour)
+    "gd_clipped": ("#AA4499", "d", "GD, norm clipped"),  # purple (Tol)
 }
 EXTRA_COLORS = ("#44AA99", "#117733", "#88CCEE", "#CC6677", "#DDCC77", "#F0E442", "#666666")
-METHOD_MARKERS = {
-    "bptt_adam": "o",
-    "bptt_sgd": "v",
-    "bptt_momentum": "^",
-    "bptt_online": "D",
-    "bptt_truncated": "<",
-    "cmaes": "s",
-    "es_comma": "P",
-    "es_plus": "X",
-    "ga": "h",
-    "random": "*",
-    "gd": "v",
-    "gd_clipped": "d",
-}
 EXTRA_MARKERS = ("p", ">", "8", "H", "d", "1", "2")
-DISPLAY = {
-    "bptt_adam": "BPTT (Adam)",
-    "bptt_sgd": "BPTT (SGD)",
-    "bptt_momentum": "BPTT (momentum)",
-    "bptt_online": "BPTT online (classic)",
-    "bptt_truncated": "truncated BPTT(k)",
-    "cmaes": "CMA-ES",
-    "es_comma": "(μ,λ)-ES",
-    "es_plus": "(μ+λ)-ES",
-    "ga": "GA",
-    "random": "random guessing",
-    "gd": "gradient descent",
-    "gd_clipped": "GD, norm clipped",
-}
+
+
+def _known_styles() -> dict[str, tuple[str, str, str]]:
+    """{name: (colour, marker, label)}: registered methods in their order, then the paths."""
+    from toolkit.train import METHODS
+
+    ms = sorted(METHODS.values(), key=lambda m: m.order)
+    return {**{m.name: (m.color, m.marker, m.label or m.name) for m in ms}, **_PATH_STYLES}
+
+
+#: colour per known name, in legend order (derived from the registry; read by report.py)
+METHOD_COLORS = {n: s[0] for n, s in _known_styles().items()}
 _VARIANT_LS = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (3, 1, 1, 1, 1, 1)))
 
 STYLE = {
@@ -131,7 +106,6 @@ PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None}
 
 __all__ = [
     "COLUMN_W",
-    "DISPLAY",
     "METHOD_COLORS",
     "PAGE_W",
     "fig_bifurcation",
@@ -167,17 +141,16 @@ def _base(name: str) -> tuple[str, str]:
 
 def method_color(name: str) -> str:
     """The fixed colour of a method (variants share their method's colour); names not in
-    :data:`METHOD_COLORS` get one of :data:`EXTRA_COLORS` chosen by a stable hash of the name."""
+    the registry get one of :data:`EXTRA_COLORS` chosen by a stable hash of the name."""
     b, _ = _base(name)
-    if b in METHOD_COLORS:
-        return METHOD_COLORS[b]
-    return EXTRA_COLORS[zlib.crc32(b.encode()) % len(EXTRA_COLORS)]
+    known = _known_styles().get(b)
+    return known[0] if known else EXTRA_COLORS[zlib.crc32(b.encode()) % len(EXTRA_COLORS)]
 
 
 def method_label(name: str) -> str:
     """Readable legend label: 'bptt_adam (lr=0.1)' -> 'BPTT (Adam), lr=0.1'."""
     b, v = _base(name)
-    lab = DISPLAY.get(b, b)
+    lab = _known_styles().get(b, (None, None, b))[2]
     v = v.replace("k=None", "k=full").replace("k=-", "k=full")
     return f"{lab}, {v}" if v else lab
 
@@ -187,7 +160,8 @@ def method_style(name: str, variant_index: int = 0) -> dict:
     variant label from :func:`toolkit.analysis.annotate`; ``variant_index`` picks the line
     style when one method has several variants in a figure."""
     b, _ = _base(name)
-    marker = METHOD_MARKERS.get(b, EXTRA_MARKERS[zlib.crc32(b.encode()) % len(EXTRA_MARKERS)])
+    known = _known_styles().get(b)
+    marker = known[1] if known else EXTRA_MARKERS[zlib.crc32(b.encode()) % len(EXTRA_MARKERS)]
     return {
         "color": method_color(name),
         "marker": marker,
@@ -197,8 +171,8 @@ def method_style(name: str, variant_index: int = 0) -> dict:
 
 
 def _order(names) -> list[str]:
-    """Known methods in :data:`METHOD_COLORS` order, then the rest alphabetically."""
-    known = list(METHOD_COLORS)
+    """Known methods in registry order, then the rest alphabetically."""
+    known = list(_known_styles())
     return sorted(
         {str(n) for n in names},
         key=lambda n: (known.index(_base(n)[0]) if _base(n)[0] in known else len(known), n),

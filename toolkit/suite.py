@@ -54,8 +54,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,19 +61,18 @@ from pathlib import Path
 import numpy as np
 
 from toolkit import store, sweep
+from toolkit.params import REQUIRED, Param, check_params
 
 __all__ = [
     "SuiteExperiment",
     "Part",
     "SuiteResult",
     "load",
-    "has_post",
     "run",
     "merge_parts",
     "write_slices",
     "write_fidelity",
     "write_cliff",
-    "to_toml",
 ]
 
 SETUP_COLUMN = "grid.setup"
@@ -85,141 +82,72 @@ PARALLEL_TABLE = "parallel.parquet"
 # ------------------------------------------------------------------------------------------
 # validation of [post]
 # ------------------------------------------------------------------------------------------
-def _int(lo):
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            return False, f"expected an integer >= {lo}, got {v!r}"
-        return True, int(v)
-
-    return check
+def _int(lo, default=REQUIRED, doc=""):
+    return Param(default, "int", lo=lo, doc=doc)
 
 
-def _num(positive=True):
-    def check(v):
-        ok = isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or (positive and v <= 0):
-            return False, f"expected a {'positive ' if positive else ''}finite number, got {v!r}"
-        return True, float(v)
-
-    return check
+def _pos(default, doc=""):
+    return Param(default, "float", lo=0.0, lo_open=True, doc=doc)
 
 
-def _str(v):
-    if not isinstance(v, str) or not v:
-        return False, f"expected a non-empty string, got {v!r}"
-    return True, v
+_STR = Param(REQUIRED, "str")
 
 
-def _list_of(check, *, min_len=1, unique=True):
-    def f(v):
-        if not isinstance(v, list) or len(v) < min_len:
-            return False, f"expected a list of at least {min_len} value(s), got {v!r}"
-        out = []
-        for x in v:
-            ok, r = check(x)
-            if not ok:
-                return False, f"element {x!r}: {r}"
-            out.append(r)
-        if unique and len(set(out)) != len(out):
-            return False, f"expected distinct values, got {v!r}"
-        return True, out
-
-    return f
+def _names(doc):
+    return Param(None, "list", item=_STR, allow_none=True, doc=doc)
 
 
-def _pair(v):
-    ok = isinstance(v, list) and len(v) == 2 and all(_num(positive=False)(x)[0] for x in v)
-    return (True, (float(v[0]), float(v[1]))) if ok else (False, f"expected [w, b], got {v!r}")
-
-
-_REQUIRED = object()
-POST_SPECS: dict[str, dict[str, tuple]] = {
+POST_SPECS: dict[str, dict[str, Param]] = {
     "slices": {
-        "method": (_REQUIRED, _str),
-        "parts": (None, _list_of(_str)),
-        "task": (None, _str),
-        "pairs": (2, _int(1)),
-        "n_directions": (3, _int(1)),
-        "n_1d": (41, _int(3)),
-        "n_2d": (21, _int(3)),
-        "n_interp": (61, _int(3)),
-        "seed": (0, _int(0)),
+        "method": Param(REQUIRED, "str", doc="the method whose trained thetas are sliced"),
+        "parts": _names("parts to slice (default: all)"),
+        "task": Param(None, "str", allow_none=True, doc="the task to slice (default: all)"),
+        "pairs": _int(1, 2),
+        "n_directions": _int(1, 3),
+        "n_1d": _int(3, 41),
+        "n_2d": _int(3, 21),
+        "n_interp": _int(3, 61),
+        "seed": _int(0, 0),
     },
     "fidelity": {
-        "ks": (_REQUIRED, _list_of(_int(1))),
-        "n_init": (4, _int(0)),
-        "n_trained": (4, _int(0)),
-        "method": (None, _str),
-        "tasks": (None, _list_of(_str)),
-        "seed": (0, _int(0)),
+        "ks": Param(REQUIRED, "list", item=_int(1), doc="unfold depths k to compare"),
+        "n_init": _int(0, 4),
+        "n_trained": _int(0, 4),
+        "method": Param(None, "str", allow_none=True),
+        "tasks": _names("tasks (default: all)"),
+        "seed": _int(0, 0),
     },
     "cliff": {
-        "n_w": (201, _int(2)),
-        "n_b": (201, _int(2)),
-        "start": ((5.0, -2.8), _pair),
-        "lr": (0.5, _num()),
-        "steps": (80, _int(1)),
-        "clip": (1.0, _num()),
-        "sigma0": (0.5, _num()),
-        "generations": (40, _int(1)),
-        "seed": (0, _int(0)),
+        "n_w": _int(2, 201),
+        "n_b": _int(2, 201),
+        "start": Param(
+            (5.0, -2.8),
+            "list",
+            item=Param(0.0, "float"),
+            min_len=2,
+            max_len=2,
+            unique=False,
+            doc="[w, b]",
+        ),
+        "lr": _pos(0.5),
+        "steps": _int(1, 80),
+        "clip": _pos(1.0),
+        "sigma0": _pos(0.5),
+        "generations": _int(1, 40),
+        "seed": _int(0, 0),
     },
     "parallel": {
-        "jobs": ([1, 0], _list_of(_int(0))),
-        "repeats": (1, _int(1)),
+        "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),
+        "repeats": _int(1, 1),
     },
 }
 
 
-def _check_table(key: str, table: dict, spec: dict, problems: list) -> dict:
-    out = {}
-    for k in table:
-        if k not in spec:
-            problems.append((f"post.{key}.{k}", f"unknown key; allowed: {', '.join(spec)}"))
-    for k, (default, check) in spec.items():
-        if k not in table:
-            if default is _REQUIRED:
-                problems.append((f"post.{key}.{k}", "missing"))
-            out[k] = None if default is _REQUIRED else copy.deepcopy(default)
-            continue
-        ok, v = check(table[k])
-        if ok:
-            out[k] = v
-        else:
-            problems.append((f"post.{key}.{k}", v))
-            out[k] = None
+def _check_table(key: str, table: dict, spec: dict, P) -> dict:
+    out, problems = check_params(spec, table, f"post.{key}", what="key")
+    for k, msg in problems:
+        P.add(k, msg)
     return out
-
-
-# ------------------------------------------------------------------------------------------
-# TOML text of a config dict (for the parts' files)
-# ------------------------------------------------------------------------------------------
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return (
-            "{" + ", ".join(f"{json.dumps(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
-        )
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
-
-
-def to_toml(cfg: dict) -> str:
-    """TOML text of ``cfg`` (one ``key = value`` line per top-level key, tables inline);
-    ``tomllib.loads(to_toml(cfg)) == cfg`` for str/int/float/bool/list/dict values."""
-    return "".join(f"{json.dumps(str(k))} = {_toml_value(v)}\n" for k, v in cfg.items())
 
 
 # ------------------------------------------------------------------------------------------
@@ -252,86 +180,6 @@ class SuiteExperiment:
         return sum(len(p.exp.runs) for p in self.parts)
 
 
-def _read(path: Path) -> dict:
-    return sweep.read_toml(path)
-
-
-def has_post(path) -> bool:
-    """True when the file parses and has a [post] table (then :func:`run` handles it)."""
-    try:
-        return "post" in _read(Path(path))
-    except sweep.ConfigError:
-        return False
-
-
-def _split_scale(given: dict, scale: str, problems: list) -> tuple[dict, dict, dict]:
-    """The chosen ``[scales.<scale>]`` split into (general overrides of the sweep, overrides of
-    [post] tables other than parts {key: {param: value}}, per-part overrides {part: table}).
-    Keys keep their dotted form where they reach into a part (e.g. "grid.net.n_hidden")."""
-    scales = given.get("scales", {})
-    if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
-        problems.append(("scales", "expected tables [scales.<name>] of overrides"))
-        return {}, {}, {}
-    if scale not in scales:
-        if scale != "default":
-            known = ", ".join(["default", *[s for s in scales if s != "default"]])
-            problems.append(("scales", f"no scale '{scale}' in this file; defined: {known}"))
-        return {}, {}, {}
-    general, post, parts = {}, {}, {}
-
-    def walk(path: list[str], v) -> None:
-        where = f"scales.{scale}." + ".".join(path)
-        if len(path) == 1:  # "post"
-            if isinstance(v, dict):
-                for k, x in v.items():
-                    walk([*path, *k.split(".", 1)], x)
-            else:
-                problems.append((where, "expected a table"))
-        elif path[1] == "parts":
-            rest = ".".join(path[2:])
-            if not rest:
-                if isinstance(v, dict):
-                    for k, x in v.items():
-                        walk([*path, *k.split(".", 1)], x)
-                else:
-                    problems.append((where, "expected a table of parts"))
-                return
-            pname, _, key = rest.partition(".")
-            table = parts.setdefault(pname, {})
-            if key:
-                table[key] = v
-            elif isinstance(v, dict):
-                table.update(v)
-            else:
-                problems.append((where, "expected a table of overrides"))
-        else:
-            rest = [*path[1:]]
-            if len(rest) == 1 and isinstance(v, dict):
-                for k, x in v.items():
-                    walk([*path, k], x)
-                return
-            if len(rest) != 2:
-                problems.append((where, "expected post.<table>.<key> = value"))
-                return
-            post.setdefault(rest[0], {})[rest[1]] = v
-
-    for k, v in scales[scale].items():
-        if k == "post" or k.startswith("post."):
-            walk(k.split(".", 2) if k.startswith("post.parts.") else k.split("."), v)
-        else:
-            general[k] = v
-    return general, post, parts
-
-
-def _override(cfg: dict, table: dict, label: str, problems: list) -> None:
-    """Apply ``table`` (dotted paths / nested tables, like a scale) to cfg in place."""
-    if not table:
-        return
-    P = sweep._Problems()
-    sweep._apply_scale(cfg, {"x": table}, "x", P)
-    problems += [(k.replace("scales.x", label, 1), m) for k, m in P.items]
-
-
 def load(
     path,
     *,
@@ -340,140 +188,118 @@ def load(
     registry=None,
     max_runs: int | None = sweep.MAX_RUNS,
 ):
-    """Validate an experiment file (sweep, [post], every part) at ``scale``; returns a
-    :class:`SuiteExperiment`. Raises :class:`toolkit.sweep.ConfigError` listing every problem.
+    """Read an experiment file once and validate it whole (sweep, [post], every part) at
+    ``scale``; returns a :class:`SuiteExperiment`. Raises :class:`toolkit.sweep.ConfigError`
+    listing every problem under its key path (where it was written: the file, the part, the
+    scale).
 
     Precedence of settings in a part: the file < ``[post.parts.<part>]`` < the scale's general
-    overrides < the scale's overrides of that part (``"post.parts.<part>.<key>"``)."""
+    overrides < the scale's overrides of that part (``"post.parts.<part>.<key>"``); each is one
+    :func:`toolkit.sweep.overlay` of plain dicts."""
     path = Path(path)
-    given = _read(path)
-    raw_post = given.get("post")
+    given = sweep.read_toml(path)
+    P = sweep._Problems()
+    label = f"scales.{scale}"
+    general, part_over = [], {}
+    for k, v in sweep.scale_items(given, scale, P):
+        if k[:2] != ["post", "parts"]:
+            general.append((k, v))
+        elif len(k) < 4:
+            P.add(f"{label}.{'.'.join(k)}", "expected post.parts.<part>.<key> = value")
+        else:
+            part_over.setdefault(k[2], []).append((k[3:], v))
+    cfg = {k: copy.deepcopy(v) for k, v in given.items() if k != "scales"}
+    sweep.overlay(cfg, general, label, P)
+    kw = dict(scale=scale, seeds=seeds, registry=registry, max_runs=max_runs)
+    raw_post = cfg.get("post")
     if raw_post is None:
-        base = sweep.load_config(
-            path, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
-        )
+        base = sweep.build(path, cfg, P, given=given, **kw)
         return SuiteExperiment(
             path, base.name, scale, given, {}, [Part("", base)], base.description
         )
-    problems: list[tuple[str, str]] = []
     if not isinstance(raw_post, dict):
         raise sweep.ConfigError(path, [("post", "expected a table [post]")])
-    general, post_over, part_over = _split_scale(given, scale, problems)
     for k in raw_post:
         if k not in sweep.POST_KEYS:
-            problems.append(("post." + k, f"unknown key; allowed: {', '.join(sweep.POST_KEYS)}"))
-    for k in post_over:
-        if k not in POST_SPECS:
-            problems.append(
-                (f"scales.{scale}.post.{k}", f"unknown; allowed: {', '.join(POST_SPECS)}")
-            )
+            P.unknown("post", k, sweep.POST_KEYS)
     post: dict = {}
     for key, spec in POST_SPECS.items():
-        if key in raw_post or key in post_over:
-            table = raw_post.get(key, {})
-            if not isinstance(table, dict):
-                problems.append((f"post.{key}", f"expected a table, got {table!r}"))
-                continue
-            post[key] = _check_table(key, {**table, **post_over.get(key, {})}, spec, problems)
+        if key in raw_post:
+            if not isinstance(raw_post[key], dict):
+                P.add(f"post.{key}", f"expected a table, got {raw_post[key]!r}")
+            else:
+                post[key] = _check_table(key, raw_post[key], spec, P)
+
+    def built(cfg, Q, given):
+        try:
+            return sweep.build(path, cfg, Q, given=given, **kw)
+        except sweep.ConfigError as e:
+            P.items += [x for x in e.problems if x not in P.items]
+            return None
 
     raw_parts = raw_post.get("parts")
     parts: list[Part] = []
-    name = given.get("name", path.stem)
-    description = given.get("description", "")
+    name = cfg.get("name", path.stem)
+    description = cfg.get("description", "")
     if raw_parts is None:
         for p in part_over:
-            problems.append((f"scales.{scale}.post.parts.{p}", "this file has no [post.parts]"))
-        try:
-            base = sweep.load_config(
-                path, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
-            )
+            P.add(f"{label}.post.parts.{p}", "this file has no [post.parts]")
+        base = built(cfg, P, given)
+        if base is not None:
             parts.append(Part("", base))
             name, description = base.name, base.description
-        except sweep.ConfigError as e:
-            problems += e.problems
     elif not isinstance(raw_parts, dict) or not raw_parts:
-        problems.append(("post.parts", "expected at least one [post.parts.<name>] table"))
+        P.add("post.parts", "expected at least one [post.parts.<name>] table")
     elif not isinstance(name, str) or not sweep._NAME_RE.match(name):
-        problems.append(
-            ("name", f"expected a name of letters, digits, '_', '.', '-', got {name!r}")
-        )
+        P.add("name", f"expected a name of letters, digits, '_', '.', '-', got {name!r}")
     else:
         for p in part_over:
             if p not in raw_parts:
-                problems.append(
-                    (
-                        f"scales.{scale}.post.parts.{p}",
-                        f"unknown part; parts: {', '.join(raw_parts)}",
-                    )
-                )
+                P.add(f"{label}.post.parts.{p}", f"unknown part; parts: {', '.join(raw_parts)}")
         base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales", "report")}
+        not_post = [x for x in general if x[0][0] != "post"]
         for pname, over in raw_parts.items():
             key = f"post.parts.{pname}"
             if not sweep._NAME_RE.match(pname):
-                problems.append((key, "expected a part name of letters, digits, '_', '.', '-'"))
-                continue
-            if not isinstance(over, dict):
-                problems.append((key, f"expected a table of overrides, got {over!r}"))
-                continue
-            merged = copy.deepcopy(base_cfg)
-            n_before = len(problems)
-            _override(merged, over, key, problems)
-            _override(merged, general, f"scales.{scale}", problems)
-            _override(merged, part_over.get(pname, {}), f"scales.{scale}.{key}", problems)
-            if len(problems) > n_before:
-                continue
-            merged["name"] = f"{name}.{pname}"
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    f = Path(tmp) / f"{merged['name']}.toml"
-                    f.write_text(to_toml(merged), encoding="utf-8")
-                    exp = sweep.load_config(
-                        f, scale="default", seeds=seeds, registry=registry, max_runs=max_runs
-                    )
-            except sweep.ConfigError as e:
-                problems += [(f"{key} (merged) {k}".rstrip(), m) for k, m in e.problems]
-                continue
-            except TypeError as e:
-                problems.append((key, str(e)))
-                continue
-            exp.path = path
-            exp.scale = scale
-            exp.resolved["scale"] = scale
-            exp.given = merged
-            parts.append(Part(pname, exp))
+                P.add(key, "expected a part name of letters, digits, '_', '.', '-'")
+            elif not isinstance(over, dict):
+                P.add(key, f"expected a table of overrides, got {over!r}")
+            else:
+                Q = sweep._Problems()
+                merged = copy.deepcopy(base_cfg)
+                sweep.overlay(merged, sweep.leaves(over), key, Q)
+                sweep.overlay(merged, not_post, label, Q)
+                sweep.overlay(merged, part_over.get(pname, []), f"{label}.{key}", Q)
+                merged["name"] = f"{name}.{pname}"
+                exp = built(merged, Q, merged)
+                if exp is not None:
+                    parts.append(Part(pname, exp))
+    _check_post(post, parts, raw_parts, P)
+    if P.items:
+        raise sweep.ConfigError(path, P.items)
+    return SuiteExperiment(path, name, scale, given, post, parts, description)
 
+
+def _check_post(post: dict, parts: list, raw_parts, P) -> None:
+    """The [post] settings that name methods and parts of the experiment."""
     methods = set().union(*[set(p.exp.resolved["methods"]) for p in parts]) if parts else set()
-    names = [p.name for p in parts]
     sl = post.get("slices")
     if sl is not None:
         if sl["method"] is not None and parts and sl["method"] not in methods:
-            problems.append(
-                ("post.slices.method", f"'{sl['method']}' is not a method of this experiment")
-            )
-        if sl["parts"] is not None:
-            if raw_parts is None:
-                problems.append(("post.slices.parts", "this experiment has no [post.parts]"))
-            else:
-                for p in sl["parts"]:
-                    if p not in raw_parts:
-                        problems.append(
-                            (
-                                "post.slices.parts",
-                                f"unknown part '{p}'; parts: {', '.join(raw_parts)}",
-                            )
-                        )
+            P.add("post.slices.method", f"'{sl['method']}' is not a method of this experiment")
+        if sl["parts"] is None:
+            sl["parts"] = [p.name for p in parts]
+        elif raw_parts is None:
+            P.add("post.slices.parts", "this experiment has no [post.parts]")
         else:
-            sl["parts"] = names
+            for p in sl["parts"]:
+                if p not in raw_parts:
+                    P.add("post.slices.parts", f"unknown part '{p}'; parts: {', '.join(raw_parts)}")
     fid = post.get("fidelity")
     if fid is not None and fid["method"] is not None and parts and fid["method"] not in methods:
-        problems.append(
-            ("post.fidelity.method", f"'{fid['method']}' is not a method of this experiment")
-        )
+        P.add("post.fidelity.method", f"'{fid['method']}' is not a method of this experiment")
     if "parallel" in post and raw_parts is not None:
-        problems.append(("post.parallel", "cannot be combined with [post.parts]"))
-    if problems:
-        raise sweep.ConfigError(path, list(dict.fromkeys(problems)))
-    return SuiteExperiment(path, name, scale, given, post, parts, description)
+        P.add("post.parallel", "cannot be combined with [post.parts]")
 
 
 # ------------------------------------------------------------------------------------------
@@ -494,35 +320,21 @@ class SuiteResult:
         return self.n_failed == 0
 
 
-def run(
-    sexp: SuiteExperiment,
-    *,
-    results_root="results",
-    out=None,
-    jobs: int | None = None,
-    backend: str = "loky",
-    scheduler: str | None = None,
-    force: bool = False,
-    dry_run: bool = False,
-    progress: bool = True,
-    connect_timeout: float = 10.0,
-    echo=print,
-) -> SuiteResult:
-    """Run every sweep of ``sexp`` (resuming), merge parts, then the [post] steps."""
+def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> SuiteResult:
+    """Run every sweep of ``sexp`` (resuming), merge parts, then the [post] steps. ``opts``: a
+    :class:`toolkit.sweep.ExecOptions` (or its fields as keywords)."""
     t0 = time.perf_counter()
-    out_dir = Path(out) if out else Path(results_root) / sexp.name
+    o = sweep.ExecOptions.of(opts, **kw)
+    echo = o.echo
+    out_dir = Path(o.out) if o.out else Path(o.results_root) / sexp.name
     res = SuiteResult(sexp.name, out_dir, n_runs=sexp.n_runs)
-    kw = dict(
-        backend=backend,
-        scheduler=scheduler,
-        progress=progress,
-        connect_timeout=connect_timeout,
-        echo=echo,
-    )
-    if dry_run:
+
+    def part_dir(part: Part) -> Path:
+        return out_dir / "parts" / part.name if part.name else out_dir
+
+    if o.dry_run:
         for part in sexp.parts:
-            d = out_dir / "parts" / part.name if part.name else out_dir
-            sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, dry_run=True, **kw)
+            sweep.run_sweep(part.exp, o, out=part_dir(part))
         return res
     # the experiment's directory is locked for the whole of it (the sweeps in it re-enter the
     # lock; each part's sweep also locks its own directory)
@@ -534,11 +346,10 @@ def run(
         raise sweep.SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
     try:
         if "parallel" in sexp.post:
-            _run_parallel(sexp, out_dir, sexp.post["parallel"], jobs, force, res, kw)
+            _run_parallel(sexp, out_dir, sexp.post["parallel"], o, res)
         else:
             for part in sexp.parts:
-                d = out_dir / "parts" / part.name if part.name else out_dir
-                r = sweep.run_sweep(part.exp, out=d, jobs=jobs, force=force, **kw)
+                r = sweep.run_sweep(part.exp, o, out=part_dir(part))
                 res.n_executed += r.n_executed
                 res.n_failed += r.n_failed
         if sexp.has_parts:
@@ -563,7 +374,7 @@ def _write_table(df, path: Path) -> Path:
     return path
 
 
-def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult, kw) -> None:
+def _run_parallel(sexp, out_dir: Path, spec: dict, o: sweep.ExecOptions, res: SuiteResult) -> None:
     """Time the sweep (forced rerun) on the requested backend; skip when already measured.
 
     loky, or dask without a scheduler: once per ``jobs`` value and repeat (dask: run_sweep starts
@@ -575,17 +386,17 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
 
     exp = sexp.parts[0].exp
     table = out_dir / PARALLEL_TABLE
-    backend, scheduler = kw["backend"], kw["scheduler"]
+    backend, scheduler = o.backend, o.scheduler
     on_cluster = backend == "dask" and bool(scheduler)
     want = [sweep.default_jobs() if j == 0 else j for j in spec["jobs"]]
     if on_cluster:
-        kw["echo"](
+        o.echo(
             f"{sexp.name}: timing the sweep on the dask cluster at {scheduler} once per repeat "
             f"({spec['repeats']}x); the cluster's worker count is recorded as jobs, "
             f"post.parallel.jobs = {spec['jobs']} is not used"
         )
     done = False
-    if table.is_file() and not force:
+    if table.is_file() and not o.force:
         try:
             old = pd.read_parquet(table)
             old_backend = set(old["backend"]) if "backend" in old else {"loky"}
@@ -600,14 +411,14 @@ def _run_parallel(sexp, out_dir: Path, spec: dict, jobs, force, res: SuiteResult
         except Exception:
             done = False
     if done:  # measured before: only resume the results (normally nothing to do)
-        r = sweep.run_sweep(exp, out=out_dir, jobs=jobs, **kw)
+        r = sweep.run_sweep(exp, o, out=out_dir)
         res.n_executed += r.n_executed
         res.n_failed += r.n_failed
         return
     rows, first = [], None
     for rep in range(spec["repeats"]):
         for j in [None] if on_cluster else want:
-            r = sweep.run_sweep(exp, out=out_dir, jobs=j, force=True, **kw)
+            r = sweep.run_sweep(exp, o, out=out_dir, jobs=j, force=True)
             res.n_executed += r.n_executed
             res.n_failed += r.n_failed
             runs = store.non_timing(store.load_runs(out_dir))

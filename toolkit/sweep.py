@@ -1,6 +1,7 @@
 """Experiment config -> runs x seeds -> joblib (loky | dask) -> store.
 
-An experiment is one TOML file (see :func:`load_config` for every key). It is validated as a
+An experiment is one TOML file (see :func:`load_config` for every key), read once; scales and
+parts are overlays of plain dicts (:func:`overlay`), then :func:`build` validates it as a
 whole before anything runs (every problem is reported, with the file and the key path), expanded
 into runs (grid points x tasks x methods x replicates), and the runs are executed with joblib:
 the ``loky`` backend on one machine, joblib's ``dask`` backend on a ``dask.distributed`` cluster.
@@ -14,7 +15,7 @@ config and its replicate index) through :class:`numpy.random.SeedSequence`
 (``toolkit.train.run(seed=...)``), see :func:`run_seed_sequences`.
 
 Plugins. Tasks, networks and methods are looked up through a *registry*: by default
-:data:`TOOLKIT` (``toolkit.tasks``, ``toolkit.nets.Elman``, ``toolkit.train.METHODS``). Another
+:data:`TOOLKIT` (``toolkit.tasks``, ``toolkit.nets.CELLS``, ``toolkit.train.METHODS``). Another
 registry (an object with the methods of :class:`ToolkitRegistry`, importable by worker
 processes) can be passed as ``registry=`` or named in the environment variable
 ``BPTT_REGISTRY=module:attribute``; the tests use this to run sweeps of a trivial fake method.
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import difflib
+import dataclasses
 import hashlib
 import importlib
 import itertools
@@ -38,13 +39,14 @@ import tomllib
 import traceback
 import types
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from toolkit import records, store
+from toolkit.params import REQUIRED, Param, ParamError, check_params, close
 
 __all__ = [
     "ConfigError",
@@ -60,6 +62,7 @@ __all__ = [
     "make_run_id",
     "execute_run",
     "run_sweep",
+    "ExecOptions",
     "estimate_cost",
     "format_run_table",
     "resolve_registry",
@@ -68,7 +71,6 @@ __all__ = [
 ]
 
 THREAD_VARS = store.THREAD_VARS  # the thread variables set to 1 in every worker
-HIDDEN = ("tanh", "sigmoid", "relu")
 BUDGET_LIMITS = ("evals", "fwd_equiv", "wall_s")
 TOP_KEYS = (
     "name",
@@ -90,8 +92,18 @@ TOP_KEYS = (
 #: contents are validated by :func:`toolkit.suite.load`; a plain sweep ignores them.
 POST_KEYS = ("parts", "slices", "fidelity", "cliff", "parallel")
 TASK_KEYS = ("name", "params")
-NET_KEYS = ("n_hidden", "hidden", "recurrent", "window", "fixed")
-BUDGET_KEYS = (*BUDGET_LIMITS, "target_loss")
+#: [net] keys: ``cell`` picks the class (toolkit.nets.CELLS); it enters the run key only when
+#: it is not the default "elman" (so the run keys of every existing file stay what they are)
+BUDGET_PARAMS = {
+    "evals": Param(None, "int", lo=1, doc="loss evaluations"),
+    "fwd_equiv": Param(None, "float", lo=0.0, lo_open=True, doc="forward-pass equivalents"),
+    "wall_s": Param(None, "float", lo=0.0, lo_open=True, doc="wall seconds (not deterministic)"),
+    "target_loss": Param(None, "float", lo=0.0, doc='stop with outcome "target" below it'),
+}
+BUDGET_KEYS = tuple(BUDGET_PARAMS)
+TASK_NAME = Param(REQUIRED, "str", doc="the task's registry name")
+SEED = Param(REQUIRED, "int", lo=0, doc="the experiment's root seed, an integer >= 0")
+REPLICATES = Param(1, "int", lo=1, doc="seeds per configuration")
 #: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
 #: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
 SECONDS_PER_STEP = 150e-9
@@ -168,18 +180,11 @@ class ToolkitRegistry:
         return METHODS[name].family
 
     def make_net(self, task, net: dict):
-        from toolkit.nets import Elman
+        """The net of a resolved ``[net]`` table; ``cell`` (default elman) picks the class
+        from :data:`toolkit.nets.CELLS`."""
+        from toolkit.nets import make_net
 
-        return Elman(
-            task.n_in,
-            net["n_hidden"],
-            task.n_out,
-            hidden=net["hidden"],
-            output=task.output,
-            recurrent=net.get("recurrent", True),
-            window=net.get("window", 1),
-            fixed=net.get("fixed"),
-        )
+        return make_net(task.n_in, task.n_out, task.output, net)
 
     def train(self, method, net, task, data, *, seed, budget: dict, target_loss, hyper: dict):
         from toolkit.train import run
@@ -193,6 +198,7 @@ class ToolkitRegistry:
             seed=seed,
             budget=Budget.from_dict(budget),
             target_loss=target_loss,
+            validated=True,  # checked when the config was read
             **hyper,
         )
 
@@ -307,127 +313,60 @@ def make_run_id(run_key: dict, replicate: int, root_seed: int, version: str) -> 
     return _sha(payload).hex()[:12]
 
 
-def _close(word: str, allowed: Iterable[str]) -> str:
-    m = difflib.get_close_matches(word, list(allowed), n=1)
-    return f" (did you mean '{m[0]}'?)" if m else ""
+_close = close
 
 
 def _fmt(v) -> str:
     return repr(v) if not isinstance(v, float) else f"{v:g}"
 
 
-def _split_msg(key: str, msg: str, names: Iterable[str], owner: str | None = None):
-    """Put a validator's message under the key path of the parameter it names.
-
-    Under key 'methods.cmaes' (owner 'cmaes'): "cmaes: sigma: expected ..." ->
-    ('methods.cmaes.sigma', 'expected ...'); "parameter 'sigma' must be ..." ->
-    ('methods.cmaes.sigma', "parameter 'sigma' must be ..."). Messages naming no known
-    parameter stay under ``key``."""
-    msg = msg.strip()
-    if owner and msg.startswith(f"{owner}: "):
-        msg = msg[len(owner) + 2 :]
-    names = sorted({str(n) for n in names}, key=len, reverse=True)
-    for n in names:
-        for head in (f"{n}: ", f"'{n}': ", f"{n} ", f"'{n}' ", f"{n}="):
-            if msg.startswith(head):
-                rest = msg[len(head) :] if head.endswith(": ") else msg
-                return f"{key}.{n}", rest
-    quoted = [(msg.find(f"'{n}'"), n) for n in names if f"'{n}'" in msg]
-    if quoted:
-        return f"{key}.{min(quoted)[1]}", msg
-    return key, msg
+def _field(key: str, cell: str | None = "elman") -> Param | None:
+    """The declaration of a dotted config key ("net.window", "budget.evals", "task.name"),
+    None for keys the registry checks (task params, method hyperparameters)."""
+    table, _, name = key.partition(".")
+    if table == "net":
+        return net_params(cell).get(name)
+    if table == "budget":
+        return BUDGET_PARAMS.get(name)
+    return TASK_NAME if key == "task.name" else None
 
 
-# value checks: each returns (ok, value-or-message)
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def net_params(cell: str | None = "elman") -> dict[str, Param]:
+    """The ``[net]`` declaration: ``cell`` plus the chosen cell class's CONFIG."""
+    from toolkit.nets import CELLS
+
+    cls = CELLS.get(cell or "elman", CELLS["elman"])
+    # (an unknown cell is reported when the net is built, under "net")
+    cell_param = Param("elman", "str", doc=f"network cell: {', '.join(CELLS)}")
+    return {"cell": cell_param, **cls.CONFIG}
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
+def _checked(decl: dict[str, Param], table: dict, path: str, P) -> dict:
+    """The keys given in ``table``, checked against ``decl`` (problems to ``P``, bad -> None)."""
+    out = {}
+    for k, v in table.items():
+        if k not in decl:
+            P.unknown(path, k, decl)
+            continue
+        ok, out[k] = decl[k].coerce(v)
+        if not ok:
+            P.add(f"{path}.{k}", out[k])
+            out[k] = None
+    return out
 
 
-def _check_int(lo):
-    def check(v):
-        if not _is_int(v):
-            return False, f"expected an integer >= {lo}, got {_fmt(v)} ({type(v).__name__})"
-        if v < lo:
-            return False, f"expected an integer >= {lo}, got {v}"
-        return True, int(v)
-
-    return check
-
-
-def _check_pos_num(v):
-    if not _is_num(v):
-        return False, f"expected a positive number, got {_fmt(v)} ({type(v).__name__})"
-    if not (math.isfinite(v) and v > 0):
-        return False, f"expected a positive finite number, got {_fmt(v)}"
-    return True, float(v)
-
-
-def _check_nonneg_num(v):
-    if not _is_num(v):
-        return False, f"expected a number >= 0, got {_fmt(v)} ({type(v).__name__})"
-    if not (math.isfinite(v) and v >= 0):
-        return False, f"expected a finite number >= 0, got {_fmt(v)}"
-    return True, float(v)
-
-
-def _check_choice(choices):
-    def check(v):
-        if not isinstance(v, str) or v not in choices:
-            return False, f"expected one of {', '.join(choices)}; got {_fmt(v)}"
-        return True, v
-
-    return check
-
-
-def _check_str(v):
-    if not isinstance(v, str) or not v:
-        return False, f"expected a non-empty string, got {_fmt(v)}"
-    return True, v
-
-
-def _check_bool(v):
-    if not isinstance(v, bool):
-        return False, f"expected true or false, got {_fmt(v)}"
-    return True, v
-
-
-_BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
-
-
-def _check_fixed(v):
-    """{block: number or (nested) list of numbers}; nan marks a free entry."""
-    if not isinstance(v, dict) or not v:
-        return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {_fmt(v)}"
-    for k, x in v.items():
-        if k not in _BLOCKS:
-            return False, f"unknown block {k!r}; blocks are {', '.join(_BLOCKS)}"
-        flat = x
-        while isinstance(flat, list):
-            flat = [e for item in flat for e in (item if isinstance(item, list) else [item])]
-            if all(not isinstance(e, list) for e in flat):
-                break
-        items = flat if isinstance(flat, list) else [flat]
-        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
-            return False, f"{k}: expected a number or a list of numbers (nan = free), got {_fmt(x)}"
-    return True, v
-
-
-FIELD_CHECKS = {
-    "net.n_hidden": _check_int(1),
-    "net.hidden": _check_choice(HIDDEN),
-    "net.recurrent": _check_bool,
-    "net.window": _check_int(1),
-    "net.fixed": _check_fixed,
-    "budget.evals": _check_int(1),
-    "budget.fwd_equiv": _check_pos_num,
-    "budget.wall_s": _check_pos_num,
-    "budget.target_loss": _check_nonneg_num,
-    "task.name": _check_str,
-}
+def _report(P, prefix: str, e: Exception, from_grid, doing: str) -> None:
+    """A registry's error under ``prefix``: a :class:`ParamError` names its keys; another
+    ValueError/TypeError stays under ``prefix``; anything else is a failure of ``doing``."""
+    if isinstance(e, ParamError):
+        items = [(f"{prefix}.{k}" if k else prefix, m) for k, m in e.problems]
+    elif isinstance(e, ValueError | TypeError):
+        items = [(prefix, str(e))]
+    else:
+        items = [(prefix, f"{doing} failed: {type(e).__name__}: {e}")]
+    where = f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
+    for key, msg in items:
+        P.add(key, msg + (where if from_grid else ""))
 
 
 class _Problems:
@@ -437,8 +376,10 @@ class _Problems:
 
     def add(self, key: str, msg: str) -> None:
         src = self.origin.get(key)
-        if src:
+        if src and src.startswith("--"):
             msg = f"{msg} (set by {src})"
+        elif src:  # set by an overlay: the key path where it was written
+            key = f"{src}.{key}"
         if (key, msg) not in self.items:
             self.items.append((key, msg))
 
@@ -446,6 +387,18 @@ class _Problems:
         allowed = list(allowed)
         path = f"{prefix}.{key}" if prefix else key
         self.add(path, f"unknown key{_close(key, allowed)}; allowed: {', '.join(allowed)}")
+
+
+def _check_report(v, P: _Problems, key: str = "report") -> None:
+    """``[report]``: free-form text for the report (title, summary, captions, ...): a table
+    whose leaves are strings, numbers, booleans, lists or tables. It never enters a run key."""
+    if key == "report" and not isinstance(v, dict):
+        P.add(key, f"expected a table [report] (title, summary, captions, ...), got {_fmt(v)}")
+    elif isinstance(v, dict | list):
+        for k, x in v.items() if isinstance(v, dict) else enumerate(v):
+            _check_report(x, P, f"{key}.{k}" if isinstance(v, dict) else f"{key}[{k}]")
+    elif not isinstance(v, str | int | float | bool):
+        P.add(key, f"expected a string, number, boolean, list or table, got {type(v).__name__}")
 
 
 # ------------------------------------------------------------------------------------------
@@ -473,14 +426,59 @@ class Experiment:
         return len({r["config_id"] for r in self.runs})
 
 
-def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
-    """Apply ``[scales.<scale>]`` overrides to cfg (in place). Keys are dotted paths; a nested
-    table is merged leaf by leaf; paths under ``grid.`` name one grid key."""
-    if scales is None:
-        scales = {}
+def _grid_at(parts: list[str]) -> int | None:
+    """Index of a ``grid`` segment whose next segments form one grid key (``grid.net.n_hidden``
+    names the key "net.n_hidden"): at the top, or under ``post.parts.<part>``."""
+    if parts and parts[0] == "grid":
+        return 0
+    if len(parts) > 3 and parts[:2] == ["post", "parts"] and parts[3] == "grid":
+        return 3
+    return None
+
+
+def leaves(table: dict, prefix: tuple = ()):
+    """(path segments, value) of every leaf of an overlay table: dotted keys are split, nested
+    tables merged leaf by leaf; a dotted path under ``grid`` names one grid key."""
+    for k, v in table.items():
+        parts = [*prefix, *str(k).split(".")]
+        g = _grid_at(parts)
+        if g is not None and len(parts) > g + 1:
+            yield [*parts[: g + 1], ".".join(parts[g + 1 :])], v
+        elif g is not None and isinstance(v, dict):
+            for gk, gv in v.items():
+                yield [*parts, gk], gv
+        elif isinstance(v, dict) and v:
+            yield from leaves(v, tuple(parts))
+        else:
+            yield parts, v
+
+
+def overlay(cfg: dict, items, label: str, problems: _Problems) -> None:
+    """THE overlay: set each (path, value) of ``items`` (from :func:`leaves`) in ``cfg`` (in
+    place), remembering ``label`` (e.g. "scales.smoke", "post.parts.a") as the origin of the
+    key, so that a problem with it is reported under ``<label>.<key>``."""
+    for parts, value in items:
+        node = cfg
+        for i, p in enumerate(parts[:-1]):
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                problems.add(
+                    f"{label}.{'.'.join(parts)}",
+                    f"cannot set: '{'.'.join(parts[: i + 1])}' is not a table",
+                )
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+            problems.origin[".".join(parts)] = label
+
+
+def scale_items(given: dict, scale: str, problems: _Problems) -> list:
+    """The leaves of ``[scales.<scale>]`` (none for "default" unless the file defines it)."""
+    scales = given.get("scales", {})
     if not isinstance(scales, dict) or any(not isinstance(v, dict) for v in scales.values()):
         problems.add("scales", "expected tables [scales.<name>] of overrides")
-        return
+        return []
     if scale not in scales:
         if scale != "default":
             known = ", ".join(["default", *[s for s in scales if s != "default"]])
@@ -488,41 +486,8 @@ def _apply_scale(cfg: dict, scales, scale: str, problems: _Problems) -> None:
                 "scales",
                 f"no scale '{scale}' in this file{_close(scale, scales)}; defined: {known}",
             )
-        return
-
-    def leaves(prefix: list[str], table: dict):
-        for k, v in table.items():
-            parts = [*prefix, *k.split(".")]
-            if parts[0] == "grid":
-                if len(parts) > 1:
-                    yield ["grid", ".".join(parts[1:])], v
-                elif isinstance(v, dict):
-                    for gk, gv in v.items():
-                        yield ["grid", gk], gv
-                else:
-                    yield ["grid"], v
-            elif isinstance(v, dict) and v:
-                yield from leaves(parts, v)
-            else:
-                yield parts, v
-
-    for parts, value in leaves([], scales[scale]):
-        node = cfg
-        for i, p in enumerate(parts[:-1]):
-            nxt = node.get(p, _MISSING)
-            if nxt is _MISSING:
-                nxt = node[p] = {}
-            if not isinstance(nxt, dict):
-                problems.add(
-                    f"scales.{scale}.{'.'.join(parts)}",
-                    f"cannot set: '{'.'.join(parts[: i + 1])}' is not a table",
-                )
-                break
-            node = nxt
-        else:
-            node[parts[-1]] = copy.deepcopy(value)
-            key = ".".join(parts) if parts[0] != "grid" else f"grid.{parts[1]}"
-            problems.origin[key] = f"scales.{scale}"
+        return []
+    return list(leaves(scales[scale]))
 
 
 def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | None, str]:
@@ -620,6 +585,7 @@ def load_config(
         params = { T = 50 }     #   keyword arguments of toolkit.tasks.get (validated by it)
         # [[tasks]] ...         # ... or several (same two keys each)
         [net]
+        cell = "elman"          # optional: network class, toolkit.nets.CELLS (default elman)
         n_hidden = 8            # required, integer >= 1
         hidden = "tanh"         # tanh | sigmoid | relu (default tanh); output comes from the task
         [budget]                # at least one of evals / fwd_equiv / wall_s; first reached stops
@@ -636,6 +602,8 @@ def load_config(
         [scales.smoke]          # optional overrides, chosen with --scale smoke ("default" is
         replicates = 2          #   the file as written unless [scales.default] exists);
         "budget.fwd_equiv" = 1e5  # dotted paths or nested tables; "grid.<key>" sets a grid key
+        [report]                # optional free text for the report (title, summary, captions,
+                                #   ...); never part of a run key
         [post]                  # optional: parts, slices, fidelity, cliff, parallel -- what
                                 #   toolkit.suite does beyond this sweep (validated there;
                                 #   `bptt run` and `bptt experiments` hand such files to it)
@@ -646,13 +614,29 @@ def load_config(
     ``--force-large``) the file is refused with a ConfigError that gives the count.
     """
     path = Path(path)
-    reg = resolve_registry(registry)
     given = read_toml(path)
-
     P = _Problems()
-    cfg = copy.deepcopy(given)
-    scales = cfg.pop("scales", None)
-    _apply_scale(cfg, scales, scale, P)
+    cfg = {k: copy.deepcopy(v) for k, v in given.items() if k != "scales"}
+    overlay(cfg, scale_items(given, scale, P), f"scales.{scale}", P)
+    return build(
+        path, cfg, P, given=given, scale=scale, seeds=seeds, registry=registry, max_runs=max_runs
+    )
+
+
+def build(
+    path: Path,
+    cfg: dict,
+    P: _Problems,
+    *,
+    given: dict,
+    scale: str = "default",
+    seeds: int | None = None,
+    registry=None,
+    max_runs: int | None = MAX_RUNS,
+) -> Experiment:
+    """Validate and expand ``cfg`` (a file's dict with its overlays applied; ``given`` is kept
+    as written) into an :class:`Experiment`; problems so far are in ``P``."""
+    reg = resolve_registry(registry)
     if seeds is not None:
         cfg["replicates"] = seeds
         P.origin["replicates"] = "--seeds"
@@ -668,15 +652,12 @@ def load_config(
     if not isinstance(description, str):
         P.add("description", f"expected a string, got {_fmt(description)}")
         description = ""
-    root_seed = cfg.get("seed", _MISSING)
-    if root_seed is _MISSING:
-        P.add("seed", "missing: the experiment's root seed, an integer >= 0")
-        root_seed = None
-    else:
-        ok, root_seed = _check_int(0)(root_seed)
-        if not ok:
-            P.add("seed", root_seed)
-            root_seed = None
+    top_decl = {"seed": SEED, "replicates": REPLICATES}
+    top, problems = check_params(top_decl, {k: cfg[k] for k in top_decl if k in cfg})
+    root_seed, replicates = top["seed"], top["replicates"] or 1
+    for k, msg in problems:
+        P.add(k, msg)
+    _check_report(cfg.get("report", {}), P)
     post = cfg.get("post", {})
     if not isinstance(post, dict):
         P.add("post", f"expected a table [post] with keys {', '.join(POST_KEYS)}, got {_fmt(post)}")
@@ -686,10 +667,6 @@ def load_config(
                 P.unknown("post", k, POST_KEYS)
             elif not isinstance(v, dict):
                 P.add(f"post.{k}", f"expected a table, got {_fmt(v)}")
-    ok, replicates = _check_int(1)(cfg.get("replicates", 1))
-    if not ok:
-        P.add("replicates", replicates)
-        replicates = 1
 
     # tasks
     task_entries: list[tuple[str, str | None, dict]] = []  # (key path, name, params)
@@ -720,8 +697,8 @@ def load_config(
         if tname is _MISSING:
             P.add(f"{tpath}.name", "missing: the task's registry name")
             tname = None
-        elif not _check_str(tname)[0]:
-            P.add(f"{tpath}.name", _check_str(tname)[1])
+        elif not TASK_NAME.coerce(tname)[0]:
+            P.add(f"{tpath}.name", TASK_NAME.coerce(tname)[1])
             tname = None
         params = t.get("params", {})
         if not isinstance(params, dict):
@@ -744,9 +721,13 @@ def load_config(
                 P.unknown(key, k, keys)
         return t
 
-    net_raw = table("net", NET_KEYS)
+    cell = cfg["net"].get("cell") if isinstance(cfg.get("net"), dict) else None
+    net_decl = net_params(cell if isinstance(cell, str) else None)
+    net_raw = table("net", tuple(net_decl))
     budget_raw = table("budget", BUDGET_KEYS)
-    net = {"hidden": "tanh", "recurrent": True, "window": 1}
+    # the run key holds every setting given plus the defaults that are not None (cell only
+    # when it is not the default "elman"), so existing run ids are unchanged
+    net = {k: p.default for k, p in net_decl.items() if k != "cell" and p.default is not None}
     grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
     if (
         isinstance(cfg.get("net"), dict)
@@ -754,25 +735,12 @@ def load_config(
         and "net.n_hidden" not in grid_given
     ):
         P.add("net.n_hidden", "missing: the number of hidden units, an integer >= 1")
-    for k in NET_KEYS:
-        if k in net_raw:
-            ok, v = FIELD_CHECKS[f"net.{k}"](net_raw[k])
-            if ok:
-                net[k] = v
-            else:
-                P.add(f"net.{k}", v)
-                net[k] = None
-    budget: dict = {}
-    target_loss = None
-    for k in BUDGET_KEYS:
-        if k in budget_raw:
-            ok, v = FIELD_CHECKS[f"budget.{k}"](budget_raw[k])
-            if not ok:
-                P.add(f"budget.{k}", v)
-            elif k == "target_loss":
-                target_loss = v
-            else:
-                budget[k] = v
+    for k, v in _checked(net_decl, net_raw, "net", P).items():
+        if not (k == "cell" and v == "elman"):  # the default is not in the key
+            net[k] = v
+    budget = _checked(BUDGET_PARAMS, budget_raw, "budget", P)
+    target_loss = budget.pop("target_loss", None)
+    budget = {k: v for k, v in budget.items() if v is not None}
 
     # methods
     methods_raw = cfg.get("methods", _MISSING)
@@ -830,11 +798,11 @@ def load_config(
         if dup:
             P.add(gpath, f"duplicate value {_fmt(dup[0])}")
             continue
-        check = FIELD_CHECKS.get(k)
-        if check is not None:
+        decl = _field(k, cell if isinstance(cell, str) else None)
+        if decl is not None:
             checked = []
             for v in values:
-                ok, cv = check(v)
+                ok, cv = decl.coerce(v)
                 if ok:
                     checked.append(cv)
                 else:
@@ -929,15 +897,7 @@ def load_config(
                     "output": str(task.output),
                 }
             except Exception as e:
-                msg = (
-                    str(e)
-                    if isinstance(e, ValueError | TypeError)
-                    else (f"building the task failed: {type(e).__name__}: {e}")
-                )
-                key, msg = _split_msg(f"{tpath}.params", msg, params, owner=tname)
-                if from_grid:
-                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
-                P.add(key, msg)
+                _report(P, f"{tpath}.params", e, from_grid, "building the task")
                 task_cache[ck] = None
         return task_cache[ck]
 
@@ -947,15 +907,7 @@ def load_config(
             try:
                 method_cache[ck] = _jsonable(reg.validate_method(m, dict(hyper)))
             except Exception as e:
-                msg = (
-                    str(e)
-                    if isinstance(e, ValueError | TypeError)
-                    else (f"validating the hyperparameters failed: {type(e).__name__}: {e}")
-                )
-                key, msg = _split_msg(f"methods.{m}", msg, hyper, owner=m)
-                if from_grid:
-                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in from_grid)})"
-                P.add(key, msg)
+                _report(P, f"methods.{m}", e, from_grid, "validating the hyperparameters")
                 method_cache[ck] = None
             if m not in family:
                 try:
@@ -1255,14 +1207,20 @@ def default_jobs() -> int:
 
 def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
     """Upper-bound cost of ``runs`` from their budgets: total forward-pass equivalents and a
-    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` per
+    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` (from the net
+    class) per
     sequence-step, or the wall budget); runs that reach their target stop earlier."""
     total_fe = 0.0
     total_s = 0.0
     n_unknown = 0
+    sizes: dict[str, int] = {}
     for r in runs:
-        H, I, O = r["net"]["n_hidden"], r["n_in"], r["n_out"]
-        n_params = H * (I + H) + H + O * H + O
+        ck = canonical([r["n_in"], r["n_out"], r["output"], r["net"]])
+        if ck not in sizes:  # the net class counts its parameters (window, fixed weights)
+            from toolkit.nets import make_net
+
+            sizes[ck] = make_net(r["n_in"], r["n_out"], r["output"], r["net"]).n_params
+        n_params = sizes[ck]
         fe = r["budget"].get("fwd_equiv")
         ws = r["budget"].get("wall_s")
         secs = None
@@ -1387,28 +1345,50 @@ def _connect_dask(scheduler: str | None, jobs: int, timeout: float):
     return client, cluster
 
 
+@dataclass(frozen=True)
+class ExecOptions:
+    """How to execute (never what): built once by the CLI, passed to the suite and the sweep.
+
+    jobs: parallel runs (None or 0: all cores); backend: loky | dask; scheduler: a dask
+    scheduler address; timeout: seconds to wait for it; progress: a progress bar; force:
+    discard stored results first; dry_run: print the plan, run nothing; max_runs: refuse larger
+    expansions (None: no limit, ``--force-large``); results_root / out: where results go; echo:
+    where messages go."""
+
+    jobs: int | None = None
+    backend: str = "loky"
+    scheduler: str | None = None
+    timeout: float = 10.0
+    progress: bool = True
+    force: bool = False
+    dry_run: bool = False
+    max_runs: int | None = MAX_RUNS
+    results_root: Path | str = "results"
+    out: Path | str | None = None
+    echo: Callable = print
+
+    @classmethod
+    def of(cls, opts: ExecOptions | None = None, **kw) -> ExecOptions:
+        """``opts`` with the keywords replaced (``connect_timeout`` is ``timeout``)."""
+        if "connect_timeout" in kw:
+            kw["timeout"] = kw.pop("connect_timeout")
+        return dataclasses.replace(opts or cls(), **kw)
+
+
 def run_sweep(
     config,
+    opts: ExecOptions | None = None,
     *,
-    out=None,
-    results_root="results",
-    jobs: int | None = None,
     seeds: int | None = None,
-    backend: str = "loky",
-    scheduler: str | None = None,
     scale: str = "default",
-    force: bool = False,
-    dry_run: bool = False,
-    progress: bool = True,
     registry=None,
-    connect_timeout: float = 10.0,
-    echo=print,
-    max_runs: int | None = MAX_RUNS,
+    **kw,
 ) -> SweepResult:
     """Run an experiment (a path to its TOML file, or an :class:`Experiment`).
 
-    out: the experiment's results directory (default ``results_root/<name>``). jobs: parallel
-    runs (None or 0: all cores; with dask and a scheduler: ignored, the cluster decides).
+    ``opts`` (:class:`ExecOptions`, or its fields as keywords): out: the experiment's results
+    directory (default ``results_root/<name>``). jobs: parallel runs (None or 0: all cores;
+    with dask and a scheduler: ignored, the cluster decides).
     Runs already stored in ``out`` are skipped (runs stored with outcome ``error`` are
     retried); every stored file is checked first (:func:`toolkit.store.check_runs`): a damaged
     one is named, moved to ``runs/damaged/`` and its run executed again. ``force`` discards the
@@ -1427,20 +1407,22 @@ def run_sweep(
     other run finished.
     """
     t_start = time.perf_counter()
+    o = ExecOptions.of(opts, **kw)
+    backend, scheduler, jobs, force, echo = o.backend, o.scheduler, o.jobs, o.force, o.echo
     if backend not in ("loky", "dask"):
         raise SweepError(f"backend: expected loky or dask, got {backend!r}")
     if scheduler and backend != "dask":
         raise SweepError("--scheduler needs --backend dask")
-    if jobs is not None and (not _is_int(jobs) or jobs < 0):
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
         raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
     n_jobs = default_jobs() if not jobs else int(jobs)
     reg = resolve_registry(registry)
     exp = (
         config
         if isinstance(config, Experiment)
-        else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=max_runs)
+        else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=o.max_runs)
     )
-    out_dir = Path(out) if out else Path(results_root) / exp.name
+    out_dir = Path(o.out) if o.out else Path(o.results_root) / exp.name
 
     if not force:
         store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
@@ -1458,7 +1440,7 @@ def run_sweep(
             f"{exp.scale}); {n_stored} stored, {n_pending} to run"
         )
 
-    if dry_run:  # reads only: damaged files are reported, not moved
+    if o.dry_run:  # reads only: damaged files are reported, not moved
         stored = {} if force else store.check_runs(out_dir, plan_ids, move=False, echo=echo)
         done, pending, n_stored = plan(stored)
         result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
@@ -1484,7 +1466,7 @@ def run_sweep(
     if backend == "dask":  # before writing anything: an unreachable scheduler
         named = {} if force else store.stored_ids(out_dir)  # by name; checked under the lock
         if plan(named)[1]:
-            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
     try:
         lock = store.acquire_lock(out_dir, echo=echo)
     except (store.ResultsLocked, OSError) as e:
@@ -1519,7 +1501,7 @@ def run_sweep(
         result.n_stored_before = n_stored
         store.prepare(out_dir, force=force)
         if pending and backend == "dask" and client is None:  # damaged files to rerun
-            client, cluster = _connect_dask(scheduler, n_jobs, connect_timeout)
+            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
         # a session with nothing to run, after a complete one, changes nothing: meta.json is
         # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
         noop = not pending and _completed_before(out_dir, exp.given)
@@ -1549,7 +1531,7 @@ def run_sweep(
                 meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
             except Exception as e:  # the runs will report the problem themselves
                 echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
-            _execute(exp, pending, reg, out_dir, backend, n_jobs, connect_timeout, progress, result)
+            _execute(exp, pending, reg, out_dir, o, n_jobs, result)
         status = "complete"
     except (KeyboardInterrupt, SweepError) as e:
         error = e
@@ -1655,8 +1637,9 @@ def _one_thread_here():
     return threadpool_limits(1)
 
 
-def _execute(exp, pending, reg, out_dir, backend, n_jobs, timeout, progress, result) -> None:
+def _execute(exp, pending, reg, out_dir, o: ExecOptions, n_jobs: int, result) -> None:
     """Run ``pending`` through joblib and store each record as it arrives."""
+    backend, timeout, progress = o.backend, o.timeout, o.progress
     import joblib
     from tqdm import tqdm
 

@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from toolkit.params import Param, ParamError, resolve
+
 __all__ = [
     "Dataset",
     "Task",
@@ -58,77 +60,11 @@ class Dataset(NamedTuple):
 # --------------------------------------------------------------------------------------
 # parameters
 # --------------------------------------------------------------------------------------
-class _P(NamedTuple):
-    """One task parameter: default, kind ("int" | "float" | "bool" | "choice") and range."""
-
-    default: Any
-    kind: str
-    lo: float | None = None  # inclusive lower bound
-    hi: float | None = None  # inclusive upper bound
-    choices: tuple = ()
-    optional: bool = False  # None allowed (meaning documented by the task)
-    gt: bool = False  # lower bound exclusive
-
-
-def _describe(spec: _P) -> str:
-    if spec.kind == "choice":
-        text = f"one of {list(spec.choices)}"
-    elif spec.kind == "bool":
-        text = "a bool"
-    else:
-        noun = "an integer" if spec.kind == "int" else "a finite number"
-        parts = []
-        if spec.lo is not None:
-            parts.append(f"{'>' if spec.gt else '>='} {spec.lo:g}")
-        if spec.hi is not None:
-            parts.append(f"<= {spec.hi:g}")
-        text = noun + (" " + " and ".join(parts) if parts else "")
-    return text + (" or None" if spec.optional else "")
-
-
-def _coerce(task: str, key: str, spec: _P, value: Any) -> Any:
-    """Validated, JSON-able (plain Python) value; ValueError naming the parameter and range."""
-    if value is None and spec.optional:
-        return None
-
-    def bad() -> ValueError:
-        return ValueError(f"{task}: parameter {key!r} must be {_describe(spec)}, got {value!r}")
-
-    if spec.kind == "bool":
-        if not isinstance(value, bool | np.bool_):
-            raise bad()
-        return bool(value)
-    if spec.kind == "choice":
-        if not isinstance(value, str) or value not in spec.choices:
-            raise bad()
-        return value
-    if isinstance(value, bool | np.bool_):
-        raise bad()
-    if spec.kind == "int":
-        if isinstance(value, float | np.floating) and float(value).is_integer():
-            value_c: Any = int(value)
-        elif isinstance(value, int | np.integer):
-            value_c = int(value)
-        else:
-            raise bad()
-    else:
-        if not isinstance(value, int | float | np.integer | np.floating):
-            raise bad()
-        value_c = float(value)
-        if not math.isfinite(value_c):
-            raise bad()
-    if spec.lo is not None and (value_c <= spec.lo if spec.gt else value_c < spec.lo):
-        raise bad()
-    if spec.hi is not None and value_c > spec.hi:
-        raise bad()
-    return value_c
-
-
-def _counts(n_train: int, n_test: int, test_seed: int) -> dict[str, _P]:
+def _counts(n_train: int, n_test: int, test_seed: int) -> dict[str, Param]:
     return {
-        "n_train": _P(n_train, "int", 1),
-        "n_test": _P(n_test, "int", 1),
-        "test_seed": _P(test_seed, "int", 0),
+        "n_train": Param(n_train, "int", lo=1),
+        "n_test": Param(n_test, "int", lo=1),
+        "test_seed": Param(test_seed, "int", lo=0),
     }
 
 
@@ -181,20 +117,12 @@ class Task:
     citation: str = ""
     output: str = "linear"
     criterion: str = ""
-    PARAMS: dict[str, _P] = {}
+    PARAMS: dict[str, Param] = {}
     _n_in: int = 1
     _n_out: int = 1
 
     def __init__(self, **params):
-        unknown = sorted(set(params) - set(self.PARAMS))
-        if unknown:
-            raise ValueError(
-                f"{self.name}: unknown parameter(s) {unknown}; allowed: {sorted(self.PARAMS)}"
-            )
-        self.params: dict[str, Any] = {
-            key: _coerce(self.name, key, spec, params.get(key, spec.default))
-            for key, spec in self.PARAMS.items()
-        }
+        self.params: dict[str, Any] = resolve(self.PARAMS, params, self.name)
         self._check()
         self._test: Dataset | None = None
 
@@ -204,9 +132,7 @@ class Task:
 
     def _require(self, ok: bool, key: str, what: str) -> None:
         if not ok:
-            raise ValueError(
-                f"{self.name}: parameter {key!r} must be {what}, got {self.params[key]!r}"
-            )
+            raise ParamError([(key, f"expected {what}, got {self.params[key]!r}")], self.name)
 
     def _make(self, rng: np.random.Generator, n: int, split: str) -> Dataset:
         raise NotImplementedError
@@ -239,7 +165,7 @@ class Task:
         if n is None:
             n = self.params["n_train"]
         else:
-            n = _coerce(self.name, "n", _P(1, "int", 1), n)
+            n = resolve({"n": Param(1, "int", lo=1)}, {"n": n}, self.name)["n"]
         return self._make(rng, n, "train")
 
     def test_set(self) -> Dataset:
@@ -318,8 +244,8 @@ def _final_step(lengths: np.ndarray, t_max: int, n_out: int = 1):
     return mask, np.zeros((n, t_max, n_out)), rows, last
 
 
-_NOISE_VAR = _P(0.2, "float", 0.0)
-_TOL = _P(0.2, "float", 0.0, gt=True)
+_NOISE_VAR = Param(0.2, "float", lo=0.0)
+_TOL = Param(0.2, "float", lo=0.0, lo_open=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -352,8 +278,8 @@ class TemporalXOR(Task):
     output = "sigmoid"
     criterion = "every predictable (third) bit of every test stream right when rounded"
     PARAMS = {
-        "T": _P(30, "int", 3),
-        "mask": _P("all", "choice", choices=("all", "predictable")),
+        "T": Param(30, "int", lo=3),
+        "mask": Param("all", "choice", choices=("all", "predictable")),
         **_counts(10, 20, 1001),
     }
 
@@ -418,8 +344,8 @@ class Latch(Task):
     output = "linear"
     criterion = "absolute error < tol at the last step of every test sequence"
     PARAMS = {
-        "T": _P(20, "int", 2),
-        "N": _P(1, "int", 1),
+        "T": Param(20, "int", lo=2),
+        "N": Param(1, "int", lo=1),
         "noise_var": _NOISE_VAR,
         "tol": _TOL,
         **_counts(100, 256, 1002),
@@ -479,8 +405,8 @@ class TwoSequence(Task):
     output = "sigmoid"
     criterion = "absolute error < tol at the true end of every test sequence"
     PARAMS = {
-        "T": _P(100, "int", 2),
-        "N": _P(3, "int", 1),
+        "T": Param(100, "int", lo=2),
+        "N": Param(3, "int", lo=1),
         "noise_var": _NOISE_VAR,
         "tol": _TOL,
         **_counts(100, 256, 1003),
@@ -539,8 +465,8 @@ class Parity(Task):
     output = "sigmoid"
     criterion = "absolute error < tol at the true end of every test sequence"
     PARAMS = {
-        "T": _P(50, "int", 1),
-        "T_max": _P(None, "int", 1, optional=True),
+        "T": Param(50, "int", lo=1),
+        "T_max": Param(None, "int", lo=1, allow_none=True),
         "tol": _TOL,
         **_counts(100, 256, 1004),
     }
@@ -606,8 +532,8 @@ class Adding(Task):
     _n_in = 2
     criterion = "absolute error < tol (0.04) at the true end of every test sequence"
     PARAMS = {
-        "T": _P(100, "int", 12),
-        "tol": _P(0.04, "float", 0.0, gt=True),
+        "T": Param(100, "int", lo=12),
+        "tol": Param(0.04, "float", lo=0.0, lo_open=True),
         **_counts(100, 256, 1005),
     }
 
@@ -675,11 +601,11 @@ class DelayedRecall(Task):
     output = "sigmoid"
     criterion = "max |error| of every output unit at every step of both strings < tol (0.25)"
     PARAMS = {
-        "p": _P(10, "int", 1),
-        "tol": _P(0.25, "float", 0.0, gt=True),
-        "n_train": _P(2, "int", 2),
-        "n_test": _P(2, "int", 2),
-        "test_seed": _P(1006, "int", 0),
+        "p": Param(10, "int", lo=1),
+        "tol": Param(0.25, "float", lo=0.0, lo_open=True),
+        "n_train": Param(2, "int", lo=2),
+        "n_test": Param(2, "int", lo=2),
+        "test_seed": Param(1006, "int", lo=0),
     }
 
     @property
@@ -822,8 +748,8 @@ class Reber(Task):
     _n_out = 7
     criterion = "every next-symbol set of every test string predicted exactly (outputs > 0.5)"
     PARAMS = {
-        "embedded": _P(True, "bool"),
-        "rule": _P("threshold", "choice", choices=("threshold", "most_active")),
+        "embedded": Param(True, "bool"),
+        "rule": Param("threshold", "choice", choices=("threshold", "most_active")),
         **_counts(64, 256, 1007),
     }
 
@@ -894,10 +820,10 @@ def _mackey_glass(n: int, tau: float, dt: float, x0: float, history: str) -> np.
 def _check_mg_grid(tau: float, dt: float) -> None:
     sub = round(1.0 / dt)
     if sub < 1 or abs(sub * dt - 1.0) > 1e-9:
-        raise ValueError(f"mackey_glass: parameter 'dt' must be 1/k for an integer k, got {dt}")
+        raise ParamError([("dt", f"expected 1/k for an integer k, got {dt}")], "mackey_glass")
     if abs(round(tau / dt) * dt - tau) > 1e-9 or round(tau / dt) < 1:
-        raise ValueError(
-            f"mackey_glass: parameter 'tau' must be a positive multiple of dt={dt}, got {tau}"
+        raise ParamError(
+            [("tau", f"expected a positive multiple of dt={dt}, got {tau}")], "mackey_glass"
         )
 
 
@@ -954,18 +880,18 @@ class MackeyGlass(Task):
     output = "linear"
     criterion = "NRMSE of the one-step prediction on the test windows < threshold"
     PARAMS = {
-        "T": _P(100, "int", 2),
-        "warmup": _P(10, "int", 0),
-        "horizon": _P(1, "int", 1),
-        "tau": _P(17.0, "float", 0.0, gt=True),
-        "dt": _P(0.1, "float", 0.0, 1.0, gt=True),
-        "x0": _P(1.2, "float", 0.0, gt=True),
-        "history": _P("constant", "choice", choices=("constant", "zero")),
-        "washout": _P(1000, "int", 0),
-        "train_len": _P(2000, "int", 2),
-        "test_len": _P(1000, "int", 2),
-        "standardize": _P(True, "bool"),
-        "threshold": _P(0.1, "float", 0.0, gt=True),
+        "T": Param(100, "int", lo=2),
+        "warmup": Param(10, "int", lo=0),
+        "horizon": Param(1, "int", lo=1),
+        "tau": Param(17.0, "float", lo=0.0, lo_open=True),
+        "dt": Param(0.1, "float", lo=0.0, hi=1.0, lo_open=True),
+        "x0": Param(1.2, "float", lo=0.0, lo_open=True),
+        "history": Param("constant", "choice", choices=("constant", "zero")),
+        "washout": Param(1000, "int", lo=0),
+        "train_len": Param(2000, "int", lo=2),
+        "test_len": Param(1000, "int", lo=2),
+        "standardize": Param(True, "bool"),
+        "threshold": Param(0.1, "float", lo=0.0, lo_open=True),
         **_counts(20, 20, 1008),
     }
 
@@ -1040,13 +966,13 @@ class Sine(Task):
     output = "linear"
     criterion = "NRMSE of the generated wave on the test run < threshold"
     PARAMS = {
-        "period": _P(20.0, "float", 2.0, gt=True),
-        "amplitude": _P(1.0, "float", 0.0, gt=True),
-        "T": _P(100, "int", 2),
-        "T_test": _P(None, "int", 2, optional=True),
-        "drive": _P("pulse", "choice", choices=("pulse", "constant")),
-        "warmup": _P(0, "int", 0),
-        "threshold": _P(0.1, "float", 0.0, gt=True),
+        "period": Param(20.0, "float", lo=2.0, lo_open=True),
+        "amplitude": Param(1.0, "float", lo=0.0, lo_open=True),
+        "T": Param(100, "int", lo=2),
+        "T_test": Param(None, "int", lo=2, allow_none=True),
+        "drive": Param("pulse", "choice", choices=("pulse", "constant")),
+        "warmup": Param(0, "int", lo=0),
+        "threshold": Param(0.1, "float", lo=0.0, lo_open=True),
         **_counts(1, 1, 1009),
     }
 
@@ -1101,10 +1027,10 @@ class Echo(Task):
     output = "linear"
     criterion = "NRMSE of the echo on the test set < threshold"
     PARAMS = {
-        "d": _P(1, "int", 0),
-        "T": _P(20, "int", 1),
-        "dist": _P("uniform", "choice", choices=("uniform", "binary")),
-        "threshold": _P(0.1, "float", 0.0, gt=True),
+        "d": Param(1, "int", lo=0),
+        "T": Param(20, "int", lo=1),
+        "dist": Param("uniform", "choice", choices=("uniform", "binary")),
+        "threshold": Param(0.1, "float", lo=0.0, lo_open=True),
         **_counts(20, 50, 1010),
     }
 

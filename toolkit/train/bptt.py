@@ -42,79 +42,47 @@ from collections import deque
 
 import numpy as np
 
+from toolkit.params import Param
 from toolkit.train.optim import OPTIMIZERS, SCHEDULES, clip_by_norm, lr_at, make_optimizer
 from toolkit.train.registry import Method, register
 from toolkit.train.trace import Budget
 
+
 # ---------------------------------------------------------------------------------------
-# hyperparameters: (default, check) per name; check(name, value) -> resolved value
+# hyperparameters, declared once (toolkit.params.Param): defaults, ranges, docs
 # ---------------------------------------------------------------------------------------
+def _pos(default, doc, **kw):
+    return Param(default, "float", lo=0.0, lo_open=True, doc=doc, **kw)
 
 
-def _real(lo=0.0, hi=math.inf, *, lo_closed=False, hi_closed=True, none=False):
-    lo_s = f"{'[' if lo_closed else '('}{lo:g}, {hi:g}{']' if hi_closed else ')'}"
-    desc = (
-        f"a number in {lo_s}" if hi < math.inf else f"a number {'>=' if lo_closed else '>'} {lo:g}"
-    ) + (" or None" if none else "")
-
-    def check(name, v):
-        if v is None and none:
-            return None
-        ok = isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
-        ok = ok and math.isfinite(v) and (v >= lo if lo_closed else v > lo)
-        if not (ok and (v <= hi if hi_closed else v < hi)):
-            raise ValueError(f"{name}: expected {desc}, got {v!r}")
-        return float(v)
-
-    return check
-
-
-def _int(lo=1, *, none=False):
-    def check(name, v):
-        if v is None and none:
-            return None
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < lo:
-            raise ValueError(
-                f"{name}: expected an int >= {lo}{' or None' if none else ''}, got {v!r}"
-            )
-        return int(v)
-
-    return check
-
-
-def _choice(*allowed):
-    def check(name, v):
-        if not isinstance(v, str) or v not in allowed:
-            raise ValueError(f"{name}: expected one of {allowed}, got {v!r}")
-        return v
-
-    return check
-
-
-def _bool(name, v):
-    if not isinstance(v, bool | np.bool_):
-        raise ValueError(f"{name}: expected True or False, got {v!r}")
-    return bool(v)
+def _unit(default, doc):  # [0, 1)
+    return Param(default, "float", lo=0.0, hi=1.0, hi_open=True, doc=doc)
 
 
 _COMMON = {
-    "clip": (None, _real(none=True)),
-    "weight_decay": (0.0, _real(lo_closed=True)),
-    "schedule": ("constant", _choice(*SCHEDULES)),
-    "decay_steps": (None, _int(none=True)),
-    "gamma": (0.1, _real(0.0, 1.0)),
-    "lr_min": (0.0, _real(lo_closed=True)),
-    "reduction": ("mean", _choice("mean", "sum")),
-    "init_scale": (None, _real(none=True)),
+    "clip": _pos(
+        None, "gradient norm clip (Pascanu et al. 2013); None: no clipping", allow_none=True
+    ),
+    "weight_decay": Param(0.0, "float", lo=0.0, doc="coupled L2: gradient += weight_decay * theta"),
+    "schedule": Param("constant", "choice", choices=tuple(SCHEDULES), doc="learning-rate schedule"),
+    "decay_steps": Param(
+        None, "int", lo=1, allow_none=True, doc="updates per decay (step, cosine)"
+    ),
+    "gamma": Param(0.1, "float", lo=0.0, hi=1.0, lo_open=True, doc="step schedule factor"),
+    "lr_min": Param(0.0, "float", lo=0.0, doc="cosine schedule floor (<= lr)"),
+    "reduction": Param(
+        "mean", "choice", choices=("mean", "sum"), doc="gradient per target or summed"
+    ),
+    "init_scale": _pos(None, "theta ~ U(-s, s); None: 1/sqrt(n_in + n_hidden)", allow_none=True),
 }
 _MOMENTUM = {
-    "momentum": (0.9, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
-    "nesterov": (False, _bool),
+    "momentum": _unit(0.9, "heavy-ball coefficient"),
+    "nesterov": Param(False, "bool", doc="Nesterov momentum"),
 }
 _ADAM = {
-    "beta1": (0.9, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
-    "beta2": (0.999, _real(0.0, 1.0, lo_closed=True, hi_closed=False)),
-    "eps": (1e-8, _real()),
+    "beta1": _unit(0.9, "Adam first-moment decay"),
+    "beta2": _unit(0.999, "Adam second-moment decay"),
+    "eps": _pos(1e-8, "Adam epsilon"),
 }
 _USED_BY = {"sgd": (), "momentum": tuple(_MOMENTUM), "adam": tuple(_ADAM)}
 _SCHEDULE_KEYS = {
@@ -124,19 +92,12 @@ _SCHEDULE_KEYS = {
 }
 
 
-def _validator(method: str, spec: dict, optimizer: str | None):
-    """validate(hyper) -> resolved dict. ``optimizer=None``: the method has an ``optimizer``
-    hyperparameter. Keys the chosen optimizer or schedule does not use are dropped."""
+def _check(optimizer: str | None):
+    """Cross-parameter constraints of a BPTT method; drops the keys the chosen optimizer or
+    schedule does not use (so they are not in the run key). ``optimizer=None``: the method
+    has an ``optimizer`` hyperparameter."""
 
-    def validate(hyper: dict) -> dict:
-        unknown = sorted(set(hyper) - set(spec))
-        if unknown:
-            raise ValueError(
-                f"{method}: unknown hyperparameter(s) {unknown}; allowed: {', '.join(spec)}"
-            )
-        out = {
-            name: check(name, hyper.get(name, default)) for name, (default, check) in spec.items()
-        }
+    def check(out: dict) -> list[tuple[str, str]]:
         opt = out.get("optimizer", optimizer)
         for name in (*_MOMENTUM, *_ADAM):
             if name in out and name not in _USED_BY[opt]:
@@ -145,17 +106,20 @@ def _validator(method: str, spec: dict, optimizer: str | None):
             if name not in _SCHEDULE_KEYS[out["schedule"]]:
                 del out[name]
         if out["schedule"] == "step" and out["decay_steps"] is None:
-            raise ValueError("decay_steps: expected an int >= 1 for schedule='step', got None")
+            return [("decay_steps", "expected an integer >= 1 for schedule='step', got None")]
         if out["schedule"] == "cosine" and out["lr_min"] > out["lr"]:
-            raise ValueError(
-                f"lr_min: expected a number <= lr={out['lr']:g} for "
-                f"schedule='cosine', got {out['lr_min']!r}"
-            )
+            return [
+                (
+                    "lr_min",
+                    f"expected a number <= lr={out['lr']:g} for schedule='cosine', "
+                    f"got {out['lr_min']!r}",
+                )
+            ]
         if "k1" in out and out["k2"] < out["k1"]:
-            raise ValueError(f"k2: expected an int >= k1={out['k1']}, got {out['k2']}")
-        return out
+            return [("k2", f"expected an integer >= k1={out['k1']}, got {out['k2']}")]
+        return []
 
-    return validate
+    return check
 
 
 # ---------------------------------------------------------------------------------------
@@ -221,7 +185,7 @@ class _Run:
         self.budget = Budget.from_dict(budget) if isinstance(budget, dict) else budget
         self.h = hyper
         self.opt = make_optimizer(
-            optimizer, **{k: hyper[k] for k in (*_MOMENTUM, *_ADAM) if k in hyper}
+            optimizer, **{k: hyper[k] for k in _USED_BY[optimizer] if k in hyper}
         )
         self.schedule = dict(
             schedule=hyper["schedule"],
@@ -286,14 +250,15 @@ class _Run:
         return None
 
 
-def _trainer(loop, validate, optimizer=None):
-    """Method.train: validate, set up, run ``loop`` and end the trace. ``loop(net, x, y, mask,
-    theta, run, rng, **hyper)`` updates theta in place and returns (outcome, message)."""
+def _trainer(loop, params: dict, optimizer=None):
+    """Method.train: set up, run ``loop`` and end the trace. ``loop(net, x, y, mask, theta, run,
+    rng, **hyper)`` updates theta in place and returns (outcome, message). ``hyper`` is trusted
+    (resolved by ``Method.validate``); keys not given take their declared defaults."""
 
     def train(
         net, data, *, rng, budget, trace, target_loss=None, solved=None, seed_seq=None, **hyper
     ):
-        hyper = validate(hyper)
+        hyper = {**{k: p.default for k, p in params.items()}, **hyper}
         x, y, mask = _data(net, data, hyper)
         run = _Run(
             trace, budget, target_loss, solved, hyper, optimizer or hyper["optimizer"], mask.sum()
@@ -485,24 +450,29 @@ def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
 # ---------------------------------------------------------------------------------------
 
 _EPOCHWISE = {
-    "k": (None, _int(none=True)),
-    "batch_size": (None, _int(none=True)),
-    "shuffle": (True, _bool),
+    "k": Param(None, "int", lo=1, allow_none=True, doc="unfold depth; None: full BPTT"),
+    "batch_size": Param(
+        None, "int", lo=1, allow_none=True, doc="sequences per gradient; None: all"
+    ),
+    "shuffle": Param(True, "bool", doc="reshuffle the sequences every epoch"),
 }
-_SELECTABLE = {"optimizer": ("sgd", _choice(*OPTIMIZERS)), **_MOMENTUM, **_ADAM}
+_SELECTABLE = {
+    "optimizer": Param("sgd", "choice", choices=tuple(OPTIMIZERS), doc="the update rule"),
+    **_MOMENTUM,
+    **_ADAM,
+}
 
 
-def _method(name, loop, spec, optimizer=None, doc=""):
-    validate = _validator(name, spec, optimizer)
-    defaults = {n: d for n, (d, _) in spec.items()}
+def _method(name, loop, params, optimizer=None, doc="", *, style):
     register(
         Method(
             name=name,
             family="gradient",
-            defaults=defaults,
-            validate=validate,
-            train=_trainer(loop, validate, optimizer),
+            params=params,
+            check=_check(optimizer),
+            train=_trainer(loop, params, optimizer),
             doc=doc,
+            **style,
         )
     )
 
@@ -510,41 +480,54 @@ def _method(name, loop, spec, optimizer=None, doc=""):
 _method(
     "bptt_sgd",
     _loop_minibatch,
-    {"lr": (0.1, _real()), **_EPOCHWISE, **_COMMON},
+    {"lr": _pos(0.1, "learning rate"), **_EPOCHWISE, **_COMMON},
     "sgd",
     "Epochwise/minibatch BPTT(k), plain gradient descent.",
+    style=dict(label="BPTT (SGD)", color="#56B4E9", marker="v", order=1),  # sky blue
 )
 _method(
     "bptt_momentum",
     _loop_minibatch,
-    {"lr": (0.01, _real()), **_MOMENTUM, **_EPOCHWISE, **_COMMON},
+    {"lr": _pos(0.01, "learning rate"), **_MOMENTUM, **_EPOCHWISE, **_COMMON},
     "momentum",
     "Epochwise/minibatch BPTT(k), heavy-ball or Nesterov momentum.",
+    style=dict(label="BPTT (momentum)", color="#009E73", marker="^", order=2),  # bluish green
 )
 _method(
     "bptt_adam",
     _loop_minibatch,
-    {"lr": (0.001, _real()), **_ADAM, **_EPOCHWISE, **_COMMON},
+    {"lr": _pos(0.001, "learning rate"), **_ADAM, **_EPOCHWISE, **_COMMON},
     "adam",
     "Epochwise/minibatch BPTT(k), Adam (Kingma & Ba 2015).",
+    style=dict(label="BPTT (Adam)", color="#0072B2", marker="o", order=0),  # blue
 )
 _method(
     "bptt_online",
     _loop_online,
     {
-        "lr": (0.1, _real()),
-        "k": (4, _int()),
-        "average": ("shared", _choice("shared", "copies", "sum")),
-        "batch_size": (1, _int()),
-        "shuffle": (True, _bool),
+        "lr": _pos(0.1, "learning rate"),
+        "k": Param(4, "int", lo=1, doc="unfold depth (window length)"),
+        "average": Param(
+            "shared", "choice", choices=("shared", "copies", "sum"), doc="how f's copies combine"
+        ),
+        "batch_size": Param(1, "int", lo=1, doc="sequences per update step"),
+        "shuffle": Param(True, "bool", doc="reshuffle the sequences every epoch"),
         **_SELECTABLE,
         **_COMMON,
     },
     doc="The classic online BPTT algorithm, unfold depth k, one update per window.",
+    style=dict(label="BPTT online (classic)", color="#CC79A7", marker="D", order=3),  # purple
 )
 _method(
     "bptt_k1k2",
     _loop_k1k2,
-    {"lr": (0.1, _real()), "k1": (10, _int()), "k2": (20, _int()), **_SELECTABLE, **_COMMON},
+    {
+        "lr": _pos(0.1, "learning rate"),
+        "k1": Param(10, "int", lo=1, doc="steps between updates"),
+        "k2": Param(20, "int", lo=1, doc="steps back per update (>= k1)"),
+        **_SELECTABLE,
+        **_COMMON,
+    },
     doc="Williams & Peng BPTT(k1, k2) on streams, state carried forward.",
+    style=dict(label="BPTT(k1, k2)", color="#332288", marker="<", order=4),  # indigo (Tol)
 )

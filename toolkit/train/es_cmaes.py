@@ -28,13 +28,9 @@ from collections import Counter, deque
 import numpy as np
 from deap import cma
 
+from toolkit.params import Param
 from toolkit.train.es_common import (
     Evolution,
-    as_bool,
-    as_choice,
-    as_float,
-    as_int,
-    check_keys,
     individuals,
     run_streams,
 )
@@ -270,39 +266,49 @@ class SepStrategy(cma.Strategy):
 
 
 # -- the method ---------------------------------------------------------------------------------
-DEFAULTS = {
-    "sigma": 0.1,  # initial step size
-    "lambda_": None,  # population size; None: 4 + floor(3 ln n)
-    "mu": None,  # parents; None: lambda_ // 2 (clipped to lambda_, scaled with IPOP)
-    "weights": "superlinear",  # recombination weights (DEAP): superlinear | linear | equal
-    "eigen_gap": "auto",  # generations between eigendecompositions; 1 = deap.cma.Strategy
-    "diagonal": False,  # sep-CMA-ES (Ros & Hansen 2008), O(n) per sample, for very large n
-    "restarts": 0,  # IPOP population doublings on stagnation (Auger & Hansen 2005)
-    "incpopsize": 2.0,  # IPOP factor
-    "init_scale": None,  # mean of the first distribution: net.init(rng, scale=init_scale)
-    "tolfun": 1e-12,  # restart when generation-best losses vary less than this ...
-    "tolx": 1e-12,  # ... or sigma * max sqrt(C_ii) < tolx * sigma (restart criteria)
+def _nonneg(default, doc):
+    return Param(default, "float", lo=0.0, doc=doc)
+
+
+PARAMS = {
+    "sigma": Param(0.1, "float", lo=0.0, lo_open=True, doc="initial step size"),
+    "lambda_": Param(None, "int", lo=2, allow_none=True, doc="population; None: 4 + floor(3 ln n)"),
+    "mu": Param(None, "int", lo=1, allow_none=True, doc="parents; None: lambda_ // 2"),
+    "weights": Param(
+        "superlinear",
+        "choice",
+        choices=("superlinear", "linear", "equal"),
+        doc="recombination weights (DEAP)",
+    ),
+    "eigen_gap": Param(
+        "auto",
+        "int",
+        lo=1,
+        choices=("auto",),
+        doc="generations between eigendecompositions; 1 = deap.cma.Strategy",
+    ),
+    "diagonal": Param(False, "bool", doc="sep-CMA-ES (Ros & Hansen 2008), O(n) per sample"),
+    "restarts": Param(0, "int", lo=0, doc="IPOP population doublings on stagnation"),
+    "incpopsize": Param(2.0, "float", lo=1.0, doc="IPOP factor"),
+    "init_scale": Param(
+        None,
+        "float",
+        lo=0.0,
+        lo_open=True,
+        allow_none=True,
+        doc="first mean: net.init(rng, scale=init_scale)",
+    ),
+    "tolfun": _nonneg(1e-12, "restart when generation-best losses vary less than this ..."),
+    "tolx": _nonneg(1e-12, "... or sigma * max sqrt(C_ii) < tolx * sigma"),
 }
 
 
-def validate(hyper: dict) -> dict:
-    m = "cmaes"
-    h = check_keys(m, DEFAULTS, hyper)
-    as_float(m, h, "sigma", 0.0)
-    lam = as_int(m, h, "lambda_", 2, none_ok=True)
-    mu = as_int(m, h, "mu", 1, none_ok=True)
+def check(h: dict) -> list[tuple[str, str]]:
+    """mu <= lambda_ when both are given."""
+    lam, mu = h["lambda_"], h["mu"]
     if lam is not None and mu is not None and mu > lam:
-        raise ValueError(f"{m}: mu must be <= lambda_ ({lam}), got {mu}")
-    as_choice(m, h, "weights", ("superlinear", "linear", "equal"))
-    if h["eigen_gap"] != "auto":
-        as_int(m, h, "eigen_gap", 1)
-    as_bool(m, h, "diagonal")
-    as_int(m, h, "restarts", 0)
-    as_float(m, h, "incpopsize", 1.0, lo_open=False)
-    as_float(m, h, "init_scale", 0.0, none_ok=True)
-    as_float(m, h, "tolfun", 0.0, lo_open=False)
-    as_float(m, h, "tolx", 0.0, lo_open=False)
-    return h
+        return [("mu", f"mu must be <= lambda_ ({lam}), got {mu}")]
+    return []
 
 
 def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, tolx):
@@ -333,17 +339,17 @@ def train(
     target_loss=None,
     solved=None,
     trace,
-    sigma=0.1,
-    lambda_=None,
-    mu=None,
-    weights="superlinear",
-    eigen_gap="auto",
-    diagonal=False,
-    restarts=0,
-    incpopsize=2.0,
-    init_scale=None,
-    tolfun=1e-12,
-    tolx=1e-12,
+    sigma,
+    lambda_,
+    mu,
+    weights,
+    eigen_gap,
+    diagonal,
+    restarts,
+    incpopsize,
+    init_scale,
+    tolfun,
+    tolx,
 ):
     """CMA-ES (``eaGenerateUpdate`` ask/tell) until solved, target, budget or divergence.
 
@@ -407,8 +413,12 @@ register(
     Method(
         name="cmaes",
         family="evolution",
-        defaults=dict(DEFAULTS),
-        validate=validate,
+        params=PARAMS,
+        check=check,
+        label="CMA-ES",
+        color="#D55E00",  # vermillion
+        marker="s",
+        order=5,
         train=train,
         doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
         "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "

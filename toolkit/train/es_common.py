@@ -25,7 +25,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from operator import attrgetter
 
@@ -236,71 +235,6 @@ def mut_es_lognormal(ind, c: float, indpb: float, sigma_min: float, rng: np.rand
         ind.strategy = s
         ind[m] += step[m]
     return (ind,)
-
-
-# -- hyperparameter validation ------------------------------------------------------------------
-def check_keys(method: str, defaults: dict, hyper: dict) -> dict:
-    """Reject unknown keys; return ``defaults`` updated with ``hyper``."""
-    unknown = sorted(set(hyper) - set(defaults))
-    if unknown:
-        raise ValueError(
-            f"{method}: unknown hyperparameter(s) {unknown}; allowed: {', '.join(sorted(defaults))}"
-        )
-    out = dict(defaults)
-    out.update(hyper)
-    return out
-
-
-def as_int(method: str, h: dict, key: str, lo: int, none_ok: bool = False):
-    v = h[key]
-    if v is None and none_ok:
-        return None
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-        auto = " or None (automatic)" if none_ok else ""
-        raise ValueError(f"{method}: {key} must be an integer >= {lo}{auto}, got {v!r}")
-    h[key] = int(v)
-    return h[key]
-
-
-def as_float(
-    method: str,
-    h: dict,
-    key: str,
-    lo: float,
-    lo_open: bool = True,
-    hi: float = math.inf,
-    hi_open: bool = False,
-    none_ok: bool = False,
-):
-    v = h[key]
-    if v is None and none_ok:
-        return None
-    ok = isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
-    if ok:
-        v = float(v)
-        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        lo_s = f"> {lo}" if lo_open else f">= {lo}"
-        hi_s = "" if hi == math.inf else (f" and < {hi}" if hi_open else f" and <= {hi}")
-        auto = " or None" if none_ok else ""
-        raise ValueError(f"{method}: {key} must be a finite number {lo_s}{hi_s}{auto}, got {v!r}")
-    h[key] = v
-    return v
-
-
-def as_choice(method: str, h: dict, key: str, choices: tuple):
-    v = h[key]
-    if v not in choices:
-        raise ValueError(f"{method}: {key} must be one of {list(choices)}, got {v!r}")
-    return v
-
-
-def as_bool(method: str, h: dict, key: str):
-    v = h[key]
-    if not isinstance(v, bool | np.bool_):
-        raise ValueError(f"{method}: {key} must be true or false, got {v!r}")
-    h[key] = bool(v)
-    return h[key]
 
 
 # -- the generation loop's bookkeeping ----------------------------------------------------------

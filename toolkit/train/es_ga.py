@@ -21,13 +21,10 @@ from __future__ import annotations
 import numpy as np
 from deap import base, tools
 
+from toolkit.params import Param
 from toolkit.train.es_common import (
     Evolution,
-    as_choice,
-    as_float,
-    as_int,
     as_matrix,
-    check_keys,
     cx_blend,
     cx_two_point,
     individual,
@@ -38,38 +35,38 @@ from toolkit.train.es_common import (
 )
 from toolkit.train.registry import Method, register
 
-DEFAULTS = {
-    "pop_size": 100,  # population size
-    "tournsize": 3,  # tournament size
-    "cxpb": 0.5,  # probability that a pair is crossed (varAnd)
-    "mutpb": 0.2,  # probability that an individual is mutated (varAnd)
-    "crossover": "blend",  # blend (BLX-alpha) | two_point
-    "alpha": 0.5,  # BLX-alpha extent
-    "mut_sigma": 0.1,  # std of the Gaussian mutation
-    "mut_indpb": 0.1,  # probability that a gene is mutated
-    "elite": 1,  # hall-of-fame size copied into every generation (0: no elitism)
-    "init_scale": None,  # population drawn from net.init(rng, scale=init_scale)
+PARAMS = {
+    "pop_size": Param(100, "int", lo=2, doc="population size"),
+    "tournsize": Param(3, "int", lo=1, doc="tournament size"),
+    "cxpb": Param(0.5, "float", lo=0.0, hi=1.0, doc="probability that a pair is crossed (varAnd)"),
+    "mutpb": Param(0.2, "float", lo=0.0, hi=1.0, doc="probability that one is mutated (varAnd)"),
+    "crossover": Param(
+        "blend", "choice", choices=("blend", "two_point"), doc="BLX-alpha or two-point"
+    ),
+    "alpha": Param(0.5, "float", lo=0.0, doc="BLX-alpha extent"),
+    "mut_sigma": Param(0.1, "float", lo=0.0, lo_open=True, doc="std of the Gaussian mutation"),
+    "mut_indpb": Param(
+        0.1, "float", lo=0.0, hi=1.0, lo_open=True, doc="probability a gene mutates"
+    ),
+    "elite": Param(1, "int", lo=0, doc="hall-of-fame size kept every generation (0: none)"),
+    "init_scale": Param(
+        None,
+        "float",
+        lo=0.0,
+        lo_open=True,
+        allow_none=True,
+        doc="population from net.init(rng, scale=init_scale)",
+    ),
 }
 
 
-def validate(hyper: dict) -> dict:
-    m = "ga"
-    h = check_keys(m, DEFAULTS, hyper)
-    p = as_int(m, h, "pop_size", 2)
-    as_int(m, h, "tournsize", 1)
-    as_float(m, h, "cxpb", 0.0, lo_open=False, hi=1.0)
-    as_float(m, h, "mutpb", 0.0, lo_open=False, hi=1.0)
+def check(h: dict) -> list[tuple[str, str]]:
+    """Cross-parameter constraints: some variation, elite < pop_size."""
     if h["cxpb"] + h["mutpb"] <= 0:
-        raise ValueError(f"{m}: cxpb + mutpb must be > 0 (no variation), got 0")
-    as_choice(m, h, "crossover", ("blend", "two_point"))
-    as_float(m, h, "alpha", 0.0, lo_open=False)
-    as_float(m, h, "mut_sigma", 0.0)
-    as_float(m, h, "mut_indpb", 0.0, hi=1.0)
-    e = as_int(m, h, "elite", 0)
-    if e >= p:
-        raise ValueError(f"{m}: elite must be < pop_size ({p}), got {e}")
-    as_float(m, h, "init_scale", 0.0, none_ok=True)
-    return h
+        return [("cxpb", "cxpb + mutpb must be > 0 (no variation), got 0")]
+    if h["elite"] >= h["pop_size"]:
+        return [("elite", f"expected < pop_size ({h['pop_size']}), got {h['elite']}")]
+    return []
 
 
 def train(
@@ -82,16 +79,16 @@ def train(
     target_loss=None,
     solved=None,
     trace,
-    pop_size=100,
-    tournsize=3,
-    cxpb=0.5,
-    mutpb=0.2,
-    crossover="blend",
-    alpha=0.5,
-    mut_sigma=0.1,
-    mut_indpb=0.1,
-    elite=1,
-    init_scale=None,
+    pop_size,
+    tournsize,
+    cxpb,
+    mutpb,
+    crossover,
+    alpha,
+    mut_sigma,
+    mut_indpb,
+    elite,
+    init_scale,
 ):
     rnd, _ = run_streams(seed_seq)  # private: selection and varAnd draw from it
     evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
@@ -134,8 +131,12 @@ register(
     Method(
         name="ga",
         family="evolution",
-        defaults=dict(DEFAULTS),
-        validate=validate,
+        params=PARAMS,
+        check=check,
+        label="GA",
+        color="#999933",  # olive (Tol)
+        marker="h",
+        order=8,
         train=train,
         doc="Real-coded GA (DEAP eaSimple: tournament, blend/two-point crossover, Gaussian "
         "mutation) with hall-of-fame elitism.",

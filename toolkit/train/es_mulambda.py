@@ -25,12 +25,10 @@ from __future__ import annotations
 import numpy as np
 from deap import base, tools
 
+from toolkit.params import Param
 from toolkit.train.es_common import (
     Evolution,
-    as_float,
-    as_int,
     as_matrix,
-    check_keys,
     cx_es_blend,
     individual,
     mut_es_lognormal,
@@ -39,46 +37,49 @@ from toolkit.train.es_common import (
 )
 from toolkit.train.registry import Method, register
 
-DEFAULTS = {
-    "mu": 15,  # parents
-    "lambda_": 100,  # offspring per generation
-    "sigma": 0.1,  # initial step size of every gene
-    "cxpb": 0.0,  # probability that an offspring comes from crossover (varOr)
-    "mutpb": 1.0,  # ... from mutation; reproduction otherwise (cxpb + mutpb <= 1)
-    "alpha": 0.1,  # blend-crossover extent (cxESBlend)
-    "c": 1.0,  # learning parameter of the log-normal rule (tau0 = c/sqrt(2n), ...)
-    "indpb": 1.0,  # probability that a gene (and its step size) is mutated
-    "sigma_min": 1e-10,  # floor of the step sizes
-    "init_scale": None,  # parents drawn from net.init(rng, scale=init_scale)
+
+def _unit(default, doc, lo_open=False):
+    return Param(default, "float", lo=0.0, hi=1.0, lo_open=lo_open, doc=doc)
+
+
+PARAMS = {
+    "mu": Param(15, "int", lo=1, doc="parents"),
+    "lambda_": Param(100, "int", lo=2, doc="offspring per generation"),
+    "sigma": Param(0.1, "float", lo=0.0, lo_open=True, doc="initial step size of every gene"),
+    "cxpb": _unit(0.0, "probability that an offspring comes from crossover (varOr)"),
+    "mutpb": _unit(1.0, "... from mutation; reproduction otherwise (cxpb + mutpb <= 1)"),
+    "alpha": Param(0.1, "float", lo=0.0, doc="blend-crossover extent (cxESBlend)"),
+    "c": Param(1.0, "float", lo=0.0, lo_open=True, doc="log-normal rule: tau0 = c/sqrt(2n), ..."),
+    "indpb": _unit(1.0, "probability that a gene (and its step size) is mutated", lo_open=True),
+    "sigma_min": Param(1e-10, "float", lo=0.0, doc="floor of the step sizes"),
+    "init_scale": Param(
+        None,
+        "float",
+        lo=0.0,
+        lo_open=True,
+        allow_none=True,
+        doc="parents from net.init(rng, scale=init_scale)",
+    ),
 }
 
 
-def _validator(name: str, comma: bool):
-    def validate(hyper: dict) -> dict:
-        h = check_keys(name, DEFAULTS, hyper)
-        mu = as_int(name, h, "mu", 1)
-        lam = as_int(name, h, "lambda_", 2)
-        if comma and mu > lam:
-            raise ValueError(
-                f"{name}: mu must be <= lambda_ for the comma strategy, got mu={mu} > lambda_={lam}"
-            )
-        as_float(name, h, "sigma", 0.0)
-        as_float(name, h, "cxpb", 0.0, lo_open=False, hi=1.0)
-        as_float(name, h, "mutpb", 0.0, lo_open=False, hi=1.0)
+def _check(comma: bool):
+    def check(h: dict) -> list[tuple[str, str]]:
+        if comma and h["mu"] > h["lambda_"]:
+            return [
+                (
+                    "mu",
+                    f"mu must be <= lambda_ for the comma strategy, got mu={h['mu']} "
+                    f"> lambda_={h['lambda_']}",
+                )
+            ]
         if not 0.0 < h["cxpb"] + h["mutpb"] <= 1.0:
-            raise ValueError(
-                f"{name}: cxpb + mutpb must be in (0, 1], got {h['cxpb'] + h['mutpb']!r}"
-            )
-        if mu < 2 and h["cxpb"] > 0:
-            raise ValueError(f"{name}: cxpb must be 0 when mu < 2 (crossover needs 2 parents)")
-        as_float(name, h, "alpha", 0.0, lo_open=False)
-        as_float(name, h, "c", 0.0)
-        as_float(name, h, "indpb", 0.0, hi=1.0)
-        as_float(name, h, "sigma_min", 0.0, lo_open=False)
-        as_float(name, h, "init_scale", 0.0, none_ok=True)
-        return h
+            return [("cxpb", f"cxpb + mutpb must be in (0, 1], got {h['cxpb'] + h['mutpb']!r}")]
+        if h["mu"] < 2 and h["cxpb"] > 0:
+            return [("cxpb", "must be 0 when mu < 2 (crossover needs 2 parents)")]
+        return []
 
-    return validate
+    return check
 
 
 def _trainer(comma: bool):
@@ -92,16 +93,16 @@ def _trainer(comma: bool):
         target_loss=None,
         solved=None,
         trace,
-        mu=15,
-        lambda_=100,
-        sigma=0.1,
-        cxpb=0.0,
-        mutpb=1.0,
-        alpha=0.1,
-        c=1.0,
-        indpb=1.0,
-        sigma_min=1e-10,
-        init_scale=None,
+        mu,
+        lambda_,
+        sigma,
+        cxpb,
+        mutpb,
+        alpha,
+        c,
+        indpb,
+        sigma_min,
+        init_scale,
     ):
         rnd, _ = run_streams(seed_seq)  # private: varOr draws from it
         evo = Evolution(
@@ -138,19 +139,20 @@ def _trainer(comma: bool):
     return train
 
 
-for _name, _comma, _paper in (
-    ("es_comma", True, "(mu, lambda)"),
-    ("es_plus", False, "(mu + lambda)"),
+for _name, _comma, _paper, _style in (
+    ("es_comma", True, "(mu, lambda)", ("(μ,λ)-ES", "#E69F00", "P", 6)),  # orange
+    ("es_plus", False, "(mu + lambda)", ("(μ+λ)-ES", "#882255", "X", 7)),  # wine (Tol)
 ):
     register(
         Method(
             name=_name,
             family="evolution",
-            defaults=dict(DEFAULTS),
-            validate=_validator(_name, _comma),
+            params=PARAMS,
+            check=_check(_comma),
             train=_trainer(_comma),
             doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
             "DEAP's varOr / strategy-vector pattern.",
             tags=("deap", "es"),
+            **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
         )
     )

@@ -13,26 +13,17 @@ is not used (no other stream is needed, and no global random state is touched).
 
 from __future__ import annotations
 
-from toolkit.train.es_common import Evolution, as_float, as_int, check_keys
+from toolkit.params import Param
+from toolkit.train.es_common import Evolution
 from toolkit.train.registry import Method, register
 
-DEFAULTS = {
-    "r": 100.0,  # weights ~ U(-r, r) (Schmidhuber, Hochreiter & Bengio 2001 used 100)
-    "batch": 64,  # guesses per population_loss call (one "generation")
+PARAMS = {
+    "r": Param(100.0, "float", lo=0.0, lo_open=True, doc="weights ~ U(-r, r) (the paper: 100)"),
+    "batch": Param(64, "int", lo=1, doc="guesses per population_loss call (one generation)"),
 }
 
 
-def validate(hyper: dict) -> dict:
-    m = "random"
-    h = check_keys(m, DEFAULTS, hyper)
-    as_float(m, h, "r", 0.0)
-    as_int(m, h, "batch", 1)
-    return h
-
-
-def train(
-    net, data, *, rng, seed_seq, budget, target_loss=None, solved=None, trace, r=100.0, batch=64
-):
+def train(net, data, *, rng, seed_seq, budget, target_loss=None, solved=None, trace, r, batch):
     evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
     n = int(net.n_params)
     while True:
@@ -45,8 +36,11 @@ register(
     Method(
         name="random",
         family="evolution",
-        defaults=dict(DEFAULTS),
-        validate=validate,
+        params=PARAMS,
+        label="random guessing",
+        color="#000000",
+        marker="*",
+        order=9,
         train=train,
         doc="Random weight guessing, U(-r, r) (Schmidhuber, Hochreiter & Bengio 2001).",
         tags=("baseline",),

@@ -24,5 +24,3 @@ and CMA sampling), so runs may share a process and run in its threads (dask work
 
 from toolkit.train import es_cmaes, es_ga, es_mulambda, es_random  # noqa: F401  (register)
 from toolkit.train.es_cmaes import LazyStrategy, SepStrategy  # noqa: F401
-
-EVOLUTION_METHODS = ("cmaes", "es_comma", "es_plus", "ga", "random")

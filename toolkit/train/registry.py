@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from toolkit.params import Param, resolve
 from toolkit.train.trace import Budget, Trace
 
 
@@ -19,18 +20,37 @@ from toolkit.train.trace import Budget, Trace
 class Method:
     """A training method.
 
-    name: registry key; family: "gradient" or "evolution"; defaults: hyperparameters and their
-    default values; validate(hyper) -> resolved hyper dict (ValueError/TypeError naming the
-    parameter); train(net, data, *, rng, budget, target_loss, solved, trace, **hyper) -> Trace.
+    name: registry key; family: "gradient" or "evolution"; params: its hyperparameters, declared
+    once as {name: toolkit.params.Param} (``defaults`` and ``validate`` derive from them);
+    check(resolved) -> [(key, message)]: cross-parameter constraints (may drop keys the chosen
+    options do not use); train(net, data, *, rng, seed_seq, budget, target_loss, solved, trace,
+    **hyper) -> Trace, trusting its (resolved) hyper.
+    label, color, marker: how figures and the report show it (colour-blind-safe palette:
+    Okabe-Ito, then Paul Tol's muted); order: its place in legends and tables.
     """
 
     name: str
     family: str
-    defaults: dict
-    validate: Callable[[dict], dict]
+    params: dict[str, Param]
     train: Callable[..., Trace]
+    check: Callable[[dict], list[tuple[str, str]]] | None = None
     doc: str = ""
     tags: tuple = field(default_factory=tuple)
+    label: str = ""
+    color: str = ""
+    marker: str = ""
+    order: int = 100
+
+    @property
+    def defaults(self) -> dict:
+        """{name: default} of the declared hyperparameters."""
+        return {k: p.default for k, p in self.params.items()}
+
+    def validate(self, hyper: dict) -> dict:
+        """The resolved hyperparameters (defaults filled in, values coerced, cross-parameter
+        ``check`` applied); :class:`toolkit.params.ParamError` (a ValueError) whose
+        ``problems`` name each parameter."""
+        return resolve(self.params, dict(hyper), self.name, self.check, what="hyperparameter")
 
 
 METHODS: dict[str, Method] = {}
@@ -43,6 +63,11 @@ def register(method: Method) -> Method:
         raise ValueError(f"method {method.name!r}: family must be 'gradient' or 'evolution'")
     METHODS[method.name] = method
     return method
+
+
+def by_family(family: str) -> list[str]:
+    """Names of the registered methods of ``family`` ("gradient" | "evolution"), in order."""
+    return [m.name for m in sorted(METHODS.values(), key=lambda m: m.order) if m.family == family]
 
 
 def get_method(name: str) -> Method:
@@ -83,16 +108,19 @@ def run(
     budget: Budget | dict,
     target_loss=None,
     check_solved: bool = True,
+    validated: bool = False,
     **hyper,
 ) -> Trace:
     """Train ``net`` on ``data`` with ``method``; returns the run's Trace.
 
     seed: int or numpy.random.SeedSequence (the run's own); task: used for ``task.solved``
-    (may be None: then only target/budget stop the run). Bad hyperparameters raise before work.
+    (may be None: then only target/budget stop the run). Bad hyperparameters raise before work
+    (:class:`toolkit.params.ParamError`); ``validated=True``: ``hyper`` is already the method's
+    resolved hyperparameters (the sweep checked them when it read the config), used as is.
     """
     m = get_method(method)
     check_fits(net, task, data)
-    resolved = m.validate(dict(hyper))
+    resolved = dict(hyper) if validated else m.validate(hyper)
     if isinstance(budget, dict):
         budget = Budget.from_dict(budget)
     if target_loss is not None and not (float(target_loss) >= 0):
