@@ -1316,7 +1316,7 @@ def interaction(
 
     def dd(rates):
         d = rng.binomial(n[None, :], rates[None, :], size=(n_boot, 4)) / n[None, :]
-        return (d[:, 0] - d[:, 1]) - (d[:, 2] - d[:, 3])
+        return np.round((d[:, 0] - d[:, 1]) - (d[:, 2] - d[:, 3]), 12)
 
     lo, hi = _interval(dd(p), level)
     pt = (k + 1) / (n + 2)  # Agresti-Caffo-like rates: no arm without spread under the null
