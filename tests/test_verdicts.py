@@ -162,3 +162,25 @@ def test_mann_whitney_matches_scipy():
     y = np.r_[rng.random(20) + 0.3, [np.inf] * 10]
     want = stats.mannwhitneyu(x, y, method="asymptotic", use_continuity=True).pvalue
     assert A.mann_whitney_u(x, y)["p_value"] == pytest.approx(want, rel=1e-9)
+
+
+# -- anatomy of failures on constructed end points -----------------------------------------
+def test_classify_end_points():
+    from toolkit import anatomy as N
+
+    def quad(diag, c=0.5):  # loss = c + sum(d_i x_i^2) / 2
+        d = np.asarray(diag, float)
+        return lambda t: (c + 0.5 * float((d * t * t).sum()), d * t)
+
+    zero = np.zeros(3)
+    r = N.classify_end_point(quad([1.0, 2.0, 3.0]), zero)
+    assert r["label"] == "local minimum" and r["n_negative"] == 0
+    assert r["eig_min"] == pytest.approx(1.0, rel=1e-6) and r["eig_max"] == pytest.approx(3.0)
+    r = N.classify_end_point(quad([1.0, -2.0, 3.0]), zero)
+    assert r["label"] == "saddle" and r["n_negative"] == 1
+    assert N.classify_end_point(quad([1e-9, 1e-9, 0.0]), zero)["label"] == "plateau"
+    # a saturated tanh unit: flat in every direction that moves it
+    sat = lambda t: (0.5 + float(np.tanh(t[0] + 20.0)), np.r_[1 - np.tanh(t[0] + 20.0) ** 2, 0])
+    assert N.classify_end_point(sat, np.zeros(2), saturated=1.0)["label"] == "plateau"
+    assert N.classify_end_point(quad([1.0, 2.0]), np.ones(2))["label"] == "slow"
+    assert N.classify_end_point(quad([1.0], c=0.0), np.zeros(1))["label"] == "solved"
