@@ -35,8 +35,15 @@ Metrics
   costs in which censored runs are ranked after every run that reached the target (tied with
   each other), as in Gehan's generalisation of the Wilcoxon test.
 * :func:`diff_interval`, :func:`fisher_exact` -- the difference of two success rates with
-  Newcombe's hybrid score interval, and Fisher's exact test of the two counts (hand-written:
-  scipy is not a dependency; tests compare them with scipy when it is installed).
+  Newcombe's hybrid score interval (hand-written, tested against statsmodels'
+  ``confint_proportions_2indep(method="newcomb")``), and Fisher's exact test (scipy).
+* :func:`ert_at_cap`, :func:`best_cap_ert`, :func:`ert_curve` -- the restart-aware expected
+  cost to a first success, ERT(b) = E[min(cost, b)] / P(cost <= b) (COCO's simulated
+  restarts with restart period b), and its best cap.
+* :func:`family_ert_ratio` -- the (best-cap) ERT ratio of two families with the best variant
+  of each re-selected inside every bootstrap resample, its CI and a bootstrap p-value.
+* :func:`holm` -- Holm-Bonferroni adjusted p-values; :func:`interaction` -- the method x
+  architecture interaction of success rates with a bootstrap CI and p-value.
 
 Randomness: every bootstrap takes ``seed`` (int, or a ``numpy.random.Generator``). With an int,
 each group draws from its own generator derived from (seed, group key), so a group's interval
@@ -93,6 +100,12 @@ __all__ = [
     "ert_ratio",
     "ert_table",
     "final_loss_stats",
+    "family_ert_ratio",
+    "best_cap_ert",
+    "ert_at_cap",
+    "ert_curve",
+    "holm",
+    "interaction",
     "fisher_exact",
     "hitting_costs",
     "iqm",
@@ -1111,19 +1124,210 @@ def diff_interval(k1: int, n1: int, k2: int, n2: int, level: float = 0.95):
 
 
 def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided Fisher exact test of k1/n1 against k2/n2 (sum of the hypergeometric
-    probabilities no larger than the observed one)."""
+    """Two-sided Fisher exact test of k1/n1 against k2/n2 (``scipy.stats.fisher_exact``);
+    NaN when a sample is empty."""
     if n1 == 0 or n2 == 0:
         return math.nan
-    K, N = k1 + k2, n1 + n2
+    from scipy import stats
 
-    def lcomb(n, k):
-        return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    return float(stats.fisher_exact([[k1, n1 - k1], [k2, n2 - k2]]).pvalue)
 
-    def lp(x):
-        return lcomb(n1, x) + lcomb(n2, K - x) - lcomb(N, K)
 
-    lo, hi = max(0, K - n2), min(K, n1)
-    l0 = lp(k1)
-    p = sum(math.exp(lp(x)) for x in range(lo, hi + 1) if lp(x) <= l0 + 1e-7)
-    return min(1.0, p)
+# ------------------------------------------------------------------------------------------
+# restart-aware ERT (COCO's simulated restarts), bootstrap tests, Holm, interactions
+# ------------------------------------------------------------------------------------------
+def ert_at_cap(cost, reached, cap) -> float:
+    """Expected cost to the first success when a run is restarted (independently) every time
+    it has spent ``cap`` without success, or stops earlier without success (Auger & Hansen
+    2005; COCO's simulated restarts):
+
+        ERT(b) = E[min(cost, b)] / P(success with cost <= b)
+
+    estimated from runs (``cost``: cost at success, or spent cost of a failed run, which is
+    censored there). A failed run that stopped before b contributes its spent cost. With b at
+    or above every run's cost it equals :func:`ert`. +inf when no run succeeds within b."""
+    c = np.asarray(cost, dtype=np.float64)
+    r = np.asarray(reached, dtype=bool)
+    if c.size == 0:
+        return math.nan
+    k = int((r & (c <= cap)).sum())
+    return math.inf if k == 0 else float(np.minimum(c, cap).sum() / k)
+
+
+def _best_cap_rows(C: np.ndarray, Rm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise minimum over caps of ERT(cap) for samples C (m, n) with success flags Rm.
+
+    ERT(b) only decreases at a success cost and grows in between, so it is enough to try every
+    distinct cost (the success costs and the largest cost, the fixed budget, among them);
+    ties are handled by evaluating each cap at the last of its equal values. Returns
+    (best ERT, its cap) per row (inf, nan when a row has no success)."""
+    m, n = C.shape
+    order = np.argsort(C, axis=1, kind="mergesort")
+    s = np.take_along_axis(C, order, axis=1)
+    ok = np.take_along_axis(Rm, order, axis=1)
+    pre = np.cumsum(s, axis=1)
+    ks = np.cumsum(ok, axis=1)
+    tail = (n - 1 - np.arange(n))[None, :]
+    num = pre + tail * s
+    last = np.ones_like(s, dtype=bool)
+    last[:, :-1] = s[:, 1:] != s[:, :-1]
+    valid = last & (ks > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e = np.where(valid, num / np.maximum(ks, 1), np.inf)
+    j = np.argmin(e, axis=1)
+    best = e[np.arange(m), j]
+    cap = np.where(np.isfinite(best), s[np.arange(m), j], np.nan)
+    return best, cap
+
+
+def best_cap_ert(cost, reached) -> tuple[float, float]:
+    """(min over caps b <= budget of :func:`ert_at_cap`, the cap attaining it). The candidate
+    caps are every success cost and the largest cost spent (the fixed budget: then the value
+    is the ordinary ERT). (inf, nan) when nothing succeeded, (nan, nan) for no runs."""
+    c = np.asarray(cost, dtype=np.float64)
+    r = np.asarray(reached, dtype=bool)
+    if c.size == 0:
+        return math.nan, math.nan
+    b, cap = _best_cap_rows(c[None, :], r[None, :])
+    return float(b[0]), float(cap[0])
+
+
+def ert_curve(cost, reached, caps) -> np.ndarray:
+    """:func:`ert_at_cap` on a grid of caps (e.g. log-spaced up to the budget)."""
+    return np.array([ert_at_cap(cost, reached, b) for b in np.atleast_1d(caps)], dtype=float)
+
+
+def _boot_p(draws: np.ndarray, null: float = 0.0) -> float:
+    """Two-sided percentile-bootstrap p-value for 'the statistic equals ``null``': twice the
+    smaller share of draws on either side (with the +1 correction, so never 0). It agrees with
+    the percentile CI: the CI at level 1 - a excludes ``null`` about when p < a. NaN draws
+    are dropped."""
+    d = np.asarray(draws, dtype=np.float64)
+    d = d[~np.isnan(d)]
+    if d.size == 0:
+        return math.nan
+    le = (np.count_nonzero(d <= null) + 1) / (d.size + 1)
+    ge = (np.count_nonzero(d >= null) + 1) / (d.size + 1)
+    return float(min(1.0, 2 * min(le, ge)))
+
+
+def _family_best_draws(samples, n_boot, rng, restart: bool):
+    """Per bootstrap resample, the lowest ERT over the family's variants (each resampled on
+    its own): the selection of the best variant is repeated in every resample."""
+    out = np.full(n_boot, np.inf)
+    for c, r in samples:
+        c = np.asarray(c, float)
+        r = np.asarray(r, bool)
+        idx = rng.integers(0, c.size, size=(n_boot, c.size))
+        if restart:
+            d, _ = _best_cap_rows(c[idx], r[idx])
+        else:
+            k = r[idx].sum(axis=1)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                d = np.where(k > 0, c[idx].sum(axis=1) / np.maximum(k, 1), np.inf)
+        out = np.minimum(out, d)
+    return out
+
+
+def family_ert_ratio(
+    evo, grad, *, restart: bool = True, n_boot: int = 2000, seed=0, level: float = 0.95
+) -> dict:
+    """ERT(best of ``evo``) / ERT(best of ``grad``) with the best variant of each family
+    re-selected inside every bootstrap resample, a percentile CI and a bootstrap p-value
+    (:func:`_boot_p` on log ratio = 0), so the interval and the test speak of the same ratio.
+
+    evo, grad: lists of (cost, reached) arrays, one pair per variant (a single pair = a
+    declared pairing, no selection). restart True: each variant's ERT is its best-cap ERT
+    (:func:`best_cap_ert`, the cap chosen again in each resample); False: the fixed-budget ERT.
+    Returns dict(ratio, lo, hi, p, ert_evo, ert_grad, draws)."""
+    n_boot = _check_boot(n_boot)
+    if not evo or not grad or any(np.size(c) == 0 for c, _ in [*evo, *grad]):
+        raise ValueError("family_ert_ratio: every variant needs at least one run")
+    rng = _rng_for(seed, "family_ert_ratio")
+
+    def point(samples):
+        if restart:
+            return min(best_cap_ert(c, r)[0] for c, r in samples)
+        return min(ert(c, r) for c, r in samples)
+
+    de = _family_best_draws(evo, n_boot, rng, restart)
+    dg = _family_best_draws(grad, n_boot, rng, restart)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratios = np.where(np.isinf(de) & np.isinf(dg), np.nan, de / dg)
+        logr = np.log(ratios)
+    ee, eg = point(evo), point(grad)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rat = math.nan if (math.isinf(ee) and math.isinf(eg)) else ee / eg
+    lo, hi = _interval(ratios, level)
+    return {
+        "ratio": float(rat),
+        "lo": lo,
+        "hi": hi,
+        "p": _boot_p(logr),
+        "ert_evo": ee,
+        "ert_grad": eg,
+        "draws": ratios,
+    }
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (Holm 1979): sort the m p-values ascending, multiply
+    the i-th smallest (i = 0..m-1) by m - i, take the running maximum, cap at 1. Rejecting
+    where the adjusted p < alpha controls the family-wise error rate at alpha. NaN p-values
+    (tests not made) stay NaN and do not count in m."""
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.size, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m == 0:
+        return out
+    q = p[ok]
+    order = np.argsort(q, kind="mergesort")
+    adj = np.minimum(1.0, np.maximum.accumulate(q[order] * (m - np.arange(m))))
+    res = np.empty(m)
+    res[order] = adj
+    out[ok] = res
+    return out
+
+
+def interaction(
+    k, n, *, n_boot: int = 2000, seed=0, level: float = 0.95, key="interaction"
+) -> dict:
+    """The method x architecture interaction of success rates,
+
+        delta = (p_gr - p_gf) - (p_er - p_ef)
+
+    (g: gradient method, e: evolutionary method; r: recurrent, f: feed-forward net), from
+    four independent binomial arms: k, n = (k_gr, k_gf, k_er, k_ef), (n_gr, ...). Percentile
+    bootstrap CI (each arm resampled on its own: binomial draws) and a two-sided bootstrap
+    p-value centred under the null. Returns dict(delta, lo, hi, p, d_grad, d_evo).
+
+    The p-value: the sampling distribution of delta is estimated by binomial draws at the
+    rates (k + 1) / (n + 2) (so an arm at 0 or n still varies), centred at their own delta;
+    p = share of draws at least |delta| away from the centre, with the +1 correction."""
+    n_boot = _check_boot(n_boot)
+    k = np.asarray(k, dtype=np.int64)
+    n = np.asarray(n, dtype=np.int64)
+    if k.shape != (4,) or n.shape != (4,) or np.any(n <= 0) or np.any(k < 0) or np.any(k > n):
+        raise ValueError("interaction: expected four arms with 0 <= k <= n and n > 0")
+    p = k / n
+    delta = (p[0] - p[1]) - (p[2] - p[3])
+    rng = _rng_for(seed, key)
+
+    def dd(rates):
+        d = rng.binomial(n[None, :], rates[None, :], size=(n_boot, 4)) / n[None, :]
+        return np.round((d[:, 0] - d[:, 1]) - (d[:, 2] - d[:, 3]), 12)
+
+    lo, hi = _interval(dd(p), level)
+    pt = (k + 1) / (n + 2)  # Agresti-Caffo-like rates: no arm without spread under the null
+    d0 = dd(pt)
+    dev = np.abs(d0 - ((pt[0] - pt[1]) - (pt[2] - pt[3])))
+    pv = float(min(1.0, (np.count_nonzero(dev >= abs(delta) - 1e-12) + 1) / (n_boot + 1)))
+    return {
+        "delta": float(delta),
+        "lo": lo,
+        "hi": hi,
+        "p": pv,
+        "d_grad": float(p[0] - p[1]),
+        "d_evo": float(p[2] - p[3]),
+    }

@@ -6,12 +6,15 @@ from stored results (:class:`toolkit.store.Results`), with the statistics of
 
 * :func:`core_tables` -- per experiment and (condition, variant): cost to success, ERT,
   comparisons with the best BPTT variant, success rates and final-loss statistics;
-* :func:`speed_panels` and :func:`claim_a` -- claim (a): per condition, the best BPTT variant
-  against the best non-gradient method (ERT ratio, its CI, Mann-Whitney p, outcome class),
-  and the verdict label from those outcomes;
+* :func:`speed_panels` and :func:`claim_a` -- claim (a): per condition, the declared primary
+  pairing (BPTT (Adam) against CMA-ES): fixed-budget and best-cap (restart-aware) ERTs, the
+  best-cap ERT ratio with its bootstrap CI and p, Holm-adjusted over the conditions, the
+  outcome class; the best-of-family ratio (descriptive); the verdict label;
+  :func:`cost_ratio_table` -- the same at other gradient/forward cost ratios, break-even;
 * :func:`optima_tables`, :func:`optima_panels` and :func:`claim_b` -- claim (b): success
-  rates, basins and stalled failures per network architecture; (b1) BPTT against CMA-ES,
-  (b2) recurrent against feed-forward nets; the verdict label;
+  rates, basins and stalled failures per network architecture; (b1) BPTT against CMA-ES on
+  the recurrent net (reported); (b2) the method x architecture interaction (the verdict),
+  Holm-adjusted; the verdict label;
 * :func:`verdict_a` / :func:`verdict_b` -- what a claim's section reports: the panels, the
   label, the seeds behind it and the same comparison in the other experiments.
 
@@ -134,32 +137,99 @@ def seed_range(core: dict | None) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------
 # claim (a): speed panels
 # ------------------------------------------------------------------------------------------
+PRIMARY_GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")  # declared before the runs
+PRIMARY_EVO = ("cmaes", "es_comma", "es_plus", "ga", "random")
+COST_RATIOS = (1.5, 2.0, 2.5, 3.0)  # gradient/forward cost ratios of the sensitivity table
+
+
+def method_of(variant) -> str:
+    return str(variant).split(" (", 1)[0]
+
+
+def primary(variants, prefer) -> str | None:
+    """The declared primary variant among ``variants``: the first method of ``prefer`` that
+    has a variant (the first such variant in natural order), else the first variant in
+    natural order. Chosen by name only, never by the data."""
+    vs = sorted({str(v) for v in variants}, key=natkey)
+    for m in prefer:
+        hit = [v for v in vs if method_of(v) == m]
+        if hit:
+            return hit[0]
+    return vs[0] if vs else None
+
+
+def _sample(ctt: pd.DataFrame, cond, v, col="cost"):
+    s = ctt[(ctt["condition"] == cond) & (ctt["variant"] == v)]
+    return s[col].to_numpy(float), s["reached"].to_numpy(bool)
+
+
+def calibrated_ratio(runs: pd.DataFrame) -> float:
+    """The gradient/forward cost ratio the stored fwd_equiv used: median over gradient runs of
+    (fwd_equiv - fwd_steps) / grad_steps (fwd_equiv = fwd_steps + ratio * grad_steps)."""
+    if not {"fwd_steps", "grad_steps", "fwd_equiv"} <= set(runs.columns):
+        return math.nan
+    g = runs[pd.to_numeric(runs["grad_steps"], errors="coerce").fillna(0) > 0]
+    if g.empty:
+        return math.nan
+    r = (g["fwd_equiv"].astype(float) - g["fwd_steps"].astype(float)) / g["grad_steps"].astype(
+        float
+    )
+    return float(np.median(r))
+
+
+def cost_at_ratio(ctt: pd.DataFrame, ratio: float) -> np.ndarray:
+    """Per run of :func:`toolkit.analysis.cost_to_target` output, its cost had one gradient
+    step cost ``ratio`` forward steps: the run's own totals give the mix (fwd_equiv' =
+    fwd_steps + ratio * grad_steps) and the cost to success is scaled by fwd_equiv' /
+    fwd_equiv. A run stops when it succeeds, so its totals are its cost at success and the
+    scaling is exact; runs without the step counts keep their cost."""
+    c = ctt["cost"].to_numpy(float)
+    if not {"fwd_steps", "grad_steps", "fwd_equiv"} <= set(ctt.columns):
+        return c
+    fs = pd.to_numeric(ctt["fwd_steps"], errors="coerce").to_numpy(float)
+    gs = pd.to_numeric(ctt["grad_steps"], errors="coerce").to_numpy(float)
+    fe = ctt["fwd_equiv"].to_numpy(float)
+    ok = np.isfinite(fs) & np.isfinite(gs) & (fe > 0)
+    scale = np.where(ok, (np.nan_to_num(fs) + ratio * np.nan_to_num(gs)) / np.where(ok, fe, 1), 1)
+    return c * scale
+
+
+def _classify_a(ratio, lo, hi, p_holm, solved: bool) -> str:
+    if not solved:
+        return "nothing solved"
+    if not math.isnan(p_holm) and p_holm < ALPHA:
+        if ratio > 1:
+            return "BPTT faster"
+        if ratio < 1:
+            return "evolution faster"
+    if not (math.isnan(lo) or math.isnan(hi)) and lo >= 1 / EQUIV_RATIO and hi <= EQUIV_RATIO:
+        return "equally fast"
+    return "undecided"
+
+
+def _holm_outcomes(rows: list[dict], pkey="p", prefix="") -> None:
+    adj = A.holm([r[pkey] for r in rows]) if rows else []
+    for r, q in zip(rows, adj, strict=True):
+        r[f"{prefix}p_holm"] = float(q)
+        r[f"{prefix}outcome"] = _classify_a(
+            r[f"{prefix}ratio"], r[f"{prefix}lo"], r[f"{prefix}hi"], q, r["_solved"]
+        )
+
+
 def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
-    """Per condition: best BPTT variant B against the best non-gradient method E, with the
-    ERT ratio r = ERT(E) / ERT(B), its CI, the Mann-Whitney p on per-seed costs, the same
-    ratio in wall-clock seconds, and the outcome class of the claim (a) rules."""
+    """Per condition, the declared primary pairing (:data:`PRIMARY_GRAD` against
+    :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES where both ran): fixed-budget ERTs, best-cap
+    (restart-aware) ERTs and caps, the best-cap ERT ratio r = ERT(E) / ERT(B) with a bootstrap
+    CI (caps re-chosen in every resample), its bootstrap p, the Holm-adjusted p over the
+    conditions, the outcome of the claim (a) rules; the best-of-family ratio (best variant of
+    each family re-selected in every resample; descriptive) and the ratio in wall seconds."""
     core = core_tables(exp, exclude=exclude, key=key)
     cols = [
-        "condition",
-        "bptt",
-        "evo",
-        "ert_b",
-        "ert_b_lo",
-        "ert_b_hi",
-        "ert_e",
-        "ert_e_lo",
-        "ert_e_hi",
-        "ratio",
-        "lo",
-        "hi",
-        "p",
-        "wall_ratio",
-        "wall_lo",
-        "wall_hi",
-        "wall_outcome",
-        "n_min",
-        "outcome",
-    ]
+        "condition", "bptt", "evo", "ert_b", "ert_b_lo", "ert_b_hi", "ert_e", "ert_e_lo",
+        "ert_e_hi", "fixed_ratio", "bc_b", "cap_b", "bc_e", "cap_e", "ratio", "lo", "hi", "p",
+        "p_holm", "fam_ratio", "fam_lo", "fam_hi", "wall_ratio", "wall_lo", "wall_hi",
+        "wall_p_holm", "wall_outcome", "n_min", "outcome",
+    ]  # fmt: skip
     if core is None:
         return pd.DataFrame(columns=cols)
     ann, ctt, ert_t = core["ann"], core["ctt"], core["ert"]
@@ -176,55 +246,134 @@ def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
         e = sub[sub["variant"].map(fam) != "gradient"]
         if g.empty or e.empty:
             continue
-
-        def best(df):
-            return min(df.itertuples(), key=lambda t: (t.ert, str(t.variant)))
-
-        B, E = best(g), best(e)
-
-        def sample(c, v, cond=cond):
-            s = c[(c["condition"] == cond) & (c["variant"] == v)]
-            return s["cost"].to_numpy(float), s["reached"].to_numpy(bool)
-
-        cb, rb = sample(ctt, B.variant)
-        ce, re_ = sample(ctt, E.variant)
-        rat = A.ert_ratio(ce, re_, cb, rb, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-        mw = A.mann_whitney_u(np.where(re_, ce, np.inf), np.where(rb, cb, np.inf))
-        wr = {"ratio": math.nan, "lo": math.nan, "hi": math.nan}
-        w_out = "not measured"
+        vb, ve = primary(g["variant"], PRIMARY_GRAD), primary(e["variant"], PRIMARY_EVO)
+        B = next(t for t in g.itertuples() if t.variant == vb)
+        E = next(t for t in e.itertuples() if t.variant == ve)
+        cb, rb = _sample(ctt, cond, vb)
+        ce, re_ = _sample(ctt, cond, ve)
+        rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
+        fam_r = A.family_ert_ratio(
+            [_sample(ctt, cond, v) for v in e["variant"]],
+            [_sample(ctt, cond, v) for v in g["variant"]],
+            n_boot=N_BOOT,
+            seed=SEED,
+            level=LEVEL,
+        )
+        bcb, capb = A.best_cap_ert(cb, rb)
+        bce, cape = A.best_cap_ert(ce, re_)
+        wr = {"ratio": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan}
         if ctt_w is not None:
-            wb, wrb = sample(ctt_w, B.variant)
-            we, wre = sample(ctt_w, E.variant)
-            wr = A.ert_ratio(we, wre, wb, wrb, n_boot=N_BOOT, seed=SEED, level=LEVEL)
-            wp = A.mann_whitney_u(np.where(wre, we, np.inf), np.where(wrb, wb, np.inf))
-            w_out = classify_ratio(
-                A.ert(wb, wrb), A.ert(we, wre), wr["lo"], wr["hi"], wp["p_value"]
+            wr = A.family_ert_ratio(
+                [_sample(ctt_w, cond, ve)],
+                [_sample(ctt_w, cond, vb)],
+                n_boot=N_BOOT,
+                seed=SEED,
+                level=LEVEL,
             )
         rows.append(
             {
                 "condition": cond,
-                "bptt": B.variant,
-                "evo": E.variant,
+                "bptt": vb,
+                "evo": ve,
                 "ert_b": B.ert,
                 "ert_b_lo": B.ert_lo,
                 "ert_b_hi": B.ert_hi,
                 "ert_e": E.ert,
                 "ert_e_lo": E.ert_lo,
                 "ert_e_hi": E.ert_hi,
+                "fixed_ratio": E.ert / B.ert
+                if (math.isfinite(B.ert) or math.isfinite(E.ert))
+                else math.nan,
+                "bc_b": bcb,
+                "cap_b": capb,
+                "bc_e": bce,
+                "cap_e": cape,
                 "ratio": rat["ratio"],
                 "lo": rat["lo"],
                 "hi": rat["hi"],
-                "p": mw["p_value"],
+                "p": rat["p"] if (rb.any() or re_.any()) else math.nan,
+                "fam_ratio": fam_r["ratio"],
+                "fam_lo": fam_r["lo"],
+                "fam_hi": fam_r["hi"],
                 "wall_ratio": wr["ratio"],
                 "wall_lo": wr["lo"],
                 "wall_hi": wr["hi"],
-                "wall_outcome": w_out,
+                "wall_p": wr["p"] if ctt_w is not None and (rb.any() or re_.any()) else math.nan,
                 "n_min": int(min(B.n_runs, E.n_runs)),
-                "outcome": classify_ratio(B.ert, E.ert, rat["lo"], rat["hi"], mw["p_value"]),
+                "_solved": bool(rb.any() or re_.any()),
             }
         )
+    _holm_outcomes(rows)
+    _holm_outcomes(rows, pkey="wall_p", prefix="wall_")
+    for r in rows:
+        if ctt_w is None:
+            r["wall_outcome"] = "not measured"
     rows.sort(key=lambda r: natkey(r["condition"]))
     return pd.DataFrame(rows, columns=cols)
+
+
+def cost_ratio_table(exp: Results, exclude=(), key="core") -> tuple[pd.DataFrame, float]:
+    """Claim (a)'s outcome per condition had one gradient step cost 1.5, 2, 2.5, 3 forward
+    steps, and at the calibrated ratio, for the primary pairing (best-cap ERT ratio, bootstrap
+    p Holm-adjusted over the conditions at each cost ratio), plus per condition the break-even
+    cost ratio (the one at which the point ERT ratio is 1; found by bisection, NaN when it is
+    outside [0.01, 1000]). Returns (table, calibrated ratio)."""
+    core = core_tables(exp, exclude=exclude, key=key)
+    cols = ["condition", "cost_ratio", "ratio", "lo", "hi", "p", "p_holm", "outcome", "break_even"]
+    panels = speed_panels(exp, exclude=exclude, key=key)
+    if core is None or panels.empty:
+        return pd.DataFrame(columns=cols), math.nan
+    ctt = core["ctt"]
+    r0 = calibrated_ratio(ctt)
+    ratios = sorted({*COST_RATIOS, *([round(r0, 4)] if math.isfinite(r0) else [])})
+    out = []
+    for cr in ratios:
+        cost = cost_at_ratio(ctt, cr)
+        cc = ctt.assign(cost=cost)
+        rows = []
+        for pr in panels.itertuples():
+            cb, rb = _sample(cc, pr.condition, pr.bptt)
+            ce, re_ = _sample(cc, pr.condition, pr.evo)
+            rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
+            solved = bool(rb.any() or re_.any())
+            rows.append(
+                {
+                    "condition": pr.condition,
+                    "cost_ratio": cr,
+                    "ratio": rat["ratio"],
+                    "lo": rat["lo"],
+                    "hi": rat["hi"],
+                    "p": rat["p"] if solved else math.nan,
+                    "_solved": solved,
+                }
+            )
+        _holm_outcomes(rows)
+        out += rows
+    for pr in panels.itertuples():
+        cb, rb = _sample(ctt, pr.condition, pr.bptt)
+        ce, re_ = _sample(ctt, pr.condition, pr.evo)
+        sub = ctt[(ctt["condition"] == pr.condition) & (ctt["variant"] == pr.bptt)]
+        ee = A.best_cap_ert(ce, re_)[0]
+
+        def f(r, sub=sub, rb=rb, ee=ee):
+            return math.log(ee) - math.log(A.best_cap_ert(cost_at_ratio(sub, r), rb)[0])
+
+        be = math.nan
+        if rb.any() and re_.any() and math.isfinite(ee):
+            a, b = math.log(0.01), math.log(1000.0)
+            fa, fb = f(math.exp(a)), f(math.exp(b))
+            if fa * fb < 0:
+                for _ in range(60):
+                    m = (a + b) / 2
+                    if f(math.exp(m)) * fa > 0:
+                        a = m
+                    else:
+                        b = m
+                be = math.exp((a + b) / 2)
+        for r in out:
+            if r["condition"] == pr.condition:
+                r["break_even"] = be
+    return pd.DataFrame(out, columns=cols), r0
 
 
 def classify_ratio(ert_b, ert_e, lo, hi, p) -> str:
@@ -332,141 +481,112 @@ def stalled_failures(ann: pd.DataFrame, traces: pd.DataFrame | None) -> pd.Serie
 
 
 def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(b1, b2) tables. b1: per (condition, recurrent arch) the best BPTT variant against
-    CMA-ES (or the best non-gradient method without CMA-ES). b2: per condition, the best
-    BPTT variant of the recurrent net against the same variant on each feed-forward net,
-    with CMA-ES's recurrent-minus-feed-forward difference as a control."""
+    """(b1, b2) tables for the declared primary pairing (:data:`PRIMARY_GRAD` against
+    :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES), chosen by name, never by the data.
+
+    b1 (reported, not in the verdict): per (condition, recurrent arch), d = success(BPTT) -
+    success(CMA-ES) with Newcombe's CI, Fisher's p and the Holm-adjusted p over the rows.
+    b2 (the verdict): per (condition, feed-forward arch), the method x architecture
+    interaction delta = (BPTT rec - BPTT ff) - (CMA-ES rec - CMA-ES ff) with a bootstrap CI
+    and p (:func:`toolkit.analysis.interaction`), Holm-adjusted over the rows."""
     core = optima_tables(exp)
     c1 = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
-    c1 += ["outcome"]
-    c2 = ["condition", "rec_arch", "ff_arch", "bptt", "k_r", "n_r", "k_f", "n_f", "d", "lo"]
-    c2 += ["hi", "p", "control", "outcome"]
+    c1 += ["p_holm", "outcome"]
+    c2 = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k_gf", "n_gf"]
+    c2 += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
+    c2 += ["p_holm", "outcome"]
     if core is None:
         return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
     ann, sr = core["ann"], core["sr"]
     fam = ann.groupby("variant", sort=True)["family"].first().to_dict()
     is_rec = ann.groupby("arch", sort=True)["recurrent_"].first().to_dict()
     sr = sr.assign(fam=sr["variant"].map(fam))
-
-    def best(df):
-        return min(df.itertuples(), key=lambda t: (-t.rate, str(t.variant)))
-
     rows1, rows2 = [], []
-    for (cond, arch), sub in sr.groupby(["condition", "arch"], sort=True):
-        if not is_rec.get(arch, True):
-            continue
-        g = sub[sub["fam"] == "gradient"]
-        cm = sub[sub["variant"].astype(str).str.split(" (", n=1, regex=False).str[0] == "cmaes"]
-        o = cm if not cm.empty else sub[sub["fam"] != "gradient"]
-        if g.empty or o.empty:
-            continue
-        B, O = best(g), best(o)
-        d, lo, hi = A.diff_interval(B.successes, B.n, O.successes, O.n)
-        p = A.fisher_exact(B.successes, B.n, O.successes, O.n)
-        if B.successes == 0 and O.successes == 0:
-            outc = "nothing solved"
-        elif hi < 0 and p < ALPHA:
-            outc = "BPTT more often stuck"
-        elif lo > 0 and p < ALPHA:
-            outc = "BPTT less often stuck"
-        elif lo >= -EQUIV_DIFF and hi <= EQUIV_DIFF:
-            outc = "equal"
-        else:
-            outc = "undecided"
-        rows1.append(
-            {
-                "condition": cond,
-                "arch": arch,
-                "bptt": B.variant,
-                "k_b": B.successes,
-                "n_b": B.n,
-                "other": O.variant,
-                "k_o": O.successes,
-                "n_o": O.n,
-                "d": d,
-                "lo": lo,
-                "hi": hi,
-                "p": p,
-                "outcome": outc,
-            }
-        )
     for cond, sub in sr.groupby("condition", sort=True):
-        archs = sorted(sub["arch"].unique(), key=str)
+        vb = primary(sub.loc[sub["fam"] == "gradient", "variant"], PRIMARY_GRAD)
+        ve = primary(sub.loc[sub["fam"] != "gradient", "variant"], PRIMARY_EVO)
+        if vb is None or ve is None:
+            continue
+
+        def cell(arch, v, sub=sub):
+            x = sub[(sub["arch"] == arch) & (sub["variant"] == v)]
+            return (int(x["successes"].iloc[0]), int(x["n"].iloc[0])) if len(x) else None
+
+        archs = sorted(sub["arch"].unique(), key=natkey)
         recs = [a for a in archs if is_rec.get(a, True)]
         ffs = [a for a in archs if not is_rec.get(a, True)]
-        if not recs or not ffs:
-            continue
-        rec = "recurrent" if "recurrent" in recs else recs[0]
-        g_rec = sub[(sub["arch"] == rec) & (sub["fam"] == "gradient")]
-        if g_rec.empty:
-            continue
-        B = best(g_rec)
-        for ff in ffs:
-            f_all = sub[sub["arch"] == ff]
-            same = f_all[f_all["variant"] == B.variant]
-            if same.empty:
-                same = f_all[f_all["fam"] == "gradient"]
-            if same.empty:
+        for arch_ in recs:
+            B, O = cell(arch_, vb), cell(arch_, ve)
+            if B is None or O is None:
                 continue
-            F = best(same)
-            d, lo, hi = A.diff_interval(B.successes, B.n, F.successes, F.n)
-            p = A.fisher_exact(B.successes, B.n, F.successes, F.n)
-            ctrl = None
-            cm_r = sub[(sub["arch"] == rec) & (sub["fam"] != "gradient")]
-            cm_f = f_all[f_all["fam"] != "gradient"]
-            if not cm_r.empty and not cm_f.empty:
-                cr = best(cm_r)
-                cf_same = cm_f[cm_f["variant"] == cr.variant]
-                cf = best(cf_same if not cf_same.empty else cm_f)
-                ctrl = (cr.variant, *A.diff_interval(cr.successes, cr.n, cf.successes, cf.n))
-            if int(f_all["successes"].sum()) == 0:
-                outc = "not informative"
-            elif hi < 0 and p < ALPHA:
-                outc = "recurrence hurts"
-            elif lo > 0 and p < ALPHA:
-                outc = "recurrence helps"
-            elif lo >= -EQUIV_DIFF and hi <= EQUIV_DIFF:
-                outc = "equal"
-            else:
-                outc = "undecided"
+            d, lo, hi = A.diff_interval(B[0], B[1], O[0], O[1])
+            p = A.fisher_exact(B[0], B[1], O[0], O[1]) if B[0] + O[0] else math.nan
+            rows1.append(
+                {
+                    "condition": cond, "arch": arch_, "bptt": vb, "k_b": B[0], "n_b": B[1],
+                    "other": ve, "k_o": O[0], "n_o": O[1], "d": d, "lo": lo, "hi": hi, "p": p,
+                }
+            )  # fmt: skip
+        rec = "recurrent" if "recurrent" in recs else (recs[0] if recs else None)
+        if rec is None:
+            continue
+        for ff in ffs:
+            cells = [cell(rec, vb), cell(ff, vb), cell(rec, ve), cell(ff, ve)]
+            if any(c is None for c in cells):
+                continue
+            k = [c[0] for c in cells]
+            n = [c[1] for c in cells]
+            it = A.interaction(
+                k, n, n_boot=N_BOOT, seed=SEED, level=LEVEL, key=("interaction", cond, ff)
+            )
+            informative = k[1] + k[3] > 0
             rows2.append(
                 {
-                    "condition": cond,
-                    "rec_arch": rec,
-                    "ff_arch": ff,
-                    "bptt": B.variant,
-                    "k_r": B.successes,
-                    "n_r": B.n,
-                    "k_f": F.successes,
-                    "n_f": F.n,
-                    "d": d,
-                    "lo": lo,
-                    "hi": hi,
-                    "p": p,
-                    "control": ctrl,
-                    "outcome": outc,
+                    "condition": cond, "rec_arch": rec, "ff_arch": ff, "bptt": vb, "evo": ve,
+                    "k_gr": k[0], "n_gr": n[0], "k_gf": k[1], "n_gf": n[1], "k_er": k[2],
+                    "n_er": n[2], "k_ef": k[3], "n_ef": n[3], "d_grad": it["d_grad"],
+                    "d_evo": it["d_evo"], "delta": it["delta"], "lo": it["lo"], "hi": it["hi"],
+                    "p": it["p"] if informative else math.nan,
                 }
-            )
+            )  # fmt: skip
+    for r, q in zip(rows1, A.holm([r["p"] for r in rows1]), strict=True):
+        r["p_holm"] = float(q)
+        if r["k_b"] + r["k_o"] == 0:
+            r["outcome"] = "nothing solved"
+        elif q < ALPHA:
+            r["outcome"] = "BPTT more often stuck" if r["d"] < 0 else "BPTT less often stuck"
+        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
+            r["outcome"] = "equal"
+        else:
+            r["outcome"] = "undecided"
+    for r, q in zip(rows2, A.holm([r["p"] for r in rows2]), strict=True):
+        r["p_holm"] = float(q)
+        if r["k_gf"] + r["k_ef"] == 0:
+            r["outcome"] = "not informative"
+        elif q < ALPHA:
+            r["outcome"] = "BPTT hurt more" if r["delta"] < 0 else "BPTT hurt less"
+        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
+            r["outcome"] = "equal"
+        else:
+            r["outcome"] = "undecided"
     rows1.sort(key=lambda r: (natkey(r["condition"]), natkey(r["arch"])))
     rows2.sort(key=lambda r: (natkey(r["condition"]), natkey(r["ff_arch"])))
     return pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
 
 
-def claim_b(b1: pd.DataFrame, b2: pd.DataFrame, n_min: int) -> str:
-    """The claim (b) verdict label from the b1 / b2 outcomes (rules in RULES_TEXT)."""
-    o1 = [o for o in b1["outcome"] if o != "nothing solved"] if len(b1) else []
-    o2 = [o for o in b2["outcome"] if o != "not informative"] if len(b2) else []
-    if not len(b1) and not len(b2):
-        return "not measured"
+def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
+    """The claim (b) verdict label from the interaction outcomes (b2) alone (rules in
+    RULES_TEXT); b1 is reported beside it and cannot change it."""
+    if not len(b2):
+        return "inconclusive at this scale" if has_b1 else "not measured"
     if n_min < MIN_SEEDS:
         return "inconclusive at this scale"
-    pos1, neg1 = "BPTT more often stuck" in o1, "BPTT less often stuck" in o1
-    pos2, neg2 = "recurrence hurts" in o2, "recurrence helps" in o2
-    if pos1 and pos2 and not (neg1 or neg2):
+    o = [x for x in b2["outcome"] if x != "not informative"]
+    pos, neg = "BPTT hurt more" in o, "BPTT hurt less" in o
+    if pos and not neg:
         return "supported"
-    if pos1 or pos2:
+    if pos and neg:
         return "partly supported"
-    both = o1 + o2
-    if both and (neg1 or neg2 or all(o == "equal" for o in both)):
+    if o and (neg or all(x == "equal" for x in o)):
         return "not supported"
     return "inconclusive at this scale"

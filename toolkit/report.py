@@ -47,12 +47,15 @@ from toolkit import claims as C
 from toolkit import store
 from toolkit.claims import (
     ALPHA,
+    COST_RATIOS,
     EQUIV_DIFF,
     EQUIV_RATIO,
     LEVEL,
     MIN_SEEDS,
     N_BOOT,
     PAPER_SEEDS,
+    PRIMARY_EVO,
+    PRIMARY_GRAD,
     SEED,
     STALL_TOL,
 )
@@ -86,71 +89,72 @@ _KNOWN = list(ORDER)
 
 
 RULES_TEXT = f"""\
-All intervals are {LEVEL:.0%} intervals and all tests two-sided at the {ALPHA:g} level. Costs are
+These rules were fixed before the numbers below were computed. All intervals are {LEVEL:.0%}
+intervals; all tests are two-sided at the {ALPHA:g} level **after Holm's correction** over the
+conditions that feed the same verdict (tables print raw and Holm-adjusted p). Costs are
 forward-pass equivalents (see Setup). A run *succeeds* when it meets its task's published
 criterion on the held-out test set (outcome `solved`, or `target` when a loss target was set);
-runs that ended with a software error are left out of every statistic (and counted in the
-experiment's status line).
+runs that ended with a software error are left out of every statistic.
 
-* **ERT** (expected running time, COCO): the total cost of all runs divided by the number of
-  successful runs (infinite when none succeeded), with a percentile bootstrap CI over runs
-  ({N_BOOT} resamples, seed {SEED}).
-* **ERT ratio** of a method: its ERT divided by the ERT of the *best BPTT variant* of the same
-  condition (the gradient method with the lowest finite ERT), with a bootstrap CI (both samples
-  resampled); above 1 means BPTT is faster. The p-value is a Mann-Whitney U test on the
-  per-seed costs to success, failed runs ranked after every success (Gehan).
-* **Success rates**: Wilson score intervals. Differences of two success rates: Newcombe's
-  hybrid score interval (from the two Wilson intervals) and Fisher's exact test.
-* **Median final loss**: percentile bootstrap CI; diverged runs count as +inf.
+* **Declared pairing, no selection.** Each verdict compares a pairing declared by name before
+  the runs: BPTT (Adam) against CMA-ES (if a method is missing, the next of
+  {", ".join(PRIMARY_GRAD)} / {", ".join(PRIMARY_EVO)}). No variant is picked for being best on
+  the runs that are compared. The best-of-family ratio (best BPTT variant against best
+  evolutionary method, both re-selected inside every bootstrap resample) is shown beside it as
+  description only: re-selection inside a percentile bootstrap does not remove the winner's
+  curse (tests/test_verdicts.py measures it).
+* **Fixed-budget ERT** (COCO): total cost of all runs / number of successes, i.e. restarts
+  happen only when a run has spent its whole budget.
+* **Best-cap ERT** (COCO's simulated restarts): a run is restarted independently whenever it
+  has spent b without success; ERT(b) = E[min(cost, b)] / P(cost <= b), failed runs censored at
+  the cost they spent; the cap b is the one (up to the budget) with the lowest ERT(b), chosen
+  again inside every bootstrap resample. The verdict uses the best-cap ERT.
+* **ERT ratio** r = ERT(CMA-ES) / ERT(BPTT) (best-cap; above 1: BPTT faster) with a
+  percentile bootstrap CI ({N_BOOT} resamples of each method's runs, seed {SEED}) and a
+  bootstrap test of the same ratio (p = twice the smaller share of resampled log-ratios on
+  either side of 0), so interval and test speak of the same quantity. The Mann-Whitney test of
+  earlier reports (which compares per-run cost distributions, not ERTs) is no longer used.
+* **Success rates**: Wilson score intervals; a difference of two: Newcombe's hybrid score
+  interval and Fisher's exact test.
 
-**Claim (a)** is judged on the speed experiment, per condition (a task and its settings). Let
-B be the best BPTT variant and E the best non-gradient method (lowest ERT; random guessing
-counts as a general-purpose optimizer), r = ERT(E) / ERT(B) with CI [lo, hi] and p the
-Mann-Whitney p of E against B. A condition is
+**Claim (a)**, on the speed experiment, per condition: *BPTT faster* if r > 1 and Holm-adjusted
+p < {ALPHA:g}; *evolution faster* if r < 1 and Holm-adjusted p < {ALPHA:g}; *equally fast* if
+the CI lies within [1/{EQUIV_RATIO:g}, {EQUIV_RATIO:g}]; *nothing solved* if neither solved any
+seed; otherwise *undecided*. Overall, ignoring *nothing solved*: **supported** if BPTT is faster
+in every condition; **partly supported** if in some; **not supported** if in none and either
+evolution is faster somewhere or every condition is *equally fast*; otherwise **inconclusive at
+this scale**. Costs depend on the calibrated cost of a gradient step in forward passes; the
+same rule is shown at ratios {", ".join(f"{r:g}" for r in COST_RATIOS)} and the break-even ratio
+(at which the ERT ratio is 1).
 
-* *BPTT faster* if lo > 1 and p < {ALPHA:g};
-* *evolution faster* if hi < 1 and p < {ALPHA:g} (the test is required too because the
-  bootstrap ratio CI degenerates when one side succeeds in only a few seeds);
-* *equally fast* if the CI lies within [1/{EQUIV_RATIO:g}, {EQUIV_RATIO:g}];
-* *nothing solved* if neither solved any seed; otherwise *undecided*.
-
-Overall, ignoring conditions where nothing was solved: **supported** if BPTT is faster in every
-condition; **partly supported** if in some but not all; **not supported** if in none and
-either evolution is faster somewhere or every condition is *equally fast*; otherwise
-**inconclusive at this scale**.
-
-**Claim (b)** is judged on the local_optima experiment, per condition (a task, its settings and
-the hidden size). Two comparisons, each a difference d of success rates with Newcombe's CI
-[lo, hi] and Fisher's p:
-
-* (b1) on the recurrent net, the best BPTT variant (highest success rate) against CMA-ES (or
-  the best evolutionary method without CMA-ES): d = success(BPTT) - success(CMA-ES). *BPTT
-  more often stuck* if hi < 0 and p < {ALPHA:g}; *BPTT less often stuck* if lo > 0 and
-  p < {ALPHA:g}; *equal* if the CI lies within [-{EQUIV_DIFF:g}, {EQUIV_DIFF:g}]; *nothing
-  solved* if neither solved any seed; otherwise *undecided*.
-* (b2) the same BPTT variant on the recurrent net against the feed-forward net (W_hh = 0, an
-  input window): d = success(recurrent) - success(feed-forward). *Recurrence hurts* if hi < 0
-  and p < {ALPHA:g}; *recurrence helps* if lo > 0 and p < {ALPHA:g}; *equal* within
-  [-{EQUIV_DIFF:g}, {EQUIV_DIFF:g}]; *not informative* if no method solved the feed-forward net
-  in any seed (it cannot represent or reach the task within the budget, so its failures say
-  nothing about local optima); otherwise *undecided*.
-
-Overall: **supported** if (b1) finds BPTT more often stuck in some condition *and* (b2) finds
-that recurrence hurts in some condition, with no significant result the other way; **partly
-supported** if only one of the two holds somewhere (or results go both ways); **not
-supported** if neither holds anywhere and either a significant result goes the other way or
-every comparison is *equal*; otherwise **inconclusive at this scale**.
+**Claim (b)**, on the local_optima experiment, per condition and feed-forward net (W_hh = 0, an
+input window), is decided on the **interaction** of method and architecture in success rate:
+delta = (BPTT recurrent - BPTT feed-forward) - (CMA-ES recurrent - CMA-ES feed-forward), with a
+percentile bootstrap CI (binomial resamples of the four arms) and a bootstrap p (null-centred),
+Holm-corrected over the rows. If recurrence made BPTT's error surface worse in a way that
+matters to BPTT and not to evolution, delta < 0; the control (CMA-ES's recurrent-minus-feed-
+forward difference) is part of delta, so it cannot contradict the verdict. Per row: *BPTT hurt
+more* if delta < 0 and Holm p < {ALPHA:g}; *BPTT hurt less* if delta > 0 and Holm p <
+{ALPHA:g}; *equal* if the CI lies within [-{EQUIV_DIFF:g}, {EQUIV_DIFF:g}]; *not informative*
+if no method solved the feed-forward net; otherwise *undecided*. Overall: **supported** if BPTT
+is hurt more somewhere and less nowhere; **partly supported** if both occur; **not supported**
+if nowhere more and either less somewhere or every row *equal*; otherwise **inconclusive at
+this scale** (also when no feed-forward runs exist). Separately reported, not part of the
+verdict: (b1) BPTT against CMA-ES on the recurrent net, d = success(BPTT) - success(CMA-ES),
+Newcombe CI, Fisher p, Holm over its rows.
 
 **Seeds.** Any verdict needs at least {MIN_SEEDS} seeds per condition and method; with fewer,
 the verdict is **inconclusive at this scale** whatever the numbers. With n seeds per arm a
 success-rate difference is detected reliably (80 % power, two-sided 5 % level, rates near 0.5)
 only when it exceeds about 2.8 * sqrt(0.5 / n): 0.89 at n = 5, 0.63 at n = 10, 0.44 at n = 20,
-0.36 at n = 30, 0.28 at n = 50. The paper scale runs at least {PAPER_SEEDS} seeds.
+0.36 at n = 30, 0.28 at n = 50 (an interaction of four arms needs about twice that). The paper
+scale runs at least {PAPER_SEEDS} seeds.
 
 **Not in the rules.** Basins (distinct final-loss levels; single linkage on log10 loss with a
 0.5-decade gap) and stalled failures (failed runs whose best loss improved by less than
 {STALL_TOL:.0%} over the second half of their budget: stuck rather than slow) are descriptive;
-so are the same comparisons in the other experiments, shown as supporting evidence."""
+so are the best-of-family ratios and the same comparisons in the other experiments. Whether a
+failed run is stuck for good would need continuing it (e.g. 5x the budget): not measured."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -979,6 +983,41 @@ def _optima_section(exp: Results) -> list[str]:
 
 def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
     lines = []
+    if len(b2):
+        rows = [
+            [
+                r.condition,
+                f"{r.rec_arch} / {r.ff_arch}",
+                f"{_label(r.bptt)}: {_rate(r.k_gr, r.n_gr)} vs {_rate(r.k_gf, r.n_gf)} "
+                f"({r.d_grad:+.2f})",
+                f"{_label(r.evo)}: {_rate(r.k_er, r.n_er)} vs {_rate(r.k_ef, r.n_ef)} "
+                f"({r.d_evo:+.2f})",
+                _ci(r.delta, r.lo, r.hi, 2),
+                _p(r.p),
+                _p(r.p_holm),
+                r.outcome,
+            ]
+            for r in b2.itertuples()
+        ]
+        lines += [
+            "(b) The verdict: method x architecture interaction of success, delta = "
+            "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
+            "",
+            *md_table(
+                [
+                    "condition",
+                    "recurrent / feed-forward",
+                    "BPTT rec vs ff (difference)",
+                    "CMA-ES rec vs ff (difference)",
+                    "interaction delta [CI]",
+                    "p (bootstrap)",
+                    "p (Holm)",
+                    "outcome",
+                ],
+                rows,
+            ),
+            "",
+        ]
     if len(b1):
         rows = [
             [
@@ -988,53 +1027,24 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
                 f"{_label(r.other)}: {_rate(r.k_o, r.n_o)}",
                 _ci(r.d, r.lo, r.hi, 2),
                 _p(r.p),
+                _p(r.p_holm),
                 r.outcome,
             ]
             for r in b1.itertuples()
         ]
         lines += [
-            "(b1) BPTT against CMA-ES on the recurrent nets:",
+            "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
+            "the verdict):",
             "",
             *md_table(
                 [
                     "condition",
                     "network",
-                    "best BPTT",
-                    "CMA-ES (or best evolutionary)",
+                    "BPTT",
+                    "CMA-ES",
                     "difference in success [CI]",
                     "p (Fisher)",
-                    "outcome",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    if len(b2):
-        rows = [
-            [
-                r.condition,
-                _label(r.bptt),
-                f"{r.rec_arch}: {_rate(r.k_r, r.n_r)}",
-                f"{r.ff_arch}: {_rate(r.k_f, r.n_f)}",
-                _ci(r.d, r.lo, r.hi, 2),
-                _p(r.p),
-                _control(r.control),
-                r.outcome,
-            ]
-            for r in b2.itertuples()
-        ]
-        lines += [
-            "(b2) Recurrent against feed-forward nets, same BPTT variant:",
-            "",
-            *md_table(
-                [
-                    "condition",
-                    "method",
-                    "recurrent",
-                    "feed-forward",
-                    "difference (rec − ff) [CI]",
-                    "p (Fisher)",
-                    "control: evolutionary rec − ff [CI]",
+                    "p (Holm)",
                     "outcome",
                 ],
                 rows,
@@ -1044,22 +1054,19 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _control(ctrl) -> str:
-    """(b2)'s control column: the evolutionary method's recurrent-minus-feed-forward difference."""
-    if not ctrl:
-        return "–"
-    variant, d, lo, hi = ctrl
-    return f"{_label(variant)}: {_ci(d, lo, hi, 2)}"
-
-
 def _speed_table(panels: pd.DataFrame) -> list[str]:
     rows = [
         [
             r.condition,
             f"{_label(r.bptt)}: {_ci(r.ert_b, r.ert_b_lo, r.ert_b_hi)}",
             f"{_label(r.evo)}: {_ci(r.ert_e, r.ert_e_lo, r.ert_e_hi)}",
+            f"{fmt_num(r.bc_b)} (cap {fmt_num(r.cap_b)})",
+            f"{fmt_num(r.bc_e)} (cap {fmt_num(r.cap_e)})",
+            fmt_num(r.fixed_ratio),
             _ci(r.ratio, r.lo, r.hi),
             _p(r.p),
+            _p(r.p_holm),
+            _ci(r.fam_ratio, r.fam_lo, r.fam_hi),
             _ci(r.wall_ratio, r.wall_lo, r.wall_hi),
             r.outcome,
         ]
@@ -1068,15 +1075,49 @@ def _speed_table(panels: pd.DataFrame) -> list[str]:
     return md_table(
         [
             "condition",
-            "best BPTT: ERT [CI]",
-            "best evolutionary: ERT [CI]",
-            "ERT ratio evo/BPTT [CI]",
-            "p (Mann-Whitney)",
-            "same ratio in wall seconds [CI]",
+            "BPTT: fixed-budget ERT [CI]",
+            "evolutionary: fixed-budget ERT [CI]",
+            "BPTT: best-cap ERT",
+            "evolutionary: best-cap ERT",
+            "fixed-budget ratio",
+            "best-cap ERT ratio evo/BPTT [CI]",
+            "p (bootstrap)",
+            "p (Holm)",
+            "best of family ratio [CI] (descriptive)",
+            "best-cap ratio in wall seconds [CI]",
             "outcome",
         ],
         rows,
     )
+
+
+def _cost_ratio_table(exp: Results) -> list[str]:
+    tab, r0 = C.cost_ratio_table(exp)
+    if tab.empty:
+        return []
+    ratios = sorted(tab["cost_ratio"].unique())
+    rows = []
+    for cond, sub in tab.groupby("condition", sort=False):
+        cells = []
+        for cr in ratios:
+            x = sub[sub["cost_ratio"] == cr]
+            cells.append(
+                f"{fmt_num(x['ratio'].iloc[0])}, {x['outcome'].iloc[0]}" if len(x) else "–"
+            )
+        rows.append([cond, *cells, fmt_num(sub["break_even"].iloc[0])])
+    head = [
+        f"{cr:g}" + (" (calibrated)" if math.isfinite(r0) and abs(cr - r0) < 1e-3 else "")
+        for cr in ratios
+    ]
+    return [
+        "Sensitivity to the cost of one gradient step (in forward passes): best-cap ERT ratio "
+        "evo/BPTT and the outcome at each cost ratio (Holm over the conditions at each), and "
+        "the break-even cost ratio at which the ERT ratio is 1 (– when nothing was solved or it "
+        "lies outside [0.01, 1000]):",
+        "",
+        *md_table(["condition", *head, "break-even ratio"], rows),
+        "",
+    ]
 
 
 def _lag_table(exp: Results) -> list[str]:
@@ -1443,19 +1484,16 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
     def desc(r):
         return (
             f"{r.condition} ({_label(r.evo)} / {_label(r.bptt)}: {_ci(r.ratio, r.lo, r.hi)}, "
-            f"{_pt(r.p)})"
+            f"{_pt(r.p)}, Holm {_pt(r.p_holm)})"
         )
 
     sents = []
     n = len(panels)
     for outc, text in (
-        ("BPTT faster", "the best BPTT variant was significantly faster (ratio CI above 1) on"),
-        (
-            "evolution faster",
-            "the best evolutionary method was significantly faster (CI below 1) on",
-        ),
+        ("BPTT faster", "BPTT was significantly faster (Holm-adjusted) on"),
+        ("evolution faster", "the evolutionary method was significantly faster (Holm-adjusted) on"),
         ("equally fast", f"the two were equally fast within a factor {EQUIV_RATIO:g} on"),
-        ("undecided", "the difference is not significant (ratio CI or Mann-Whitney test) on"),
+        ("undecided", "the difference is not significant after Holm's correction on"),
         ("nothing solved", "no method solved any seed on"),
     ):
         if outc in groups:
@@ -1464,8 +1502,8 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
     basis = f"BPTT significantly faster in {fast} of {_plural(n, 'condition')} (speed)"
     para = (
         f"**Verdict: {label}.** In the speed experiment ({_plural(n, 'condition')}), comparing "
-        "the expected running time to the task's success criterion (ERT, forward-pass "
-        "equivalents) of the best evolutionary method with that of the best BPTT variant "
+        "the restart-aware expected cost to the task's success criterion (best-cap ERT, "
+        "forward-pass equivalents) of the declared pairing, CMA-ES against BPTT (Adam) "
         "(ratio = ERT(evolutionary) / ERT(BPTT), > 1: BPTT faster): " + "; ".join(sents) + "."
     )
     wall = [r for r in panels.itertuples() if r.wall_outcome != "not measured"]
@@ -1478,7 +1516,9 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
             + (f"; it differs on {_join(differ)}" if differ else "")
             + "."
         )
-    lines += [para, "", *_speed_table(panels), "", _seeds_note(n_min, n_max, "a"), ""]
+    lines += [para, "", *_speed_table(panels), ""]
+    lines += _safe(_cost_ratio_table, exp, what="The cost-ratio table")
+    lines += [_seeds_note(n_min, n_max, "a"), ""]
     lines += _others_a(exps)
     return {"label": label, "basis": basis, "lines": lines}
 
@@ -1513,7 +1553,7 @@ def _others_a(exps: dict[str, Results]) -> list[str]:
 def _verdict_b(exps: dict[str, Results]) -> dict:
     exp = exps.get("local_optima")
     lines = [
-        "## Claim (b): is BPTT more often stuck in local optima, more than feed-forward nets?",
+        "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?",
         "",
     ]
     if exp is None or C.optima_tables(exp) is None:
@@ -1525,18 +1565,20 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
     b1, b2 = C.optima_panels(exp)
     sr = C.optima_tables(exp)["sr"]
     n_min, n_max = (int(sr["n"].min()), int(sr["n"].max())) if len(sr) else (0, 0)
-    label = C.claim_b(b1, b2, n_min)
+    label = C.claim_b(b2, n_min, has_b1=bool(len(b1)))
 
     def d1(r):
         return (
             f"{r.condition} ({_label(r.bptt)} {r.k_b}/{r.n_b} vs {_label(r.other)} "
-            f"{r.k_o}/{r.n_o}, difference {_ci(r.d, r.lo, r.hi, 2)}, Fisher {_pt(r.p)})"
+            f"{r.k_o}/{r.n_o}, difference {_ci(r.d, r.lo, r.hi, 2)}, Fisher {_pt(r.p)}, "
+            f"Holm {_pt(r.p_holm)})"
         )
 
     def d2(r):
         return (
-            f"{r.condition} ({_label(r.bptt)}: {r.rec_arch} {r.k_r}/{r.n_r} vs {r.ff_arch} "
-            f"{r.k_f}/{r.n_f}, difference {_ci(r.d, r.lo, r.hi, 2)}, Fisher {_pt(r.p)})"
+            f"{r.condition}, {r.ff_arch} ({_label(r.bptt)} rec − ff {r.d_grad:+.2f}, "
+            f"{_label(r.evo)} rec − ff {r.d_evo:+.2f}: interaction "
+            f"{_ci(r.delta, r.lo, r.hi, 2)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
         )
 
     def part(df, fn, texts):
@@ -1556,7 +1598,7 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
             ("BPTT more often stuck", "BPTT succeeded significantly less often than CMA-ES on"),
             ("BPTT less often stuck", "BPTT succeeded significantly more often than CMA-ES on"),
             ("equal", f"the success rates were equal within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the difference is not significant on"),
+            ("undecided", "the difference is not significant after Holm's correction on"),
             ("nothing solved", "neither solved any seed on"),
         ),
     )
@@ -1564,36 +1606,35 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
         b2,
         d2,
         (
-            ("recurrence hurts", "the recurrent net succeeded significantly less often on"),
-            ("recurrence helps", "the recurrent net succeeded significantly more often on"),
-            ("equal", f"the success rates were equal within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the difference is not significant on"),
-            (
-                "not informative",
-                "no method solved the feed-forward net (no information about optima) on",
-            ),
+            ("BPTT hurt more", "recurrence lowered BPTT's success significantly more than "
+             "CMA-ES's on"),
+            ("BPTT hurt less", "recurrence lowered BPTT's success significantly less than "
+             "CMA-ES's on"),
+            ("equal", f"the interaction was within ±{EQUIV_DIFF:g} on"),
+            ("undecided", "the interaction is not significant after Holm's correction on"),
+            ("not informative", "no method solved the feed-forward net (no information) on"),
         ),
-    )
-    pos1 = int((b1["outcome"] == "BPTT more often stuck").sum()) if len(b1) else 0
-    pos2 = int((b2["outcome"] == "recurrence hurts").sum()) if len(b2) else 0
+    )  # fmt: skip
+    pos = int((b2["outcome"] == "BPTT hurt more").sum()) if len(b2) else 0
+    neg = int((b2["outcome"] == "BPTT hurt less").sum()) if len(b2) else 0
     basis = (
-        f"BPTT less successful than CMA-ES in {pos1} of {_plural(len(b1), 'condition')}; "
-        f"recurrent less successful than feed-forward in {pos2} of "
-        f"{_plural(len(b2), 'condition')} (local_optima)"
+        f"recurrence hurt BPTT significantly more than CMA-ES in {pos} and less in {neg} of "
+        f"{_plural(len(b2), 'condition')} (method x architecture interaction, local_optima)"
     )
-    para = f"**Verdict: {label}.** In the local_optima experiment, (b1) comparing success rates "
+    para = f"**Verdict: {label}.** In the local_optima experiment, "
     para += (
-        "of the best BPTT variant and CMA-ES on the recurrent nets: " + "; ".join(s1) + "."
-        if s1
-        else "(b1) could not be measured (no condition has both BPTT and an evolutionary method)."
-    )
-    para += (
-        " (b2) Comparing the same BPTT variant on the recurrent and the feed-forward net: "
+        "the verdict's comparison, the method x architecture interaction of success: "
         + "; ".join(s2)
         + "."
         if s2
-        else " (b2) was not measured: no feed-forward (recurrent = false) runs are stored, so "
-        "the 'more than feed-forward nets' part of the claim is untested."
+        else "no feed-forward (recurrent = false) runs are stored, so the interaction that "
+        "decides the claim could not be measured."
+    )
+    para += (
+        " Separately, BPTT against CMA-ES on the recurrent nets (b1, not part of the "
+        "verdict): " + "; ".join(s1) + "."
+        if s1
+        else ""
     )
     core = C.optima_tables(exp)
     bas = core["basins"]
@@ -1758,6 +1799,7 @@ def render_report(results_root) -> str:
     lines = _intro(ordered, missing)
     lines += _summary(va, vb)
     lines += _question()
+    lines += ["## How the verdicts are decided", "", RULES_TEXT, ""]
     lines += _safe(_setup, ordered, what="The setup section")
     lines += ["## Experiments", ""]
     for i, name in enumerate([*_KNOWN, *extra], start=1):
@@ -1775,7 +1817,6 @@ def render_report(results_root) -> str:
         lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
     lines += va["lines"] + vb["lines"]
     lines += _safe(_published, exps, what="The published-numbers section")
-    lines += ["## How the verdicts are decided", "", RULES_TEXT, ""]
     text = "\n".join(lines)
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
