@@ -89,7 +89,12 @@ _KNOWN = list(ORDER)
 
 
 RULES_TEXT = f"""\
-These rules were fixed before the numbers below were computed. All intervals are {LEVEL:.0%}
+These rules are applied by code (`toolkit/claims.py`) to whatever the tables hold; they are
+stated here before any number. They were last revised on 2026-12-01, after the default-scale
+results of that day had been seen (the pairing and the restart-aware cost replaced a
+best-of-family rule with a fixed-budget cost; claim (b) became an interaction), so for those
+results they are a re-analysis, and only runs made after that revision (e.g. the paper scale)
+test them confirmatorily. All intervals are {LEVEL:.0%}
 intervals; all tests are two-sided at the {ALPHA:g} level **after Holm's correction** over the
 conditions that feed the same verdict (tables print raw and Holm-adjusted p). Costs are
 forward-pass equivalents (see Setup). A run *succeeds* when it meets its task's published
