@@ -1509,14 +1509,7 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     o = ExecOptions.of(opts, **kw)
-    backend, scheduler, jobs, force, echo = o.backend, o.scheduler, o.jobs, o.force, o.echo
-    if backend not in ("loky", "dask"):
-        raise SweepError(f"backend: expected loky or dask, got {backend!r}")
-    if scheduler and backend != "dask":
-        raise SweepError("--scheduler needs --backend dask")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
-        raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
-    n_jobs = default_jobs() if not jobs else int(jobs)
+    n_jobs = _check_options(o)
     reg = resolve_registry(registry)
     exp = (
         config
@@ -1524,114 +1517,39 @@ def run_sweep(
         else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=o.max_runs)
     )
     out_dir = Path(o.out) if o.out else Path(o.results_root) / exp.name
-
-    if not force:
+    if not o.force:
         store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
+    if o.dry_run:
+        return _dry_run(exp, out_dir, o, n_jobs)
     plan_ids = [r["run_id"] for r in exp.runs]
-
-    def plan(stored: dict) -> tuple[set, list, int]:
-        done = {i for i, status in stored.items() if status == "ok"}
-        pending = [r for r in exp.runs if r["run_id"] not in done]
-        return done, pending, len(exp.runs) - len(pending)
-
-    def headline(n_stored: int, n_pending: int) -> str:
-        return (
-            f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
-            f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale "
-            f"{exp.scale}); {n_stored} stored, {n_pending} to run"
-        )
-
-    if o.dry_run:  # reads only: damaged files are reported, not moved
-        stored = {} if force else store.check_runs(out_dir, plan_ids, move=False, echo=echo)
-        done, pending, n_stored = plan(stored)
-        result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
-        est = estimate_cost(pending, n_jobs)
-        echo(format_run_table(exp.runs, done))
-        echo("")
-        echo(headline(n_stored, len(pending)) + f"; results in {out_dir}")
-        line = (
-            f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
-            f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
-            f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
-            f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
-            "weight per sequence-step; "
-            "runs that reach the target stop earlier)"
-        )
-        if est["unestimated_runs"]:
-            line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
-        echo(line)
-        echo("dry run: nothing was run or written")
-        return result
-
     client = cluster = None
-    if backend == "dask":  # before writing anything: an unreachable scheduler
-        named = {} if force else store.stored_ids(out_dir)  # by name; checked under the lock
-        if plan(named)[1]:
-            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
-    try:
-        lock = store.acquire_lock(out_dir, echo=echo)
-    except (store.ResultsLocked, OSError) as e:
-        for c in (client, cluster):
-            if c is not None:
-                with contextlib.suppress(Exception):
-                    c.close()
-        if isinstance(e, store.ResultsLocked):
-            raise SweepError(str(e)) from None
-        raise SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+    if o.backend == "dask":  # before writing anything: an unreachable scheduler
+        named = {} if o.force else store.stored_ids(out_dir)  # by name; checked under the lock
+        if _pending(exp, named):
+            client, cluster = _connect_dask(o.scheduler, n_jobs, o.timeout)
+    lock = _lock(out_dir, o.echo, client, cluster)
     result = SweepResult(exp.name, out_dir, len(exp.runs), 0)
-    n_stored = 0
     status = "interrupted"
     error: BaseException | None = None
     late: list[str] = []  # problems after the runs, when nothing failed before them
     meta = None
-
-    def stored_count() -> str:
-        try:
-            return str(len(set(store.stored_ids(out_dir)) & set(plan_ids)))
-        except OSError:
-            return "an unknown number"
-
-    def first_line(e: BaseException) -> str:
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
     try:
         # the resume check reads and checks every stored file of the plan; damaged ones are
         # moved to runs/damaged/ and their runs executed again
-        stored = {} if force else store.check_runs(out_dir, plan_ids, echo=echo)
-        done, pending, n_stored = plan(stored)
-        result.n_stored_before = n_stored
-        store.prepare(out_dir, force=force)
-        if pending and backend == "dask" and client is None:  # damaged files to rerun
-            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
+        stored = {} if o.force else store.check_runs(out_dir, plan_ids, echo=o.echo)
+        pending = _pending(exp, stored)
+        result.n_stored_before = len(exp.runs) - len(pending)
+        store.prepare(out_dir, force=o.force)
+        if pending and o.backend == "dask" and client is None:  # damaged files to rerun
+            client, cluster = _connect_dask(o.scheduler, n_jobs, o.timeout)
         # a session with nothing to run, after a complete one, changes nothing: meta.json is
         # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
-        noop = not pending and _completed_before(out_dir, exp.given)
-        if noop:
-            echo(headline(n_stored, 0) + f" in {out_dir}; nothing to do")
+        if not pending and _completed_before(out_dir, exp.given):
+            o.echo(_headline(exp, result.n_stored_before, 0) + f" in {out_dir}; nothing to do")
             status = "complete"
             return result
-        meta = store.new_meta(
-            exp,
-            backend=backend,
-            jobs=n_jobs,
-            scheduler=scheduler,
-            registry=_registry_label(reg),
-            out_dir=out_dir,
-        )
-        if client is not None:
-            meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
-        store.write_meta(out_dir, meta)
-        echo(
-            headline(n_stored, len(pending))
-            + f" -> {out_dir} ({backend}"
-            + (f" at {scheduler}" if scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}")
-            + ")"
-        )
+        meta = _start_session(exp, pending, reg, out_dir, o, n_jobs, client)
         if pending:
-            try:
-                meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
-            except Exception as e:  # the runs will report the problem themselves
-                echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
             _execute(exp, pending, reg, out_dir, o, n_jobs, result)
         status = "complete"
     except (KeyboardInterrupt, SweepError) as e:
@@ -1640,74 +1558,186 @@ def run_sweep(
     except Exception as e:  # a worker died, the cluster went away, the disk is full, ...
         error = e
         raise SweepStopped(
-            f"the sweep stopped: {first_line(e)}. {stored_count()} of {len(plan_ids)} runs are "
-            f"stored in {out_dir}; run the same command again to resume"
+            f"the sweep stopped: {_first_line(e)}. {_stored_count(out_dir, plan_ids)} of "
+            f"{len(plan_ids)} runs are stored in {out_dir}; run the same command again to resume"
         ) from e
     finally:
         # nothing here raises: after an earlier error each later failure is one line and the
         # first error stays the one reported; without one, they are raised below
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+        _close_quietly(client, cluster)
         if meta is not None:
-            try:
-                store.consolidate(out_dir, plan_ids)
-            except Exception as e:
-                if error is None:
-                    late.append(str(e) if isinstance(e, store.DamagedResults) else first_line(e))
-                else:
-                    echo(f"warning: rebuilding the tables failed too: {first_line(e)}")
-            if error is not None:
-                status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            elif late:
-                status = "failed"
-            try:
-                store.finish_meta(
-                    out_dir,
-                    meta,
-                    status=status,
-                    executed=result.n_executed,
-                    failed=result.n_failed,
-                    stored_before=n_stored,
-                    cpu_s=result.cpu_s,
-                    wall_s=time.perf_counter() - t_start,
-                )
-            except Exception as e:
-                if error is None:
-                    late.append(f"writing {store.META_FILE} failed: {first_line(e)}")
-                else:
-                    echo(f"warning: writing {store.META_FILE} failed too: {first_line(e)}")
+            late = _finish_session(out_dir, plan_ids, meta, status, error, result, t_start, o.echo)
         try:
             lock.release()
         except OSError as e:
-            echo(f"warning: could not remove the lock {lock.path}: {first_line(e)}")
+            o.echo(f"warning: could not remove the lock {lock.path}: {_first_line(e)}")
         result.elapsed_s = time.perf_counter() - t_start
     if late:
         raise SweepStopped(
             "the sweep ran, but its results could not be completed: "
             + "; ".join(late)
-            + f"\n{stored_count()} of {len(plan_ids)} runs are stored in {out_dir}; run the "
-            "same command again to resume"
+            + f"\n{_stored_count(out_dir, plan_ids)} of {len(plan_ids)} runs are stored in "
+            f"{out_dir}; run the same command again to resume"
         )
-    if result.n_failed:
-        echo(
-            f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
-            f"(outcome 'error'; tracebacks in the 'error' column of {out_dir / 'runs.parquet'};"
-            " they are retried on the next run):"
-        )
-        for rid, msg in result.failed[:10]:
-            echo(f"  {rid}: {msg}")
-        if len(result.failed) > 10:
-            echo(f"  ... and {len(result.failed) - 10} more")
-    else:
-        echo(
-            f"{exp.name}: done, {result.n_executed} runs executed, {n_stored} were already "
-            f"stored ({result.elapsed_s:.1f} s)"
-        )
+    _say_done(exp, result, o.echo)
     return result
+
+
+def _check_options(o: ExecOptions) -> int:
+    """The number of jobs, after checking the execution options (SweepError if they are bad)."""
+    if o.backend not in ("loky", "dask"):
+        raise SweepError(f"backend: expected loky or dask, got {o.backend!r}")
+    if o.scheduler and o.backend != "dask":
+        raise SweepError("--scheduler needs --backend dask")
+    jobs = o.jobs
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
+        raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
+    return default_jobs() if not jobs else int(jobs)
+
+
+def _pending(exp: Experiment, stored: dict) -> list[dict]:
+    """The runs of the plan not stored with status "ok" (errors are retried)."""
+    done = {i for i, status in stored.items() if status == "ok"}
+    return [r for r in exp.runs if r["run_id"] not in done]
+
+
+def _headline(exp: Experiment, n_stored: int, n_pending: int) -> str:
+    return (
+        f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
+        f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale "
+        f"{exp.scale}); {n_stored} stored, {n_pending} to run"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _stored_count(out_dir: Path, plan_ids: list[str]) -> str:
+    try:
+        return str(len(set(store.stored_ids(out_dir)) & set(plan_ids)))
+    except OSError:
+        return "an unknown number"
+
+
+def _dry_run(exp: Experiment, out_dir: Path, o: ExecOptions, n_jobs: int) -> SweepResult:
+    """Print the run table and the estimated cost; read only (damaged files are reported, not
+    moved)."""
+    plan_ids = [r["run_id"] for r in exp.runs]
+    stored = {} if o.force else store.check_runs(out_dir, plan_ids, move=False, echo=o.echo)
+    pending = _pending(exp, stored)
+    n_stored = len(exp.runs) - len(pending)
+    est = estimate_cost(pending, n_jobs)
+    o.echo(format_run_table(exp.runs, {i for i, s in stored.items() if s == "ok"}))
+    o.echo("")
+    o.echo(_headline(exp, n_stored, len(pending)) + f"; results in {out_dir}")
+    line = (
+        f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
+        f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
+        f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
+        f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
+        "weight per sequence-step; runs that reach the target stop earlier)"
+    )
+    if est["unestimated_runs"]:
+        line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
+    o.echo(line)
+    o.echo("dry run: nothing was run or written")
+    return SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
+
+
+def _close_quietly(*things) -> None:
+    for c in things:
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+def _lock(out_dir: Path, echo, *clients):
+    """The writer's lock of ``out_dir``; when it cannot be had, the dask client and cluster
+    are closed and a SweepError says why."""
+    try:
+        return store.acquire_lock(out_dir, echo=echo)
+    except (store.ResultsLocked, OSError) as e:
+        _close_quietly(*clients)
+        if isinstance(e, store.ResultsLocked):
+            raise SweepError(str(e)) from None
+        raise SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+
+
+def _start_session(exp, pending, reg, out_dir, o: ExecOptions, n_jobs: int, client) -> dict:
+    """meta.json of a new session written, the plan announced and the kernels warmed up."""
+    meta = store.new_meta(
+        exp,
+        backend=o.backend,
+        jobs=n_jobs,
+        scheduler=o.scheduler,
+        registry=_registry_label(reg),
+        out_dir=out_dir,
+    )
+    if client is not None:
+        meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
+    store.write_meta(out_dir, meta)
+    n_stored = len(exp.runs) - len(pending)
+    where = f" at {o.scheduler}" if o.scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}"
+    o.echo(_headline(exp, n_stored, len(pending)) + f" -> {out_dir} ({o.backend}{where})")
+    if pending:
+        try:
+            meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
+        except Exception as e:  # the runs will report the problem themselves
+            o.echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
+    return meta
+
+
+def _finish_session(out_dir, plan_ids, meta, status, error, result, t_start, echo) -> list[str]:
+    """The tables rebuilt and meta.json finished; never raises: after ``error`` a failure is
+    one warning line, without one the failures are returned (to be raised by the caller)."""
+    late = []
+    try:
+        store.consolidate(out_dir, plan_ids)
+    except Exception as e:
+        if error is None:
+            late.append(str(e) if isinstance(e, store.DamagedResults) else _first_line(e))
+        else:
+            echo(f"warning: rebuilding the tables failed too: {_first_line(e)}")
+    if error is not None:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    elif late:
+        status = "failed"
+    try:
+        store.finish_meta(
+            out_dir,
+            meta,
+            status=status,
+            executed=result.n_executed,
+            failed=result.n_failed,
+            stored_before=result.n_stored_before,
+            cpu_s=result.cpu_s,
+            wall_s=time.perf_counter() - t_start,
+        )
+    except Exception as e:
+        if error is None:
+            late.append(f"writing {store.META_FILE} failed: {_first_line(e)}")
+        else:
+            echo(f"warning: writing {store.META_FILE} failed too: {_first_line(e)}")
+    return late
+
+
+def _say_done(exp: Experiment, result: SweepResult, echo) -> None:
+    if not result.n_failed:
+        echo(
+            f"{exp.name}: done, {result.n_executed} runs executed, {result.n_stored_before} were "
+            f"already stored ({result.elapsed_s:.1f} s)"
+        )
+        return
+    echo(
+        f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
+        f"(outcome 'error'; tracebacks in the 'error' column of "
+        f"{result.out_dir / 'runs.parquet'}; they are retried on the next run):"
+    )
+    for rid, msg in result.failed[:10]:
+        echo(f"  {rid}: {msg}")
+    if len(result.failed) > 10:
+        echo(f"  ... and {len(result.failed) - 10} more")
 
 
 def _completed_before(out_dir: Path, given: dict) -> bool:
