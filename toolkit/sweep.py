@@ -522,17 +522,6 @@ def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | No
 MAX_RUNS = 100_000
 
 
-def _planned_runs(grid: dict, kinds: dict, methods: dict, n_tasks: int, replicates: int) -> int:
-    """The number of runs the expansion below would produce (before removing duplicates),
-    computed from the list lengths alone, so that an oversized grid is refused in microseconds
-    instead of being expanded."""
-    general = math.prod(len(v) for k, v in grid.items() if kinds[k] != "method")
-    per_method = sum(
-        math.prod(len(v) for k, v in grid.items() if k.startswith(f"methods.{m}.")) for m in methods
-    )
-    return general * n_tasks * max(1, per_method) * int(replicates)
-
-
 def read_toml(path) -> dict:
     """The experiment file at ``path`` as a dict; :class:`ConfigError` (never a traceback) when
     it cannot be read, is not UTF-8 text (TOML files are UTF-8) or is not valid TOML."""
@@ -673,6 +662,15 @@ class Grid:
 
     def method_keys(self, m: str) -> list[str]:
         return [k for k in self.values if k.startswith(f"methods.{m}.")]
+
+    def n_runs(self, methods: Iterable[str], n_tasks: int, replicates: int) -> int:
+        """The number of runs the expansion would produce (before removing duplicates), from
+        the list lengths alone: an oversized grid is refused in microseconds, not expanded."""
+        general = math.prod(len(self.values[k]) for k in self.general_keys)
+        per_method = sum(
+            math.prod(len(self.values[k]) for k in self.method_keys(m)) for m in methods
+        )
+        return general * n_tasks * max(1, per_method) * int(replicates)
 
 
 def _table(cfg: dict, key: str, keys: tuple, P: _Problems, required: bool = True) -> dict:
@@ -1097,7 +1095,7 @@ def build(
     single_task = len(tasks) <= 1 and "task" in cfg
     grid = _parse_grid(cfg, P, single_task=single_task, cell=net.cell)
     known = _check_names(reg, P, tasks, methods, grid)
-    n_planned = _planned_runs(grid.values, grid.kinds, methods, max(1, len(tasks)), replicates)
+    n_planned = grid.n_runs(methods, max(1, len(tasks)), replicates)
     if max_runs is not None and n_planned > max_runs:
         P.add(
             "grid",
