@@ -27,24 +27,33 @@ SCALES = ("smoke", "default", "paper")
 BACKENDS = ("loky", "dask")
 
 
-def _jobs(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (0 = all cores), got {n}")
-    return n
+def _int_at_least(lo: int, expected: str):
+    """An argparse type: an integer >= ``lo``; ``expected`` says so in the message."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if n < lo:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {n}")
+        return n
+
+    return parse
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {n}")
-    return n
+_jobs = _int_at_least(0, "an integer >= 1 (0 = all cores)")
+_positive = _int_at_least(1, "an integer >= 1")
+
+
+def _add_results(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="root of the results (default results)",
+    )
 
 
 def _add_exec_options(p: argparse.ArgumentParser, *, strict_choices: bool = True) -> None:
@@ -159,13 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="results directory of this experiment (default results/<name>)",
     )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="root of the results (default results)",
-    )
+    _add_results(p)
     p.add_argument(
         "--dry-run",
         action="store_true",
@@ -181,13 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir", type=Path, help="results directory, e.g. results/speed")
 
     p = sub.add_parser("report", help="write results/REPORT.md")
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="root of the results (default results)",
-    )
+    _add_results(p)
 
     p = sub.add_parser("bench", help="run the speed benchmarks (benchmarks/run.py)")
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to benchmarks/run.py")
@@ -211,13 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="directory of experiment files (default experiments)",
     )
-    p.add_argument(
-        "--results",
-        type=Path,
-        default=Path("results"),
-        metavar="DIR",
-        help="root of the results (default results)",
-    )
+    _add_results(p)
     return parser
 
 

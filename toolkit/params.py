@@ -238,3 +238,14 @@ def resolve(
     if problems:
         raise ParamError(problems, owner)
     return out
+
+
+def defaults_text(decl: dict[str, Param]) -> str:
+    """``name=default, ...`` of a declaration, in declaration order (a required parameter
+    shows its name alone): the parameter cell of README.md's method and task tables."""
+
+    def show(v) -> str:
+        return f'"{v}"' if isinstance(v, str) else repr(v)
+
+    items = [k if p.required else f"{k}={show(p.default)}" for k, p in decl.items()]
+    return ", ".join(items).replace("|", "\\|")

@@ -493,7 +493,37 @@ def merge_parts(
     """
     import pandas as pd
 
-    runs, traces, thetas, metas = [], [], [], {}
+    tables, metas, missing = _read_parts(sexp, out_dir, echo)
+    if missing:
+        planned = {p.name: len(p.exp.runs) for p in sexp.parts}
+        counts = "; ".join(
+            f"part '{p}': {len(ids)} of {planned[p]} planned runs missing "
+            f"(no run file in {out_dir / 'parts' / p / store.RUNS_DIR}, e.g. {ids[0]})"
+            for p, ids in missing.items()
+        )
+        if not allow_incomplete:
+            raise store.DamagedResults(
+                f"cannot merge the parts of {sexp.name}: {counts}. Nothing was merged; run the "
+                "same command again to run the missing runs",
+                [out_dir / "parts" / p for p in missing],
+            )
+        echo(f"warning: merging an incomplete {sexp.name}: {counts}; meta.json says incomplete")
+    if not metas:
+        return
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, dfs in zip(
+        (store.RUNS_TABLE, store.TRACES_TABLE, store.THETAS_TABLE), tables, strict=True
+    ):
+        _write_table(pd.concat(dfs, ignore_index=True), out_dir / name)
+    n_runs = int(sum(len(r) for r in tables[0]))
+    store.write_meta(out_dir, _merged_meta(sexp, metas, missing, n_runs))
+
+
+def _read_parts(sexp: SuiteExperiment, out_dir: Path, echo):
+    """([runs], [traces], [thetas]) of the parts that have runs, their meta.json by part, and
+    the planned run ids missing by part."""
+    tables: tuple[list, list, list] = ([], [], [])
+    metas: dict[str, dict] = {}
     missing: dict[str, list[str]] = {}
     labelled = _needs_setup_column(sexp)
     for part in sexp.parts:
@@ -513,31 +543,15 @@ def merge_parts(
         r["experiment"] = sexp.name
         if labelled:
             r[SETUP_COLUMN] = part.name
-        runs.append(r)
-        traces.append(tr)
-        thetas.append(th)
+        for dfs, df in zip(tables, (r, tr, th), strict=True):
+            dfs.append(df)
         metas[part.name] = store.load_meta(d) or {}
-    if missing:
-        planned = {p.name: len(p.exp.runs) for p in sexp.parts}
-        counts = "; ".join(
-            f"part '{p}': {len(ids)} of {planned[p]} planned runs missing "
-            f"(no run file in {out_dir / 'parts' / p / store.RUNS_DIR}, e.g. {ids[0]})"
-            for p, ids in missing.items()
-        )
-        if not allow_incomplete:
-            raise store.DamagedResults(
-                f"cannot merge the parts of {sexp.name}: {counts}. Nothing was merged; run the "
-                "same command again to run the missing runs",
-                [out_dir / "parts" / p for p in missing],
-            )
-        echo(f"warning: merging an incomplete {sexp.name}: {counts}; meta.json says incomplete")
-    if not runs:
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_table(pd.concat(runs, ignore_index=True), out_dir / store.RUNS_TABLE)
-    _write_table(pd.concat(traces, ignore_index=True), out_dir / store.TRACES_TABLE)
-    _write_table(pd.concat(thetas, ignore_index=True), out_dir / store.THETAS_TABLE)
+    return tables, metas, missing
 
+
+def _merged_meta(sexp: SuiteExperiment, metas: dict, missing: dict, n_runs: int) -> dict:
+    """meta.json of the merged experiment: the first part's, with the resolved config, the
+    status and the sessions of every part."""
     first = next(iter(metas.values()))
     res = {p: m.get("config_resolved", {}) for p, m in metas.items()}
 
@@ -566,36 +580,26 @@ def merge_parts(
         "parts": res,
         "toolkit_version": first.get("toolkit_version"),
     }
-    fingerprint = sweep._sha({p: m.get("fingerprint") for p, m in metas.items()}).hex()[:16]
+    part_keys = ("experiment", "fingerprint", "n_runs", "status", "start", "end")
+    complete = all(m.get("status") == "complete" for m in metas.values())
     meta = {
         **first,
         "experiment": sexp.name,
-        "fingerprint": fingerprint,
+        "fingerprint": sweep._sha({p: m.get("fingerprint") for p, m in metas.items()}).hex()[:16],
         "config_file": str(sexp.path),
         "scale": sexp.scale,
         "replicates": resolved["replicates"],
-        "n_runs": int(sum(len(r) for r in runs)),
+        "n_runs": n_runs,
         "n_planned": sexp.n_runs,
         "config_given": sweep._jsonable(sexp.given),
         "config_resolved": resolved,
         "parts": {
-            p: {
-                "dir": f"parts/{p}",
-                "experiment": m.get("experiment"),
-                "fingerprint": m.get("fingerprint"),
-                "n_runs": m.get("n_runs"),
-                "status": m.get("status"),
-                "start": m.get("start"),
-                "end": m.get("end"),
-            }
-            for p, m in metas.items()
+            p: {"dir": f"parts/{p}", **{k: m.get(k) for k in part_keys}} for p, m in metas.items()
         },
         "start": min((m.get("start") or "") for m in metas.values()) or None,
         "end": max((m.get("end") or "") for m in metas.values()) or None,
         "status": "complete"
-        if all(m.get("status") == "complete" for m in metas.values())
-        and len(metas) == len(sexp.parts)
-        and not missing
+        if complete and len(metas) == len(sexp.parts) and not missing
         else "incomplete",
         # every part's sessions, so that the report can add up the sweeps' time
         "history": [
@@ -607,7 +611,7 @@ def merge_parts(
     if missing:
         meta["missing"] = {p: len(ids) for p, ids in missing.items()}
     meta.pop("counts", None)
-    store.write_meta(out_dir, meta)
+    return meta
 
 
 # ------------------------------------------------------------------------------------------

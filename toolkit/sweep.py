@@ -522,17 +522,6 @@ def _grid_key_kind(key: str, methods: dict, single_task: bool) -> tuple[str | No
 MAX_RUNS = 100_000
 
 
-def _planned_runs(grid: dict, kinds: dict, methods: dict, n_tasks: int, replicates: int) -> int:
-    """The number of runs the expansion below would produce (before removing duplicates),
-    computed from the list lengths alone, so that an oversized grid is refused in microseconds
-    instead of being expanded."""
-    general = math.prod(len(v) for k, v in grid.items() if kinds[k] != "method")
-    per_method = sum(
-        math.prod(len(v) for k, v in grid.items() if k.startswith(f"methods.{m}.")) for m in methods
-    )
-    return general * n_tasks * max(1, per_method) * int(replicates)
-
-
 def read_toml(path) -> dict:
     """The experiment file at ``path`` as a dict; :class:`ConfigError` (never a traceback) when
     it cannot be read, is not UTF-8 text (TOML files are UTF-8) or is not valid TOML."""
@@ -623,6 +612,465 @@ def load_config(
     )
 
 
+@dataclass(frozen=True)
+class TaskSpec:
+    """One ``[task]`` / ``[[tasks]]`` entry: its key path, registry name (None when missing or
+    bad) and parameters as given."""
+
+    path: str
+    name: str | None
+    params: dict
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """``[net]``: the cell named (None: the default) and the settings that enter the run key
+    (every setting given plus the defaults that are not None; ``cell`` only when it is not
+    "elman", so existing run ids are unchanged)."""
+
+    cell: str | None
+    values: dict
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """``[budget]``: the limits given (evals / fwd_equiv / wall_s) and the target loss."""
+
+    limits: dict
+    target_loss: float | None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One ``[methods.<name>]`` table: the method's registry name and hyperparameters."""
+
+    name: str
+    hyper: dict
+
+
+@dataclass(frozen=True)
+class Grid:
+    """``[grid]``: each valid key's checked values (file order) and its kind (net, task,
+    budget or method)."""
+
+    values: dict[str, list]
+    kinds: dict[str, str]
+
+    @property
+    def general_keys(self) -> list[str]:
+        return [k for k in self.values if self.kinds[k] != "method"]
+
+    def method_keys(self, m: str) -> list[str]:
+        return [k for k in self.values if k.startswith(f"methods.{m}.")]
+
+    def n_runs(self, methods: Iterable[str], n_tasks: int, replicates: int) -> int:
+        """The number of runs the expansion would produce (before removing duplicates), from
+        the list lengths alone: an oversized grid is refused in microseconds, not expanded."""
+        general = math.prod(len(self.values[k]) for k in self.general_keys)
+        per_method = sum(
+            math.prod(len(self.values[k]) for k in self.method_keys(m)) for m in methods
+        )
+        return general * n_tasks * max(1, per_method) * int(replicates)
+
+
+def _table(cfg: dict, key: str, keys: tuple, P: _Problems, required: bool = True) -> dict:
+    """``cfg[key]`` when it is a table (its unknown keys reported), else {} (and a problem)."""
+    t = cfg.get(key, _MISSING)
+    if t is _MISSING:
+        if required:
+            P.add(key, f"missing: a [{key}] table with keys {', '.join(keys)}")
+        return {}
+    if not isinstance(t, dict):
+        P.add(key, f"expected a table [{key}] with keys {', '.join(keys)}")
+        return {}
+    for k in t:
+        if k not in keys:
+            P.unknown(key, k, keys)
+    return t
+
+
+def _parse_top(path: Path, cfg: dict, P: _Problems) -> tuple[str, str, int | None, int]:
+    """(name, description, root seed, replicates); checks the top keys, [report] and [post]."""
+    for k in cfg:
+        if k not in TOP_KEYS:
+            P.unknown("", k, TOP_KEYS)
+    name = cfg.get("name", path.stem)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        P.add("name", f"expected a name of letters, digits, '_', '.', '-', got {_fmt(name)}")
+    description = cfg.get("description", "")
+    if not isinstance(description, str):
+        P.add("description", f"expected a string, got {_fmt(description)}")
+        description = ""
+    top_decl = {"seed": SEED, "replicates": REPLICATES}
+    top, problems = check_params(top_decl, {k: cfg[k] for k in top_decl if k in cfg})
+    for k, msg in problems:
+        P.add(k, msg)
+    _check_report(cfg.get("report", {}), P)
+    post = cfg.get("post", {})
+    if not isinstance(post, dict):
+        P.add("post", f"expected a table [post] with keys {', '.join(POST_KEYS)}, got {_fmt(post)}")
+    else:
+        for k, v in post.items():
+            if k not in POST_KEYS:
+                P.unknown("post", k, POST_KEYS)
+            elif not isinstance(v, dict):
+                P.add(f"post.{k}", f"expected a table, got {_fmt(v)}")
+    return name, description, top["seed"], top["replicates"] or 1
+
+
+def _parse_tasks(cfg: dict, P: _Problems) -> list[TaskSpec]:
+    """The ``[task]`` or ``[[tasks]]`` entries (bad names -> None, bad params -> {})."""
+    raw = None
+    if "task" in cfg and "tasks" in cfg:
+        P.add("tasks", "give either one [task] table or several [[tasks]], not both")
+    if "task" in cfg:
+        if not isinstance(cfg["task"], dict):
+            P.add("task", "expected a table [task] with keys name, params")
+        else:
+            raw = [("task", cfg["task"])]
+    elif "tasks" in cfg:
+        ts = cfg["tasks"]
+        if not isinstance(ts, list) or not ts or not all(isinstance(t, dict) for t in ts):
+            P.add("tasks", "expected a non-empty array of tables [[tasks]] (name, params)")
+        else:
+            raw = [(f"tasks[{i}]", t) for i, t in enumerate(ts)]
+    else:
+        P.add(
+            "task",
+            "missing: give the task as a [task] table (name, params) or several as [[tasks]]",
+        )
+    specs = []
+    for tpath, t in raw or []:
+        for k in t:
+            if k not in TASK_KEYS:
+                P.unknown(tpath, k, TASK_KEYS)
+        tname = t.get("name", _MISSING)
+        if tname is _MISSING:
+            P.add(f"{tpath}.name", "missing: the task's registry name")
+            tname = None
+        elif not TASK_NAME.coerce(tname)[0]:
+            P.add(f"{tpath}.name", TASK_NAME.coerce(tname)[1])
+            tname = None
+        params = t.get("params", {})
+        if not isinstance(params, dict):
+            P.add(f"{tpath}.params", f"expected a table of task parameters, got {_fmt(params)}")
+            params = {}
+        specs.append(TaskSpec(tpath, tname, params))
+    return specs
+
+
+def _parse_net_budget(cfg: dict, P: _Problems) -> tuple[NetSpec, BudgetSpec]:
+    """``[net]`` (checked against the cell's declaration) and ``[budget]``."""
+    cell = cfg["net"].get("cell") if isinstance(cfg.get("net"), dict) else None
+    cell = cell if isinstance(cell, str) else None
+    net_decl = net_params(cell)
+    net_raw = _table(cfg, "net", tuple(net_decl), P)
+    budget_raw = _table(cfg, "budget", BUDGET_KEYS, P)
+    net = {k: p.default for k, p in net_decl.items() if k != "cell" and p.default is not None}
+    grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
+    if isinstance(cfg.get("net"), dict) and "n_hidden" not in net_raw:
+        if "net.n_hidden" not in grid_given:
+            P.add("net.n_hidden", "missing: the number of hidden units, an integer >= 1")
+    for k, v in _checked(net_decl, net_raw, "net", P).items():
+        if not (k == "cell" and v == "elman"):  # the default is not in the key
+            net[k] = v
+    budget = _checked(BUDGET_PARAMS, budget_raw, "budget", P)
+    target_loss = budget.pop("target_loss", None)
+    limits = {k: v for k, v in budget.items() if v is not None}
+    return NetSpec(cell, net), BudgetSpec(limits, target_loss)
+
+
+def _parse_methods(cfg: dict, P: _Problems) -> dict[str, MethodSpec]:
+    """The ``[methods.<name>]`` tables, in file order."""
+    raw = cfg.get("methods", _MISSING)
+    if raw is _MISSING:
+        P.add("methods", "missing: at least one [methods.<name>] table of hyperparameters")
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        P.add("methods", "expected at least one [methods.<name>] table of hyperparameters")
+        return {}
+    methods = {}
+    for m, hyper in raw.items():
+        if not isinstance(hyper, dict):
+            P.add(f"methods.{m}", f"expected a table of hyperparameters, got {_fmt(hyper)}")
+        else:
+            methods[m] = MethodSpec(m, hyper)
+    return methods
+
+
+def _grid_values(gpath: str, values, decl: Param | None, P: _Problems) -> list | None:
+    """The values of one grid key, checked (a list of distinct scalars of one kind, each valid
+    for the key's declaration), or None after reporting why not."""
+    if not isinstance(values, list):
+        P.add(gpath, f"expected a list of values, got {_fmt(values)}")
+        return None
+    if not values:
+        P.add(
+            gpath,
+            "empty list: a grid key needs at least one value (an empty grid expands to no runs)",
+        )
+        return None
+    bad = [v for v in values if isinstance(v, dict | list)]
+    if bad:
+        P.add(gpath, f"expected scalar values (numbers, strings, booleans), got {_fmt(bad[0])}")
+        return None
+    kinds_of = {
+        "str" if isinstance(v, str) else "bool" if isinstance(v, bool) else "num" for v in values
+    }
+    if len(kinds_of) > 1:
+        P.add(gpath, f"expected values of one kind, got a mix of {sorted(kinds_of)}")
+        return None
+    dup = [v for i, v in enumerate(values) if v in values[:i]]
+    if dup:
+        P.add(gpath, f"duplicate value {_fmt(dup[0])}")
+        return None
+    if decl is None:
+        return list(values)
+    checked = [decl.coerce(v) for v in values]
+    for ok, cv in checked:
+        if not ok:
+            P.add(gpath, cv)
+    return None if not all(ok for ok, _ in checked) else [cv for _, cv in checked]
+
+
+def _parse_grid(cfg: dict, P: _Problems, *, single_task: bool, cell: str | None) -> Grid:
+    """``[grid]``: every key's kind and values checked; also that some budget limit is set."""
+    grid_raw = cfg.get("grid", {})
+    if not isinstance(grid_raw, dict):
+        P.add("grid", "expected a table of dotted keys -> lists of values")
+        grid_raw = {}
+    methods_raw = cfg.get("methods") if isinstance(cfg.get("methods"), dict) else {}
+    values: dict[str, list] = {}
+    kinds: dict[str, str] = {}
+    for k, given in grid_raw.items():
+        kind, why = _grid_key_kind(k, methods_raw, single_task=single_task)
+        if kind is None:
+            P.add(f"grid.{k}", why)
+            continue
+        checked = _grid_values(f"grid.{k}", given, _field(k, cell), P)
+        if checked is not None:
+            values[k], kinds[k] = checked, kind
+    if isinstance(cfg.get("budget"), dict):
+        budget_given = set(cfg["budget"]) | {k[7:] for k in grid_raw if k.startswith("budget.")}
+        if not budget_given & set(BUDGET_LIMITS):
+            P.add("budget", "set at least one limit: evals, fwd_equiv or wall_s")
+    return Grid(values, kinds)
+
+
+def _unknown_name(what: str, name: str, known: list[str], sort: bool = True) -> str:
+    listed = ", ".join(sorted(known) if sort else known)
+    return f"unknown {what} '{name}'{_close(name, known)}; known: {listed}"
+
+
+def _check_names(reg, P: _Problems, tasks, methods, grid: Grid) -> tuple[set, set]:
+    """The task and method names the registry knows; unknown names given are reported."""
+    task_names = method_names = None
+    try:
+        task_names = list(reg.task_names())
+    except Exception as e:  # the tasks module is missing or broken
+        P.add(
+            "task.name",
+            f"cannot check task names: the task registry failed to load ({type(e).__name__}: {e})",
+        )
+    try:
+        method_names = list(reg.method_names())
+    except Exception as e:
+        P.add(
+            "methods",
+            f"cannot check method names: the method registry failed to load "
+            f"({type(e).__name__}: {e})",
+        )
+    if task_names is not None:
+        for t in tasks:
+            if t.name is not None and t.name not in task_names:
+                P.add(f"{t.path}.name", _unknown_name("task", t.name, task_names))
+        for tname in grid.values.get("task.name", []):
+            if tname not in task_names:
+                P.add("grid.task.name", _unknown_name("task", tname, task_names))
+    if method_names is not None:
+        for m in methods:
+            if m not in method_names:
+                P.add(f"methods.{m}", _unknown_name("method", m, method_names, sort=False))
+    return set(task_names or ()), set(method_names or ())
+
+
+def _where(grid_point) -> str:
+    return f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in grid_point)})"
+
+
+class _Resolver:
+    """Tasks built, hyperparameters validated and nets checked through the registry, once per
+    distinct setting; problems go to ``P`` under the key path of the setting."""
+
+    def __init__(self, reg, P: _Problems):
+        self.reg, self.P = reg, P
+        self.tasks: dict[str, dict | None] = {}
+        self.methods: dict[str, dict | None] = {}
+        self.family: dict[str, str | None] = {}
+        self.nets: dict[str, bool] = {}
+
+    def task(self, tpath: str, tname: str, params: dict, from_grid) -> dict | None:
+        ck = canonical([tname, params])
+        if ck not in self.tasks:
+            try:
+                task = self.reg.make_task(tname, dict(params))
+                self.tasks[ck] = {
+                    "name": task.name if getattr(task, "name", None) else tname,
+                    "params": _jsonable(dict(task.params)),
+                    "n_in": int(task.n_in),
+                    "n_out": int(task.n_out),
+                    "output": str(task.output),
+                }
+            except Exception as e:
+                _report(self.P, f"{tpath}.params", e, from_grid, "building the task")
+                self.tasks[ck] = None
+        return self.tasks[ck]
+
+    def method(self, m: str, hyper: dict, from_grid) -> dict | None:
+        ck = canonical([m, hyper])
+        if ck not in self.methods:
+            try:
+                self.methods[ck] = _jsonable(self.reg.validate_method(m, dict(hyper)))
+            except Exception as e:
+                _report(self.P, f"methods.{m}", e, from_grid, "validating the hyperparameters")
+                self.methods[ck] = None
+            if m not in self.family:
+                try:
+                    self.family[m] = str(self.reg.method_family(m))
+                except Exception:
+                    self.family[m] = None
+        return self.methods[ck]
+
+    def net_fits(self, tinfo: dict, net: dict, g: dict) -> bool:
+        """Build the net once per (task, net) to check that it fits the task (sizes, fixed
+        weights); a problem names both, at key ``net`` (and the grid point)."""
+        ck = canonical([tinfo, net])
+        if ck not in self.nets:
+            shape = types.SimpleNamespace(**{k: tinfo[k] for k in ("n_in", "n_out", "output")})
+            try:
+                self.reg.make_net(shape, dict(net))
+                self.nets[ck] = True
+            except Exception as e:
+                where = [(k, v) for k, v in g.items() if k.startswith(("net.", "task."))]
+                msg = (
+                    f"this net does not fit task '{tinfo['name']}' (inputs {tinfo['n_in']}, "
+                    f"outputs {tinfo['n_out']}, output {tinfo['output']}): {e}"
+                )
+                self.P.add("net", msg + (_where(where) if where else ""))
+                self.nets[ck] = False
+        return self.nets[ck]
+
+
+@dataclass(frozen=True)
+class _Point:
+    """One general grid point: its values and the net, budget and target loss they give."""
+
+    values: dict
+    net: dict
+    budget: dict
+    target_loss: float | None
+
+    @classmethod
+    def of(cls, g: dict, net: NetSpec, budget: BudgetSpec) -> _Point:
+        net_g = {**net.values, **{k[4:]: v for k, v in g.items() if k.startswith("net.")}}
+        limits = dict(budget.limits)
+        tl = budget.target_loss
+        for k, v in g.items():
+            if k == "budget.target_loss":
+                tl = v
+            elif k.startswith("budget."):
+                limits[k[7:]] = v
+        return cls(g, net_g, {k: limits[k] for k in BUDGET_LIMITS if k in limits}, tl)
+
+
+def expand(
+    name: str,
+    root_seed: int,
+    replicates: int,
+    tasks: list[TaskSpec],
+    net: NetSpec,
+    budget: BudgetSpec,
+    methods: dict[str, MethodSpec],
+    grid: Grid,
+    known: tuple[set, set],
+    rv: _Resolver,
+    check_nets: bool = True,
+):
+    """The run specs, in plan order: grid points (keys in file order) x tasks x methods (file
+    order) x the method's own grid keys x replicates. Every setting is resolved through ``rv``
+    (also when it cannot make a run, so that every problem is reported); entries with unknown
+    names are skipped. ``index`` is set by the caller."""
+    version = toolkit_version()
+    known_tasks, known_methods = known
+    gen_keys = grid.general_keys
+    for gvals in itertools.product(*[grid.values[k] for k in gen_keys]):
+        pt = _Point.of(dict(zip(gen_keys, gvals, strict=True)), net, budget)
+        # (without a valid task the methods are still checked, so that all problems show)
+        for t in tasks or [TaskSpec("task", None, {})]:
+            tgrid = [(k[12:], v) for k, v in pt.values.items() if k.startswith("task.params.")]
+            tname = pt.values.get("task.name", t.name)
+            tinfo = None
+            if tname in known_tasks:
+                tinfo = rv.task(t.path, tname, {**t.params, **dict(tgrid)}, tgrid)
+            if tinfo is not None and check_nets and not rv.net_fits(tinfo, pt.net, pt.values):
+                tinfo = None
+            for m, spec in methods.items():
+                if m in known_methods:
+                    yield from _method_runs(
+                        name, root_seed, replicates, version, pt, tinfo, spec, grid, rv
+                    )
+
+
+def _method_runs(name, root_seed, replicates, version, pt: _Point, tinfo, spec, grid, rv):
+    """The runs of one method at one grid point and task, over the method's own grid keys."""
+    m = spec.name
+    meth_keys = grid.method_keys(m)
+    for mvals in itertools.product(*[grid.values[k] for k in meth_keys]):
+        mgrid = [(k.split(".", 2)[2], v) for k, v in zip(meth_keys, mvals, strict=True)]
+        rh = rv.method(m, {**spec.hyper, **dict(mgrid)}, mgrid)
+        if tinfo is None or rh is None:
+            continue
+        key = {
+            "task": tinfo["name"],
+            "task_params": tinfo["params"],
+            "net": pt.net,
+            "method": m,
+            "method_params": rh,
+            "budget": pt.budget,
+            "target_loss": pt.target_loss,
+        }
+        gcols = {f"grid.{k}": v for k, v in pt.values.items()}
+        gcols.update({f"grid.{k}": None for k, kind in grid.kinds.items() if kind == "method"})
+        gcols.update({f"grid.{k}": v for k, v in zip(meth_keys, mvals, strict=True)})
+        for r in range(replicates):
+            yield {
+                "experiment": name,
+                "index": None,
+                "run_id": make_run_id(key, r, root_seed, version),
+                "config_id": _sha(key).hex()[:12],
+                "replicate": r,
+                "seed": derive_seed(root_seed, key, r),
+                "task": tinfo["name"],
+                "task_params": tinfo["params"],
+                "n_in": tinfo["n_in"],
+                "n_out": tinfo["n_out"],
+                "output": tinfo["output"],
+                "net": dict(pt.net),
+                "method": m,
+                "family": rv.family.get(m),
+                "method_params": rh,
+                "budget": dict(pt.budget),
+                "target_loss": pt.target_loss,
+                "grid": gcols,
+            }
+
+
+def run_key(run: dict) -> dict:
+    """The run's key (what its seed, id and config id are derived from) out of its spec."""
+    keys = ("task", "task_params", "net", "method", "method_params", "budget", "target_loss")
+    return {k: run[k] for k in keys}
+
+
 def build(
     path: Path,
     cfg: dict,
@@ -640,224 +1088,14 @@ def build(
     if seeds is not None:
         cfg["replicates"] = seeds
         P.origin["replicates"] = "--seeds"
-
-    for k in cfg:
-        if k not in TOP_KEYS:
-            P.unknown("", k, TOP_KEYS)
-
-    name = cfg.get("name", path.stem)
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        P.add("name", f"expected a name of letters, digits, '_', '.', '-', got {_fmt(name)}")
-    description = cfg.get("description", "")
-    if not isinstance(description, str):
-        P.add("description", f"expected a string, got {_fmt(description)}")
-        description = ""
-    top_decl = {"seed": SEED, "replicates": REPLICATES}
-    top, problems = check_params(top_decl, {k: cfg[k] for k in top_decl if k in cfg})
-    root_seed, replicates = top["seed"], top["replicates"] or 1
-    for k, msg in problems:
-        P.add(k, msg)
-    _check_report(cfg.get("report", {}), P)
-    post = cfg.get("post", {})
-    if not isinstance(post, dict):
-        P.add("post", f"expected a table [post] with keys {', '.join(POST_KEYS)}, got {_fmt(post)}")
-    else:
-        for k, v in post.items():
-            if k not in POST_KEYS:
-                P.unknown("post", k, POST_KEYS)
-            elif not isinstance(v, dict):
-                P.add(f"post.{k}", f"expected a table, got {_fmt(v)}")
-
-    # tasks
-    task_entries: list[tuple[str, str | None, dict]] = []  # (key path, name, params)
-    if "task" in cfg and "tasks" in cfg:
-        P.add("tasks", "give either one [task] table or several [[tasks]], not both")
-    raw_tasks = None
-    if "task" in cfg:
-        if not isinstance(cfg["task"], dict):
-            P.add("task", "expected a table [task] with keys name, params")
-        else:
-            raw_tasks = [("task", cfg["task"])]
-    elif "tasks" in cfg:
-        ts = cfg["tasks"]
-        if not isinstance(ts, list) or not ts or not all(isinstance(t, dict) for t in ts):
-            P.add("tasks", "expected a non-empty array of tables [[tasks]] (name, params)")
-        else:
-            raw_tasks = [(f"tasks[{i}]", t) for i, t in enumerate(ts)]
-    else:
-        P.add(
-            "task",
-            "missing: give the task as a [task] table (name, params) or several as [[tasks]]",
-        )
-    for tpath, t in raw_tasks or []:
-        for k in t:
-            if k not in TASK_KEYS:
-                P.unknown(tpath, k, TASK_KEYS)
-        tname = t.get("name", _MISSING)
-        if tname is _MISSING:
-            P.add(f"{tpath}.name", "missing: the task's registry name")
-            tname = None
-        elif not TASK_NAME.coerce(tname)[0]:
-            P.add(f"{tpath}.name", TASK_NAME.coerce(tname)[1])
-            tname = None
-        params = t.get("params", {})
-        if not isinstance(params, dict):
-            P.add(f"{tpath}.params", f"expected a table of task parameters, got {_fmt(params)}")
-            params = {}
-        task_entries.append((tpath, tname, params))
-
-    # net and budget
-    def table(key: str, keys: tuple, required: bool = True) -> dict:
-        t = cfg.get(key, _MISSING)
-        if t is _MISSING:
-            if required:
-                P.add(key, f"missing: a [{key}] table with keys {', '.join(keys)}")
-            return {}
-        if not isinstance(t, dict):
-            P.add(key, f"expected a table [{key}] with keys {', '.join(keys)}")
-            return {}
-        for k in t:
-            if k not in keys:
-                P.unknown(key, k, keys)
-        return t
-
-    cell = cfg["net"].get("cell") if isinstance(cfg.get("net"), dict) else None
-    net_decl = net_params(cell if isinstance(cell, str) else None)
-    net_raw = table("net", tuple(net_decl))
-    budget_raw = table("budget", BUDGET_KEYS)
-    # the run key holds every setting given plus the defaults that are not None (cell only
-    # when it is not the default "elman"), so existing run ids are unchanged
-    net = {k: p.default for k, p in net_decl.items() if k != "cell" and p.default is not None}
-    grid_given = cfg.get("grid") if isinstance(cfg.get("grid"), dict) else {}
-    if (
-        isinstance(cfg.get("net"), dict)
-        and "n_hidden" not in net_raw
-        and "net.n_hidden" not in grid_given
-    ):
-        P.add("net.n_hidden", "missing: the number of hidden units, an integer >= 1")
-    for k, v in _checked(net_decl, net_raw, "net", P).items():
-        if not (k == "cell" and v == "elman"):  # the default is not in the key
-            net[k] = v
-    budget = _checked(BUDGET_PARAMS, budget_raw, "budget", P)
-    target_loss = budget.pop("target_loss", None)
-    budget = {k: v for k, v in budget.items() if v is not None}
-
-    # methods
-    methods_raw = cfg.get("methods", _MISSING)
-    methods: dict[str, dict] = {}
-    if methods_raw is _MISSING:
-        P.add("methods", "missing: at least one [methods.<name>] table of hyperparameters")
-    elif not isinstance(methods_raw, dict) or not methods_raw:
-        P.add("methods", "expected at least one [methods.<name>] table of hyperparameters")
-    else:
-        for m, hyper in methods_raw.items():
-            if not isinstance(hyper, dict):
-                P.add(f"methods.{m}", f"expected a table of hyperparameters, got {_fmt(hyper)}")
-            else:
-                methods[m] = hyper
-
-    # grid
-    grid_raw = cfg.get("grid", {})
-    grid: dict[str, list] = {}
-    if not isinstance(grid_raw, dict):
-        P.add("grid", "expected a table of dotted keys -> lists of values")
-        grid_raw = {}
-    kinds: dict[str, str] = {}
-    for k, values in grid_raw.items():
-        gpath = f"grid.{k}"
-        kind, why = _grid_key_kind(
-            k,
-            methods_raw if isinstance(methods_raw, dict) else {},
-            single_task=len(task_entries) <= 1 and "task" in cfg,
-        )
-        if kind is None:
-            P.add(gpath, why)
-            continue
-        if not isinstance(values, list):
-            P.add(gpath, f"expected a list of values, got {_fmt(values)}")
-            continue
-        if not values:
-            P.add(
-                gpath,
-                "empty list: a grid key needs at least one value (an empty grid "
-                "expands to no runs)",
-            )
-            continue
-        bad = [v for v in values if isinstance(v, dict | list)]
-        if bad:
-            P.add(gpath, f"expected scalar values (numbers, strings, booleans), got {_fmt(bad[0])}")
-            continue
-        kinds_of = {
-            "str" if isinstance(v, str) else "bool" if isinstance(v, bool) else "num"
-            for v in values
-        }
-        if len(kinds_of) > 1:
-            P.add(gpath, f"expected values of one kind, got a mix of {sorted(kinds_of)}")
-            continue
-        dup = [v for i, v in enumerate(values) if v in values[:i]]
-        if dup:
-            P.add(gpath, f"duplicate value {_fmt(dup[0])}")
-            continue
-        decl = _field(k, cell if isinstance(cell, str) else None)
-        if decl is not None:
-            checked = []
-            for v in values:
-                ok, cv = decl.coerce(v)
-                if ok:
-                    checked.append(cv)
-                else:
-                    P.add(gpath, cv)
-            if len(checked) != len(values):
-                continue
-            values = checked
-        grid[k] = list(values)
-        kinds[k] = kind
-    budget_given = set(budget_raw) | {k[7:] for k in grid_raw if k.startswith("budget.")}
-    if isinstance(cfg.get("budget"), dict) and not budget_given & set(BUDGET_LIMITS):
-        P.add("budget", "set at least one limit: evals, fwd_equiv or wall_s")
-
-    # names known to the registry
-    task_names = method_names = None
-    try:
-        task_names = list(reg.task_names())
-    except Exception as e:  # the tasks module is missing or broken
-        P.add(
-            "task.name",
-            f"cannot check task names: the task registry failed to load ({type(e).__name__}: {e})",
-        )
-    try:
-        method_names = list(reg.method_names())
-    except Exception as e:
-        P.add(
-            "methods",
-            f"cannot check method names: the method registry failed to load "
-            f"({type(e).__name__}: {e})",
-        )
-    for tpath, tname, _ in task_entries:
-        if task_names is not None and tname is not None and tname not in task_names:
-            P.add(
-                f"{tpath}.name",
-                f"unknown task '{tname}'{_close(tname, task_names)}; "
-                f"known: {', '.join(sorted(task_names))}",
-            )
-    if task_names is not None and "task.name" in grid:
-        for tname in grid["task.name"]:
-            if tname not in task_names:
-                P.add(
-                    "grid.task.name",
-                    f"unknown task '{tname}'{_close(tname, task_names)}; "
-                    f"known: {', '.join(sorted(task_names))}",
-                )
-    if method_names is not None:
-        for m in methods:
-            if m not in method_names:
-                P.add(
-                    f"methods.{m}",
-                    f"unknown method '{m}'{_close(m, method_names)}; "
-                    f"known: {', '.join(method_names)}",
-                )
-
-    n_planned = _planned_runs(grid, kinds, methods, max(1, len(task_entries)), replicates)
+    name, description, root_seed, replicates = _parse_top(path, cfg, P)
+    tasks = _parse_tasks(cfg, P)
+    net, budget = _parse_net_budget(cfg, P)
+    methods = _parse_methods(cfg, P)
+    single_task = len(tasks) <= 1 and "task" in cfg
+    grid = _parse_grid(cfg, P, single_task=single_task, cell=net.cell)
+    known = _check_names(reg, P, tasks, methods, grid)
+    n_planned = grid.n_runs(methods, max(1, len(tasks)), replicates)
     if max_runs is not None and n_planned > max_runs:
         P.add(
             "grid",
@@ -866,181 +1104,42 @@ def build(
             "(max_runs=None) to run it anyway",
         )
         raise ConfigError(path, P.items)
-
-    # expansion, also when problems were found above (to report the task and method ones too):
-    # entries with unknown names are skipped, a missing root seed is replaced by 0
-    known_tasks = set(task_names or ())
-    known_methods = set(method_names or ())
-    if root_seed is None:
-        root_seed = 0
-
-    # expansion (with task and method validation through the registry)
-    version = toolkit_version()
-    gen_keys = [k for k in grid if kinds[k] != "method"]
-    meth_keys = {m: [k for k in grid if k.startswith(f"methods.{m}.")] for m in methods}
-    task_cache: dict[str, object] = {}
-    method_cache: dict[str, object] = {}
-    family: dict[str, str | None] = {}
-    runs: list[dict] = []
-    run_keys: dict[str, dict] = {}
-
-    def resolve_task(tpath, tname, params, from_grid):
-        ck = canonical([tname, params])
-        if ck not in task_cache:
-            try:
-                task = reg.make_task(tname, dict(params))
-                task_cache[ck] = {
-                    "name": task.name if getattr(task, "name", None) else tname,
-                    "params": _jsonable(dict(task.params)),
-                    "n_in": int(task.n_in),
-                    "n_out": int(task.n_out),
-                    "output": str(task.output),
-                }
-            except Exception as e:
-                _report(P, f"{tpath}.params", e, from_grid, "building the task")
-                task_cache[ck] = None
-        return task_cache[ck]
-
-    def resolve_method(m, hyper, from_grid):
-        ck = canonical([m, hyper])
-        if ck not in method_cache:
-            try:
-                method_cache[ck] = _jsonable(reg.validate_method(m, dict(hyper)))
-            except Exception as e:
-                _report(P, f"methods.{m}", e, from_grid, "validating the hyperparameters")
-                method_cache[ck] = None
-            if m not in family:
-                try:
-                    family[m] = str(reg.method_family(m))
-                except Exception:
-                    family[m] = None
-        return method_cache[ck]
-
-    net_cache: dict[str, bool] = {}
-    # the nets are built only when their settings passed the checks above (one message each)
-    net_valid = not any(k == "net" or k.startswith(("net.", "grid.net.")) for k, _ in P.items)
-
-    def check_net(tinfo, net_g, g) -> bool:
-        """Build the net once per (task, net) to check that it fits the task (sizes, fixed
-        weights); a problem names both, at key ``net`` (or the grid point)."""
-        ck = canonical([tinfo, net_g])
-        if ck not in net_cache:
-            shape = types.SimpleNamespace(**{k: tinfo[k] for k in ("n_in", "n_out", "output")})
-            try:
-                reg.make_net(shape, dict(net_g))
-                net_cache[ck] = True
-            except Exception as e:
-                where = [(k, v) for k, v in g.items() if k.startswith(("net.", "task."))]
-                msg = (
-                    f"this net does not fit task '{tinfo['name']}' (inputs {tinfo['n_in']}, "
-                    f"outputs {tinfo['n_out']}, output {tinfo['output']}): {e}"
-                )
-                if where:
-                    msg += f" (grid point: {', '.join(f'{k}={_fmt(v)}' for k, v in where)})"
-                P.add("net", msg)
-                net_cache[ck] = False
-        return net_cache[ck]
-
-    for gvals in itertools.product(*[grid[k] for k in gen_keys]):
-        g = dict(zip(gen_keys, gvals, strict=True))
-        net_g = {**net, **{k[4:]: v for k, v in g.items() if k.startswith("net.")}}
-        budget_g = {**budget}
-        tl = target_loss
-        for k, v in g.items():
-            if k == "budget.target_loss":
-                tl = v
-            elif k.startswith("budget."):
-                budget_g[k[7:]] = v
-        budget_g = {k: budget_g[k] for k in BUDGET_LIMITS if k in budget_g}
-        # (without a valid task the methods are still checked, so that all problems show)
-        for tpath, tname, tparams in task_entries or [("task", None, {})]:
-            tname_g = g.get("task.name", tname)
-            tgrid = [(k[12:], v) for k, v in g.items() if k.startswith("task.params.")]
-            params_g = {**tparams, **dict(tgrid)}
-            tinfo = None
-            if tname_g in known_tasks:
-                tinfo = resolve_task(tpath, tname_g, params_g, tgrid)
-            if tinfo is not None and net_valid and not check_net(tinfo, net_g, g):
-                tinfo = None
-            for m, hyper in methods.items():
-                if m not in known_methods:
-                    continue
-                for mvals in itertools.product(*[grid[k] for k in meth_keys[m]]):
-                    mgrid = [
-                        (k.split(".", 2)[2], v) for k, v in zip(meth_keys[m], mvals, strict=True)
-                    ]
-                    rh = resolve_method(m, {**hyper, **dict(mgrid)}, mgrid)
-                    if tinfo is None or rh is None:
-                        continue
-                    key = {
-                        "task": tinfo["name"],
-                        "task_params": tinfo["params"],
-                        "net": net_g,
-                        "method": m,
-                        "method_params": rh,
-                        "budget": budget_g,
-                        "target_loss": tl,
-                    }
-                    config_id = _sha(key).hex()[:12]
-                    run_keys[config_id] = key
-                    gcols = {f"grid.{k}": v for k, v in g.items()}
-                    for mk in grid:
-                        if kinds[mk] == "method":
-                            gcols[f"grid.{mk}"] = None
-                    for mk, mv in zip(meth_keys[m], mvals, strict=True):
-                        gcols[f"grid.{mk}"] = mv
-                    for r in range(replicates):
-                        runs.append(
-                            {
-                                "experiment": name,
-                                "index": len(runs),
-                                "run_id": make_run_id(key, r, root_seed, version),
-                                "config_id": config_id,
-                                "replicate": r,
-                                "seed": derive_seed(root_seed, key, r),
-                                "task": tinfo["name"],
-                                "task_params": tinfo["params"],
-                                "n_in": tinfo["n_in"],
-                                "n_out": tinfo["n_out"],
-                                "output": tinfo["output"],
-                                "net": dict(net_g),
-                                "method": m,
-                                "family": family.get(m),
-                                "method_params": rh,
-                                "budget": dict(budget_g),
-                                "target_loss": tl,
-                                "grid": gcols,
-                            }
-                        )
+    # expansion also when problems were found above (to report the task and method ones too),
+    # a missing root seed replaced by 0; the nets are built only when their settings passed
+    # the checks above (one message each)
+    root_seed = 0 if root_seed is None else root_seed
+    check_nets = not any(k == "net" or k.startswith(("net.", "grid.net.")) for k, _ in P.items)
+    rv = _Resolver(reg, P)
+    args = (tasks, net, budget, methods, grid, known, rv, check_nets)
+    runs = list(expand(name, root_seed, replicates, *args))
     if P.items:
         raise ConfigError(path, P.items)
-    ids = [r["run_id"] for r in runs]
-    if len(set(ids)) != len(ids):  # the same run reached twice (e.g. a grid value = the base)
-        seen = set()
-        runs = [r for r in runs if not (r["run_id"] in seen or seen.add(r["run_id"]))]
-        for i, r in enumerate(runs):
-            r["index"] = i
+    seen: set[str] = set()  # the same run reached twice (e.g. a grid value = the base)
+    runs = [r for r in runs if not (r["run_id"] in seen or seen.add(r["run_id"]))]
+    for i, r in enumerate(runs):
+        r["index"] = i
     if not runs:
         raise ConfigError(path, [("grid", "the experiment expands to no runs")])
-
+    run_keys = {r["config_id"]: run_key(r) for r in runs}
+    version = toolkit_version()
     resolved = {
         "name": name,
         "description": description,
         "seed": root_seed,
         "replicates": replicates,
         "scale": scale,
-        "tasks": [{"name": n, "params": p} for _, n, p in task_entries],
-        "net": net,
-        "budget": budget,
-        "target_loss": target_loss,
-        "methods": {m: method_cache.get(canonical([m, h])) or h for m, h in methods.items()},
-        "grid": grid,
+        "tasks": [{"name": t.name, "params": t.params} for t in tasks],
+        "net": net.values,
+        "budget": budget.limits,
+        "target_loss": budget.target_loss,
+        "methods": {
+            m: rv.methods.get(canonical([m, s.hyper])) or s.hyper for m, s in methods.items()
+        },
+        "grid": grid.values,
         "run_configs": {cid: run_keys[cid] for cid in sorted(run_keys)},
         "toolkit_version": version,
     }
-    fingerprint = _sha({"name": name, "seed": root_seed, "run_configs": sorted(run_keys)}).hex()[
-        :16
-    ]
+    fp = _sha({"name": name, "seed": root_seed, "run_configs": sorted(run_keys)}).hex()[:16]
     return Experiment(
         path=path,
         name=name,
@@ -1051,8 +1150,8 @@ def build(
         given=_jsonable(given),
         resolved=_jsonable(resolved),
         runs=runs,
-        grid_keys=list(grid),
-        fingerprint=fingerprint,
+        grid_keys=list(grid.values),
+        fingerprint=fp,
         registry=reg,
     )
 
@@ -1408,14 +1507,7 @@ def run_sweep(
     """
     t_start = time.perf_counter()
     o = ExecOptions.of(opts, **kw)
-    backend, scheduler, jobs, force, echo = o.backend, o.scheduler, o.jobs, o.force, o.echo
-    if backend not in ("loky", "dask"):
-        raise SweepError(f"backend: expected loky or dask, got {backend!r}")
-    if scheduler and backend != "dask":
-        raise SweepError("--scheduler needs --backend dask")
-    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
-        raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
-    n_jobs = default_jobs() if not jobs else int(jobs)
+    n_jobs = _check_options(o)
     reg = resolve_registry(registry)
     exp = (
         config
@@ -1423,114 +1515,39 @@ def run_sweep(
         else load_config(config, scale=scale, seeds=seeds, registry=reg, max_runs=o.max_runs)
     )
     out_dir = Path(o.out) if o.out else Path(o.results_root) / exp.name
-
-    if not force:
+    if not o.force:
         store.check_compatible(out_dir, exp.name, exp.fingerprint, exp.resolved)
+    if o.dry_run:
+        return _dry_run(exp, out_dir, o, n_jobs)
     plan_ids = [r["run_id"] for r in exp.runs]
-
-    def plan(stored: dict) -> tuple[set, list, int]:
-        done = {i for i, status in stored.items() if status == "ok"}
-        pending = [r for r in exp.runs if r["run_id"] not in done]
-        return done, pending, len(exp.runs) - len(pending)
-
-    def headline(n_stored: int, n_pending: int) -> str:
-        return (
-            f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
-            f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale "
-            f"{exp.scale}); {n_stored} stored, {n_pending} to run"
-        )
-
-    if o.dry_run:  # reads only: damaged files are reported, not moved
-        stored = {} if force else store.check_runs(out_dir, plan_ids, move=False, echo=echo)
-        done, pending, n_stored = plan(stored)
-        result = SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
-        est = estimate_cost(pending, n_jobs)
-        echo(format_run_table(exp.runs, done))
-        echo("")
-        echo(headline(n_stored, len(pending)) + f"; results in {out_dir}")
-        line = (
-            f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
-            f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
-            f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
-            f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
-            "weight per sequence-step; "
-            "runs that reach the target stop earlier)"
-        )
-        if est["unestimated_runs"]:
-            line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
-        echo(line)
-        echo("dry run: nothing was run or written")
-        return result
-
     client = cluster = None
-    if backend == "dask":  # before writing anything: an unreachable scheduler
-        named = {} if force else store.stored_ids(out_dir)  # by name; checked under the lock
-        if plan(named)[1]:
-            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
-    try:
-        lock = store.acquire_lock(out_dir, echo=echo)
-    except (store.ResultsLocked, OSError) as e:
-        for c in (client, cluster):
-            if c is not None:
-                with contextlib.suppress(Exception):
-                    c.close()
-        if isinstance(e, store.ResultsLocked):
-            raise SweepError(str(e)) from None
-        raise SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+    if o.backend == "dask":  # before writing anything: an unreachable scheduler
+        named = {} if o.force else store.stored_ids(out_dir)  # by name; checked under the lock
+        if _pending(exp, named):
+            client, cluster = _connect_dask(o.scheduler, n_jobs, o.timeout)
+    lock = _lock(out_dir, o.echo, client, cluster)
     result = SweepResult(exp.name, out_dir, len(exp.runs), 0)
-    n_stored = 0
     status = "interrupted"
     error: BaseException | None = None
     late: list[str] = []  # problems after the runs, when nothing failed before them
     meta = None
-
-    def stored_count() -> str:
-        try:
-            return str(len(set(store.stored_ids(out_dir)) & set(plan_ids)))
-        except OSError:
-            return "an unknown number"
-
-    def first_line(e: BaseException) -> str:
-        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-
     try:
         # the resume check reads and checks every stored file of the plan; damaged ones are
         # moved to runs/damaged/ and their runs executed again
-        stored = {} if force else store.check_runs(out_dir, plan_ids, echo=echo)
-        done, pending, n_stored = plan(stored)
-        result.n_stored_before = n_stored
-        store.prepare(out_dir, force=force)
-        if pending and backend == "dask" and client is None:  # damaged files to rerun
-            client, cluster = _connect_dask(scheduler, n_jobs, o.timeout)
+        stored = {} if o.force else store.check_runs(out_dir, plan_ids, echo=o.echo)
+        pending = _pending(exp, stored)
+        result.n_stored_before = len(exp.runs) - len(pending)
+        store.prepare(out_dir, force=o.force)
+        if pending and o.backend == "dask" and client is None:  # damaged files to rerun
+            client, cluster = _connect_dask(o.scheduler, n_jobs, o.timeout)
         # a session with nothing to run, after a complete one, changes nothing: meta.json is
         # left as it is (so a rerun of `make experiments` leaves every tracked file unchanged)
-        noop = not pending and _completed_before(out_dir, exp.given)
-        if noop:
-            echo(headline(n_stored, 0) + f" in {out_dir}; nothing to do")
+        if not pending and _completed_before(out_dir, exp.given):
+            o.echo(_headline(exp, result.n_stored_before, 0) + f" in {out_dir}; nothing to do")
             status = "complete"
             return result
-        meta = store.new_meta(
-            exp,
-            backend=backend,
-            jobs=n_jobs,
-            scheduler=scheduler,
-            registry=_registry_label(reg),
-            out_dir=out_dir,
-        )
-        if client is not None:
-            meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
-        store.write_meta(out_dir, meta)
-        echo(
-            headline(n_stored, len(pending))
-            + f" -> {out_dir} ({backend}"
-            + (f" at {scheduler}" if scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}")
-            + ")"
-        )
+        meta = _start_session(exp, pending, reg, out_dir, o, n_jobs, client)
         if pending:
-            try:
-                meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
-            except Exception as e:  # the runs will report the problem themselves
-                echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
             _execute(exp, pending, reg, out_dir, o, n_jobs, result)
         status = "complete"
     except (KeyboardInterrupt, SweepError) as e:
@@ -1539,74 +1556,186 @@ def run_sweep(
     except Exception as e:  # a worker died, the cluster went away, the disk is full, ...
         error = e
         raise SweepStopped(
-            f"the sweep stopped: {first_line(e)}. {stored_count()} of {len(plan_ids)} runs are "
-            f"stored in {out_dir}; run the same command again to resume"
+            f"the sweep stopped: {_first_line(e)}. {_stored_count(out_dir, plan_ids)} of "
+            f"{len(plan_ids)} runs are stored in {out_dir}; run the same command again to resume"
         ) from e
     finally:
         # nothing here raises: after an earlier error each later failure is one line and the
         # first error stays the one reported; without one, they are raised below
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+        _close_quietly(client, cluster)
         if meta is not None:
-            try:
-                store.consolidate(out_dir, plan_ids)
-            except Exception as e:
-                if error is None:
-                    late.append(str(e) if isinstance(e, store.DamagedResults) else first_line(e))
-                else:
-                    echo(f"warning: rebuilding the tables failed too: {first_line(e)}")
-            if error is not None:
-                status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-            elif late:
-                status = "failed"
-            try:
-                store.finish_meta(
-                    out_dir,
-                    meta,
-                    status=status,
-                    executed=result.n_executed,
-                    failed=result.n_failed,
-                    stored_before=n_stored,
-                    cpu_s=result.cpu_s,
-                    wall_s=time.perf_counter() - t_start,
-                )
-            except Exception as e:
-                if error is None:
-                    late.append(f"writing {store.META_FILE} failed: {first_line(e)}")
-                else:
-                    echo(f"warning: writing {store.META_FILE} failed too: {first_line(e)}")
+            late = _finish_session(out_dir, plan_ids, meta, status, error, result, t_start, o.echo)
         try:
             lock.release()
         except OSError as e:
-            echo(f"warning: could not remove the lock {lock.path}: {first_line(e)}")
+            o.echo(f"warning: could not remove the lock {lock.path}: {_first_line(e)}")
         result.elapsed_s = time.perf_counter() - t_start
     if late:
         raise SweepStopped(
             "the sweep ran, but its results could not be completed: "
             + "; ".join(late)
-            + f"\n{stored_count()} of {len(plan_ids)} runs are stored in {out_dir}; run the "
-            "same command again to resume"
+            + f"\n{_stored_count(out_dir, plan_ids)} of {len(plan_ids)} runs are stored in "
+            f"{out_dir}; run the same command again to resume"
         )
-    if result.n_failed:
-        echo(
-            f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
-            f"(outcome 'error'; tracebacks in the 'error' column of {out_dir / 'runs.parquet'};"
-            " they are retried on the next run):"
-        )
-        for rid, msg in result.failed[:10]:
-            echo(f"  {rid}: {msg}")
-        if len(result.failed) > 10:
-            echo(f"  ... and {len(result.failed) - 10} more")
-    else:
-        echo(
-            f"{exp.name}: done, {result.n_executed} runs executed, {n_stored} were already "
-            f"stored ({result.elapsed_s:.1f} s)"
-        )
+    _say_done(exp, result, o.echo)
     return result
+
+
+def _check_options(o: ExecOptions) -> int:
+    """The number of jobs, after checking the execution options (SweepError if they are bad)."""
+    if o.backend not in ("loky", "dask"):
+        raise SweepError(f"backend: expected loky or dask, got {o.backend!r}")
+    if o.scheduler and o.backend != "dask":
+        raise SweepError("--scheduler needs --backend dask")
+    jobs = o.jobs
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 0):
+        raise SweepError(f"jobs: expected an integer >= 1 (0 = all cores), got {jobs!r}")
+    return default_jobs() if not jobs else int(jobs)
+
+
+def _pending(exp: Experiment, stored: dict) -> list[dict]:
+    """The runs of the plan not stored with status "ok" (errors are retried)."""
+    done = {i for i, status in stored.items() if status == "ok"}
+    return [r for r in exp.runs if r["run_id"] not in done]
+
+
+def _headline(exp: Experiment, n_stored: int, n_pending: int) -> str:
+    return (
+        f"{exp.name}: {len(exp.runs)} runs ({exp.n_configs} configurations x "
+        f"{exp.replicates} replicate{'s' if exp.replicates != 1 else ''}, scale "
+        f"{exp.scale}); {n_stored} stored, {n_pending} to run"
+    )
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+
+
+def _stored_count(out_dir: Path, plan_ids: list[str]) -> str:
+    try:
+        return str(len(set(store.stored_ids(out_dir)) & set(plan_ids)))
+    except OSError:
+        return "an unknown number"
+
+
+def _dry_run(exp: Experiment, out_dir: Path, o: ExecOptions, n_jobs: int) -> SweepResult:
+    """Print the run table and the estimated cost; read only (damaged files are reported, not
+    moved)."""
+    plan_ids = [r["run_id"] for r in exp.runs]
+    stored = {} if o.force else store.check_runs(out_dir, plan_ids, move=False, echo=o.echo)
+    pending = _pending(exp, stored)
+    n_stored = len(exp.runs) - len(pending)
+    est = estimate_cost(pending, n_jobs)
+    o.echo(format_run_table(exp.runs, {i for i, s in stored.items() if s == "ok"}))
+    o.echo("")
+    o.echo(_headline(exp, n_stored, len(pending)) + f"; results in {out_dir}")
+    line = (
+        f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
+        f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
+        f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
+        f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
+        "weight per sequence-step; runs that reach the target stop earlier)"
+    )
+    if est["unestimated_runs"]:
+        line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
+    o.echo(line)
+    o.echo("dry run: nothing was run or written")
+    return SweepResult(exp.name, out_dir, len(exp.runs), n_stored, dry_run=True)
+
+
+def _close_quietly(*things) -> None:
+    for c in things:
+        if c is not None:
+            with contextlib.suppress(Exception):
+                c.close()
+
+
+def _lock(out_dir: Path, echo, *clients):
+    """The writer's lock of ``out_dir``; when it cannot be had, the dask client and cluster
+    are closed and a SweepError says why."""
+    try:
+        return store.acquire_lock(out_dir, echo=echo)
+    except (store.ResultsLocked, OSError) as e:
+        _close_quietly(*clients)
+        if isinstance(e, store.ResultsLocked):
+            raise SweepError(str(e)) from None
+        raise SweepError(f"cannot lock {out_dir}: {type(e).__name__}: {e}") from None
+
+
+def _start_session(exp, pending, reg, out_dir, o: ExecOptions, n_jobs: int, client) -> dict:
+    """meta.json of a new session written, the plan announced and the kernels warmed up."""
+    meta = store.new_meta(
+        exp,
+        backend=o.backend,
+        jobs=n_jobs,
+        scheduler=o.scheduler,
+        registry=_registry_label(reg),
+        out_dir=out_dir,
+    )
+    if client is not None:
+        meta["threads"]["dask_workers"] = len(client.scheduler_info().get("workers", {}))
+    store.write_meta(out_dir, meta)
+    n_stored = len(exp.runs) - len(pending)
+    where = f" at {o.scheduler}" if o.scheduler else f", {n_jobs} job{'s' if n_jobs != 1 else ''}"
+    o.echo(_headline(exp, n_stored, len(pending)) + f" -> {out_dir} ({o.backend}{where})")
+    if pending:
+        try:
+            meta["warmup_s"] = reg.warmup(pending) if hasattr(reg, "warmup") else 0.0
+        except Exception as e:  # the runs will report the problem themselves
+            o.echo(f"warning: warming up the kernels failed ({type(e).__name__}: {e})")
+    return meta
+
+
+def _finish_session(out_dir, plan_ids, meta, status, error, result, t_start, echo) -> list[str]:
+    """The tables rebuilt and meta.json finished; never raises: after ``error`` a failure is
+    one warning line, without one the failures are returned (to be raised by the caller)."""
+    late = []
+    try:
+        store.consolidate(out_dir, plan_ids)
+    except Exception as e:
+        if error is None:
+            late.append(str(e) if isinstance(e, store.DamagedResults) else _first_line(e))
+        else:
+            echo(f"warning: rebuilding the tables failed too: {_first_line(e)}")
+    if error is not None:
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+    elif late:
+        status = "failed"
+    try:
+        store.finish_meta(
+            out_dir,
+            meta,
+            status=status,
+            executed=result.n_executed,
+            failed=result.n_failed,
+            stored_before=result.n_stored_before,
+            cpu_s=result.cpu_s,
+            wall_s=time.perf_counter() - t_start,
+        )
+    except Exception as e:
+        if error is None:
+            late.append(f"writing {store.META_FILE} failed: {_first_line(e)}")
+        else:
+            echo(f"warning: writing {store.META_FILE} failed too: {_first_line(e)}")
+    return late
+
+
+def _say_done(exp: Experiment, result: SweepResult, echo) -> None:
+    if not result.n_failed:
+        echo(
+            f"{exp.name}: done, {result.n_executed} runs executed, {result.n_stored_before} were "
+            f"already stored ({result.elapsed_s:.1f} s)"
+        )
+        return
+    echo(
+        f"{exp.name}: {result.n_failed} of {result.n_executed} runs failed "
+        f"(outcome 'error'; tracebacks in the 'error' column of "
+        f"{result.out_dir / 'runs.parquet'}; they are retried on the next run):"
+    )
+    for rid, msg in result.failed[:10]:
+        echo(f"  {rid}: {msg}")
+    if len(result.failed) > 10:
+        echo(f"  ... and {len(result.failed) - 10} more")
 
 
 def _completed_before(out_dir: Path, given: dict) -> bool:
