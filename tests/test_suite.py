@@ -113,6 +113,8 @@ def _problems(tmp_path, text, scale="default"):
         ("[post.fidelity]\nks = []\n", "post.fidelity.ks", "at least 1"),
         ("[post.fidelity]\nks = [0, 2]\n", "post.fidelity.ks", ">= 1"),
         ("[post.cliff]\nstart = [1.0]\n", "post.cliff.start", "[w, b]"),
+        ("[post.anatomy]\noutcomes = ['error']\n", "post.anatomy.outcomes", "budget"),
+        ("[post.anatomy]\ngrad_tol = 0\n", "post.anatomy.grad_tol", "> 0"),
         ("[post.parallel]\njobs = [1, 1]\n", "post.parallel.jobs", "distinct"),
         ("[post.parts.a]\n'net.n_hiden' = 3\n", "post.parts.a.net.n_hiden", "unknown"),
         ("[post.parts.a]\n'budget.evals' = 0\n", "post.parts.a.budget.evals", ">= 1"),
@@ -201,6 +203,33 @@ def test_make_rejects_bad_scale_or_backend_in_one_line(var, word):
 def test_missing_experiment_dir_is_named(capsys, tmp_path):
     assert cli.main(["experiments", "--dir", str(tmp_path / "nope")]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+# -- [post.anatomy] -------------------------------------------------------------------------
+def test_anatomy_classifies_every_failed_run_on_its_own_training_set(tmp_path):
+    """local_optima at the smoke scale: one anatomy row per failed (budget) run, its loss
+    recomputed on the run's own training set equals the run's final loss (same data stream),
+    every class is one of the stated ones, and a rerun writes the same bytes."""
+    sexp = suite.load(EXPERIMENTS / "local_optima.toml", scale="smoke")
+    assert sexp.post["anatomy"]["max_params"] <= 40
+    out = tmp_path / "lo"
+    suite.run(sexp, out=out, progress=False, echo=lambda *a: None)
+    runs = store.load_runs(out)
+    a = pd.read_parquet(out / "anatomy.parquet")
+    failed = runs[runs["outcome"].isin(["budget", "diverged"])]
+    assert len(failed) and list(a["run_id"]) == list(failed["run_id"])
+    assert set(a["class"]) <= set(suite.ANATOMY_CLASSES)
+    r = runs.set_index("run_id").loc[a["run_id"]]
+    ok = a["class"] != "no end point"
+    assert ok.any()
+    assert a.loc[ok, "final_loss"].to_numpy() == pytest.approx(
+        r.loc[ok.to_numpy(), "final_loss"].to_numpy(), rel=1e-9, abs=1e-12
+    )
+    assert ((a["saturated"] >= 0) & (a["saturated"] <= 1))[ok].all()
+    assert (a.loc[ok, "eig_min"] <= a.loc[ok, "eig_max"]).all()
+    before = (out / "anatomy.parquet").read_bytes()
+    suite.write_anatomy(sexp, out, sexp.post["anatomy"])
+    assert (out / "anatomy.parquet").read_bytes() == before
 
 
 # -- the smoke scale, end to end --------------------------------------------------------------

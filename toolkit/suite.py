@@ -35,6 +35,16 @@ its contents are validated here (:func:`load`), strictly and before anything run
     (:func:`toolkit.landscape.cliff_tables`). Keys: ``n_w``, ``n_b`` (201), ``start``
     ([5.0, -2.8]), ``lr`` (0.5), ``steps`` (80), ``clip`` (1.0), ``sigma0`` (0.5),
     ``generations`` (40), ``seed`` (0).
+``[post.anatomy]``
+    What the end point of every failed run is (:mod:`toolkit.anatomy`): for each run whose
+    outcome is in ``outcomes`` (["budget", "diverged"]; never ``error``) and whose net has at
+    most ``max_params`` (40) weights, the task, the run's own training set (its data stream,
+    :func:`toolkit.sweep.run_seed_sequences`) and the net are rebuilt from the run's spec, and
+    its stored ``final_theta`` is classified (:func:`toolkit.anatomy.classify_end_point`: loss
+    against the optimum 0, gradient norm, finite-difference Hessian spectrum, saturated
+    fraction) into ``anatomy.parquet``. Keys: ``outcomes``, ``max_params``, and the thresholds
+    ``loss_tol``, ``grad_tol``, ``flat_tol``, ``neg_tol``, ``sat_frac`` (defaults: the
+    module's constants).
 ``[post.parallel]``
     The same sweep timed at each ``jobs`` (0 = all cores; forced rerun) on the requested
     backend into ``parallel.parquet`` (jobs, wall_s, repeat, n_runs, identical = the non-timing
@@ -60,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import store, sweep
+from toolkit import anatomy, store, sweep
 from toolkit.params import REQUIRED, Param, check_params
 
 __all__ = [
@@ -73,6 +83,7 @@ __all__ = [
     "write_slices",
     "write_fidelity",
     "write_cliff",
+    "write_anatomy",
 ]
 
 SETUP_COLUMN = "grid.setup"
@@ -135,6 +146,20 @@ POST_SPECS: dict[str, dict[str, Param]] = {
         "sigma0": _pos(0.5),
         "generations": _int(1, 40),
         "seed": _int(0, 0),
+    },
+    "anatomy": {
+        "outcomes": Param(
+            ["budget", "diverged"],
+            "list",
+            item=Param(REQUIRED, "choice", choices=("budget", "diverged")),
+            doc="outcomes that count as failed",
+        ),
+        "max_params": _int(1, 40, doc="larger nets are skipped (a Hessian column per weight)"),
+        "loss_tol": _pos(anatomy.LOSS_TOL, doc="loss at or below: the optimum (0) is reached"),
+        "grad_tol": _pos(anatomy.GRAD_TOL, doc="gradient norm above: 'slow'"),
+        "flat_tol": _pos(anatomy.FLAT_TOL, doc="largest |eigenvalue| below: 'plateau'"),
+        "neg_tol": _pos(anatomy.NEG_TOL, doc="eigenvalues below -neg_tol * max|eig| count"),
+        "sat_frac": _pos(anatomy.SAT_FRAC, doc="saturated fraction at or above: 'plateau'"),
     },
     "parallel": {
         "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),
@@ -360,6 +385,8 @@ def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> S
             res.written += write_fidelity(sexp, out_dir, sexp.post["fidelity"])
         if "cliff" in sexp.post:
             res.written += write_cliff(out_dir, sexp.post["cliff"])
+        if "anatomy" in sexp.post:
+            res.written += write_anatomy(sexp, out_dir, sexp.post["anatomy"], echo=echo)
     finally:
         try:
             lock.release()
@@ -794,3 +821,75 @@ def write_cliff(out_dir: Path, spec: dict) -> list[Path]:
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     return [_write_table(df, out_dir / f"{k}.parquet") for k, df in tabs.items()]
+
+
+ANATOMY_TABLE = "anatomy.parquet"
+#: the classes of :func:`toolkit.anatomy.classify_end_point` for a failed run, in display order
+ANATOMY_CLASSES = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+
+
+def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) -> list[Path]:
+    """anatomy.parquet (module docstring, ``[post.anatomy]``): one row per failed run, in the
+    order of runs.parquet; deterministic (no randomness, single-threaded kernels)."""
+    import pandas as pd
+
+    runs, thetas = _load_tables(out_dir)
+    specs = _specs(sexp)
+    fail = runs[runs["outcome"].isin(spec["outcomes"]) & runs["run_id"].isin(list(specs))]
+    thr = {k: spec[k] for k in ("loss_tol", "grad_tol", "flat_tol", "neg_tol", "sat_frac")}
+    nets: dict[str, tuple] = {}
+    rows, n_big = [], 0
+    for _, row in fail.iterrows():
+        part, rspec = specs[row["run_id"]]
+        ck = sweep.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
+        if ck not in nets:
+            nets[ck] = _task_and_net(part, rspec)
+        task, net = nets[ck]
+        if net.n_params > spec["max_params"]:
+            n_big += 1
+            continue
+        base = {
+            "run_id": row["run_id"],
+            "part": part.name,
+            "task": row["task"],
+            "method": row["method"],
+            "recurrent": bool(row["recurrent"]),
+            "window": int(row["window"]),
+            "n_hidden": int(row["n_hidden"]),
+            "n_params": int(net.n_params),
+            "outcome": row["outcome"],
+            "optimum": 0.0,
+        }
+        th = None
+        if row["run_id"] in thetas.index and thetas.at[row["run_id"], "final_theta"] is not None:
+            th = np.asarray(thetas.at[row["run_id"], "final_theta"], dtype=np.float64)
+        if th is None or th.size != net.n_params or not np.isfinite(th).all():
+            nan = float("nan")
+            rows.append(
+                {
+                    **base,
+                    **dict(loss=nan, grad_norm=nan, decrement=nan, eig_min=nan, eig_max=nan),
+                    **dict(n_negative=-1, saturated=nan, label="no end point"),
+                }
+            )
+            continue
+        data_seq, _ = sweep.run_seed_sequences(rspec["seed"])  # the run's own training set
+        data = task.generate(np.random.default_rng(data_seq))
+        h, _ = net.forward(th, data.x)
+        sat = anatomy.saturated_fraction(h)
+
+        def lg(t, net=net, data=data):
+            return net.loss_and_grad(t, data.x, data.y, data.mask)
+
+        rows.append({**base, **anatomy.classify_end_point(lg, th, saturated=sat, **thr)})
+    if n_big:
+        big = spec["max_params"]
+        echo(f"{sexp.name}: anatomy skipped {n_big} failed run(s) with > {big} weights")
+    cols = [
+        *("run_id", "part", "task", "method", "recurrent", "window", "n_hidden", "n_params"),
+        *("outcome", "optimum", "loss", "grad_norm", "decrement", "eig_min", "eig_max"),
+        *("n_negative",),
+        *("saturated", "label"),
+    ]
+    df = pd.DataFrame(rows, columns=cols).rename(columns={"loss": "final_loss", "label": "class"})
+    return [_write_table(df, out_dir / ANATOMY_TABLE)]

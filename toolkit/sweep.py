@@ -90,7 +90,7 @@ TOP_KEYS = (
 #: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
 #: (several sweeps merged, landscape tables, gradient fidelity, parallel timing). Their
 #: contents are validated by :func:`toolkit.suite.load`; a plain sweep ignores them.
-POST_KEYS = ("parts", "slices", "fidelity", "cliff", "parallel")
+POST_KEYS = ("parts", "slices", "fidelity", "cliff", "anatomy", "parallel")
 TASK_KEYS = ("name", "params")
 #: [net] keys: ``cell`` picks the class (toolkit.nets.CELLS); it enters the run key only when
 #: it is not the default "elman" (so the run keys of every existing file stay what they are)
