@@ -237,6 +237,7 @@ def test_plot_experiment_writes_all_supported_figures(tmp_path, tables):
     pd.DataFrame({"jobs": [1, 1, 2, 2], "wall_s": [10.0, 10.4, 5.6, 5.5]}).to_parquet(
         d / "parallel.parquet"
     )
+    anatomy_table().to_parquet(d / "anatomy.parquet")
     paths = plots.plot_experiment(d, dpi=60, n_boot=200)
     _check_files(paths)
     stems = {p.stem for p in paths}
@@ -253,8 +254,39 @@ def test_plot_experiment_writes_all_supported_figures(tmp_path, tables):
         "loss_slices",
         "grad_norm_slice",
         "parallel_scaling",
+        "failure_anatomy",
     }
     assert all(p.parent == d / "figures" for p in paths)
+
+
+def anatomy_table() -> pd.DataFrame:
+    """A small anatomy.parquet: failed runs of two methods on a recurrent and a feed-forward
+    net of two tasks, with every class."""
+    classes = ("local minimum", "saddle", "plateau", "slow")
+    rows = [
+        dict(task=t, method=m, recurrent=r, window=1 if r else 2, **{"class": classes[i % 4]})
+        for t in ("xor", "parity")
+        for m in ("bptt_adam", "cmaes")
+        for r in (True, False)
+        for i in range(3 + (m == "cmaes") + 2 * r)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_failure_anatomy_bars_are_shares(tmp_path):
+    df = anatomy_table()
+    fig = plots.fig_failure_anatomy(df, title="t")
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == ["xor", "parity"]
+    ax = fig.axes[0]
+    # per bar, the stacked class shares add up to 1
+    tops: dict[float, float] = {}
+    for p in ax.patches:
+        x = round(p.get_x() + p.get_width() / 2, 6)
+        tops[x] = tops.get(x, 0.0) + p.get_height()
+    assert len(tops) == 4 and all(v == pytest.approx(1.0) for v in tops.values())
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["local minimum", "saddle", "plateau", "slow"]
+    _check_files(plots.save_figure(fig, tmp_path / "fa", dpi=50))
 
 
 def test_plot_experiment_skips_missing_tables(tmp_path, tables):

@@ -35,7 +35,7 @@ TIMING_FIGURES = ("convergence_wall_s", "parallel_scaling")
 #: figures each experiment must have at the smoke scale (besides final_loss)
 EXPECTED_FIGURES = {
     "lag": ["success_vs_T"],
-    "local_optima": ["loss_slices", "grad_norm_slice"],
+    "local_optima": ["loss_slices", "grad_norm_slice", "failure_anatomy"],
     "scaling": ["scaling"],
     "truncation": ["truncation"],
     "cliff": ["cliff", "bifurcation", "loss_slices", "grad_norm_slice"],

@@ -19,6 +19,7 @@ bifurcation           7b. Doya's fixed points of x = w sigmoid(x) + b at w = 5 v
 loss_slices           7c. Elman-net loss on filter-normalised 1-D/2-D slices and between seeds
 grad_norm_slice       7d. loss and gradient norm along a 1-D slice (log scale)
 parallel_scaling      8. sweep wall time, speedup and efficiency vs --jobs
+failure_anatomy       9. class shares of failed runs' end points per method x network, per task
 ====================  =============================================================================
 
 Inputs of figure 8: ``parallel.parquet`` with columns ``jobs`` and ``wall_s`` (one row per timed
@@ -1271,6 +1272,78 @@ def fig_parallel(df: pd.DataFrame, *, title: str = "") -> Figure:
 # ------------------------------------------------------------------------------------------
 # the command
 # ------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------
+# 9. anatomy of failures
+# ------------------------------------------------------------------------------------------
+#: display order and colours (Okabe & Ito) of the end-point classes of anatomy.parquet
+ANATOMY_COLORS = {
+    "local minimum": "#D55E00",
+    "saddle": "#CC79A7",
+    "plateau": "#56B4E9",
+    "slow": "#009E73",
+    "solved": "#F0E442",
+    "no end point": "#999999",
+}
+
+
+def _arch_of(recurrent, window) -> str:
+    return "rec." if bool(recurrent) else f"ff, w={int(window)}"
+
+
+def fig_failure_anatomy(df: pd.DataFrame, *, title: str = "") -> Figure:
+    """Stacked bars: the share of each end-point class (:mod:`toolkit.anatomy`) among the
+    failed runs of each method x network, one panel per task; n failed above each bar."""
+    tasks = list(dict.fromkeys(df["task"].astype(str)))
+    with matplotlib.rc_context(STYLE):
+        fig, axes = _figure(len(tasks), panel_h=2.6, max_cols=2, extra_h=1.1)
+        classes = [c for c in ANATOMY_COLORS if (df["class"] == c).any()]
+        classes += sorted(set(df["class"]) - set(classes))
+        for ax, task in zip(axes, tasks, strict=True):
+            d = df[df["task"].astype(str) == task]
+            order = _order(d["method"])
+            trip = zip(d["method"], d["recurrent"], d["window"], strict=True)
+            keys = sorted(
+                {(str(m), bool(r), int(w)) for m, r, w in trip},
+                key=lambda k: (order.index(k[0]), not k[1], k[2]),
+            )
+            x = np.arange(len(keys))
+            bottom = np.zeros(len(keys))
+            n = np.array(
+                [
+                    ((d.method == m) & (d.recurrent == r) & (d.window == w)).sum()
+                    for m, r, w in keys
+                ],
+                dtype=float,
+            )
+            for c in classes:
+                k = np.array(
+                    [
+                        (
+                            (d.method == m)
+                            & (d.recurrent == r)
+                            & (d.window == w)
+                            & (d["class"] == c)
+                        ).sum()
+                        for m, r, w in keys
+                    ],
+                    dtype=float,
+                )
+                share = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+                ax.bar(x, share, bottom=bottom, color=ANATOMY_COLORS.get(c, "#666666"), width=0.7)
+                bottom += share
+            for xi, ni in zip(x, n, strict=True):
+                ax.text(xi, 1.02, f"n={int(ni)}", ha="center", va="bottom", fontsize=7)
+            ax.set_xticks(x, [f"{method_label(m)}\n{_arch_of(r, w)}" for m, r, w in keys])
+            ax.tick_params(axis="x", labelsize=7)
+            ax.set_ylim(0, 1.12)
+            ax.set_title(task)
+        _labels(fig, axes, "method, network", "share of failed runs")
+        names = {"solved": "optimum reached (training loss)"}
+        h = [Patch(color=ANATOMY_COLORS.get(c, "#666666"), label=names.get(c, c)) for c in classes]
+        t = title or "What failed runs ended in"
+        return _finish(fig, f"{t}: end-point classes per method and network", h)
+
+
 def plot_experiment(
     results_dir,
     *,
@@ -1346,4 +1419,7 @@ def plot_experiment(
         save(fig_grad_norm_slice(tables["grad_norm_slice"]), "grad_norm_slice")
     if parallel is not None and len(parallel):
         save(fig_parallel(parallel, title=name), "parallel_scaling")
+    anat = tables.get("anatomy")
+    if anat is not None and len(anat) and {"task", "method", "class"} <= set(anat.columns):
+        save(fig_failure_anatomy(anat, title=name), "failure_anatomy")
     return paths
