@@ -199,11 +199,11 @@ def test_sections_tables_and_figures(tmp_path):
     assert "| condition | method | solved (rate [CI]) | median final loss [CI] |" in text
     assert "| adding | BPTT (Adam) | 18/20 = 0.90 [0.70, 0.97] |" in text
     assert "1 (reference)" in text
-    # claim (b) tables and basins
+    # claim (b) tables and stuck runs
     assert "(b1) BPTT against CMA-ES" in text and "method x architecture interaction" in text
     # the rules come before any number
     assert text.index("## How the verdicts are decided") < text.index("## Experiments")
-    assert "#### Basins and stuck runs" in text
+    assert "#### Stuck runs" in text and "| basins |" not in text
     assert "| xor | feed-forward, window 2 | BPTT (Adam) | 25/30" in text
     # the other experiments are missing: one line each, not fatal
     for name in ("lag", "random_guessing", "scaling", "truncation", "cliff", "reber"):
@@ -517,3 +517,23 @@ def test_sessions_without_a_recorded_commit_are_said_so(tmp_path):
     text = R.render_report(tmp_path)
     assert "could not be generated" not in text
     assert "| git commit | not recorded" in text and "c" * 40 not in text
+
+
+def test_anatomy_table_counts_and_shares_with_the_thresholds():
+    from toolkit import report as R
+
+    df = pd.DataFrame(
+        {
+            "task": ["xor"] * 5,
+            "method": ["bptt_adam"] * 3 + ["cmaes"] * 2,
+            "recurrent": [True] * 5,
+            "window": [1] * 5,
+            "class": ["local minimum", "local minimum", "slow", "plateau", "saddle"],
+            "grad_tol": [2e-4] * 5,
+        }
+    )
+    text = "\n".join(R._anatomy_table(df))
+    assert "| failed runs | local minimum | saddle | plateau | slow |" in text
+    assert "| xor | recurrent | BPTT (Adam) | 3 | 2 (67%) | – | – | 1 (33%) |" in text
+    assert "gradient norm is > 0.0002" in text  # the stored threshold, not the default
+    assert R._anatomy_table(pd.DataFrame()) == []

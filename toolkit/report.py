@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
+from toolkit import anatomy as AN
 from toolkit import claims as C
 from toolkit import store
 from toolkit.claims import (
@@ -931,13 +932,11 @@ def _optima_section(exp: Results) -> list[str]:
     core = C.optima_tables(exp)
     if core is None:
         return []
-    ann, sr, bas = core["ann"], core["sr"], core["basins"]
+    ann, sr = core["ann"], core["sr"]
     stalled = core["stalled"]
-    key = ["condition", "arch", "variant"]
-    t = sr.merge(bas[[*key, "n_basins", "levels", "sizes", "share_lowest"]], on=key, how="left")
     rows = []
     for r in sorted(
-        t.itertuples(),
+        sr.itertuples(),
         key=lambda r: (C.natkey(r.condition), C.natkey(r.arch), _order_key(r.variant)),
     ):
         mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
@@ -945,45 +944,82 @@ def _optima_section(exp: Results) -> list[str]:
         st = stalled[mask & stalled.notna()]
         n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
         stall = f"{int(st.astype(bool).sum())}/{n_fail}" if len(st) or n_fail == 0 else "–"
-        levels = r.levels if isinstance(r.levels, list | np.ndarray) else []
-        sizes = r.sizes if isinstance(r.sizes, list | np.ndarray) else []
-        lv = "; ".join(f"{fmt_num(v, 2)} ({int(s)})" for v, s in zip(levels, sizes, strict=False))
-        k_low = int(sizes[0]) if len(sizes) else 0
         rows.append(
-            [
-                r.condition,
-                r.arch,
-                _label(r.variant),
-                _rate(int(r.successes), int(r.n)),
-                str(int(r.n_basins)) if not pd.isna(r.n_basins) else "–",
-                lv or "–",
-                _rate(k_low, int(r.n)),
-                stall,
-            ]
+            [r.condition, r.arch, _label(r.variant), _rate(int(r.successes), int(r.n)), stall]
         )
     lines = [
-        "#### Basins and stuck runs",
+        "#### Stuck runs",
         "",
         *md_table(
-            [
-                "condition",
-                "network",
-                "method",
-                "solved (rate [CI])",
-                "basins",
-                "levels: median final loss (seeds)",
-                "seeds in lowest level [CI]",
-                "stalled failures",
-            ],
+            ["condition", "network", "method", "solved (rate [CI])", "stalled failures"],
             rows,
         ),
         "",
-        "Basins are distinct final-loss levels among the seeds (single linkage on log10 loss, "
-        "0.5-decade gap; diverged runs not counted). A stalled failure improved its best loss "
-        f"by less than {STALL_TOL:.0%} over the second half of its budget.",
+        "A stalled failure improved its best loss "
+        f"by less than {STALL_TOL:.0%} over the second half of its budget. (Distinct final-loss "
+        "levels are not counted as basins: runs stop when solved, so a final loss records where "
+        "a run was stopped, not where it converged; what failed runs ended in is the anatomy "
+        "table of claim (b).)",
         "",
     ]
     return lines
+
+
+ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+
+
+def _anatomy_table(df: pd.DataFrame) -> list[str]:
+    """Claim (b): the class mix of failed runs' end points per task x method x network, from
+    anatomy.parquet (the [post.anatomy] step, toolkit.anatomy)."""
+    need = {"task", "method", "recurrent", "window", "class"}
+    if df is None or not len(df) or not need <= set(df.columns):
+        return []
+    present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
+    present += sorted(set(df["class"].astype(str)) - set(present))
+    rows = []
+    groups = df.groupby(["task", "method", "recurrent", "window"], sort=False)
+    keys = sorted(
+        groups.groups,
+        key=lambda k: (C.natkey(str(k[0])), not bool(k[2]), int(k[3]), _order_key(str(k[1]))),
+    )
+    for k in keys:
+        g = groups.get_group(k)
+        n = len(g)
+        cells = []
+        for c in present:
+            m = int((g["class"] == c).sum())
+            cells.append(f"{m} ({m / n:.0%})" if m else "–")
+        rows.append([k[0], C._arch_label(bool(k[2]), int(k[3])), _label(str(k[1])), n, *cells])
+    names = {"solved": "optimum reached"}
+
+    def thr(col, default):  # the thresholds the step used (stored beside its rows)
+        v = df[col].iloc[0] if col in df.columns else default
+        return float(v) if pd.notna(v) else default
+
+    lt, gt = thr("loss_tol", AN.LOSS_TOL), thr("grad_tol", AN.GRAD_TOL)
+    ft, nt = thr("flat_tol", AN.FLAT_TOL), thr("neg_tol", AN.NEG_TOL)
+    sf = thr("sat_frac", AN.SAT_FRAC)
+    return [
+        "#### What the failed runs ended in",
+        "",
+        *md_table(
+            ["task", "network", "method", "failed runs", *[names.get(c, c) for c in present]],
+            rows,
+        ),
+        "",
+        "Each failed run's final theta, on its own training set (loss summed over sequences "
+        "and steps, optimum 0), is labelled in this order: *optimum reached* if its loss is "
+        f"<= {lt:g}; *slow* if its gradient norm is > {gt:g} and either the "
+        "Newton decrement over the directions of curvature > flat (the loss decrease a "
+        f"quadratic model predicts to the nearby critical point) is > {lt:g} or the gradient "
+        f"along the other directions has norm > {gt:g}; *plateau* if the largest "
+        f"|Hessian eigenvalue| is < {ft:g} (flat) or at least {sf:.0%} of the "
+        f"hidden activations on the training set are saturated (|h| > {AN.SAT_H:g}); *saddle* "
+        f"if an eigenvalue is < -{nt:g} x the largest |eigenvalue|; else *local "
+        "minimum*. The Hessian is by central finite differences of the exact gradient "
+        "(`toolkit/anatomy.py`, `[post.anatomy]`).",
+        "",
+    ]
 
 
 def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
@@ -1641,21 +1677,8 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
         if s1
         else ""
     )
-    core = C.optima_tables(exp)
-    bas = core["basins"]
-    if len(bas):
-        fam = core["ann"].groupby("variant", sort=True)["family"].first()
-        bas = bas.assign(fam=bas["variant"].map(fam))
-        rec_b = bas[bas["arch"].astype(str).str.startswith("recurrent")]
-        g = rec_b[rec_b["fam"] == "gradient"]["n_basins"]
-        o = rec_b[rec_b["fam"] != "gradient"]["n_basins"]
-        if len(g) and len(o):
-            para += (
-                " Descriptively, the number of distinct final-loss levels (basins) per "
-                f"condition on the recurrent nets was {_values(g)} for BPTT and {_values(o)} "
-                "for the evolutionary methods."
-            )
     lines += [para, "", *_b_tables(b1, b2), _seeds_note(n_min, n_max, "b"), ""]
+    lines += _anatomy_table(exp.tables.get("anatomy"))
     lines += _others_b(exps)
     return {"label": label, "basis": basis, "lines": lines}
 

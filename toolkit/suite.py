@@ -892,4 +892,6 @@ def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) 
         *("saturated", "label"),
     ]
     df = pd.DataFrame(rows, columns=cols).rename(columns={"loss": "final_loss", "label": "class"})
+    for k, v in thr.items():  # the thresholds used, for the report's statement of them
+        df[k] = float(v)
     return [_write_table(df, out_dir / ANATOMY_TABLE)]
