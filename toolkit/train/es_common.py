@@ -53,7 +53,8 @@ def run_streams(seed_seq: np.random.SeedSequence) -> tuple[random.Random, np.ran
 
     They replace the global ``random`` and ``numpy.random`` that DEAP's operators and
     ``deap.cma`` draw from, and are seeded with exactly the state the toolkit used to put into
-    those globals (``random.seed(int)`` and ``numpy.random.seed(uint32 array)``), so results are
+    those globals before (the same int for ``random``, the same uint32 array for the legacy
+    ``numpy.random``), so results are
     unchanged bit for bit. Nothing global is read or written: runs in threads of one process
     are independent. The child stream is derived from ``seed_seq`` with an extra spawn-key word,
     so it differs from ``default_rng(seed_seq)``.
