@@ -14,10 +14,9 @@ import threading
 
 import numpy as np
 import pytest
+from test_evolve import problem  # the same teacher-student problem
 
 import toolkit.train as T
-from toolkit.nets import Elman
-from toolkit.tasks import Dataset
 from toolkit.train import es_common
 
 EVOLUTION = sorted(name for name, m in T.METHODS.items() if m.family == "evolution")
@@ -32,15 +31,6 @@ VARIANTS = [(name, {}) for name in EVOLUTION] + [
 # small populations so that a tiny budget still runs several generations
 SMALL = {"es_comma": {"lambda_": 20}, "es_plus": {"lambda_": 20}, "ga": {"pop_size": 20}}
 IDS = [f"{m}-{'-'.join(f'{k}={v}' for k, v in h.items()) or 'default'}" for m, h in VARIANTS]
-
-
-def problem(H=2, B=4, T_=10, seed=1):
-    net = Elman(1, H, 1)
-    rng = np.random.default_rng(seed)
-    teacher = net.init(rng, scale=1.0)
-    x = rng.standard_normal((B, T_, 1))
-    _, y = net.forward(teacher, x)
-    return net, Dataset(x, y, np.ones((B, T_)))
 
 
 def fingerprint(trace) -> str:

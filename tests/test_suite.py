@@ -13,23 +13,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toolkit import cli, store, suite, sweep
+from toolkit import cli, report, store, suite, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
 FILES = sorted(EXPERIMENTS.glob("*.toml"))
 NAMES = [f.stem for f in FILES]
-SUITE = (
-    "speed",
-    "local_optima",
-    "lag",
-    "random_guessing",
-    "scaling",
-    "truncation",
-    "cliff",
-    "reber",
-    "parallel",
-)
+SUITE = report.ORDER  # the suite's experiments, in the report's order
 #: figures that depend on wall-clock time (not compared between two runs)
 TIMING_FIGURES = ("convergence_wall_s", "parallel_scaling")
 #: figures each experiment must have at the smoke scale (besides final_loss)

@@ -32,6 +32,7 @@ from toolkit.params import Param
 from toolkit.train.es_common import (
     Evolution,
     individuals,
+    init_scale_param,
     run_streams,
 )
 from toolkit.train.registry import Method, register
@@ -290,14 +291,7 @@ PARAMS = {
     "diagonal": Param(False, "bool", doc="sep-CMA-ES (Ros & Hansen 2008), O(n) per sample"),
     "restarts": Param(0, "int", lo=0, doc="IPOP population doublings on stagnation"),
     "incpopsize": Param(2.0, "float", lo=1.0, doc="IPOP factor"),
-    "init_scale": Param(
-        None,
-        "float",
-        lo=0.0,
-        lo_open=True,
-        allow_none=True,
-        doc="first mean: net.init(rng, scale=init_scale)",
-    ),
+    "init_scale": init_scale_param("first mean"),
     "tolfun": _nonneg(1e-12, "restart when generation-best losses vary less than this ..."),
     "tolx": _nonneg(1e-12, "... or sigma * max sqrt(C_ii) < tolx * sigma"),
 }

@@ -31,6 +31,8 @@ from operator import attrgetter
 import numpy as np
 from deap import base, creator, tools
 
+from toolkit.params import Param
+
 # -- DEAP classes (module top level: picklable in loky workers) ---------------------------------
 FITNESS_NAME = "BpttFitnessMin"
 INDIVIDUAL_NAME = "BpttIndividual"
@@ -46,6 +48,19 @@ Individual = getattr(creator, INDIVIDUAL_NAME)
 
 # spawn-key word that separates the run's DEAP-style streams from the run's own Generator
 _GLOBAL_STREAM_KEY = 0xDEA9
+
+
+def init_scale_param(what: str) -> Param:
+    """The ``init_scale`` hyperparameter every population method shares: ``what`` (the first
+    mean, the population, the parents) is drawn from ``net.init(rng, scale=init_scale)``."""
+    return Param(
+        None,
+        "float",
+        lo=0.0,
+        lo_open=True,
+        allow_none=True,
+        doc=f"{what} from net.init(rng, scale=init_scale)",
+    )
 
 
 def run_streams(seed_seq: np.random.SeedSequence) -> tuple[random.Random, np.random.RandomState]:

@@ -28,6 +28,7 @@ from toolkit.train.es_common import (
     cx_blend,
     cx_two_point,
     individual,
+    init_scale_param,
     mut_gaussian,
     run_streams,
     sel_tournament,
@@ -49,14 +50,7 @@ PARAMS = {
         0.1, "float", lo=0.0, hi=1.0, lo_open=True, doc="probability a gene mutates"
     ),
     "elite": Param(1, "int", lo=0, doc="hall-of-fame size kept every generation (0: none)"),
-    "init_scale": Param(
-        None,
-        "float",
-        lo=0.0,
-        lo_open=True,
-        allow_none=True,
-        doc="population from net.init(rng, scale=init_scale)",
-    ),
+    "init_scale": init_scale_param("population"),
 }
 
 

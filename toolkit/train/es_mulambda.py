@@ -31,6 +31,7 @@ from toolkit.train.es_common import (
     as_matrix,
     cx_es_blend,
     individual,
+    init_scale_param,
     mut_es_lognormal,
     run_streams,
     var_or,
@@ -52,14 +53,7 @@ PARAMS = {
     "c": Param(1.0, "float", lo=0.0, lo_open=True, doc="log-normal rule: tau0 = c/sqrt(2n), ..."),
     "indpb": _unit(1.0, "probability that a gene (and its step size) is mutated", lo_open=True),
     "sigma_min": Param(1e-10, "float", lo=0.0, doc="floor of the step sizes"),
-    "init_scale": Param(
-        None,
-        "float",
-        lo=0.0,
-        lo_open=True,
-        allow_none=True,
-        doc="parents from net.init(rng, scale=init_scale)",
-    ),
+    "init_scale": init_scale_param("parents"),
 }
 
 
