@@ -13,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from toolkit import store, sweep
+from toolkit import config, store, sweep
 
 pytest.importorskip("dask.distributed")
 
@@ -70,7 +70,7 @@ def test_dask_two_threads_per_worker_equals_loky_for_every_method(tmp_path, two_
     methods = sorted(METHODS)  # the real registry: every method, gradient and evolutionary
     cfg = tmp_path / "dask_repro.toml"
     cfg.write_text(config_text(methods))
-    kw = dict(registry=sweep.TOOLKIT, progress=False, echo=lambda *a: None)
+    kw = dict(registry=config.TOOLKIT, progress=False, echo=lambda *a: None)
     loky = sweep.run_sweep(cfg, out=tmp_path / "loky", jobs=2, **kw)
     dask = sweep.run_sweep(
         cfg, out=tmp_path / "dask", backend="dask", scheduler=two_thread_cluster, **kw

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from _fake_registry import REGISTRY
 
-from toolkit import cli, store, suite, sweep
+from toolkit import cli, config, store, suite, sweep
 
 TESTS = Path(__file__).resolve().parent
 
@@ -183,7 +183,7 @@ def parts(tmp_path, monkeypatch):
     log = tmp_path / "log.txt"
     p = tmp_path / "tp.toml"
     p.write_text(CONFIG.replace("LOG", str(log)).replace("[grid]", PARTS + "[grid]"))
-    sexp = suite.load(p, registry=REGISTRY)
+    sexp = config.load(p, registry=REGISTRY)
     out = tmp_path / "res"
     suite.run(sexp, out=out, jobs=1, progress=False, echo=lambda *a: None)
     return sexp, out, log

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from toolkit import Elman, cli, sweep, tasks
+from toolkit import Elman, cli, config, tasks
 from toolkit.train import run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,8 +42,8 @@ def _cli(argv, capsys):
 def test_non_utf8_config_is_a_config_error(tmp_path, capsys):
     f = tmp_path / "latin1.toml"
     f.write_bytes(b'seed = 1\nname = "caf\xe9"\n')
-    with pytest.raises(sweep.ConfigError, match=r"not UTF-8 text: byte 0xe9 on line 2"):
-        sweep.load_config(f)
+    with pytest.raises(config.ConfigError, match=r"not UTF-8 text: byte 0xe9 on line 2"):
+        config.load_config(f)
     code, _, err = _cli(["run", f, "--out", tmp_path / "o"], capsys)
     assert code == 2 and "not UTF-8" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
@@ -57,10 +57,10 @@ def test_non_utf8_config_is_a_config_error(tmp_path, capsys):
 def test_run_count_is_checked_before_expanding(tmp_path, capsys, monkeypatch):
     f = tmp_path / "small.toml"
     f.write_text(SMALL)
-    assert len(sweep.load_config(f).runs) == 20
-    with pytest.raises(sweep.ConfigError, match=r"grid: the experiment expands to 20 runs"):
-        sweep.load_config(f, max_runs=19)
-    assert len(sweep.load_config(f, max_runs=None).runs) == 20
+    assert len(config.load_config(f).runs) == 20
+    with pytest.raises(config.ConfigError, match=r"grid: the experiment expands to 20 runs"):
+        config.load_config(f, max_runs=19)
+    assert len(config.load_config(f, max_runs=None).runs) == 20
 
     # 16 values in each of 5 keys x 10 replicates: 10,485,760 runs, refused without expanding
     # (expanding a grid of this size took minutes and gigabytes)
@@ -75,7 +75,7 @@ def test_run_count_is_checked_before_expanding(tmp_path, capsys, monkeypatch):
         + f'"budget.target_loss" = [{", ".join(f"0.{v:02d}" for v in range(1, 17))}]\n'
     )
     calls = []
-    monkeypatch.setattr(sweep, "make_run_id", lambda *a: calls.append(a))
+    monkeypatch.setattr(config, "make_run_id", lambda *a: calls.append(a))
     code, _, err = _cli(["run", big, "--out", tmp_path / "o"], capsys)
     assert code == 2 and "10,485,760 runs" in err and "--force-large" in err
     assert not calls and not (tmp_path / "o").exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toolkit import cli, report, store, suite, sweep
+from toolkit import cli, config, report, store, suite, sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
@@ -44,7 +44,7 @@ def test_every_experiment_validates_at_every_scale(path, scale):
     assert {"smoke", "paper"} <= set(given.get("scales", {})), (
         "needs [scales.smoke], [scales.paper]"
     )
-    sexp = suite.load(path, scale=scale)
+    sexp = config.load(path, scale=scale)
     assert sexp.name == path.stem
     assert sexp.parts and all(len(p.exp.runs) > 0 for p in sexp.parts)
     if scale == "paper":  # >= 30 seeds per condition
@@ -54,7 +54,7 @@ def test_every_experiment_validates_at_every_scale(path, scale):
 
 
 def test_local_optima_has_feedforward_twins():
-    sexp = suite.load(EXPERIMENTS / "local_optima.toml")
+    sexp = config.load(EXPERIMENTS / "local_optima.toml")
     nets = {p.name: p.exp.resolved["net"] for p in sexp.parts}
     assert any(n["recurrent"] for n in nets.values())
     assert any(not n["recurrent"] and n["window"] > 1 for n in nets.values())
@@ -63,7 +63,7 @@ def test_local_optima_has_feedforward_twins():
 
 
 def test_random_guessing_uses_the_papers_range():
-    sexp = suite.load(EXPERIMENTS / "random_guessing.toml")
+    sexp = config.load(EXPERIMENTS / "random_guessing.toml")
     for p in sexp.parts:
         assert p.exp.resolved["methods"]["random"]["r"] == 100.0
         assert {"bptt_adam", "cmaes", "random"} <= set(p.exp.resolved["methods"])
@@ -86,8 +86,8 @@ lr = 0.1
 def _problems(tmp_path, text, scale="default"):
     p = tmp_path / "x.toml"
     p.write_text(text)
-    with pytest.raises(sweep.ConfigError) as e:
-        suite.load(p, scale=scale)
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p, scale=scale)
     return e.value.problems, str(e.value)
 
 
@@ -139,10 +139,10 @@ replicates = 2
     )
     p = tmp_path / "x.toml"
     p.write_text(text)
-    parts = {q.name: q.exp for q in suite.load(p).parts}
+    parts = {q.name: q.exp for q in config.load(p).parts}
     assert parts["a"].replicates == 4 and parts["a"].resolved["net"]["n_hidden"] == 3
     assert parts["b"].replicates == 1 and parts["b"].resolved["budget"] == {"evals": 9}
-    parts = {q.name: q.exp for q in suite.load(p, scale="s").parts}
+    parts = {q.name: q.exp for q in config.load(p, scale="s").parts}
     assert parts["a"].replicates == 3 and parts["b"].replicates == 2
     assert parts["b"].resolved["net"]["n_hidden"] == 5
     assert parts["a"].name == "x.a" and parts["a"].path == p and parts["a"].scale == "s"
@@ -154,11 +154,11 @@ def test_parts_keep_any_text_and_report_is_free_text(tmp_path):
     text = BASE + '[post.parts.a]\ndescription = "\U0001f600 q\\"uote"\n'
     p = tmp_path / "x.toml"
     p.write_text(text, encoding="utf-8")
-    plain = suite.load(p)
+    plain = config.load(p)
     assert plain.parts[0].exp.description == '\U0001f600 q"uote'
     report = '[report]\ntitle = "T"\ncaptions = { fig = "c" }\npublished = [1, 2.5, true]\n'
     p.write_text(text + report, encoding="utf-8")
-    with_report = suite.load(p)
+    with_report = config.load(p)
     ids = [r["run_id"] for r in with_report.parts[0].exp.runs]
     assert ids == [r["run_id"] for r in plain.parts[0].exp.runs]
     assert with_report.parts[0].exp.fingerprint == plain.parts[0].exp.fingerprint
@@ -200,7 +200,7 @@ def test_anatomy_classifies_every_failed_run_on_its_own_training_set(tmp_path):
     """local_optima at the smoke scale: one anatomy row per failed (budget) run, its loss
     recomputed on the run's own training set equals the run's final loss (same data stream),
     every class is one of the stated ones, and a rerun writes the same bytes."""
-    sexp = suite.load(EXPERIMENTS / "local_optima.toml", scale="smoke")
+    sexp = config.load(EXPERIMENTS / "local_optima.toml", scale="smoke")
     assert sexp.post["anatomy"]["max_params"] <= 40
     out = tmp_path / "lo"
     suite.run(sexp, out=out, progress=False, echo=lambda *a: None)
@@ -280,7 +280,7 @@ def test_rerun_resumes(smoke):
     """A second `bptt experiments` on the same results runs nothing again."""
     results, _ = smoke
     before = {n: store.load_runs(results / n) for n in ("speed", "parallel")}
-    sexp = suite.load(EXPERIMENTS / "speed.toml", scale="smoke")
+    sexp = config.load(EXPERIMENTS / "speed.toml", scale="smoke")
     res = suite.run(sexp, results_root=results, progress=False, echo=lambda *a: None)
     assert res.n_executed == 0
     pd.testing.assert_frame_equal(store.load_runs(results / "speed"), before["speed"])
@@ -353,7 +353,7 @@ def test_parallel_honours_the_backend(tmp_path):
 
     path = tmp_path / "par.toml"
     path.write_text(PARALLEL)
-    sexp = suite.load(path)
+    sexp = config.load(path)
     lines: list[str] = []
     kw = dict(results_root=tmp_path / "r", progress=False, echo=lines.append)
     suite.run(sexp, out=tmp_path / "loky", **kw)
@@ -392,8 +392,8 @@ def test_report_table_is_text_only(tmp_path):
     text = (EXPERIMENTS / "random_guessing.toml").read_text("utf-8")
     bare = tmp_path / "random_guessing.toml"
     bare.write_text(text[: text.index("\n[report]")], "utf-8")
-    with_report = suite.load(EXPERIMENTS / "random_guessing.toml", scale="smoke")
-    without = suite.load(bare, scale="smoke")
+    with_report = config.load(EXPERIMENTS / "random_guessing.toml", scale="smoke")
+    without = config.load(bare, scale="smoke")
     assert with_report.given["report"]["title"] and "report" not in without.given
     for a, b in zip(with_report.parts, without.parts, strict=True):
         assert a.exp.fingerprint == b.exp.fingerprint
@@ -433,9 +433,9 @@ def test_one_error_with_its_full_key_path(tmp_path, edit, key):
 def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
     p = tmp_path / "x.toml"
     p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3"))
-    plain = suite.load(p).parts[0].exp
+    plain = config.load(p).parts[0].exp
     p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\nwindow = 3\ncell = 'elman'"))
-    same = suite.load(p).parts[0].exp
+    same = config.load(p).parts[0].exp
     assert [r["run_id"] for r in same.runs] == [r["run_id"] for r in plain.runs]
     from toolkit.nets import Elman
 
@@ -443,7 +443,7 @@ def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
     n = Elman(r["n_in"], 2, r["n_out"], output=r["output"], window=3).n_params
     fe = r["budget"].get("fwd_equiv") or 0.0
     est = sweep.estimate_cost([{**r, "budget": {"fwd_equiv": 1.0}}])
-    assert est["cpu_s"] == sweep.SECONDS_PER_STEP + n * sweep.SECONDS_PER_WEIGHT_STEP, fe
+    assert est["cpu_s"] == config.SECONDS_PER_STEP + n * config.SECONDS_PER_WEIGHT_STEP, fe
     p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstm'"))
     problems, msg = _problems(tmp_path, p.read_text())
     assert [k for k, _ in problems] == ["net"] and "unknown network cell" in msg

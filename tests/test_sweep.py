@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from _fake_registry import REGISTRY
 
-from toolkit import store, sweep
+from toolkit import config, store, sweep
 
 BASE = """
 name = "tiny"
@@ -32,7 +32,7 @@ def write(tmp_path, text, name="tiny.toml"):
 
 
 def load(tmp_path, text, **kw):
-    return sweep.load_config(write(tmp_path, text), registry=REGISTRY, **kw)
+    return config.load_config(write(tmp_path, text), registry=REGISTRY, **kw)
 
 
 # -- grid expansion -----------------------------------------------------------------------
@@ -165,18 +165,18 @@ step = 0.3
             "budget": r["budget"],
             "target_loss": r["target_loss"],
         }
-        assert sweep.derive_seed(7, key, r["replicate"]) == r["seed"]
+        assert config.derive_seed(7, key, r["replicate"]) == r["seed"]
         assert 0 <= r["seed"] < 2**63
     c = load(tmp_path, BASE.replace("seed = 7", "seed = 8"))
     assert not set(seeds_a.values()) & {r["seed"] for r in c.runs}
 
 
 def test_run_seed_sequences_are_independent_streams():
-    d, t = sweep.run_seed_sequences(123)
+    d, t = config.run_seed_sequences(123)
     x = np.random.default_rng(d).random(4)
     y = np.random.default_rng(t).random(4)
     assert not np.allclose(x, y)
-    d2, _ = sweep.run_seed_sequences(123)
+    d2, _ = config.run_seed_sequences(123)
     assert np.array_equal(np.random.default_rng(d2).random(4), x)
 
 
@@ -429,7 +429,7 @@ CASES = [
 
 @pytest.mark.parametrize("text,key,expected", CASES)
 def test_validation_messages(tmp_path, text, key, expected):
-    with pytest.raises(sweep.ConfigError) as ei:
+    with pytest.raises(config.ConfigError) as ei:
         load(tmp_path, text)
     msg = str(ei.value)
     path = tmp_path / "tiny.toml"
@@ -445,7 +445,7 @@ def test_all_problems_reported_at_once(tmp_path):
         .replace("step = 0.3", "step = -1")
         + "[methods.cmaes]\n"
     )
-    with pytest.raises(sweep.ConfigError) as ei:
+    with pytest.raises(config.ConfigError) as ei:
         load(tmp_path, text)
     keys = [k for k, _ in ei.value.problems]
     assert keys == ["replicats", "net.n_hidden", "methods.cmaes", "methods.walk.step"], keys
@@ -455,22 +455,22 @@ def test_all_problems_reported_at_once(tmp_path):
 def test_scale_problems(tmp_path):
     text = BASE + '[scales.smoke]\n"budget.evals" = 0\n'
     with pytest.raises(
-        sweep.ConfigError,
+        config.ConfigError,
         match=r"scales\.smoke\.budget\.evals: expected an integer >= 1, got 0",
     ):
         load(tmp_path, text, scale="smoke")
     with pytest.raises(
-        sweep.ConfigError, match="scales: no scale 'paper' in this file; defined: default, smoke"
+        config.ConfigError, match="scales: no scale 'paper' in this file; defined: default, smoke"
     ):
         load(tmp_path, text, scale="paper")
-    with pytest.raises(sweep.ConfigError, match=r"replicates: .* \(set by --seeds\)"):
+    with pytest.raises(config.ConfigError, match=r"replicates: .* \(set by --seeds\)"):
         load(tmp_path, BASE, seeds=0)
 
 
 def test_unreadable_and_invalid_toml(tmp_path):
-    with pytest.raises(sweep.ConfigError, match="cannot read the experiment file"):
-        sweep.load_config(tmp_path / "missing.toml", registry=REGISTRY)
-    with pytest.raises(sweep.ConfigError, match="not valid TOML"):
+    with pytest.raises(config.ConfigError, match="cannot read the experiment file"):
+        config.load_config(tmp_path / "missing.toml", registry=REGISTRY)
+    with pytest.raises(config.ConfigError, match="not valid TOML"):
         load(tmp_path, "seed = = 1\n")
 
 
@@ -482,8 +482,8 @@ def test_broken_registry_is_a_config_problem(tmp_path):
         def method_names(self):
             raise ImportError("no module named toolkit.train")
 
-    with pytest.raises(sweep.ConfigError) as ei:
-        sweep.load_config(write(tmp_path, BASE), registry=Broken())
+    with pytest.raises(config.ConfigError) as ei:
+        config.load_config(write(tmp_path, BASE), registry=Broken())
     msg = str(ei.value)
     assert "task.name: cannot check task names" in msg and "no module named toolkit.tasks" in msg
     assert "methods: cannot check method names" in msg
@@ -511,14 +511,14 @@ def test_real_toolkit_registry(tmp_path):
     pytest.importorskip("toolkit.train")
     pytest.importorskip("toolkit.tasks")
     cfg = write(tmp_path, REAL, "real.toml")
-    exp = sweep.load_config(cfg, registry=sweep.TOOLKIT)
+    exp = config.load_config(cfg, registry=config.TOOLKIT)
     assert [r["family"] for r in exp.runs] == ["gradient", "evolution"]
     assert exp.runs[0]["method_params"]["lr"] == 0.05 and "beta1" in exp.runs[0]["method_params"]
     res = sweep.run_sweep(
         exp,
         out=tmp_path / "o",
         jobs=1,
-        registry=sweep.TOOLKIT,
+        registry=config.TOOLKIT,
         progress=False,
         echo=lambda *a: None,
     )
@@ -527,8 +527,8 @@ def test_real_toolkit_registry(tmp_path):
     assert set(runs["outcome"]) <= {"solved", "target", "budget", "diverged"}
     assert (runs["fwd_equiv"] >= 5e3).all() | (runs["outcome"] != "budget").all()
     assert len(store.load_traces(tmp_path / "o")) > 2
-    with pytest.raises(sweep.ConfigError) as ei:
-        sweep.load_config(
+    with pytest.raises(config.ConfigError) as ei:
+        config.load_config(
             write(
                 tmp_path,
                 REAL.replace("sigma = 0.5", "sigma = -1").replace(
@@ -536,7 +536,7 @@ def test_real_toolkit_registry(tmp_path):
                 ),
                 "bad.toml",
             ),
-            registry=sweep.TOOLKIT,
+            registry=config.TOOLKIT,
         )
     msg = str(ei.value)
     assert "task.name: unknown task 'temporal_xr' (did you mean 'temporal_xor'?)" in msg

@@ -228,7 +228,7 @@ def _check_backend(args) -> bool:
 
 def _exec_options(args, **kw):
     """The one :class:`toolkit.sweep.ExecOptions` of a command."""
-    from toolkit import sweep
+    from toolkit import config, sweep
 
     return sweep.ExecOptions(
         jobs=args.jobs,
@@ -236,22 +236,21 @@ def _exec_options(args, **kw):
         scheduler=args.scheduler,
         timeout=args.timeout,
         progress=not args.no_progress,
-        max_runs=None if args.force_large else sweep.MAX_RUNS,
+        max_runs=None if args.force_large else config.MAX_RUNS,
         results_root=args.results,
         **kw,
     )
 
 
 def _cmd_run(args) -> int:
-    from toolkit import store, sweep
+    from toolkit import config, store, suite, sweep
 
     if not _check_backend(args):
         return 2
-    from toolkit import suite
 
     opts = _exec_options(args, out=args.out, force=args.force, dry_run=args.dry_run)
-    try:  # the file is read once: suite.load validates the sweep, its parts and [post]
-        sexp = suite.load(args.config, scale=args.scale, seeds=args.seeds, max_runs=opts.max_runs)
+    try:  # the file is read once: config.load validates the sweep, its parts and [post]
+        sexp = config.load(args.config, scale=args.scale, seeds=args.seeds, max_runs=opts.max_runs)
         if sexp.post:  # parts, landscape tables, parallel timing
             res = suite.run(sexp, opts)
         else:
@@ -259,7 +258,7 @@ def _cmd_run(args) -> int:
     except (sweep.SweepStopped, store.DamagedResults) as e:
         _err(str(e))
         return 3
-    except (sweep.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
+    except (config.ConfigError, store.IncompatibleResults, sweep.SweepError) as e:
         _err(str(e))
         return 2
     return 0 if res.ok else 1
@@ -332,7 +331,7 @@ def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> bool:
 def _cmd_experiments(args) -> int:
     """Validate every experiment file first, then run them in turn (sweeps, parts, post steps
     of :mod:`toolkit.suite`), then the figures and the report."""
-    from toolkit import store, suite, sweep
+    from toolkit import config, store, suite, sweep
 
     if not _check_choice("--scale", args.scale, SCALES) or not _check_backend(args):
         return 2
@@ -347,8 +346,8 @@ def _cmd_experiments(args) -> int:
     exps, bad = [], []
     for f in files:
         try:
-            exps.append(suite.load(f, scale=args.scale, max_runs=opts.max_runs))
-        except sweep.ConfigError as e:
+            exps.append(config.load(f, scale=args.scale, max_runs=opts.max_runs))
+        except config.ConfigError as e:
             bad.append(str(e))
     if bad:
         _err("\n".join(bad))

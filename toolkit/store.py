@@ -719,7 +719,7 @@ def environment() -> dict:
 def new_meta(
     exp, *, backend: str, jobs: int, scheduler: str | None, registry: str, out_dir=None
 ) -> dict:
-    """meta.json for a sweep session of ``exp`` (a :class:`toolkit.sweep.Experiment`); keeps
+    """meta.json for a sweep session of ``exp`` (a :class:`toolkit.config.Experiment`); keeps
     the creation time and the history of earlier sessions from a compatible meta.json."""
 
     env = environment()

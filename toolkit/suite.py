@@ -1,8 +1,9 @@
 """The experiment suite: what ``bptt experiments`` does beyond running plain sweeps.
 
 Every file in ``experiments/`` is a sweep (:mod:`toolkit.sweep`, schema in
-:func:`toolkit.sweep.load_config`). An optional ``[post]`` table says what else to do with it;
-its contents are validated here (:func:`load`), strictly and before anything runs:
+:mod:`toolkit.config`). An optional ``[post]`` table says what else to do with it; its
+contents are validated with the rest of the file (:func:`toolkit.config.load`), strictly and
+before anything runs:
 
 ``[post.parts.<part>]``
     Overrides of the file (dotted paths or nested tables, as in ``[scales.<name>]``; a
@@ -39,7 +40,7 @@ its contents are validated here (:func:`load`), strictly and before anything run
     What the end point of every failed run is (:mod:`toolkit.anatomy`): for each run whose
     outcome is in ``outcomes`` (["budget", "diverged"]; never ``error``) and whose net has at
     most ``max_params`` (40) weights, the task, the run's own training set (its data stream,
-    :func:`toolkit.sweep.run_seed_sequences`) and the net are rebuilt from the run's spec, and
+    :func:`toolkit.config.run_seed_sequences`) and the net are rebuilt from the run's spec, and
     its stored ``final_theta`` is classified (:func:`toolkit.anatomy.classify_end_point`: loss
     against the optimum 0, gradient norm, finite-difference Hessian spectrum, saturated
     fraction) into ``anatomy.parquet``. Keys: ``outcomes``, ``max_params``, and the thresholds
@@ -62,7 +63,6 @@ deterministic (seeded), except the wall times of ``parallel``.
 
 from __future__ import annotations
 
-import copy
 import json
 import time
 from dataclasses import dataclass, field
@@ -70,14 +70,11 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import anatomy, store, sweep
-from toolkit.params import REQUIRED, Param, check_params
+from toolkit import anatomy, config, store, sweep
+from toolkit.config import Part, SuiteExperiment
 
 __all__ = [
-    "SuiteExperiment",
-    "Part",
     "SuiteResult",
-    "load",
     "run",
     "merge_parts",
     "write_slices",
@@ -88,243 +85,6 @@ __all__ = [
 
 SETUP_COLUMN = "grid.setup"
 PARALLEL_TABLE = "parallel.parquet"
-
-
-# ------------------------------------------------------------------------------------------
-# validation of [post]
-# ------------------------------------------------------------------------------------------
-def _int(lo, default=REQUIRED, doc=""):
-    return Param(default, "int", lo=lo, doc=doc)
-
-
-def _pos(default, doc=""):
-    return Param(default, "float", lo=0.0, lo_open=True, doc=doc)
-
-
-_STR = Param(REQUIRED, "str")
-
-
-def _names(doc):
-    return Param(None, "list", item=_STR, allow_none=True, doc=doc)
-
-
-POST_SPECS: dict[str, dict[str, Param]] = {
-    "slices": {
-        "method": Param(REQUIRED, "str", doc="the method whose trained thetas are sliced"),
-        "parts": _names("parts to slice (default: all)"),
-        "task": Param(None, "str", allow_none=True, doc="the task to slice (default: all)"),
-        "pairs": _int(1, 2),
-        "n_directions": _int(1, 3),
-        "n_1d": _int(3, 41),
-        "n_2d": _int(3, 21),
-        "n_interp": _int(3, 61),
-        "seed": _int(0, 0),
-    },
-    "fidelity": {
-        "ks": Param(REQUIRED, "list", item=_int(1), doc="unfold depths k to compare"),
-        "n_init": _int(0, 4),
-        "n_trained": _int(0, 4),
-        "method": Param(None, "str", allow_none=True),
-        "tasks": _names("tasks (default: all)"),
-        "seed": _int(0, 0),
-    },
-    "cliff": {
-        "n_w": _int(2, 201),
-        "n_b": _int(2, 201),
-        "start": Param(
-            (5.0, -2.8),
-            "list",
-            item=Param(0.0, "float"),
-            min_len=2,
-            max_len=2,
-            unique=False,
-            doc="[w, b]",
-        ),
-        "lr": _pos(0.5),
-        "steps": _int(1, 80),
-        "clip": _pos(1.0),
-        "sigma0": _pos(0.5),
-        "generations": _int(1, 40),
-        "seed": _int(0, 0),
-    },
-    "anatomy": {
-        "outcomes": Param(
-            ["budget", "diverged"],
-            "list",
-            item=Param(REQUIRED, "choice", choices=("budget", "diverged")),
-            doc="outcomes that count as failed",
-        ),
-        "max_params": _int(1, 40, doc="larger nets are skipped (a Hessian column per weight)"),
-        "loss_tol": _pos(anatomy.LOSS_TOL, doc="loss at or below: the optimum (0) is reached"),
-        "grad_tol": _pos(anatomy.GRAD_TOL, doc="gradient norm above: 'slow'"),
-        "flat_tol": _pos(anatomy.FLAT_TOL, doc="largest |eigenvalue| below: 'plateau'"),
-        "neg_tol": _pos(anatomy.NEG_TOL, doc="eigenvalues below -neg_tol * max|eig| count"),
-        "sat_frac": _pos(anatomy.SAT_FRAC, doc="saturated fraction at or above: 'plateau'"),
-    },
-    "parallel": {
-        "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),
-        "repeats": _int(1, 1),
-    },
-}
-
-
-def _check_table(key: str, table: dict, spec: dict, P) -> dict:
-    out, problems = check_params(spec, table, f"post.{key}", what="key")
-    for k, msg in problems:
-        P.add(k, msg)
-    return out
-
-
-# ------------------------------------------------------------------------------------------
-# loading
-# ------------------------------------------------------------------------------------------
-@dataclass
-class Part:
-    """One sweep of a suite experiment: ``name`` is "" for a file without parts."""
-
-    name: str
-    exp: sweep.Experiment
-
-
-@dataclass
-class SuiteExperiment:
-    path: Path
-    name: str
-    scale: str
-    given: dict
-    post: dict
-    parts: list[Part]
-    description: str = ""
-
-    @property
-    def has_parts(self) -> bool:
-        return bool(self.parts) and self.parts[0].name != ""
-
-    @property
-    def n_runs(self) -> int:
-        return sum(len(p.exp.runs) for p in self.parts)
-
-
-def load(
-    path,
-    *,
-    scale: str = "default",
-    seeds: int | None = None,
-    registry=None,
-    max_runs: int | None = sweep.MAX_RUNS,
-):
-    """Read an experiment file once and validate it whole (sweep, [post], every part) at
-    ``scale``; returns a :class:`SuiteExperiment`. Raises :class:`toolkit.sweep.ConfigError`
-    listing every problem under its key path (where it was written: the file, the part, the
-    scale).
-
-    Precedence of settings in a part: the file < ``[post.parts.<part>]`` < the scale's general
-    overrides < the scale's overrides of that part (``"post.parts.<part>.<key>"``); each is one
-    :func:`toolkit.sweep.overlay` of plain dicts."""
-    path = Path(path)
-    given = sweep.read_toml(path)
-    P = sweep._Problems()
-    label = f"scales.{scale}"
-    general, part_over = [], {}
-    for k, v in sweep.scale_items(given, scale, P):
-        if k[:2] != ["post", "parts"]:
-            general.append((k, v))
-        elif len(k) < 4:
-            P.add(f"{label}.{'.'.join(k)}", "expected post.parts.<part>.<key> = value")
-        else:
-            part_over.setdefault(k[2], []).append((k[3:], v))
-    cfg = {k: copy.deepcopy(v) for k, v in given.items() if k != "scales"}
-    sweep.overlay(cfg, general, label, P)
-    kw = dict(scale=scale, seeds=seeds, registry=registry, max_runs=max_runs)
-    raw_post = cfg.get("post")
-    if raw_post is None:
-        base = sweep.build(path, cfg, P, given=given, **kw)
-        return SuiteExperiment(
-            path, base.name, scale, given, {}, [Part("", base)], base.description
-        )
-    if not isinstance(raw_post, dict):
-        raise sweep.ConfigError(path, [("post", "expected a table [post]")])
-    for k in raw_post:
-        if k not in sweep.POST_KEYS:
-            P.unknown("post", k, sweep.POST_KEYS)
-    post: dict = {}
-    for key, spec in POST_SPECS.items():
-        if key in raw_post:
-            if not isinstance(raw_post[key], dict):
-                P.add(f"post.{key}", f"expected a table, got {raw_post[key]!r}")
-            else:
-                post[key] = _check_table(key, raw_post[key], spec, P)
-
-    def built(cfg, Q, given):
-        try:
-            return sweep.build(path, cfg, Q, given=given, **kw)
-        except sweep.ConfigError as e:
-            P.items += [x for x in e.problems if x not in P.items]
-            return None
-
-    raw_parts = raw_post.get("parts")
-    parts: list[Part] = []
-    name = cfg.get("name", path.stem)
-    description = cfg.get("description", "")
-    if raw_parts is None:
-        for p in part_over:
-            P.add(f"{label}.post.parts.{p}", "this file has no [post.parts]")
-        base = built(cfg, P, given)
-        if base is not None:
-            parts.append(Part("", base))
-            name, description = base.name, base.description
-    elif not isinstance(raw_parts, dict) or not raw_parts:
-        P.add("post.parts", "expected at least one [post.parts.<name>] table")
-    elif not isinstance(name, str) or not sweep._NAME_RE.match(name):
-        P.add("name", f"expected a name of letters, digits, '_', '.', '-', got {name!r}")
-    else:
-        for p in part_over:
-            if p not in raw_parts:
-                P.add(f"{label}.post.parts.{p}", f"unknown part; parts: {', '.join(raw_parts)}")
-        base_cfg = {k: v for k, v in given.items() if k not in ("post", "scales", "report")}
-        not_post = [x for x in general if x[0][0] != "post"]
-        for pname, over in raw_parts.items():
-            key = f"post.parts.{pname}"
-            if not sweep._NAME_RE.match(pname):
-                P.add(key, "expected a part name of letters, digits, '_', '.', '-'")
-            elif not isinstance(over, dict):
-                P.add(key, f"expected a table of overrides, got {over!r}")
-            else:
-                Q = sweep._Problems()
-                merged = copy.deepcopy(base_cfg)
-                sweep.overlay(merged, sweep.leaves(over), key, Q)
-                sweep.overlay(merged, not_post, label, Q)
-                sweep.overlay(merged, part_over.get(pname, []), f"{label}.{key}", Q)
-                merged["name"] = f"{name}.{pname}"
-                exp = built(merged, Q, merged)
-                if exp is not None:
-                    parts.append(Part(pname, exp))
-    _check_post(post, parts, raw_parts, P)
-    if P.items:
-        raise sweep.ConfigError(path, P.items)
-    return SuiteExperiment(path, name, scale, given, post, parts, description)
-
-
-def _check_post(post: dict, parts: list, raw_parts, P) -> None:
-    """The [post] settings that name methods and parts of the experiment."""
-    methods = set().union(*[set(p.exp.resolved["methods"]) for p in parts]) if parts else set()
-    sl = post.get("slices")
-    if sl is not None:
-        if sl["method"] is not None and parts and sl["method"] not in methods:
-            P.add("post.slices.method", f"'{sl['method']}' is not a method of this experiment")
-        if sl["parts"] is None:
-            sl["parts"] = [p.name for p in parts]
-        elif raw_parts is None:
-            P.add("post.slices.parts", "this experiment has no [post.parts]")
-        else:
-            for p in sl["parts"]:
-                if p not in raw_parts:
-                    P.add("post.slices.parts", f"unknown part '{p}'; parts: {', '.join(raw_parts)}")
-    fid = post.get("fidelity")
-    if fid is not None and fid["method"] is not None and parts and fid["method"] not in methods:
-        P.add("post.fidelity.method", f"'{fid['method']}' is not a method of this experiment")
-    if "parallel" in post and raw_parts is not None:
-        P.add("post.parallel", "cannot be combined with [post.parts]")
 
 
 # ------------------------------------------------------------------------------------------
@@ -492,7 +252,7 @@ def _needs_setup_column(sexp: SuiteExperiment) -> bool:
     for part in sexp.parts:
         for r in part.exp.runs:
             net = r["net"]
-            key = sweep.canonical(
+            key = config.canonical(
                 [
                     r["task"],
                     r["task_params"],
@@ -612,13 +372,13 @@ def _merged_meta(sexp: SuiteExperiment, metas: dict, missing: dict, n_runs: int)
     meta = {
         **first,
         "experiment": sexp.name,
-        "fingerprint": sweep._sha({p: m.get("fingerprint") for p, m in metas.items()}).hex()[:16],
+        "fingerprint": config._sha({p: m.get("fingerprint") for p, m in metas.items()}).hex()[:16],
         "config_file": str(sexp.path),
         "scale": sexp.scale,
         "replicates": resolved["replicates"],
         "n_runs": n_runs,
         "n_planned": sexp.n_runs,
-        "config_given": sweep._jsonable(sexp.given),
+        "config_given": config._jsonable(sexp.given),
         "config_resolved": resolved,
         "parts": {
             p: {"dir": f"parts/{p}", **{k: m.get(k) for k in part_keys}} for p, m in metas.items()
@@ -649,7 +409,7 @@ def _specs(sexp: SuiteExperiment) -> dict[str, tuple[Part, dict]]:
 
 
 def _task_and_net(part: Part, spec: dict):
-    reg = part.exp.registry or sweep.resolve_registry(None)
+    reg = part.exp.registry or config.resolve_registry(None)
     task = reg.make_task(spec["task"], dict(spec["task_params"]))
     return task, reg.make_net(task, spec["net"])
 
@@ -841,7 +601,7 @@ def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) 
     rows, n_big = [], 0
     for _, row in fail.iterrows():
         part, rspec = specs[row["run_id"]]
-        ck = sweep.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
+        ck = config.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
         if ck not in nets:
             nets[ck] = _task_and_net(part, rspec)
         task, net = nets[ck]
@@ -873,7 +633,7 @@ def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) 
                 }
             )
             continue
-        data_seq, _ = sweep.run_seed_sequences(rspec["seed"])  # the run's own training set
+        data_seq, _ = config.run_seed_sequences(rspec["seed"])  # the run's own training set
         data = task.generate(np.random.default_rng(data_seq))
         h, _ = net.forward(th, data.x)
         sat = anatomy.saturated_fraction(h)
