@@ -91,3 +91,25 @@ def test_dask_two_threads_per_worker_equals_loky_for_every_method(tmp_path, two_
     pd.testing.assert_frame_equal(traces["loky"], traces["dask"])
     meta = store.load_meta(tmp_path / "dask")
     assert meta["threads"]["backend"] == "dask" and meta["threads"]["dask_workers"] == 2
+
+
+def test_tuning_choice_on_dask_equals_loky(tmp_path, two_thread_cluster):
+    """The tuning stage's choice and the evaluation runs it gives are the same on dask."""
+    import json
+
+    from test_tuning import _file
+
+    from toolkit import suite, tuning
+
+    sexp = config.load(_file(tmp_path, reps=1, hidden="[2]", configs=2, seeds=2))
+    kw = dict(progress=False, echo=lambda *a: None)
+    suite.run(sexp, out=tmp_path / "loky", jobs=2, **kw)
+    sexp = config.load(_file(tmp_path, reps=1, hidden="[2]", configs=2, seeds=2))
+    suite.run(sexp, out=tmp_path / "dask", backend="dask", scheduler=two_thread_cluster, **kw)
+    choices = [
+        json.loads((tmp_path / d / tuning.CHOICE_FILE).read_text())["choices"]
+        for d in ("loky", "dask")
+    ]
+    assert choices[0] == choices[1] and len(choices[0]) == 2
+    a, b = (store.non_timing(store.load_runs(tmp_path / d)) for d in ("loky", "dask"))
+    pd.testing.assert_frame_equal(a, b)

@@ -172,12 +172,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the run table and the estimated cost; run nothing",
+        help="print the run table and the estimated cost (with a [tuning] table: the tuning "
+        "plan and its cost first); run nothing",
     )
     p.add_argument(
         "--force",
         action="store_true",
         help="discard stored results of this experiment and rerun everything",
+    )
+    p.add_argument(
+        "--skip-tuning",
+        type=Path,
+        metavar="FILE",
+        help="reuse the tuning choices stored in FILE (a tuning.json) instead of tuning",
     )
 
     p = sub.add_parser("plot", help="draw the figures of one experiment from its stored results")
@@ -248,13 +255,15 @@ def _cmd_run(args) -> int:
     if not _check_backend(args):
         return 2
 
-    opts = _exec_options(args, out=args.out, force=args.force, dry_run=args.dry_run)
+    if args.skip_tuning is not None and not args.skip_tuning.is_file():
+        _err(f"--skip-tuning {args.skip_tuning}: no such file (a tuning.json of an earlier run)")
+        return 2
+    opts = _exec_options(
+        args, out=args.out, force=args.force, dry_run=args.dry_run, skip_tuning=args.skip_tuning
+    )
     try:  # the file is read once: config.load validates the sweep, its parts and [post]
         sexp = config.load(args.config, scale=args.scale, seeds=args.seeds, max_runs=opts.max_runs)
-        if sexp.post:  # parts, landscape tables, parallel timing
-            res = suite.run(sexp, opts)
-        else:
-            res = sweep.run_sweep(sexp.parts[0].exp, opts)
+        res = suite.run(sexp, opts)  # (tuning, parts, post steps when the file has them)
     except (sweep.SweepStopped, store.DamagedResults) as e:
         _err(str(e))
         return 3

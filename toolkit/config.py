@@ -80,6 +80,7 @@ TOP_KEYS = (
     "grid",
     "scales",
     "post",
+    "tuning",  # the tuning stage (toolkit/tuning.py): search spaces, configurations, seeds
     "report",  # free-form text for the report (toolkit/report.py): never part of a run's key
 )
 #: keys of the optional [post] table: what :mod:`toolkit.suite` does beyond the plain sweep
@@ -162,6 +163,12 @@ class ToolkitRegistry:
         method = METHODS[name]
         checked = method.validate(dict(hyper))
         return {**dict(method.defaults), **(hyper if checked is None else dict(checked))}
+
+    def method_params(self, name: str) -> dict:
+        """The method's hyperparameter declarations {name: Param} (the knobs it can tune)."""
+        from toolkit.train import METHODS
+
+        return dict(METHODS[name].params)
 
     def method_family(self, name: str) -> str:
         from toolkit.train import METHODS
@@ -409,6 +416,7 @@ class Experiment:
     grid_keys: list[str]
     fingerprint: str
     registry: object = None
+    tuning: TuningSpec | None = None  # [tuning]: run by toolkit.tuning before these runs
 
     @property
     def n_configs(self) -> int:
@@ -787,6 +795,174 @@ def _parse_methods(cfg: dict, P: _Problems) -> dict[str, MethodSpec]:
     return methods
 
 
+TUNING_PARAMS = {
+    "configs": Param(REQUIRED, "int", lo=1, doc="configurations per condition and method"),
+    "seeds": Param(REQUIRED, "int", lo=1, doc="tuning seeds per configuration"),
+}
+TUNING_KEYS = (*TUNING_PARAMS, "space")
+_RANGES = ("log", "uniform")
+
+
+@dataclass(frozen=True)
+class Knob:
+    """One tuned hyperparameter: ``kind`` "choice" (``values``: the list given), "log"
+    (log-uniform on ``values`` = (lo, hi)) or "uniform"; ``integer``: draws are rounded."""
+
+    kind: str
+    values: tuple
+    integer: bool = False
+
+    def sample(self, rng: np.random.Generator):
+        if self.kind == "choice":
+            return self.values[int(rng.integers(len(self.values)))]
+        lo, hi = self.values
+        x = (
+            math.exp(rng.uniform(math.log(lo), math.log(hi)))
+            if self.kind == "log"
+            else rng.uniform(lo, hi)
+        )
+        return int(round(x)) if self.integer else float(f"{x:.3g}")  # 3 digits: readable
+
+    def describe(self):
+        return list(self.values) if self.kind == "choice" else {self.kind: list(self.values)}
+
+
+@dataclass(frozen=True)
+class TuningSpec:
+    """``[tuning]``: ``configs`` configurations per (condition, method), each run on ``seeds``
+    tuning seeds; ``space[m]`` the knobs of method m (empty: not tuned); ``samples[m]`` the
+    configurations drawn (knob values) and ``resolved[m]`` their validated hyperparameters."""
+
+    configs: int
+    seeds: int
+    space: dict[str, dict[str, Knob]]
+    samples: dict[str, list[dict]]
+    resolved: dict[str, list[dict]]
+
+    def describe(self) -> dict:
+        space = {m: {k: kn.describe() for k, kn in ks.items()} for m, ks in self.space.items()}
+        return {
+            "configs": self.configs,
+            "seeds": self.seeds,
+            "space": space,
+            "samples": self.samples,
+        }
+
+
+def _knob(path: str, v, decl: Param | None, P: _Problems) -> Knob | None:
+    """A search range: a list (choices) or ``{ log = [lo, hi] }`` / ``{ uniform = [lo, hi] }``;
+    every value must be valid for the hyperparameter's declaration ``decl``."""
+    integer = decl is not None and decl.kind == "int"
+    if isinstance(v, list):
+        vals = _grid_values(path, v, decl, P)
+        return None if vals is None else Knob("choice", tuple(vals), integer)
+    if not (isinstance(v, dict) and len(v) == 1 and next(iter(v)) in _RANGES):
+        P.add(
+            path,
+            "expected a list of values, { log = [lo, hi] } or { uniform = [lo, hi] }, "
+            f"got {_fmt(v)}",
+        )
+        return None
+    kind, ends = next(iter(v.items()))
+    if not (
+        isinstance(ends, list)
+        and len(ends) == 2
+        and all(isinstance(e, int | float) and not isinstance(e, bool) for e in ends)
+    ):
+        P.add(f"{path}.{kind}", f"expected [lo, hi], two numbers, got {_fmt(ends)}")
+        return None
+    lo, hi = (float(e) for e in ends)
+    if not lo < hi:
+        P.add(f"{path}.{kind}", f"empty range: lo must be below hi, got [{lo:g}, {hi:g}]")
+        return None
+    if kind == "log" and lo <= 0:
+        P.add(f"{path}.{kind}", f"a log range needs lo > 0, got {lo:g}")
+        return None
+    for e in (lo, hi):
+        ok, msg = decl.coerce(int(e) if integer else e) if decl is not None else (True, e)
+        if not ok:
+            P.add(f"{path}.{kind}", msg)
+            return None
+    return Knob(kind, (lo, hi), integer)
+
+
+def _draw(m: str, knobs: dict[str, Knob], n: int, root_seed: int, P: _Problems) -> list[dict]:
+    """``n`` configurations of method ``m`` from its own stream (root seed, "tuning", m): the
+    same for every condition. A space of lists only is drawn without repetition."""
+    words = np.frombuffer(_sha(["tuning", m])[:16], dtype="<u4").tolist()
+    rng = np.random.default_rng(np.random.SeedSequence(int(root_seed), spawn_key=words))
+    if not all(kn.kind == "choice" for kn in knobs.values()):
+        return [{k: kn.sample(rng) for k, kn in knobs.items()} for _ in range(n)]
+    combos = list(itertools.product(*[kn.values for kn in knobs.values()]))
+    if len(combos) < n:
+        P.add(
+            f"tuning.space.{m}",
+            f"{len(combos)} distinct configurations, fewer than "
+            f"tuning.configs = {n} (every method gets the same number): widen the space",
+        )
+        return []
+    pick = rng.choice(len(combos), size=n, replace=False)
+    return [dict(zip(knobs, combos[int(i)], strict=True)) for i in pick]
+
+
+def _parse_tuning(cfg, methods, grid: Grid, reg, root_seed, rv, P) -> TuningSpec | None:
+    """``[tuning]``: configs, seeds and a search space for every method of [methods] (an
+    empty table: that method is not tuned); the configurations are drawn and validated here."""
+    raw = cfg.get("tuning")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        P.add("tuning", f"expected a table [tuning] with keys {', '.join(TUNING_KEYS)}")
+        return None
+    for k in raw:
+        if k not in TUNING_KEYS:
+            P.unknown("tuning", k, TUNING_KEYS)
+    top, problems = check_params(
+        TUNING_PARAMS, {k: raw[k] for k in TUNING_PARAMS if k in raw}, "tuning"
+    )
+    for k, msg in problems:
+        P.add(k, msg)
+    space_raw = raw.get("space", {})
+    if not isinstance(space_raw, dict):
+        P.add("tuning.space", "expected tables [tuning.space.<method>] of search ranges")
+        space_raw = {}
+    for m in methods:
+        if m not in space_raw:
+            P.add(
+                f"tuning.space.{m}",
+                "missing: every method is tuned alike; give its search "
+                "ranges (an empty table: not tuned)",
+            )
+    space: dict[str, dict[str, Knob]] = {}
+    for m, knobs in space_raw.items():
+        path = f"tuning.space.{m}"
+        if m not in methods:
+            P.add(path, f"'{m}' is not a method of this experiment{_close(m, methods)}")
+            continue
+        if not isinstance(knobs, dict):
+            P.add(path, f"expected a table of search ranges, got {_fmt(knobs)}")
+            continue
+        try:
+            decl = reg.method_params(m) if hasattr(reg, "method_params") else None
+        except Exception:
+            decl = None  # (an unknown method is reported under methods.<m>)
+        space[m] = {}
+        for k, v in knobs.items():
+            if decl is not None and k not in decl:
+                P.unknown(path, k, decl)
+            elif f"methods.{m}.{k}" in grid.values:
+                P.add(f"{path}.{k}", f"also a grid key (grid.methods.{m}.{k}): tune or grid it")
+            elif kn := _knob(f"{path}.{k}", v, None if decl is None else decl[k], P):
+                space[m][k] = kn
+    if P.items or top["configs"] is None or top["seeds"] is None:
+        return None
+    samples, resolved = {}, {}
+    for m, knobs in space.items():
+        samples[m] = _draw(m, knobs, top["configs"], root_seed, P) if knobs else []
+        resolved[m] = [rv.method(m, {**methods[m].hyper, **c}, list(c.items())) for c in samples[m]]
+    return TuningSpec(top["configs"], top["seeds"], space, samples, resolved)
+
+
 def _grid_values(gpath: str, values, decl: Param | None, P: _Problems) -> list | None:
     """The values of one grid key, checked (a list of distinct scalars of one kind, each valid
     for the key's declaration), or None after reporting why not."""
@@ -1101,6 +1277,7 @@ def build(
     rv = _Resolver(reg, P)
     args = (tasks, net, budget, methods, grid, known, rv, check_nets)
     runs = list(expand(name, root_seed, replicates, *args))
+    tuning = _parse_tuning(cfg, methods, grid, reg, root_seed, rv, P)
     if P.items:
         raise ConfigError(path, P.items)
     seen: set[str] = set()  # the same run reached twice (e.g. a grid value = the base)
@@ -1128,6 +1305,8 @@ def build(
         "run_configs": {cid: run_keys[cid] for cid in sorted(run_keys)},
         "toolkit_version": version,
     }
+    if tuning is not None:  # (only then: the resolved config of other files is unchanged)
+        resolved["tuning"] = tuning.describe()
     fp = _sha({"name": name, "seed": root_seed, "run_configs": sorted(run_keys)}).hex()[:16]
     return Experiment(
         path=path,
@@ -1142,6 +1321,7 @@ def build(
         grid_keys=list(grid.values),
         fingerprint=fp,
         registry=reg,
+        tuning=tuning,
     )
 
 
@@ -1380,3 +1560,5 @@ def _check_post(post: dict, parts: list, raw_parts, P) -> None:
         P.add("post.fidelity.method", f"'{fid['method']}' is not a method of this experiment")
     if "parallel" in post and raw_parts is not None:
         P.add("post.parallel", "cannot be combined with [post.parts]")
+    if "parallel" in post and any(p.exp.tuning is not None for p in parts):
+        P.add("post.parallel", "cannot be combined with [tuning]")

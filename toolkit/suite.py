@@ -70,7 +70,7 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit import anatomy, config, store, sweep
+from toolkit import anatomy, config, store, sweep, tuning
 from toolkit.config import Part, SuiteExperiment
 
 __all__ = [
@@ -117,9 +117,10 @@ def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> S
     def part_dir(part: Part) -> Path:
         return out_dir / "parts" / part.name if part.name else out_dir
 
-    if o.dry_run:
+    if o.dry_run:  # (the tuning plan, then the evaluation runs as given)
         for part in sexp.parts:
-            sweep.run_sweep(part.exp, o, out=part_dir(part))
+            exp = _tuned(part, o, part_dir(part), res) if part.exp.tuning else part.exp
+            sweep.run_sweep(exp, o, out=part_dir(part))
         return res
     # the experiment's directory is locked for the whole of it (the sweeps in it re-enter the
     # lock; each part's sweep also locks its own directory)
@@ -134,9 +135,13 @@ def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> S
             _run_parallel(sexp, out_dir, sexp.post["parallel"], o, res)
         else:
             for part in sexp.parts:
+                if part.exp.tuning is not None:  # the evaluation runs use the choice
+                    part.exp = _tuned(part, o, part_dir(part), res)
                 r = sweep.run_sweep(part.exp, o, out=part_dir(part))
                 res.n_executed += r.n_executed
                 res.n_failed += r.n_failed
+            if any(p.exp.tuning is not None for p in sexp.parts):
+                res.written += _merge_tuning(sexp, out_dir)
         if sexp.has_parts:
             merge_parts(sexp, out_dir, echo=echo)
         if "slices" in sexp.post:
@@ -154,6 +159,43 @@ def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> S
             echo(f"warning: could not remove the lock {lock.path}: {e}")
     res.elapsed_s = time.perf_counter() - t0
     return res
+
+
+def _tuned(part: Part, o: sweep.ExecOptions, d: Path, res: SuiteResult):
+    """The part's evaluation experiment after its tuning stage (:func:`toolkit.tuning.run`)."""
+    exp, r = tuning.run(part.exp, o, d, part.name, o.skip_tuning)
+    if r is not None:
+        res.n_executed += r.n_executed
+        res.n_failed += r.n_failed
+    return exp
+
+
+def _merge_tuning(sexp: SuiteExperiment, out_dir: Path) -> list[Path]:
+    """Every part's tuning runs into ``tuning.parquet`` (``grid.setup`` = part) and, for an
+    experiment with parts, every part's choices into its ``tuning.json``."""
+    import pandas as pd
+
+    tables, choices = [], []
+    for part in sexp.parts:
+        d = out_dir / "parts" / part.name if part.name else out_dir
+        if part.exp.tuning is None or not (d / tuning.TUNING_DIR / store.RUNS_TABLE).is_file():
+            continue
+        df = store.load_runs(d / tuning.TUNING_DIR)
+        if part.name:
+            df[SETUP_COLUMN] = part.name
+        tables.append(df)
+        if (d / tuning.CHOICE_FILE).is_file():
+            choices += json.loads((d / tuning.CHOICE_FILE).read_text(encoding="utf-8"))["choices"]
+    written = []
+    if tables:
+        written.append(
+            _write_table(pd.concat(tables, ignore_index=True), out_dir / "tuning.parquet")
+        )
+    if sexp.has_parts and choices:
+        payload = {"experiment": sexp.name, "source": "parts", "choices": choices}
+        store.write_json_atomic(out_dir / tuning.CHOICE_FILE, payload)
+        written.append(out_dir / tuning.CHOICE_FILE)
+    return written
 
 
 def _write_table(df, path: Path) -> Path:

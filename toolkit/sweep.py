@@ -356,7 +356,7 @@ class ExecOptions:
     scheduler address; timeout: seconds to wait for it; progress: a progress bar; force:
     discard stored results first; dry_run: print the plan, run nothing; max_runs: refuse larger
     expansions (None: no limit, ``--force-large``); results_root / out: where results go; echo:
-    where messages go."""
+    where messages go; skip_tuning: a stored tuning.json to reuse instead of tuning."""
 
     jobs: int | None = None
     backend: str = "loky"
@@ -369,6 +369,7 @@ class ExecOptions:
     results_root: Path | str = "results"
     out: Path | str | None = None
     echo: Callable = print
+    skip_tuning: Path | str | None = None  # a tuning.json whose choices are reused
 
     @classmethod
     def of(cls, opts: ExecOptions | None = None, **kw) -> ExecOptions:
