@@ -331,3 +331,38 @@ def test_figure_functions_single_task(tmp_path, tables):
     assert fig.legends and len(fig.legends[0].get_texts()) == 3
     assert "Evaluated" not in fig._suptitle.get_text()
     assert math.isclose(fig.get_figwidth(), plots.COLUMN_W)
+
+
+def test_tuning_sensitivity_shows_each_varied_knob_with_rates_per_configuration(tmp_path):
+    import json as _json
+
+    rows = []
+    for cond, solve_upto in (("a", 2), ("b", 0)):
+        for j, lr in enumerate((0.001, 0.01, 0.1)):
+            for s in range(2):
+                ok = j < solve_upto and s == 0
+                rows.append(
+                    {
+                        "run_id": f"{cond}{j}{s}",
+                        "task": "xor",
+                        "n_hidden": 2,
+                        "grid.setup": cond,
+                        "method": "bptt_adam",
+                        "method_params": _json.dumps({"lr": lr, "beta1": 0.9}),
+                        "grid.tuning_config": j,
+                        "outcome": "solved" if ok else "budget",
+                        "fwd_equiv": 10.0 if ok else 100.0,
+                        "solved_at_fwd_equiv": 10.0 if ok else np.nan,
+                    }
+                )
+    fig = plots.fig_tuning_sensitivity(pd.DataFrame(rows), title="t")
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes[:1]] == ["BPTT (Adam): lr"]  # beta1 never varied
+    assert len(axes) == 2 and axes[0].get_xscale() == "log"
+    rates = sorted(tuple(map(float, o)) for c in axes[0].collections for o in c.get_offsets())
+    assert rates == sorted(
+        [(0.001, 0.5), (0.01, 0.5), (0.1, 0.0)] + [(x, 0.0) for x in (0.001, 0.01, 0.1)]
+    )
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["a", "b", "solved nothing"]
+    _check_files(plots.save_figure(fig, tmp_path / "ts", dpi=50))

@@ -36,6 +36,7 @@ versions in the files, so the same tables give the same bytes.
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 import zlib
@@ -1344,6 +1345,69 @@ def fig_failure_anatomy(df: pd.DataFrame, *, title: str = "") -> Figure:
         return _finish(fig, f"{t}: end-point classes per method and network", h)
 
 
+def _condition_label(runs: pd.DataFrame) -> pd.Series:
+    """A short name per run's condition: the part (setup) if any, else task and hidden size."""
+    if "grid.setup" in runs:
+        return runs["grid.setup"].astype(str)
+    return runs["task"].astype(str) + ", H=" + runs["n_hidden"].astype(str)
+
+
+def fig_tuning_sensitivity(tuned: pd.DataFrame, *, title: str = "") -> Figure:
+    """From the tuning runs (tuning.parquet): per method and tuned hyperparameter (columns),
+    each configuration's success rate on its tuning seeds (top row) and its best-cap ERT
+    (bottom row; configurations that solved nothing at the top edge, open markers), one colour
+    per condition. A flat top row says the verdict does not hinge on that setting."""
+    ctt = analysis.cost_to_target(tuned)
+    ctt["cond"] = _condition_label(ctt)
+    params = ctt["method_params"].map(json.loads)
+    panels = []  # (method, knob): the knobs whose value varies across configurations
+    for m in _order(ctt["method"]):
+        p = params[ctt["method"] == m]
+        panels += [(m, k) for k in p.iloc[0] if p.map(lambda d, k=k: repr(d.get(k))).nunique() > 1]
+    conds = list(dict.fromkeys(ctt["cond"]))
+    palette = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
+    colors = {c: palette[i % len(palette)] for i, c in enumerate(conds)}
+    with matplotlib.rc_context(STYLE):
+        n = max(1, len(panels))
+        fig = _new_figure((PAGE_W if n > 1 else COLUMN_W * 1.3, 4.6))
+        axes = fig.subplots(2, n, squeeze=False)
+        for i, (m, k) in enumerate(panels):
+            d = ctt[ctt["method"] == m].assign(
+                x=params[ctt["method"] == m].map(lambda q, k=k: q[k])
+            )
+            for c, g in d.groupby("cond", sort=False):
+                rows = []
+                for x, gx in g.groupby(["grid.tuning_config", "x"]):
+                    ert, _ = analysis.best_cap_ert(gx["cost"], gx["reached"])
+                    rows.append((x[1], gx["reached"].mean(), ert))
+                x, rate, ert = (np.array(v, dtype=float) for v in zip(*rows, strict=True))
+                axes[0, i].scatter(x, rate, color=colors[c], s=16)
+                ok = np.isfinite(ert)
+                axes[1, i].scatter(x[ok], ert[ok], color=colors[c], s=16)
+                top = np.nanmax(ctt["fwd_equiv"]) * 1.5
+                axes[1, i].scatter(
+                    x[~ok], np.full((~ok).sum(), top), facecolors="none", edgecolors=colors[c], s=16
+                )
+            spread = d["x"].astype(float)
+            for ax in axes[:, i]:
+                if spread.min() > 0 and spread.max() / spread.min() >= 10:
+                    ax.set_xscale("log")
+            axes[0, i].set_title(f"{method_label(m)}: {k}", fontsize=8)
+            axes[0, i].set_ylim(-0.05, 1.05)
+            axes[1, i].set_yscale("log")
+            axes[1, i].set_xlabel(k)
+        if not panels:
+            _no_data(axes[0, 0], "no tuned hyperparameter")
+        axes[0, 0].set_ylabel("success rate\n(tuning seeds)")
+        axes[1, 0].set_ylabel("best-cap ERT\n(fwd. equiv.)")
+        h = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in conds]
+        h.append(
+            Line2D([], [], ls="", marker="o", mfc="none", color="#666", label="solved nothing")
+        )
+        t = title or "Tuning"
+        return _finish(fig, f"{t}: sensitivity to each tuned hyperparameter", h)
+
+
 def plot_experiment(
     results_dir,
     *,
@@ -1419,6 +1483,9 @@ def plot_experiment(
         save(fig_grad_norm_slice(tables["grad_norm_slice"]), "grad_norm_slice")
     if parallel is not None and len(parallel):
         save(fig_parallel(parallel, title=name), "parallel_scaling")
+    tuned = tables.get("tuning")
+    if tuned is not None and len(tuned) and "grid.tuning_config" in tuned:
+        save(fig_tuning_sensitivity(tuned, title=name), "tuning_sensitivity")
     anat = tables.get("anatomy")
     if anat is not None and len(anat) and {"task", "method", "class"} <= set(anat.columns):
         save(fig_failure_anatomy(anat, title=name), "failure_anatomy")
