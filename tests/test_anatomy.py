@@ -198,3 +198,45 @@ def test_continuations_of_a_copy_are_independent_of_the_spec_order():
         ra, rb = a[rid]["row"], b[rid]["row"]
         assert ra["best_loss"] == rb["best_loss"] and ra["fwd_equiv"] == rb["fwd_equiv"]
         assert a[rid]["final_theta"] == b[rid]["final_theta"]
+
+
+def _table(continued: bool) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            "task": ["xor"] * 4,
+            "method": ["bptt_adam"] * 2 + ["cmaes"] * 2,
+            "recurrent": [True] * 4,
+            "window": [1] * 4,
+            "class": ["local minimum", "slow", "slow", "slow"],
+        }
+    )
+    if continued:
+        df["end_point"] = ["local minimum", "slow", "local minimum", "slow"]
+        df["continued_outcome"] = ["budget", "solved", "solved", "not exact"]
+        df["continued_solved"] = [False, True, True, False]
+        df["continued_cost_x"] = [np.nan, 2.5, 1.5, np.nan]
+        df["continue_factor"] = 6.0
+    return df
+
+
+def test_the_report_says_how_many_of_each_class_solved_when_continued():
+    from toolkit import report as R
+
+    text = "\n".join(R._anatomy_table(_table(True)))
+    assert "| failed runs | local minimum | slow | solved when continued (x6 budget) |" in text
+    assert "| xor | recurrent | BPTT (Adam) | 2 | 1 (50%) | 1 (50%) | 1/2 (50%) |" in text
+    assert "| xor | recurrent | CMA-ES | 2 | – | 2 (100%) | 1/1 (100%) |" in text  # not exact: out
+    assert "| BPTT (Adam) | local minimum | 0/1 (0%) | – |" in text
+    assert "| CMA-ES | local minimum | 1/1 (100%) | 1.50 |" in text
+    assert "Continuation test" in text
+    old = "\n".join(R._anatomy_table(_table(False)))  # a table written before: as before
+    assert "continued" not in old and "Continuation" not in old
+
+
+def test_the_figure_draws_with_and_without_the_continuation():
+    from toolkit import plots
+
+    for continued in (True, False):
+        fig = plots.fig_failure_anatomy(_table(continued), title="t")
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert any("solve" in t for t in texts) == continued
