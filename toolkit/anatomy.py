@@ -22,13 +22,45 @@ Rules (thresholds below), in this order:
   direction).
 
 The suite's ``[post.anatomy]`` step (:func:`toolkit.suite.write_anatomy`) applies this to the
-final theta of every failed run, on that run's own training set, into ``anatomy.parquet``.
-Continuing failed runs (5x budget) to test whether they are stuck for good is not done.
+final theta of every failed run, on that run's own training set, into ``anatomy.parquet``
+(column ``end_point``).
+
+**Continuation test** (:func:`continue_runs`, ``[post.anatomy] continue_factor``, default
+CONTINUE_FACTOR = 6): every run that failed on its budget (outcome ``budget``) is executed
+again from its own spec (same seeds, same data) with ``continue_factor`` x its budget, i.e.
+continued for (factor - 1) x its budget more. This *is* the same run, optimizer state
+included, not a restart from the stored theta: a run's trajectory does not depend on its
+budget until the budget stops it -- Adam and plain BPTT with a constant (or step) learning
+rate, and CMA-ES (its IPOP restarts fire on TolHistFun / TolX / ConditionCov / broken
+numerics, never on the budget; its population size depends only on the restart count) -- so
+the longer run passes through the failed run's end point bit for bit (tested:
+tests/test_anatomy.py). Two settings would break that, and their runs are not continued
+(``continued_outcome`` = "not exact"): a cosine schedule whose decay_steps default to the
+evals budget, and a wall-clock budget (where a run stops depends on the machine). Runs that
+diverged are not continued either (a longer budget diverges at the same step). Whether the
+continued run solves uses the task's own criterion at the sweep's log-spaced check points,
+as in the original runs; ``continued_cost`` is the cost (forward-pass equivalents, counted
+from the run's start) at which it was found solved, ``continued_cost_x`` that cost over the
+failed run's cost. The continued runs are stored like sweep runs (one checked file per run
+under ``<results>/continued/runs/``) and a stored one is reused, so the step resumes and a
+rerun only re-reads them.
+
+The final label (column ``class``) uses the continuation where it is decisive
+(:func:`with_continuation`):
+
+* solved when continued -> *slow*, whatever the end point looked like (the budget, not the
+  landscape, stopped it; a "local minimum" or "saddle" that then solves was escaped);
+* not solved, and the end point was *slow* (still descending) -> the label of the continued
+  run's end point, classified by the same rules (where the descent led: a local minimum,
+  saddle or plateau; *slow* again if it is still descending after the continuation);
+* not solved otherwise, or not continued -> the end point's label stands.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -39,6 +71,8 @@ NEG_TOL = 1e-3  # eigenvalues below -NEG_TOL * max|eig| count as negative
 SAT_FRAC = 0.9  # saturated hidden-unit fraction at or above: "plateau"
 SAT_H = 0.99  # a tanh hidden activation with |h| > SAT_H is saturated
 FD_STEP = 1e-5  # finite-difference step of the Hessian
+CONTINUE_FACTOR = 6.0  # a failed run is continued to this x its budget (5x more); 1 = off
+CONTINUED_DIR = "continued"  # the continued runs' store, under the experiment's results
 
 
 def hessian_fd(grad: Callable[[np.ndarray], np.ndarray], theta, h: float = FD_STEP):
@@ -111,4 +145,188 @@ def classify_end_point(
         "eig_max": float(ev.max()),
         "n_negative": n_neg,
         "saturated": float(saturated),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the continuation test
+# ------------------------------------------------------------------------------------------
+def with_continuation(end_point: str, solved: bool | None, continued_end_point=None) -> str:
+    """The final label of a failed run (rules in the module docstring): ``end_point`` is the
+    label of its stored end point, ``solved`` whether its continuation solved (None: not
+    continued), ``continued_end_point`` the label of the continued run's end point (None:
+    not classified)."""
+    if solved is None:
+        return end_point
+    if solved:
+        return "slow"
+    if end_point == "slow" and continued_end_point is not None:
+        return "slow" if continued_end_point == "solved" else str(continued_end_point)
+    return end_point
+
+
+def not_continuable(spec: dict) -> str | None:
+    """Why re-executing ``spec`` (a sweep run spec) with a larger budget would not follow the
+    same path up to the old budget (module docstring), or None when it does."""
+    budget, hyper = spec.get("budget") or {}, spec.get("method_params") or {}
+    if budget.get("wall_s") is not None:
+        return "a wall-clock budget stops a run at a machine-dependent point"
+    if hyper.get("schedule") == "cosine" and hyper.get("decay_steps") is None:
+        return "the cosine schedule's decay_steps default to the evals budget"
+    return None
+
+
+def continued_spec(spec: dict, factor: float) -> dict:
+    """``spec`` with every budget limit multiplied by ``factor`` (evals rounded up); the
+    seed, data and everything else unchanged."""
+    out = dict(spec)
+    b = {}
+    for k, v in (spec.get("budget") or {}).items():
+        if v is None:
+            b[k] = None
+        elif k == "evals":
+            b[k] = int(math.ceil(int(v) * factor))
+        else:
+            b[k] = float(v) * factor
+    out["budget"] = b
+    return out
+
+
+def _spec_key(spec: dict, factor: float) -> dict:
+    """What a stored continuation must match to be reused: the continued spec (bar its index in
+    the plan) and the factor."""
+    from toolkit.sweep import canonical
+
+    return {
+        "factor": float(factor),
+        "spec": canonical({k: v for k, v in spec.items() if k != "index"}),
+    }
+
+
+def _continue_worker(spec: dict, registry) -> dict:
+    """Entry point in loky workers (as the sweep's): one thread for Numba/BLAS, then the run."""
+    from toolkit import sweep
+
+    sweep.limit_threads(1)
+    return sweep.execute_run(spec, registry)
+
+
+def continue_runs(
+    specs: list[dict],
+    factor: float,
+    store_dir,
+    *,
+    registry=None,
+    jobs: int | None = 1,
+    progress: bool = True,
+    force: bool = False,
+    desc: str = "continued",
+    echo=print,
+) -> dict[str, dict]:
+    """Continue failed runs: each spec (a sweep run spec, :func:`toolkit.sweep.load_config`)
+    executed again with ``factor`` x its budget (:func:`continued_spec`) by
+    :func:`toolkit.sweep.execute_run` -- its own seeds (randomness comes only from the spec's
+    seed), on joblib's loky backend with one thread per worker (``jobs``: None or 0 = all
+    cores; 1 = in this process), a tqdm bar on stderr. Each record is stored as it arrives in
+    ``store_dir`` (:func:`toolkit.store.write_run`, plus the key it was made from); a stored,
+    intact record with the same key is reused (``force``: never), so an interrupted step loses
+    only the runs in flight. Specs that :func:`not_continuable` rejects are not run.
+
+    Returns {run_id: record} (records as :func:`toolkit.sweep.execute_run` returns them, with
+    ``"continued"`` = the key; a rejected spec: ``{"not_exact": reason}``)."""
+    import contextlib
+    import sys
+
+    from toolkit import store, sweep
+
+    store_dir = Path(store_dir)
+    out: dict[str, dict] = {}
+    pending = []
+    for spec in specs:
+        why = not_continuable(spec)
+        if why is not None:
+            out[spec["run_id"]] = {"not_exact": why}
+            continue
+        c = continued_spec(spec, factor)
+        key = _spec_key(c, factor)
+        rec = None
+        if not force:
+            try:
+                rec = store.read_run(store_dir, spec["run_id"])
+            except store.DamagedResults as e:  # rerun it
+                echo(f"warning: {e}; running that continuation again")
+        if rec is not None and rec.get("continued") == key and rec["row"]["outcome"] != "error":
+            out[spec["run_id"]] = rec
+        else:
+            pending.append((c, key))
+    if not pending:
+        return out
+    import joblib
+    from tqdm import tqdm
+
+    n_jobs = sweep.default_jobs() if not jobs else int(jobs)
+    n = max(1, min(n_jobs, len(pending)))
+    reg = sweep.resolve_registry(registry)
+    if hasattr(reg, "warmup"):  # compile once here; the workers load the cached kernels
+        reg.warmup([c for c, _ in pending])
+    keys = {c["run_id"]: key for c, key in pending}
+    bar = tqdm(
+        total=len(pending),
+        unit="run",
+        desc=desc,
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        smoothing=0.1,
+    )
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(joblib.parallel_config(backend="loky", inner_max_num_threads=1))
+            fn = _continue_worker if n > 1 else sweep.execute_run
+            if n == 1:
+                with contextlib.suppress(ImportError):
+                    from threadpoolctl import threadpool_limits
+
+                    stack.enter_context(threadpool_limits(1))
+            parallel = joblib.Parallel(
+                n_jobs=n, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
+            )
+            records = parallel(joblib.delayed(fn)(c, registry) for c, _ in pending)
+            try:
+                for rec in records:
+                    rec["continued"] = keys[rec["run_id"]]
+                    store.write_run(store_dir, rec)
+                    out[rec["run_id"]] = rec
+                    bar.update(1)
+            finally:
+                records.close()
+    finally:
+        bar.close()
+    return out
+
+
+def continuation_columns(rec: dict | None, cost: float) -> dict:
+    """The anatomy.parquet columns of one failed run's continuation record (from
+    :func:`continue_runs`; None: not continued); ``cost``: the failed run's cost in
+    forward-pass equivalents. continued_outcome is "" when the run was not continued."""
+    from toolkit.analysis import SUCCESS_OUTCOMES
+
+    nan = float("nan")
+    if rec is None or "row" not in rec:
+        return {
+            "continued_outcome": "not exact" if rec is not None else "",
+            "continued_solved": False,
+            "continued_cost": nan,
+            "continued_cost_x": nan,
+            "continued_best_loss": nan,
+        }
+    row = rec["row"]
+    solved = row["outcome"] in SUCCESS_OUTCOMES
+    at = float(row.get("solved_at_fwd_equiv") or nan) if solved else nan
+    return {
+        "continued_outcome": str(row["outcome"]),
+        "continued_solved": bool(solved),
+        "continued_cost": at,
+        "continued_cost_x": at / cost if cost and cost > 0 else nan,
+        "continued_best_loss": float(row.get("best_loss", nan)),
     }

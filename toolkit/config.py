@@ -1395,6 +1395,12 @@ POST_SPECS: dict[str, dict[str, Param]] = {
         "flat_tol": _pos(anatomy.FLAT_TOL, doc="largest |eigenvalue| below: 'plateau'"),
         "neg_tol": _pos(anatomy.NEG_TOL, doc="eigenvalues below -neg_tol * max|eig| count"),
         "sat_frac": _pos(anatomy.SAT_FRAC, doc="saturated fraction at or above: 'plateau'"),
+        "continue_factor": Param(
+            anatomy.CONTINUE_FACTOR,
+            "float",
+            lo=1.0,
+            doc="failed runs are continued to this x their budget (1: not continued)",
+        ),
     },
     "parallel": {
         "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),

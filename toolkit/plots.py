@@ -1293,7 +1293,8 @@ def _arch_of(recurrent, window) -> str:
 
 def fig_failure_anatomy(df: pd.DataFrame, *, title: str = "") -> Figure:
     """Stacked bars: the share of each end-point class (:mod:`toolkit.anatomy`) among the
-    failed runs of each method x network, one panel per task; n failed above each bar."""
+    failed runs of each method x network, one panel per task; n failed above each bar and,
+    when the table has the continuation test, how many of the continued runs then solved."""
     tasks = list(dict.fromkeys(df["task"].astype(str)))
     with matplotlib.rc_context(STYLE):
         fig, axes = _figure(len(tasks), panel_h=2.6, max_cols=2, extra_h=1.1)
@@ -1332,11 +1333,18 @@ def fig_failure_anatomy(df: pd.DataFrame, *, title: str = "") -> Figure:
                 share = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
                 ax.bar(x, share, bottom=bottom, color=ANATOMY_COLORS.get(c, "#666666"), width=0.7)
                 bottom += share
-            for xi, ni in zip(x, n, strict=True):
-                ax.text(xi, 1.02, f"n={int(ni)}", ha="center", va="bottom", fontsize=7)
+            cont = {"continued_outcome", "continued_solved"} <= set(d.columns)
+            for xi, ni, (m, r, w) in zip(x, n, keys, strict=True):
+                label = f"n={int(ni)}"
+                if cont:  # the continuation test: how many of the continued runs then solved
+                    g = d[(d.method == m) & (d.recurrent == r) & (d.window == w)]
+                    g = g[~g["continued_outcome"].astype(str).isin(["", "not exact"])]
+                    if len(g):
+                        label += f"\n{int(g['continued_solved'].astype(bool).sum())}/{len(g)} solve"
+                ax.text(xi, 1.02, label, ha="center", va="bottom", fontsize=7)
             ax.set_xticks(x, [f"{method_label(m)}\n{_arch_of(r, w)}" for m, r, w in keys])
             ax.tick_params(axis="x", labelsize=7)
-            ax.set_ylim(0, 1.12)
+            ax.set_ylim(0, 1.22 if cont else 1.12)
             ax.set_title(task)
         _labels(fig, axes, "method, network", "share of failed runs")
         names = {"solved": "optimum reached (training loss)"}

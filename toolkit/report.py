@@ -976,6 +976,7 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         return []
     present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
     present += sorted(set(df["class"].astype(str)) - set(present))
+    cont = _continued(df)  # rows that were continued (None: no continuation columns)
     rows = []
     groups = df.groupby(["task", "method", "recurrent", "window"], sort=False)
     keys = sorted(
@@ -989,8 +990,12 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         for c in present:
             m = int((g["class"] == c).sum())
             cells.append(f"{m} ({m / n:.0%})" if m else "–")
+        if cont is not None:
+            cells.append(_solved_on(cont.loc[cont.index.intersection(g.index)]))
         rows.append([k[0], C._arch_label(bool(k[2]), int(k[3])), _label(str(k[1])), n, *cells])
     names = {"solved": "optimum reached"}
+    factor = float(df["continue_factor"].iloc[0]) if cont is not None else 0.0
+    extra = [f"solved when continued (x{factor:g} budget)"] if cont is not None else []
 
     def thr(col, default):  # the thresholds the step used (stored beside its rows)
         v = df[col].iloc[0] if col in df.columns else default
@@ -1003,7 +1008,11 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         "#### What the failed runs ended in",
         "",
         *md_table(
-            ["task", "network", "method", "failed runs", *[names.get(c, c) for c in present]],
+            [
+                *("task", "network", "method", "failed runs"),
+                *[names.get(c, c) for c in present],
+                *extra,
+            ],
             rows,
         ),
         "",
@@ -1018,6 +1027,64 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         f"if an eigenvalue is < -{nt:g} x the largest |eigenvalue|; else *local "
         "minimum*. The Hessian is by central finite differences of the exact gradient "
         "(`toolkit/anatomy.py`, `[post.anatomy]`).",
+        "",
+        *_continuation_lines(df, cont, names),
+    ]
+
+
+def _continued(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The anatomy rows whose run was continued ([post.anatomy] continue_factor), or None when
+    the table has no continuation columns (written before the continuation test) or none was
+    continued."""
+    need = {"continued_outcome", "continued_solved", "continue_factor", "end_point"}
+    if not need <= set(df.columns):
+        return None
+    c = df[~df["continued_outcome"].astype(str).isin(["", "not exact"])]
+    return c if len(c) else None
+
+
+def _solved_on(c: pd.DataFrame) -> str:
+    if not len(c):
+        return "–"
+    k = int(c["continued_solved"].astype(bool).sum())
+    return f"{k}/{len(c)} ({k / len(c):.0%})"
+
+
+def _continuation_lines(df: pd.DataFrame, cont, names: dict) -> list[str]:
+    """The continuation test: per method and end-point label (before the continuation), the
+    share of continued runs that solved and the median cost at which they did."""
+    if cont is None:
+        return []
+    factor = float(df["continue_factor"].iloc[0])
+    order = [c for c in ANATOMY_ORDER if (cont["end_point"] == c).any()]
+    order += sorted(set(cont["end_point"].astype(str)) - set(order))
+    rows = []
+    for m in sorted(set(cont["method"].astype(str)), key=_order_key):
+        for e in order:
+            g = cont[(cont["method"].astype(str) == m) & (cont["end_point"] == e)]
+            if not len(g):
+                continue
+            cx = g.loc[g["continued_solved"].astype(bool), "continued_cost_x"].dropna()
+            med = f"{float(cx.median()):.2f}" if len(cx) else "–"
+            rows.append([_label(m), names.get(e, e), _solved_on(g), med])
+    return [
+        *md_table(
+            [
+                "method",
+                "end point (before continuing)",
+                f"solved when continued (x{factor:g} budget)",
+                "median cost when solved (x the failed run's)",
+            ],
+            rows,
+        ),
+        "",
+        f"Continuation test: every run that failed on its budget is run again from its own "
+        f"seeds with {factor:g}x the budget (the same run, optimizer state included: a run's "
+        "path does not depend on its budget until the budget stops it), i.e. continued for "
+        f"{factor - 1:g}x its budget more. The failure classes above use it where it is "
+        "decisive: a run that solves when continued is *slow*, whatever its end point looked "
+        "like; a *slow* end point whose continuation does not solve takes the label of the "
+        "continued run's end point (what the descent led into); the other labels stand.",
         "",
     ]
 

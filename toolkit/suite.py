@@ -43,9 +43,12 @@ before anything runs:
     :func:`toolkit.config.run_seed_sequences`) and the net are rebuilt from the run's spec, and
     its stored ``final_theta`` is classified (:func:`toolkit.anatomy.classify_end_point`: loss
     against the optimum 0, gradient norm, finite-difference Hessian spectrum, saturated
-    fraction) into ``anatomy.parquet``. Keys: ``outcomes``, ``max_params``, and the thresholds
-    ``loss_tol``, ``grad_tol``, ``flat_tol``, ``neg_tol``, ``sat_frac`` (defaults: the
-    module's constants).
+    fraction) into ``anatomy.parquet``. Each run that failed on its budget is then continued
+    to ``continue_factor`` (6) x its budget, in parallel and resumable
+    (:func:`toolkit.anatomy.continue_runs`, stored under ``continued/``): whether it solves
+    and at what cost, and the final label that uses it. Keys: ``outcomes``, ``max_params``,
+    ``continue_factor`` (1: no continuation), and the thresholds ``loss_tol``, ``grad_tol``,
+    ``flat_tol``, ``neg_tol``, ``sat_frac`` (defaults: the module's constants).
 ``[post.parallel]``
     The same sweep timed at each ``jobs`` (0 = all cores; forced rerun) on the requested
     backend into ``parallel.parquet`` (jobs, wall_s, repeat, n_runs, identical = the non-timing
@@ -151,7 +154,7 @@ def run(sexp: SuiteExperiment, opts: sweep.ExecOptions | None = None, **kw) -> S
         if "cliff" in sexp.post:
             res.written += write_cliff(out_dir, sexp.post["cliff"])
         if "anatomy" in sexp.post:
-            res.written += write_anatomy(sexp, out_dir, sexp.post["anatomy"], echo=echo)
+            res.written += write_anatomy(sexp, out_dir, sexp.post["anatomy"], echo=echo, opts=o)
     finally:
         try:
             lock.release()
@@ -630,17 +633,22 @@ ANATOMY_TABLE = "anatomy.parquet"
 ANATOMY_CLASSES = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
 
 
-def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) -> list[Path]:
+def write_anatomy(
+    sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print, opts=None
+) -> list[Path]:
     """anatomy.parquet (module docstring, ``[post.anatomy]``): one row per failed run, in the
-    order of runs.parquet; deterministic (no randomness, single-threaded kernels)."""
+    order of runs.parquet; deterministic (no randomness but the runs' own seeds,
+    single-threaded kernels). ``opts`` (:class:`toolkit.sweep.ExecOptions`): jobs, progress
+    bar and force of the continuations."""
     import pandas as pd
 
+    o = sweep.ExecOptions.of(opts)
     runs, thetas = _load_tables(out_dir)
     specs = _specs(sexp)
     fail = runs[runs["outcome"].isin(spec["outcomes"]) & runs["run_id"].isin(list(specs))]
     thr = {k: spec[k] for k in ("loss_tol", "grad_tol", "flat_tol", "neg_tol", "sat_frac")}
     nets: dict[str, tuple] = {}
-    rows, n_big = [], 0
+    rows, n_big, todo, where = [], 0, {}, {}
     for _, row in fail.iterrows():
         part, rspec = specs[row["run_id"]]
         ck = config.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
@@ -661,39 +669,74 @@ def write_anatomy(sexp: SuiteExperiment, out_dir: Path, spec: dict, echo=print) 
             "n_params": int(net.n_params),
             "outcome": row["outcome"],
             "optimum": 0.0,
+            "fwd_equiv": float(row["fwd_equiv"]),
         }
+        where[row["run_id"]] = (task, net, rspec)
+        if row["outcome"] == "budget" and spec["continue_factor"] > 1:
+            todo[row["run_id"]] = rspec
         th = None
         if row["run_id"] in thetas.index and thetas.at[row["run_id"], "final_theta"] is not None:
             th = np.asarray(thetas.at[row["run_id"], "final_theta"], dtype=np.float64)
-        if th is None or th.size != net.n_params or not np.isfinite(th).all():
-            nan = float("nan")
-            rows.append(
-                {
-                    **base,
-                    **dict(loss=nan, grad_norm=nan, decrement=nan, eig_min=nan, eig_max=nan),
-                    **dict(n_negative=-1, saturated=nan, label="no end point"),
-                }
-            )
-            continue
-        data_seq, _ = config.run_seed_sequences(rspec["seed"])  # the run's own training set
-        data = task.generate(np.random.default_rng(data_seq))
-        h, _ = net.forward(th, data.x)
-        sat = anatomy.saturated_fraction(h)
-
-        def lg(t, net=net, data=data):
-            return net.loss_and_grad(t, data.x, data.y, data.mask)
-
-        rows.append({**base, **anatomy.classify_end_point(lg, th, saturated=sat, **thr)})
+        rows.append({**base, **_end_point(task, net, rspec, th, thr)})
     if n_big:
         big = spec["max_params"]
         echo(f"{sexp.name}: anatomy skipped {n_big} failed run(s) with > {big} weights")
+    cont = {}
+    if todo:
+        cont = anatomy.continue_runs(
+            list(todo.values()),
+            spec["continue_factor"],
+            out_dir / anatomy.CONTINUED_DIR,
+            registry=sexp.parts[0].exp.registry,
+            jobs=o.jobs,
+            progress=o.progress,
+            force=o.force,
+            desc=f"{sexp.name} continued x{spec['continue_factor']:g}",
+            echo=echo,
+        )
+    for r in rows:
+        rec = cont.get(r["run_id"])
+        r.update(anatomy.continuation_columns(rec, r["fwd_equiv"]))
+        solved = r["continued_solved"] if rec is not None and "row" in rec else None
+        later = ""
+        if solved is False and r["label"] == "slow" and rec.get("final_theta") is not None:
+            task, net, rspec = where[r["run_id"]]
+            th = np.asarray(rec["final_theta"], dtype=np.float64)
+            later = _end_point(task, net, rspec, th, thr)["label"]
+        r["continued_end_point"] = later
+        r["end_point"] = r["label"]
+        r["label"] = anatomy.with_continuation(r["label"], solved, later or None)
     cols = [
         *("run_id", "part", "task", "method", "recurrent", "window", "n_hidden", "n_params"),
         *("outcome", "optimum", "loss", "grad_norm", "decrement", "eig_min", "eig_max"),
         *("n_negative",),
-        *("saturated", "label"),
+        *("saturated", "label", "end_point", "fwd_equiv"),
+        *("continued_outcome", "continued_solved", "continued_cost", "continued_cost_x"),
+        *("continued_best_loss", "continued_end_point"),
     ]
     df = pd.DataFrame(rows, columns=cols).rename(columns={"loss": "final_loss", "label": "class"})
     for k, v in thr.items():  # the thresholds used, for the report's statement of them
         df[k] = float(v)
+    df["continue_factor"] = float(spec["continue_factor"])
     return [_write_table(df, out_dir / ANATOMY_TABLE)]
+
+
+def _end_point(task, net, rspec: dict, th, thr: dict) -> dict:
+    """:func:`toolkit.anatomy.classify_end_point` of theta ``th`` on the run's own training
+    set (its data stream, :func:`toolkit.config.run_seed_sequences`); "no end point" when
+    ``th`` is missing, of the wrong size or not finite."""
+    if th is None or th.size != net.n_params or not np.isfinite(th).all():
+        nan = float("nan")
+        return {
+            **dict(loss=nan, grad_norm=nan, decrement=nan, eig_min=nan, eig_max=nan),
+            **dict(n_negative=-1, saturated=nan, label="no end point"),
+        }
+    data_seq, _ = config.run_seed_sequences(rspec["seed"])  # the run's own training set
+    data = task.generate(np.random.default_rng(data_seq))
+    h, _ = net.forward(th, data.x)
+    sat = anatomy.saturated_fraction(h)
+
+    def lg(t, net=net, data=data):
+        return net.loss_and_grad(t, data.x, data.y, data.mask)
+
+    return anatomy.classify_end_point(lg, th, saturated=sat, **thr)
