@@ -1,4 +1,4 @@
-"""The continuation test of [post.anatomy] (toolkit.anatomy.continue_runs): re-executing a failed
+"""The continuation test of [post.anatomy] (toolkit.suite.continue_runs): re-executing a failed
 run's spec with a larger budget continues the very same run (its path up to the old budget is
 bit for bit the old run's, for every method of local_optima); a run stopped early on an easy
 task solves when continued and is labelled slow; bad continue_factor values are config errors
@@ -182,18 +182,16 @@ def test_continue_factor_can_be_set_per_scale(tmp_path):
     assert "continue_factor" in str(e.value)
 
 
-def test_continuations_of_a_copy_are_independent_of_the_spec_order():
+def test_continuations_of_a_copy_are_independent_of_the_spec_order(tmp_path):
     """Randomness comes only from each spec's seed: continuing two specs in either order
     gives the same records (non-timing columns)."""
     sexp = config.load(ROOT / "experiments" / "local_optima.toml", scale="smoke")
     specs = [copy.deepcopy(r) for r in sexp.parts[0].exp.runs[:2]]
     for s in specs:
         s["budget"] = {"fwd_equiv": 2e3}
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as d1, tempfile.TemporaryDirectory() as d2:
-        a = anatomy.continue_runs(specs, 3.0, d1, jobs=1, progress=False)
-        b = anatomy.continue_runs(specs[::-1], 3.0, d2, jobs=1, progress=False)
+    o = sweep.ExecOptions(progress=False, jobs=1, echo=lambda *a: None)
+    a = suite.continue_runs(sexp, tmp_path / "a", specs, 3.0, o)
+    b = suite.continue_runs(sexp, tmp_path / "b", specs[::-1], 3.0, o)
     for rid in a:
         ra, rb = a[rid]["row"], b[rid]["row"]
         assert ra["best_loss"] == rb["best_loss"] and ra["fwd_equiv"] == rb["fwd_equiv"]

@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -192,122 +191,9 @@ def continued_spec(spec: dict, factor: float) -> dict:
     return out
 
 
-def _spec_key(spec: dict, factor: float) -> dict:
-    """What a stored continuation must match to be reused: the continued spec (bar its index in
-    the plan) and the factor."""
-    from toolkit.sweep import canonical
-
-    return {
-        "factor": float(factor),
-        "spec": canonical({k: v for k, v in spec.items() if k != "index"}),
-    }
-
-
-def _continue_worker(spec: dict, registry) -> dict:
-    """Entry point in loky workers (as the sweep's): one thread for Numba/BLAS, then the run."""
-    from toolkit import sweep
-
-    sweep.limit_threads(1)
-    return sweep.execute_run(spec, registry)
-
-
-def continue_runs(
-    specs: list[dict],
-    factor: float,
-    store_dir,
-    *,
-    registry=None,
-    jobs: int | None = 1,
-    progress: bool = True,
-    force: bool = False,
-    desc: str = "continued",
-    echo=print,
-) -> dict[str, dict]:
-    """Continue failed runs: each spec (a sweep run spec, :func:`toolkit.sweep.load_config`)
-    executed again with ``factor`` x its budget (:func:`continued_spec`) by
-    :func:`toolkit.sweep.execute_run` -- its own seeds (randomness comes only from the spec's
-    seed), on joblib's loky backend with one thread per worker (``jobs``: None or 0 = all
-    cores; 1 = in this process), a tqdm bar on stderr. Each record is stored as it arrives in
-    ``store_dir`` (:func:`toolkit.store.write_run`, plus the key it was made from); a stored,
-    intact record with the same key is reused (``force``: never), so an interrupted step loses
-    only the runs in flight. Specs that :func:`not_continuable` rejects are not run.
-
-    Returns {run_id: record} (records as :func:`toolkit.sweep.execute_run` returns them, with
-    ``"continued"`` = the key; a rejected spec: ``{"not_exact": reason}``)."""
-    import contextlib
-    import sys
-
-    from toolkit import store, sweep
-
-    store_dir = Path(store_dir)
-    out: dict[str, dict] = {}
-    pending = []
-    for spec in specs:
-        why = not_continuable(spec)
-        if why is not None:
-            out[spec["run_id"]] = {"not_exact": why}
-            continue
-        c = continued_spec(spec, factor)
-        key = _spec_key(c, factor)
-        rec = None
-        if not force:
-            try:
-                rec = store.read_run(store_dir, spec["run_id"])
-            except store.DamagedResults as e:  # rerun it
-                echo(f"warning: {e}; running that continuation again")
-        if rec is not None and rec.get("continued") == key and rec["row"]["outcome"] != "error":
-            out[spec["run_id"]] = rec
-        else:
-            pending.append((c, key))
-    if not pending:
-        return out
-    import joblib
-    from tqdm import tqdm
-
-    n_jobs = sweep.default_jobs() if not jobs else int(jobs)
-    n = max(1, min(n_jobs, len(pending)))
-    reg = sweep.resolve_registry(registry)
-    if hasattr(reg, "warmup"):  # compile once here; the workers load the cached kernels
-        reg.warmup([c for c, _ in pending])
-    keys = {c["run_id"]: key for c, key in pending}
-    bar = tqdm(
-        total=len(pending),
-        unit="run",
-        desc=desc,
-        disable=not progress,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        smoothing=0.1,
-    )
-    try:
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(joblib.parallel_config(backend="loky", inner_max_num_threads=1))
-            fn = _continue_worker if n > 1 else sweep.execute_run
-            if n == 1:
-                with contextlib.suppress(ImportError):
-                    from threadpoolctl import threadpool_limits
-
-                    stack.enter_context(threadpool_limits(1))
-            parallel = joblib.Parallel(
-                n_jobs=n, return_as="generator_unordered", batch_size=1, pre_dispatch="2*n_jobs"
-            )
-            records = parallel(joblib.delayed(fn)(c, registry) for c, _ in pending)
-            try:
-                for rec in records:
-                    rec["continued"] = keys[rec["run_id"]]
-                    store.write_run(store_dir, rec)
-                    out[rec["run_id"]] = rec
-                    bar.update(1)
-            finally:
-                records.close()
-    finally:
-        bar.close()
-    return out
-
-
 def continuation_columns(rec: dict | None, cost: float) -> dict:
     """The anatomy.parquet columns of one failed run's continuation record (from
-    :func:`continue_runs`; None: not continued); ``cost``: the failed run's cost in
+    :func:`toolkit.suite.continue_runs`; None: not continued); ``cost``: the failed run's cost in
     forward-pass equivalents. continued_outcome is "" when the run was not continued."""
     from toolkit.analysis import SUCCESS_OUTCOMES
 

@@ -26,6 +26,7 @@ processes) can be passed as ``registry=`` or named in the environment variable
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib
 import itertools
@@ -421,6 +422,24 @@ class Experiment:
     @property
     def n_configs(self) -> int:
         return len({r["config_id"] for r in self.runs})
+
+
+def derived(exp: Experiment, name: str, runs: list[dict], extra: dict) -> Experiment:
+    """An experiment made of ``runs`` (specs derived from ``exp``'s: a tuning stage's, the
+    continued runs', ...) named ``name``; ``extra`` (e.g. {"stage": "tuning"}) enters its
+    resolved config and fingerprint. Runs are re-indexed in the given order."""
+    for i, r in enumerate(runs):
+        r["index"] = i
+    run_keys = {r["config_id"]: run_key(r) for r in runs}
+    resolved = {**exp.resolved, **extra, "run_configs": dict(sorted(run_keys.items()))}
+    payload = {"name": name, "seed": exp.root_seed, "run_configs": sorted(run_keys), **extra}
+    return dataclasses.replace(
+        exp,
+        name=name,
+        runs=runs,
+        resolved=_jsonable(resolved),
+        fingerprint=_sha(payload).hex()[:16],
+    )
 
 
 def _grid_at(parts: list[str]) -> int | None:

@@ -45,7 +45,7 @@ before anything runs:
     against the optimum 0, gradient norm, finite-difference Hessian spectrum, saturated
     fraction) into ``anatomy.parquet``. Each run that failed on its budget is then continued
     to ``continue_factor`` (6) x its budget, in parallel and resumable
-    (:func:`toolkit.anatomy.continue_runs`, stored under ``continued/``): whether it solves
+    (:func:`continue_runs`, a sweep of its own under ``continued/``): whether it solves
     and at what cost, and the final label that uses it. Keys: ``outcomes``, ``max_params``,
     ``continue_factor`` (1: no continuation), and the thresholds ``loss_tol``, ``grad_tol``,
     ``flat_tol``, ``neg_tol``, ``sat_frac`` (defaults: the module's constants).
@@ -683,17 +683,7 @@ def write_anatomy(
         echo(f"{sexp.name}: anatomy skipped {n_big} failed run(s) with > {big} weights")
     cont = {}
     if todo:
-        cont = anatomy.continue_runs(
-            list(todo.values()),
-            spec["continue_factor"],
-            out_dir / anatomy.CONTINUED_DIR,
-            registry=sexp.parts[0].exp.registry,
-            jobs=o.jobs,
-            progress=o.progress,
-            force=o.force,
-            desc=f"{sexp.name} continued x{spec['continue_factor']:g}",
-            echo=echo,
-        )
+        cont = continue_runs(sexp, out_dir, list(todo.values()), spec["continue_factor"], o)
     for r in rows:
         rec = cont.get(r["run_id"])
         r.update(anatomy.continuation_columns(rec, r["fwd_equiv"]))
@@ -719,6 +709,28 @@ def write_anatomy(
         df[k] = float(v)
     df["continue_factor"] = float(spec["continue_factor"])
     return [_write_table(df, out_dir / ANATOMY_TABLE)]
+
+
+def continue_runs(sexp, out_dir: Path, specs: list[dict], factor: float, o) -> dict[str, dict]:
+    """Continue failed runs: each spec executed again with ``factor`` x its budget
+    (:func:`toolkit.anatomy.continued_spec`: the same seeds, so the same run up to the old
+    budget) as one sweep of its own into ``out_dir/continued`` (resumable, checked, loky or
+    dask, as any sweep). Returns {run_id: stored record}; a spec that
+    :func:`toolkit.anatomy.not_continuable` rejects: ``{"not_exact": reason}``."""
+    out, runs = {}, []
+    for s in specs:
+        why = anatomy.not_continuable(s)
+        if why is not None:
+            out[s["run_id"]] = {"not_exact": why}
+        else:
+            runs.append(anatomy.continued_spec(s, factor))
+    if runs:
+        d = out_dir / anatomy.CONTINUED_DIR
+        extra = {"stage": "continued", "continue_factor": float(factor)}
+        cexp = config.derived(sexp.parts[0].exp, f"{sexp.name}.continued", runs, extra)
+        sweep.run_sweep(cexp, o, out=d)
+        out.update({r["run_id"]: store.read_run(d, r["run_id"]) for r in runs})
+    return out
 
 
 def _end_point(task, net, rspec: dict, th, thr: dict) -> dict:

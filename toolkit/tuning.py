@@ -56,18 +56,6 @@ def _respec(r: dict, hyper: dict, root_seed: int, version: str, stage: str | Non
     }
 
 
-def _experiment(exp: Experiment, name: str, runs: list[dict], extra: dict) -> Experiment:
-    for i, r in enumerate(runs):
-        r["index"] = i
-    run_keys = {r["config_id"]: config.run_key(r) for r in runs}
-    resolved = {**exp.resolved, **extra, "run_configs": dict(sorted(run_keys.items()))}
-    payload = {"name": name, "seed": exp.root_seed, "run_configs": sorted(run_keys), **extra}
-    fp = config._sha(payload).hex()[:16]
-    return dataclasses.replace(
-        exp, name=name, runs=runs, resolved=config._jsonable(resolved), fingerprint=fp
-    )
-
-
 def plan(exp: Experiment) -> Experiment:
     """The tuning runs of ``exp``: per condition and tuned method (first appearance order),
     each drawn configuration x ``seeds`` tuning seeds (replicates 0..seeds-1)."""
@@ -84,7 +72,7 @@ def plan(exp: Experiment) -> Experiment:
             for s in range(t.seeds):
                 base = {**r, "replicate": s, "grid": grid, "experiment": f"{exp.name}.{STAGE}"}
                 runs.append(_respec(base, hyper, exp.root_seed, version, STAGE))
-    return _experiment(
+    return config.derived(
         dataclasses.replace(exp, replicates=t.seeds, tuning=None),
         f"{exp.name}.{STAGE}",
         runs,
@@ -153,7 +141,7 @@ def apply(exp: Experiment, choices: list[dict]) -> Experiment:
             f"{exp.name}: no tuning choice for {len(missing)} condition(s) and method(s), e.g. "
             f"{sorted(missing)[0]}: the choice file is from another experiment or scale"
         )
-    return _experiment(exp, exp.name, runs, {"tuned": choices})
+    return config.derived(exp, exp.name, runs, {"tuned": choices})
 
 
 def describe(exp: Experiment, texp: Experiment) -> str:
