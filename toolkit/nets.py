@@ -522,3 +522,7 @@ def grad_cost_ratio(net: Elman) -> float:
     hs = np.log([h for h, _ in table])
     rs = [r for _, r in table]
     return float(np.interp(math.log(net.n_hidden), hs, rs))
+
+
+# the other network cells register themselves on import (after everything above is defined)
+from toolkit import a1 as _a1  # noqa: E402,F401
