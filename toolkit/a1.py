@@ -116,16 +116,16 @@ def _loss(z, o, y, mask, out):
             if out == 1:
                 s = z[b, t]
                 sp = s + math.log1p(math.exp(-s)) if s > 0.0 else math.log1p(math.exp(s))
-                L += m * (sp - y[b, t] * s)
+                L += m * (sp - y[b, t, 0] * s)
             else:
-                d = o[b, t] - y[b, t]
+                d = o[b, t] - y[b, t, 0]
                 L += m * 0.5 * d * d
     return L
 
 
 @njit(cache=True)
 def population_loss_kernel(thetas, x, y, mask, H, act, out):
-    """thetas (P, n) -> losses (P,) on x (B,T,I), y (B,T), mask (B,T)."""
+    """thetas (P, n) -> losses (P,) on x (B,T,I), y (B,T,1), mask (B,T)."""
     P = thetas.shape[0]
     B, T, _ = x.shape
     h = np.empty((B, T, H))
@@ -305,7 +305,7 @@ class A1:
         Ls = population_loss_kernel(
             thetas,
             x,
-            np.ascontiguousarray(y[:, :, 0]),
+            y,
             mask,
             self.n_hidden,
             _ACT[self.hidden],
