@@ -665,7 +665,8 @@ def test_late_parameters_stay_out_of_params_at_their_default():
     set, so that stored experiments keep their keys, seeds and data."""
     old = tt.get("latch", T=30)
     assert set(old.params) == {"T", "N", "noise_var", "tol", "n_train", "n_test", "test_seed"}
-    assert old.p["T_max"] is None and old.p["variant"] == "II"
+    assert old.p["T_max"] is None and old.p["variant"] is None  # None = "II"
+    assert tt.get("latch", variant="II").params["variant"] == "II"  # given: in the key
     new = tt.get("latch", T=30, T_max=40, variant="I")
     assert new.params["T_max"] == 40 and new.params["variant"] == "I"
     assert "overshoot" not in new.params

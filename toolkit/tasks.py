@@ -347,8 +347,8 @@ class Latch(Task):
 
     ``variant`` (the random-guessing paper's names):
 
-    * "II" (default): one input line; the first N inputs are the class (+1.0 or -1.0);
-      targets +-1. The inputs are data, not parameters.
+    * "II" (default, ``None``): one input line; the first N inputs are the class (+1.0 or
+      -1.0); targets +-1. The inputs are data, not parameters.
     * "I" (Bengio et al.'s original): the net's input at the first N steps is a free
       parameter, one value per class, and the targets are +-0.8. Encoded for a net with
       fixed weights: three input channels, a one-hot class code on channels 0 (class +1)
@@ -381,7 +381,9 @@ class Latch(Task):
         "tol": _TOL,
         **_counts(100, 256, 1002),
         "T_max": Param(None, "int", lo=2, allow_none=True, doc="lengths uniform on T..T_max"),
-        "variant": Param("II", "choice", choices=("II", "I"), doc="inputs +-1 or free inputs"),
+        "variant": Param(
+            None, "choice", choices=("II", "I"), allow_none=True, doc="None = II; I: free inputs"
+        ),
         "overshoot": Param(None, "bool", allow_none=True, doc="beyond the target counts as right"),
     }
     LATE = ("T_max", "variant", "overshoot")
@@ -403,7 +405,7 @@ class Latch(Task):
     def _make(self, rng, n, split):
         T, N, T_max = self.p["T"], self.p["N"], self.p["T_max"]
         sd = math.sqrt(self.p["noise_var"])
-        if T_max is None and self.p["variant"] == "II":  # the draws of the original task
+        if T_max is None and self.p["variant"] != "I":  # the draws of the original task
             sign = 2.0 * rng.integers(0, 2, size=n) - 1.0
             x = rng.normal(0.0, sd, size=(n, T))
             x[:, :N] = sign[:, None]
@@ -416,7 +418,7 @@ class Latch(Task):
         noise = rng.normal(0.0, sd, size=(n, t_max))
         noise[:, :N] = 0.0
         noise[np.arange(t_max)[None, :] >= lengths[:, None]] = 0.0
-        if self.p["variant"] == "II":
+        if self.p["variant"] != "I":
             noise[:, :N] = sign[:, None]
             x = noise[:, :, None]
         else:
