@@ -180,3 +180,52 @@ def central_diff(f, theta, eps=1e-6):
         tm[i] -= eps
         g[i] = (f(tp) - f(tm)) / (2 * eps)
     return g
+
+
+# --------------------------------------------------------------------------------------
+# architecture A1 (toolkit/a1.py): hidden units first, then the recurrent output unit
+# --------------------------------------------------------------------------------------
+def a1_forward(theta, x, I, H, hidden="tanh", output="sigmoid"):
+    """h (B,T,H), o (B,T): one sequence and one step at a time, with the paper's order
+    (hidden units from x_t, h_{t-1}, o_{t-1}; output from x_t, h_t, o_{t-1})."""
+    o_ = 0
+    W_hx = theta[o_ : o_ + H * I].reshape(H, I)
+    o_ += H * I
+    W_hh = theta[o_ : o_ + H * H].reshape(H, H)
+    o_ += H * H
+    w_ho = theta[o_ : o_ + H]
+    o_ += H
+    b_h = theta[o_ : o_ + H]
+    o_ += H
+    w_ox = theta[o_ : o_ + I]
+    o_ += I
+    w_oh = theta[o_ : o_ + H]
+    o_ += H
+    w_oo, b_o = theta[o_], theta[o_ + 1]
+    assert o_ + 2 == theta.size
+    B, T, _ = x.shape
+    hs = np.zeros((B, T, H))
+    os_ = np.zeros((B, T))
+    for b in range(B):
+        h_prev, o_prev = np.zeros(H), 0.0
+        for t in range(T):
+            h = act(W_hx @ x[b, t] + W_hh @ h_prev + w_ho * o_prev + b_h, hidden)
+            o = out_fn(np.array([w_ox @ x[b, t] + w_oh @ h + w_oo * o_prev + b_o]), output)[0]
+            hs[b, t], os_[b, t] = h, o
+            h_prev, o_prev = h, o
+    return hs, os_
+
+
+def a1_loss(theta, x, y, mask, I, H, hidden="tanh", output="sigmoid"):
+    """sum_{b,t} mask * l(o, y) from the definition of the loss."""
+    _, o = a1_forward(theta, x, I, H, hidden, output)
+    L = 0.0
+    for b in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            if mask[b, t] != 0:
+                yt = y[b, t, 0]
+                if output == "sigmoid":
+                    L -= mask[b, t] * (yt * np.log(o[b, t]) + (1 - yt) * np.log(1 - o[b, t]))
+                else:
+                    L += mask[b, t] * 0.5 * (o[b, t] - yt) ** 2
+    return L

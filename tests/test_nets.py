@@ -386,3 +386,19 @@ def test_gradient_over_many_small_shapes_against_reference():
             np.testing.assert_allclose(
                 g, g_r, rtol=1e-10, atol=1e-12, err_msg=f"{(I, H, O, B, T, k)}"
             )
+
+
+def test_fixed_free_word_equals_nan():
+    """Experiment files mark a free entry with "free" (a config holding nan never equals its
+    stored copy): the same net as with nan."""
+    nan = float("nan")
+    a = Elman(3, 1, 1, fixed={"W_xh": [["free", "free", 1.0]], "b_h": 0.0})
+    b = Elman(3, 1, 1, fixed={"W_xh": [[nan, nan, 1.0]], "b_h": 0.0})
+    assert a.n_params == b.n_params == 2 + 1 + 1 + 1  # 2 of W_xh, W_hh, W_hy, b_y
+    np.testing.assert_array_equal(a._free_idx, b._free_idx)
+    np.testing.assert_array_equal(a._base, b._base)
+    from toolkit.nets import _check_fixed
+
+    assert _check_fixed({"W_xh": [["free", 1.0]]})[0]
+    ok, msg = _check_fixed({"W_xh": [["loose", 1.0]]})
+    assert not ok and '"free" = free' in msg

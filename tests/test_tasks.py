@@ -8,6 +8,8 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from toolkit import Elman
 from toolkit import tasks as tt
@@ -74,7 +76,10 @@ def test_determinism_and_held_out(name):
         np.testing.assert_array_equal(u, v)
         np.testing.assert_array_equal(u, w)
     assert task.test_set() is task.test_set()  # cached
-    fresh = tt.get(name).test_set()
+    fresh_task = tt.get(name)
+    if name == "reber":  # its test set avoids the last training set: make the same one
+        fresh_task.generate(5)
+    fresh = fresh_task.test_set()
     for u, v in zip(task.test_set(), fresh, strict=True):
         np.testing.assert_array_equal(u, v)
     if name in STOCHASTIC:
@@ -650,3 +655,133 @@ def test_bad_rng_and_net():
         tt.get("reber").solved(wrong_out, np.zeros(wrong_out.n_params))
     with pytest.raises(ValueError, match="mackey_glass: history"):
         tt.mackey_glass(10, history="random")
+
+
+# --------------------------------------------------------------------------------------
+# latch: per-sequence lengths and variant I (free class inputs); parameters added late
+# --------------------------------------------------------------------------------------
+def test_late_parameters_stay_out_of_params_at_their_default():
+    """Run keys hash task.params: the latch's later parameters must not enter them unless
+    set, so that stored experiments keep their keys, seeds and data."""
+    old = tt.get("latch", T=30)
+    assert set(old.params) == {"T", "N", "noise_var", "tol", "n_train", "n_test", "test_seed"}
+    assert old.p["T_max"] is None and old.p["variant"] is None  # None = "II"
+    assert tt.get("latch", variant="II").params["variant"] == "II"  # given: in the key
+    new = tt.get("latch", T=30, T_max=40, variant="I")
+    assert new.params["T_max"] == 40 and new.params["variant"] == "I"
+    assert "overshoot" not in new.params
+    assert tt.get("latch", **json.loads(json.dumps(new.params))).params == new.params
+
+
+def test_latch_default_data_unchanged():
+    """The original draws (class, then noise) when T_max and variant are not given."""
+    rng = np.random.default_rng(11)
+    sign = 2.0 * rng.integers(0, 2, size=4) - 1.0
+    noise = rng.normal(0.0, math.sqrt(0.2), size=(4, 12))
+    x, y, mask = tt.get("latch", T=12).generate(11, n=4)
+    np.testing.assert_array_equal(x[:, 1:, 0], noise[:, 1:])
+    np.testing.assert_array_equal(x[:, 0, 0], sign)
+    np.testing.assert_array_equal(y[:, -1, 0], sign)
+
+
+@pytest.mark.parametrize("variant", ["II", "I"])
+def test_latch_lengths_vary_per_sequence(variant):
+    task = tt.get("latch", T=50, T_max=60, variant=variant, N=2)
+    x, y, mask = task.generate(4, n=400)
+    lengths = mask.argmax(axis=1) + 1
+    assert (mask.sum(axis=1) == 1).all()
+    assert lengths.min() == 50 and lengths.max() == 60 and len(set(lengths)) == 11
+    assert set(lengths % 2) == {0, 1}  # odd and even lengths: a sign-flipping unit fails
+    after = np.arange(60)[None, :] >= lengths[:, None]
+    assert (x[after] == 0).all()  # padding
+    target = y[np.arange(400), lengths - 1, 0]
+    assert set(np.abs(target)) == {task.target}
+    if variant == "II":
+        assert (x[:, :2, 0] == np.sign(target)[:, None]).all()
+    else:
+        assert task.n_in == 3 and task.target == 0.8
+        assert (x[:, :2, 0] == (target > 0)[:, None]).all()
+        assert (x[:, :2, 1] == (target < 0)[:, None]).all()
+        assert (x[:, :2, 2] == 0).all() and (x[:, 2:, :2] == 0).all()
+        inside = ~after
+        inside[:, :2] = False
+        assert abs(np.var(x[:, :, 2][inside]) - 0.2) < 0.02
+
+
+def _latch_I_net():
+    """The paper's variant I as an Elman net with fixed weights (random_guessing.toml):
+    free = recurrent weight and the weights of the two class channels (the class inputs)."""
+    nan = float("nan")
+    return Elman(
+        3,
+        1,
+        1,
+        output="linear",
+        fixed={"W_xh": [[nan, nan, 1.0]], "b_h": 0.0, "W_hy": 1.0, "b_y": 0.0},
+    )
+
+
+def test_latch_variant_I_encoding_has_three_free_weights_and_a_hand_set_solution():
+    task = tt.get("latch", T=500, T_max=600, variant="I", tol=0.1, n_train=100, n_test=100)
+    net = _latch_I_net()
+    assert net.n_params == 3
+    free = net.pack(
+        {"W_xh": [[3.0, -4.0, 1.0]], "W_hh": [[20.0]], "b_h": [0.0], "W_hy": [[1.0]], "b_y": [0.0]}
+    )
+    np.testing.assert_array_equal(free, [3.0, -4.0, 20.0])  # class inputs, recurrent weight
+    # large positive recurrent weight, class inputs of opposite sign: latches for 600 steps
+    assert task.solved(net, free)
+    assert task.metric(net, free) == 0.0  # beyond +-0.8 on the right side counts as right
+    x, _, mask = task.test_set()
+    h, _ = net.forward(free, x)
+    assert (np.abs(h[mask > 0]) > 0.99).all()
+    for bad in ([3.0, 4.0, 20.0], [-3.0, 4.0, 20.0], [3.0, -4.0, -20.0], [3.0, -4.0, 0.5]):
+        assert not task.solved(net, np.array(bad))  # same signs, swapped, flipping, forgets
+    strict = tt.get("latch", T=500, T_max=600, variant="I", tol=0.1, n_test=100, overshoot=False)
+    assert not strict.solved(net, free)  # |1 - 0.8| = 0.2 > 0.1
+
+
+# --------------------------------------------------------------------------------------
+# reber: test strings unseen in training
+# --------------------------------------------------------------------------------------
+def _strings(data):
+    """The strings of a Reber dataset (the input is the string without its final E)."""
+    syms = np.array(list(tt.REBER_SYMBOLS))
+    return [
+        "".join(syms[data.x[b, data.mask[b] > 0].argmax(axis=1)]) + "E"
+        for b in range(data.x.shape[0])
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n_train=st.integers(1, 300),
+    n_test=st.integers(1, 300),
+    embedded=st.booleans(),
+)
+def test_reber_test_strings_unseen_in_training(seed, n_train, n_test, embedded):
+    task = tt.get("reber", n_train=n_train, n_test=n_test, embedded=embedded, test_seed=seed)
+    train = _strings(task.generate(seed))
+    test = _strings(task.test_set())
+    assert len(test) == n_test and all(tt.reber_accepts(s, embedded) for s in test)
+    assert not set(train) & set(test)
+    # training data are drawn as before (the same strings as reber_generate in a row)
+    rng = np.random.default_rng(seed)
+    assert train == [tt.reber_generate(rng, embedded)[0] for _ in range(n_train)]
+
+
+def test_reber_training_set_change_redraws_the_test_set_and_errors_when_impossible(
+    monkeypatch,
+):
+    task = tt.get("reber", n_train=200, n_test=50)
+    task.generate(1)
+    a = _strings(task.test_set())
+    task.generate(2)
+    b = _strings(task.test_set())
+    assert a != b and not set(b) & set(_strings(task.generate(2)))
+    monkeypatch.setattr(tt, "REBER_MAX_DRAWS", 1)
+    task = tt.get("reber", embedded=False, n_train=300, n_test=300)
+    task.generate(0)
+    with pytest.raises(ValueError, match="n_test.*n_train = 300.*Lower n_test or n_train"):
+        task.test_set()

@@ -71,9 +71,21 @@ def _positive_int(v, name: str) -> int:
 _BLOCKS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
 
+#: in a ``fixed`` table, the word that marks a free entry, like nan. Experiment files use it:
+#: nan never equals itself, so a config holding nan would never compare equal to its stored copy
+FREE = "free"
+
+
+def _free_to_nan(v):
+    """``v`` with every ``"free"`` (nested lists too) replaced by nan."""
+    if isinstance(v, list | tuple):
+        return [_free_to_nan(e) for e in v]
+    return math.nan if isinstance(v, str) and v == FREE else v
+
+
 def _check_fixed(v) -> tuple[bool, object]:
-    """A ``fixed`` table: {block: number or (nested) list of numbers}; nan marks a free entry.
-    (True, v) or (False, message); shapes are checked when the net is built."""
+    """A ``fixed`` table: {block: number or (nested) list of numbers}; nan or "free" marks a
+    free entry. (True, v) or (False, message); shapes are checked when the net is built."""
     if not isinstance(v, dict) or not v:
         return False, f"expected a table of blocks ({', '.join(_BLOCKS)}) -> values, got {v!r}"
     for k, x in v.items():
@@ -86,8 +98,12 @@ def _check_fixed(v) -> tuple[bool, object]:
                 stack.extend(e)
             else:
                 items.append(e)
-        if not items or any(isinstance(e, bool) or not isinstance(e, int | float) for e in items):
-            return False, f"{k}: expected a number or a list of numbers (nan = free), got {x!r}"
+        if not items or any(
+            e != FREE and (isinstance(e, bool) or not isinstance(e, int | float)) for e in items
+        ):
+            return False, (
+                f'{k}: expected a number or a list of numbers (nan or "{FREE}" = free), got {x!r}'
+            )
     return True, v
 
 
@@ -127,7 +143,7 @@ class Elman:
       feed-forward time-delay net: the "same net with the recurrence removed".
     * ``recurrent=False``: W_hh is fixed at 0.
     * ``fixed``: {block name: array broadcastable to the block's shape}; finite entries are
-      fixed at that value, NaN entries stay free. Only free entries are in theta, so
+      fixed at that value, NaN (or "free") entries stay free. Only free entries are in theta, so
       ``n_params`` counts free parameters and optimizers see nothing else.
 
     The constructor only stores and checks parameters.
@@ -146,7 +162,7 @@ class Elman:
             allow_none=True,
             check=_check_fixed,
             doc="fixed entries per block (W_xh, W_hh, b_h, W_hy, b_y) -> number or nested list "
-            "of numbers; nan = free",
+            'of numbers; nan or "free" = free',
         ),
     }
 
@@ -224,7 +240,8 @@ class Elman:
                 if name not in self.shapes:
                     raise ValueError(f"fixed: unknown block {name!r}; blocks are {_PARTS}")
                 try:
-                    a = np.broadcast_to(np.asarray(v, dtype=np.float64), self.shapes[name])
+                    a = np.asarray(_free_to_nan(v), dtype=np.float64)
+                    a = np.broadcast_to(a, self.shapes[name])
                 except (ValueError, TypeError):
                     raise ValueError(
                         f"fixed[{name!r}]: expected values broadcastable to "
@@ -522,3 +539,7 @@ def grad_cost_ratio(net: Elman) -> float:
     hs = np.log([h for h, _ in table])
     rs = [r for _, r in table]
     return float(np.interp(math.log(net.n_hidden), hs, rs))
+
+
+# the other network cells register themselves on import (after everything above is defined)
+from toolkit import a1 as _a1  # noqa: E402,F401

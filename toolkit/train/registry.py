@@ -119,6 +119,11 @@ def run(
     resolved hyperparameters (the sweep checked them when it read the config), used as is.
     """
     m = get_method(method)
+    if m.family == "gradient" and not getattr(net, "has_gradient", True):
+        raise ValueError(
+            f"method {method!r} needs gradients, and net {net!r} has none; train it with an "
+            f"evolutionary method ({', '.join(by_family('evolution'))})"
+        )
     check_fits(net, task, data)
     resolved = dict(hyper) if validated else m.validate(hyper)
     if isinstance(budget, dict):
