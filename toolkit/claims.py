@@ -12,7 +12,7 @@ from stored results (:class:`toolkit.store.Results`), with the statistics of
   outcome class; the best-of-family ratio (descriptive); the verdict label;
   :func:`cost_ratio_table` -- the same at other gradient/forward cost ratios, break-even;
 * :func:`optima_tables`, :func:`optima_panels` and :func:`claim_b` -- claim (b): success
-  rates, basins and stalled failures per network architecture; (b1) BPTT against CMA-ES on
+  rates and stalled failures per network architecture; (b1) BPTT against CMA-ES on
   the recurrent net (reported); (b2) the method x architecture interaction (the verdict),
   Holm-adjusted; the verdict label;
 * :func:`verdict_a` / :func:`verdict_b` -- what a claim's section reports: the panels, the
@@ -376,20 +376,6 @@ def cost_ratio_table(exp: Results, exclude=(), key="core") -> tuple[pd.DataFrame
     return pd.DataFrame(out, columns=cols), r0
 
 
-def classify_ratio(ert_b, ert_e, lo, hi, p) -> str:
-    if not (math.isfinite(ert_b) or math.isfinite(ert_e)):
-        return "nothing solved"
-    if not (math.isnan(lo) or math.isnan(hi)):
-        sig = p < ALPHA
-        if lo > 1 and sig:
-            return "BPTT faster"
-        if hi < 1 and sig:
-            return "evolution faster"
-        if lo >= 1 / EQUIV_RATIO and hi <= EQUIV_RATIO:
-            return "equally fast"
-    return "undecided"
-
-
 def claim_a(panels: pd.DataFrame, n_min: int) -> str:
     """The claim (a) verdict label from per-condition outcomes (rules in RULES_TEXT)."""
     if panels is None or panels.empty:
@@ -449,8 +435,7 @@ def optima_tables(exp: Results) -> dict | None:
         ann["arch"] = [_arch_label(r, w) for r, w in zip(rec, win, strict=True)]
         by = ("condition", "arch", "variant")
         sr = A.success_rate(ann, by=by, level=LEVEL)
-        bas = A.basins(ann, by=by)
-        out = {"ann": ann, "sr": sr, "basins": bas, "stalled": stalled_failures(ann, exp.traces)}
+        out = {"ann": ann, "sr": sr, "stalled": stalled_failures(ann, exp.traces)}
     exp.cache[key] = out
     return out
 
@@ -480,6 +465,60 @@ def stalled_failures(ann: pd.DataFrame, traces: pd.DataFrame | None) -> pd.Serie
     return out
 
 
+B1_COLS = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
+B2_COLS = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k_gf", "n_gf"]
+B2_COLS += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
+
+
+def _b1_rows(cond, cells: dict, recs: list, vb: str, ve: str) -> list[dict]:
+    """b1 rows of one condition: per recurrent arch, success(BPTT) - success(CMA-ES) with
+    Newcombe's CI and Fisher's p (NaN when neither solved any seed)."""
+    rows = []
+    for a in recs:
+        B, O = cells.get((a, vb)), cells.get((a, ve))
+        if B is None or O is None:
+            continue
+        d, lo, hi = A.diff_interval(*B, *O)
+        p = A.fisher_exact(*B, *O) if B[0] + O[0] else math.nan
+        rows.append(dict(zip(B1_COLS, (cond, a, vb, *B, ve, *O, d, lo, hi, p), strict=True)))
+    return rows
+
+
+def _b2_rows(cond, cells: dict, rec: str, ffs: list, vb: str, ve: str) -> list[dict]:
+    """b2 rows of one condition: per feed-forward arch, the interaction of method and
+    architecture (:func:`toolkit.analysis.interaction`; p NaN when no method solved the
+    feed-forward net)."""
+    rows = []
+    for ff in ffs:
+        arms = [cells.get(k) for k in ((rec, vb), (ff, vb), (rec, ve), (ff, ve))]
+        if any(c is None for c in arms):
+            continue
+        k, n = [c[0] for c in arms], [c[1] for c in arms]
+        key = ("interaction", cond, ff)
+        it = A.interaction(k, n, n_boot=N_BOOT, seed=SEED, level=LEVEL, key=key)
+        p = it["p"] if k[1] + k[3] > 0 else math.nan
+        vals = (*[x for c in arms for x in c], it["d_grad"], it["d_evo"], it["delta"])
+        vals = (cond, rec, ff, vb, ve, *vals, it["lo"], it["hi"], p)
+        rows.append(dict(zip(B2_COLS, vals, strict=True)))
+    return rows
+
+
+def _holm_b(rows: list[dict], est: str, zero: tuple[str, str], labels: tuple) -> None:
+    """Holm-adjust the rows' p and classify each: labels[0] when the counts ``zero`` are both
+    0 (no information), labels[1] / labels[2] when significant with ``est`` < 0 / > 0, *equal*
+    when the CI lies within +-EQUIV_DIFF, else *undecided*."""
+    for r, q in zip(rows, A.holm([r["p"] for r in rows]), strict=True):
+        r["p_holm"] = float(q)
+        if r[zero[0]] + r[zero[1]] == 0:
+            r["outcome"] = labels[0]
+        elif q < ALPHA:
+            r["outcome"] = labels[1] if r[est] < 0 else labels[2]
+        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
+            r["outcome"] = "equal"
+        else:
+            r["outcome"] = "undecided"
+
+
 def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(b1, b2) tables for the declared primary pairing (:data:`PRIMARY_GRAD` against
     :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES), chosen by name, never by the data.
@@ -490,11 +529,7 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     interaction delta = (BPTT rec - BPTT ff) - (CMA-ES rec - CMA-ES ff) with a bootstrap CI
     and p (:func:`toolkit.analysis.interaction`), Holm-adjusted over the rows."""
     core = optima_tables(exp)
-    c1 = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
-    c1 += ["p_holm", "outcome"]
-    c2 = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k_gf", "n_gf"]
-    c2 += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
-    c2 += ["p_holm", "outcome"]
+    c1, c2 = [*B1_COLS, "p_holm", "outcome"], [*B2_COLS, "p_holm", "outcome"]
     if core is None:
         return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
     ann, sr = core["ann"], core["sr"]
@@ -507,68 +542,20 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
         ve = primary(sub.loc[sub["fam"] != "gradient", "variant"], PRIMARY_EVO)
         if vb is None or ve is None:
             continue
-
-        def cell(arch, v, sub=sub):
-            x = sub[(sub["arch"] == arch) & (sub["variant"] == v)]
-            return (int(x["successes"].iloc[0]), int(x["n"].iloc[0])) if len(x) else None
-
+        cols = ("arch", "variant", "successes", "n")
+        cells = {(a, v): (int(k), int(n)) for a, v, k, n in sub[list(cols)].itertuples(False)}
         archs = sorted(sub["arch"].unique(), key=natkey)
         recs = [a for a in archs if is_rec.get(a, True)]
-        ffs = [a for a in archs if not is_rec.get(a, True)]
-        for arch_ in recs:
-            B, O = cell(arch_, vb), cell(arch_, ve)
-            if B is None or O is None:
-                continue
-            d, lo, hi = A.diff_interval(B[0], B[1], O[0], O[1])
-            p = A.fisher_exact(B[0], B[1], O[0], O[1]) if B[0] + O[0] else math.nan
-            rows1.append(
-                {
-                    "condition": cond, "arch": arch_, "bptt": vb, "k_b": B[0], "n_b": B[1],
-                    "other": ve, "k_o": O[0], "n_o": O[1], "d": d, "lo": lo, "hi": hi, "p": p,
-                }
-            )  # fmt: skip
+        rows1 += _b1_rows(cond, cells, recs, vb, ve)
         rec = "recurrent" if "recurrent" in recs else (recs[0] if recs else None)
-        if rec is None:
-            continue
-        for ff in ffs:
-            cells = [cell(rec, vb), cell(ff, vb), cell(rec, ve), cell(ff, ve)]
-            if any(c is None for c in cells):
-                continue
-            k = [c[0] for c in cells]
-            n = [c[1] for c in cells]
-            it = A.interaction(
-                k, n, n_boot=N_BOOT, seed=SEED, level=LEVEL, key=("interaction", cond, ff)
-            )
-            informative = k[1] + k[3] > 0
-            rows2.append(
-                {
-                    "condition": cond, "rec_arch": rec, "ff_arch": ff, "bptt": vb, "evo": ve,
-                    "k_gr": k[0], "n_gr": n[0], "k_gf": k[1], "n_gf": n[1], "k_er": k[2],
-                    "n_er": n[2], "k_ef": k[3], "n_ef": n[3], "d_grad": it["d_grad"],
-                    "d_evo": it["d_evo"], "delta": it["delta"], "lo": it["lo"], "hi": it["hi"],
-                    "p": it["p"] if informative else math.nan,
-                }
-            )  # fmt: skip
-    for r, q in zip(rows1, A.holm([r["p"] for r in rows1]), strict=True):
-        r["p_holm"] = float(q)
-        if r["k_b"] + r["k_o"] == 0:
-            r["outcome"] = "nothing solved"
-        elif q < ALPHA:
-            r["outcome"] = "BPTT more often stuck" if r["d"] < 0 else "BPTT less often stuck"
-        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
-            r["outcome"] = "equal"
-        else:
-            r["outcome"] = "undecided"
-    for r, q in zip(rows2, A.holm([r["p"] for r in rows2]), strict=True):
-        r["p_holm"] = float(q)
-        if r["k_gf"] + r["k_ef"] == 0:
-            r["outcome"] = "not informative"
-        elif q < ALPHA:
-            r["outcome"] = "BPTT hurt more" if r["delta"] < 0 else "BPTT hurt less"
-        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
-            r["outcome"] = "equal"
-        else:
-            r["outcome"] = "undecided"
+        if rec is not None:
+            ffs = [a for a in archs if not is_rec.get(a, True)]
+            rows2 += _b2_rows(cond, cells, rec, ffs, vb, ve)
+    more, less = "BPTT more often stuck", "BPTT less often stuck"
+    _holm_b(rows1, "d", ("k_b", "k_o"), ("nothing solved", more, less))
+    _holm_b(
+        rows2, "delta", ("k_gf", "k_ef"), ("not informative", "BPTT hurt more", "BPTT hurt less")
+    )
     rows1.sort(key=lambda r: (natkey(r["condition"]), natkey(r["arch"])))
     rows2.sort(key=lambda r: (natkey(r["condition"]), natkey(r["ff_arch"])))
     return pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
