@@ -27,12 +27,14 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
+from toolkit import anatomy as AN
 from toolkit.store import Results
 
 LEVEL = 0.95  # every interval in the report
@@ -125,13 +127,6 @@ def core_tables(exp: Results, exclude=(), key="core") -> dict | None:
         }
     exp.cache[key] = out
     return out
-
-
-def seed_range(core: dict | None) -> tuple[int, int]:
-    if core is None or core["sr"].empty:
-        return 0, 0
-    n = core["sr"]["n"]
-    return int(n.min()), int(n.max())
 
 
 # ------------------------------------------------------------------------------------------
@@ -416,7 +411,7 @@ def arch(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return runs["recurrent"].map(bool), runs["window"].map(int)
 
 
-def _arch_label(rec: bool, win: int) -> str:
+def arch_label(rec: bool, win: int) -> str:
     if rec:
         return "recurrent" if win == 1 else f"recurrent, window {win}"
     return f"feed-forward, window {win}"
@@ -432,7 +427,7 @@ def optima_tables(exp: Results) -> dict | None:
         ann = A.annotate(runs, exclude=ARCH_KEYS)
         rec, win = arch(ann)
         ann["recurrent_"] = rec.to_numpy()
-        ann["arch"] = [_arch_label(r, w) for r, w in zip(rec, win, strict=True)]
+        ann["arch"] = [arch_label(r, w) for r, w in zip(rec, win, strict=True)]
         by = ("condition", "arch", "variant")
         sr = A.success_rate(ann, by=by, level=LEVEL)
         out = {"ann": ann, "sr": sr, "stalled": stalled_failures(ann, exp.traces)}
@@ -577,3 +572,403 @@ def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
     if o and (neg or all(x == "equal" for x in o)):
         return "not supported"
     return "inconclusive at this scale"
+
+
+# ------------------------------------------------------------------------------------------
+# the verdict sections: what each reports
+# ------------------------------------------------------------------------------------------
+OTHERS_SKIP = ("parallel", "cliff")  # no run table a claim's comparison applies to
+
+
+def _others(exps: dict[str, Results], skip: str, panels) -> pd.DataFrame:
+    """``panels(exp)`` for every experiment but ``skip`` and :data:`OTHERS_SKIP`, one table
+    with an 'experiment' column; an experiment whose analysis fails is left out."""
+    parts = []
+    for name, e in exps.items():
+        if name == skip or name in OTHERS_SKIP:
+            continue
+        try:
+            parts.append(panels(e).assign(experiment=name))
+        except Exception:
+            continue
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def outcome_counts(df: pd.DataFrame) -> dict[str, int]:
+    """{outcome: number of rows}, outcomes sorted."""
+    if not len(df):
+        return {}
+    oc = df["outcome"].value_counts()
+    return {str(k): int(oc[k]) for k in sorted(oc.index)}
+
+
+def verdict_a(exps: dict[str, Results]) -> dict:
+    """Claim (a): the speed experiment's panels (:func:`speed_panels`), the verdict label,
+    the seeds behind it (n_min, n_max), the outcome counts, how the same rule reads in wall
+    seconds (wall_n conditions measured, wall_differ: those with another outcome) and the
+    same comparison in the other experiments (others, supporting evidence)."""
+    exp = exps.get("speed")
+    panels = speed_panels(exp) if exp is not None else pd.DataFrame()
+    n_min, n_max = (seed_range(exp) if exp is not None else None) or (0, 0)
+    wall = panels[panels["wall_outcome"] != "not measured"] if len(panels) else panels
+    return {
+        "has_runs": exp is not None and exp.runs is not None,
+        "panels": panels,
+        "label": claim_a(panels, n_min),
+        "n_min": n_min,
+        "n_max": n_max,
+        "counts": outcome_counts(panels),
+        "wall_n": len(wall),
+        "wall_differ": wall[wall["wall_outcome"] != wall["outcome"]] if len(wall) else wall,
+        "others": _others(exps, "speed", speed_panels),
+    }
+
+
+def verdict_b(exps: dict[str, Results]) -> dict:
+    """Claim (b): the local_optima experiment's (b1, b2) panels (:func:`optima_panels`), the
+    verdict label, the seeds behind it, the outcome counts of b2 ('measured' False, label
+    *not measured*, when local_optima has no results), and b1 in the other experiments
+    (others, supporting evidence)."""
+    others = _others(exps, "local_optima", lambda e: optima_panels(e)[0])
+    exp = exps.get("local_optima")
+    if exp is None or optima_tables(exp) is None:
+        return {"measured": False, "label": "not measured", "others": others}
+    b1, b2 = optima_panels(exp)
+    n = optima_tables(exp)["sr"]["n"]
+    n_min, n_max = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+    return {
+        "measured": True,
+        "b1": b1,
+        "b2": b2,
+        "label": claim_b(b2, n_min, has_b1=bool(len(b1))),
+        "n_min": n_min,
+        "n_max": n_max,
+        "counts": outcome_counts(b2),
+        "others": others,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the other tables of the report
+# ------------------------------------------------------------------------------------------
+def seed_range(exp: Results) -> tuple[int, int] | None:
+    """(fewest, most) seeds per (condition, variant) of ``exp``; None without usable runs."""
+    core = core_tables(exp)
+    if core is None:
+        return None
+    n = core["sr"]["n"]
+    return (int(n.min()), int(n.max())) if len(n) else (0, 0)
+
+
+def run_counts(exp: Results) -> dict:
+    """The stored runs: n, errors (left out of every statistic), {outcome: count} (sorted),
+    tasks (sorted) and methods."""
+    r = exp.runs
+    if r is None or not len(r):
+        return {"n": 0, "errors": 0, "outcomes": {}, "tasks": [], "methods": []}
+    oc = r["outcome"].astype(str).value_counts()
+    return {
+        "n": len(r),
+        "errors": int(oc.get("error", 0)),
+        "outcomes": {str(k): int(oc[k]) for k in sorted(oc.index)},
+        "tasks": sorted(r["task"].astype(str).unique()),
+        "methods": list(r["method"].astype(str).unique()),
+    }
+
+
+def setting_usage(exps: list[Results], col: str, params_col: str) -> dict[str, dict]:
+    """Per value of ``col`` ('task' or 'method') over the experiments with runs: the
+    experiments that used it ('exps'), its runs' ``params_col`` JSON ('params') and their
+    families ('family')."""
+    out: dict[str, dict] = {}
+    for e in exps:
+        if e.runs is None or not len(e.runs):
+            continue
+        fam = family_of(e.runs)
+        for v, sub in e.runs.groupby(col, sort=True):
+            t = out.setdefault(str(v), {"exps": [], "params": [], "family": set()})
+            t["exps"].append(e.name)
+            t["family"].update(fam[sub.index].tolist())
+            if params_col in sub:
+                t["params"].extend(sub[params_col].tolist())
+    return out
+
+
+def applied_ratios(exps: list[Results]) -> pd.DataFrame:
+    """Per hidden size: the gradient/forward cost ratio the stored runs were charged
+    (:func:`calibrated_ratio` per experiment, median over experiments) and the experiments."""
+    used = []
+    for e in exps:
+        if e.runs is None or "n_hidden" not in e.runs:
+            continue
+        for h, sub in e.runs.groupby("n_hidden", sort=True):
+            v = calibrated_ratio(sub)
+            if not math.isnan(v):
+                used.append((int(h), v, e.name))
+    df = pd.DataFrame(used, columns=["n_hidden", "ratio", "experiment"])
+    g = df.groupby("n_hidden", sort=True)
+    return pd.DataFrame(
+        {"ratio": g["ratio"].median(), "experiments": g["experiment"].agg(lambda s: sorted(set(s)))}
+    ).reset_index()
+
+
+def sweep_times(exp: Results) -> tuple[float, float | None, int]:
+    """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
+    sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
+    experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
+    the timings in parallel.parquet (each a full sweep)."""
+    par = exp.tables.get("parallel")
+    if par is not None and "wall_s" in par.columns and len(par):
+        cpu = None
+        if "cpu_s" in par.columns and par["cpu_s"].notna().all():
+            cpu = float(par["cpu_s"].sum())
+        return float(par["wall_s"].sum()), cpu, len(par)
+    hist = (exp.meta or {}).get("history")
+    hist = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
+    wall, cpu, known = 0.0, 0.0, bool(hist)
+    for h in hist:
+        w = h.get("wall_s")
+        if w is None:  # sessions written before wall_s was recorded: end - start
+            try:
+                t0 = datetime.fromisoformat(str(h["start"]))
+                w = (datetime.fromisoformat(str(h["end"])) - t0).total_seconds()
+            except (KeyError, TypeError, ValueError):
+                w = 0.0
+        wall += float(w)
+        if h.get("cpu_s") is None:
+            known = False
+        else:
+            cpu += float(h["cpu_s"])
+    return wall, (cpu if known else None), len(hist)
+
+
+def results_table(exp: Results) -> pd.DataFrame | None:
+    """Per (condition, variant): successes / n, median final loss, ERT (fwd-equiv) and the
+    ERT ratio to the condition's reference (:func:`toolkit.analysis.compare_methods`: the best
+    BPTT variant) with Mann-Whitney p, each with its CI; 'reference' names the reference of
+    the row's condition. None without usable runs."""
+    core = core_tables(exp)
+    if core is None:
+        return None
+    sr, fl, ert_t, cmp = core["sr"], core["fl"], core["ert"], core["cmp"]
+    key = ["condition", "variant"]
+    t = sr.merge(fl[[*key, "median", "median_lo", "median_hi"]], on=key, how="left")
+    t = t.merge(ert_t[[*key, "ert", "ert_lo", "ert_hi"]], on=key, how="left")
+    if not len(cmp):
+        return t.assign(
+            reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, p_value=np.nan
+        )
+    c = cmp.rename(columns={"series": "variant"})[
+        [*key, "ratio", "ratio_lo", "ratio_hi", "p_value"]
+    ]
+    t = t.merge(c, on=key, how="left")
+    refs = cmp.groupby("condition", sort=True)["reference"].first()
+    return t.assign(reference=t["condition"].map(refs))
+
+
+def stuck_table(exp: Results) -> pd.DataFrame | None:
+    """Per (condition, arch, variant) of :func:`optima_tables`: successes / n, failed runs
+    (n_fail) and stalled ones among them (NaN when the traces cannot tell)."""
+    core = optima_tables(exp)
+    if core is None:
+        return None
+    ann, sr, stalled = core["ann"], core["sr"], core["stalled"]
+    out = []
+    for r in sr.itertuples():
+        mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
+        mask &= ann["variant"] == r.variant
+        st = stalled[mask & stalled.notna()]
+        n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
+        k = int(st.astype(bool).sum()) if len(st) or n_fail == 0 else math.nan
+        out.append((r.condition, r.arch, r.variant, int(r.successes), int(r.n), k, n_fail))
+    cols = ["condition", "arch", "variant", "successes", "n", "stalled", "n_fail"]
+    return pd.DataFrame(out, columns=cols)
+
+
+ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+
+
+def anatomy_counts(df: pd.DataFrame | None) -> tuple[pd.DataFrame, dict] | None:
+    """Claim (b): the class mix of failed runs' end points per task x method x network from
+    anatomy.parquet (the [post.anatomy] step, :mod:`toolkit.anatomy`): one row per group with
+    task, method, recurrent, window, network, n and a count per class present (in
+    :data:`ANATOMY_ORDER`, then others); and the thresholds the step used (stored beside its
+    rows, else the defaults). None without the table."""
+    need = {"task", "method", "recurrent", "window", "class"}
+    if df is None or not len(df) or not need <= set(df.columns):
+        return None
+    present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
+    present += sorted(set(df["class"].astype(str)) - set(present))
+    rows = []
+    for (task, m, rec, win), g in df.groupby(["task", "method", "recurrent", "window"], sort=False):
+        counts = [int((g["class"] == c).sum()) for c in present]
+        rows.append(
+            (task, m, bool(rec), int(win), arch_label(bool(rec), int(win)), len(g), *counts)
+        )
+    cols = ["task", "method", "recurrent", "window", "network", "n", *present]
+    thr = {}
+    for col in ("loss_tol", "grad_tol", "flat_tol", "neg_tol", "sat_frac"):
+        default = getattr(AN, col.upper())
+        v = df[col].iloc[0] if col in df.columns else default
+        thr[col] = float(v) if pd.notna(v) else default
+    return pd.DataFrame(rows, columns=cols), {**thr, "sat_h": AN.SAT_H}
+
+
+def lag_success(exp: Results, params) -> list[tuple[str, pd.DataFrame]]:
+    """For every setting in ``params`` that some (task, method) sweeps over at least two
+    values: (setting, successes / n per condition, variant and value 'x')."""
+    runs = usable(exp)
+    if runs is None:
+        return []
+    out = []
+    for p in params:
+        v = pd.to_numeric(A.param_values(runs, p), errors="coerce")
+        df = pd.DataFrame({"t": runs["task"], "m": runs["method"], "v": v}).dropna()
+        if not len(df) or not (df.groupby(["t", "m"])["v"].nunique() >= 2).any():
+            continue
+        ann = A.annotate(runs, exclude=[p, f"grid.task.params.{p}", f"task.params.{p}"])
+        ann["x"] = pd.to_numeric(A.param_values(ann, p), errors="coerce").to_numpy()
+        ann = ann[np.isfinite(ann["x"].astype(float))]
+        out.append((p, A.success_rate(ann, by=("condition", "variant", "x"), level=LEVEL)))
+    return out
+
+
+def scaling(exp: Results) -> dict | None:
+    """ERT (fwd-equiv) against the number of weights, when some (task, method) ran two or more
+    hidden sizes: 'ert' per (condition, variant, n_params); 'slope' per (condition, variant),
+    the least-squares slope of log ERT on log n_params over the finite ERTs (NaN with fewer
+    than two); 'by_size': the claim (a) outcome per condition with its n_params, by size;
+    'first': the smallest size at which BPTT is significantly faster (None if none)."""
+    runs = usable(exp)
+    if runs is None or "n_params" not in runs or "n_hidden" not in runs:
+        return None
+    if not (runs.groupby(["task", "method"])["n_hidden"].nunique() >= 2).any():
+        return None
+    ann = A.annotate(runs, exclude=("n_hidden", "grid.n_hidden"))
+    ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
+    et = A.ert_table(ctt, by=("condition", "variant", "n_params"), n_boot=N_BOOT, seed=SEED)
+    slopes = {}
+    for key, sub in et.groupby(["condition", "variant"], sort=True):
+        fin = sub[np.isfinite(sub["ert"].astype(float))]
+        x, y = np.log(fin["n_params"].astype(float)), np.log(fin["ert"].astype(float))
+        slopes[key] = np.polyfit(x, y, 1)[0] if len(fin) >= 2 else math.nan
+    panels = speed_panels(exp)
+    size_of = core_tables(exp)["ann"].groupby("condition", sort=True)["n_params"].first()
+    by_size = sorted(
+        (int(size_of.get(r.condition, -1)), r.condition, r.outcome) for r in panels.itertuples()
+    )
+    first = next((s for s, _, o in by_size if o == "BPTT faster"), None)
+    by_size = pd.DataFrame(by_size, columns=["n_params", "condition", "outcome"])
+    return {"ert": et, "slope": slopes, "by_size": by_size, "first": first}
+
+
+def ert_evals(ann: pd.DataFrame, traces) -> pd.DataFrame:
+    """ERT in loss evaluations per (condition, variant) of annotated runs (for random
+    guessing, the mean number of guesses to a solution)."""
+    ctt = A.cost_to_target(ann, traces, cost="evals")
+    return A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED, level=LEVEL)
+
+
+def guess_ert(exp: Results) -> pd.DataFrame | None:
+    """:func:`ert_evals` of every usable run of ``exp``; None without any."""
+    runs = usable(exp)
+    return None if runs is None else ert_evals(A.annotate(runs), exp.traces)
+
+
+def _latch_variant(runs: pd.DataFrame) -> pd.Series:
+    if "grid.setup" in runs.columns:  # the suite's random_guessing parts
+        return runs["grid.setup"].map({"latch_I": "I", "latch_II": "II"})
+    return runs["task_params"].map(lambda j: str(A._json(j).get("variant", "II")))
+
+
+def published_matches(pub: dict, exps: dict[str, Results]) -> pd.DataFrame:
+    """Our runs matching one published row (``[[report.compare]]``: task, method, optional
+    variant): the ERT in loss evaluations per condition (:func:`ert_evals`) with the hidden
+    sizes behind it ('n_hidden', a list) from the first experiment that has such runs,
+    random_guessing first; empty when none has."""
+    if pub.get("task") is None:
+        return pd.DataFrame()
+    for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
+        runs = usable(exps[name]) if name in exps else None
+        if runs is None:
+            continue
+        keep = (runs["task"] == pub["task"]) & (runs["method"] == pub["method"])
+        if pub.get("variant") is not None:
+            keep &= _latch_variant(runs) == pub["variant"]
+        if not keep.any():
+            continue
+        ann = A.annotate(runs)[keep.to_numpy()]
+        et = ert_evals(ann, exps[name].traces)
+        h = [ann.loc[ann["condition"] == c, "n_hidden"].tolist() for c in et["condition"]]
+        return et.assign(experiment=name, n_hidden=h)
+    return pd.DataFrame()
+
+
+def fidelity_summary(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Gradient fidelity of BPTT(k) per (T, k): parameter vectors, median and min cosine to the
+    full gradient, median norm ratio (NaN without it); T None when not stored."""
+    if not {"k", "cosine"} <= set(df.columns):
+        return None
+    rows = []
+    for key, sub in df.groupby(["T", "k"] if "T" in df else ["k"], sort=True):
+        T = key[0] if len(key) == 2 else None
+        nr = sub["norm_ratio"].median() if "norm_ratio" in sub else math.nan
+        rows.append((T, key[-1], len(sub), sub["cosine"].median(), sub["cosine"].min(), nr))
+    return pd.DataFrame(rows, columns=["T", "k", "n", "cos_median", "cos_min", "norm_ratio"])
+
+
+def cliff_paths(tables: dict) -> pd.DataFrame | None:
+    """Per optimizer path on the single-unit surface (cliff_trajectories): points, loss
+    evaluations, start, final and lowest loss, largest gradient norm (NaN where not stored)."""
+    tr = tables.get("cliff_trajectories")
+    if tr is None or not {"method", "loss"} <= set(tr.columns):
+        return None
+    rows = []
+    for m, sub in tr.groupby("method", sort=True):
+        sub = sub.sort_values("step") if "step" in sub else sub
+        ev = sub["evals"].iloc[-1] if "evals" in sub else math.nan
+        gn = sub["grad_norm"].max() if "grad_norm" in sub else math.nan
+        L = sub["loss"]
+        rows.append((m, len(sub), ev, L.iloc[0], L.iloc[-1], L.min(), gn))
+    cols = ["method", "points", "evals", "start", "final", "lowest", "grad_norm"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def bistable_band(tables: dict) -> tuple[float, float, float] | None:
+    """(w, lowest b, highest b) of the biases with two stable fixed points in the bifurcation
+    table; None when there are none."""
+    bif = tables.get("bifurcation")
+    if bif is None or not {"b", "kind"} <= set(bif.columns):
+        return None
+    multi = bif[bif["kind"] != "x_T"].groupby("b").size()
+    multi = multi[multi > 1].index.to_numpy(float)
+    w = bif["w"].iloc[0] if "w" in bif and len(bif) else math.nan
+    return (w, multi.min(), multi.max()) if multi.size else None
+
+
+def interpolation_barriers(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Per pair of solutions: loss at both ends, highest loss on the line between them and the
+    barrier (highest / higher end; NaN when the ends are not positive)."""
+    if not {"pair", "alpha", "loss"} <= set(df.columns):
+        return None
+    rows = []
+    for pair, sub in df.groupby("pair", sort=True):
+        a, L = sub["alpha"].to_numpy(float), sub["loss"].to_numpy(float)
+        ends = [L[np.argmin(np.abs(a - x))] for x in (0.0, 1.0)]
+        inside = L[(a >= 0) & (a <= 1)]
+        top = float(np.max(inside)) if inside.size else math.nan
+        ref = max(ends)
+        rows.append((str(pair), ends[0], ends[1], top, top / ref if ref > 0 else math.nan))
+    return pd.DataFrame(rows, columns=["pair", "start", "end", "top", "barrier"])
+
+
+def parallel_speedup(df: pd.DataFrame) -> pd.DataFrame | None:
+    """Per --jobs: timings, median wall seconds, speedup and efficiency relative to the fewest
+    jobs measured."""
+    if not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
+        return None
+    d = df.groupby("jobs", sort=True)["wall_s"].agg(["median", "size"]).reset_index()
+    j0, t0 = float(d["jobs"].iloc[0]), float(d["median"].iloc[0])
+    sp = np.where(d["median"] > 0, t0 / d["median"].where(d["median"] > 0, 1), math.nan)
+    return d.assign(speedup=sp, efficiency=sp / (d["jobs"] / j0))

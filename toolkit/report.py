@@ -43,7 +43,6 @@ import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
-from toolkit import anatomy as AN
 from toolkit import claims as C
 from toolkit import store
 from toolkit.claims import (
@@ -226,8 +225,10 @@ def _cell(x) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(header: list[str], rows: list[list]) -> list[str]:
-    """Markdown pipe table (cells escaped)."""
+def md_table(header: str | list[str], rows: list[list]) -> list[str]:
+    """Markdown pipe table (cells escaped); a header given as one string is split at ' | '."""
+    if isinstance(header, str):
+        header = header.split(" | ")
     out = ["| " + " | ".join(_cell(h) for h in header) + " |"]
     out.append("|" + "|".join("---" for _ in header) + "|")
     out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
@@ -255,6 +256,25 @@ def _order_key(variant: str):
     return (known.index(base) if base in known else len(known), str(variant))
 
 
+def _ordered(df: pd.DataFrame, *nat: str, var: str = "variant") -> list:
+    """The rows of ``df`` in reading order: by the columns ``nat`` (naturally), then method."""
+    key = lambda r: (*[C.natkey(getattr(r, c)) for c in nat], _order_key(str(getattr(r, var))))
+    return sorted(df.itertuples(), key=key)
+
+
+def _pivot(df, col, values, cell, *, keys=("condition", "variant"), missing="", extra=None):
+    """Rows condition (x method) in reading order, one cell per value of ``col`` (``cell`` of
+    the matching row, ``missing`` without one), then ``extra(sub)`` cells."""
+    rows = []
+    groups = df.groupby(list(keys), sort=True)
+    order = lambda kv: (C.natkey(kv[0][0]), *[_order_key(k) for k in kv[0][1:]])
+    for key, sub in sorted(groups, key=order):
+        by = dict(zip(sub[col], sub.itertuples(), strict=True))
+        cells = [cell(by[x]) if x in by else missing for x in values]
+        rows.append([key[0], *map(_label, key[1:]), *cells, *(extra(sub) if extra else [])])
+    return rows
+
+
 def _join(items: list[str]) -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
@@ -266,11 +286,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _range(lo: int, hi: int) -> str:
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 def _seeds_note(n_min: int, n_max: int, claim: str) -> str:
     """Seeds behind a verdict and whether they suffice (claim 'a': ERT ratios, 'b': success
     rates)."""
-    n = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
-    head = f"Seeds per condition and method: {n}."
+    head = f"Seeds per condition and method: {_range(n_min, n_max)}."
     if n_min < MIN_SEEDS:
         return (
             f"{head} That is **too few** for a verdict (the rules need at least {MIN_SEEDS}), "
@@ -395,7 +418,6 @@ def _params_text(json_series: pd.Series, skip=()) -> str:
 def _setup(exps: list[Results]) -> list[str]:
     lines = ["## Setup", ""]
     with_runs = [e for e in exps if e.runs is not None and len(e.runs)]
-    # network
     lines += [
         "### Network",
         "",
@@ -410,55 +432,19 @@ def _setup(exps: list[Results]) -> list[str]:
     rows = []
     for e in with_runs:
         r = e.runs
-        rec, win = C.arch(r)
-        rows.append(
-            [
-                e.name,
-                _values(r["n_hidden"]) if "n_hidden" in r else "–",
-                _values(r["hidden"]) if "hidden" in r else "–",
-                _values(r["output"]) if "output" in r else "–",
-                _values(rec),
-                _values(win),
-                _values(r["n_params"]) if "n_params" in r else "–",
-            ]
-        )
+        col = [_values(r[c]) if c in r else "–" for c in ("n_hidden", "hidden", "output")]
+        rows.append([e.name, *col, *map(_values, C.arch(r)), _values(r.get("n_params", []))])
     if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "hidden units",
-                "hidden act.",
-                "output",
-                "recurrent",
-                "input window",
-                "weights",
-            ],
-            rows,
-        )
-        lines.append("")
-    # tasks
+        head = "experiment | hidden units | hidden act. | output | recurrent | input window"
+        lines += [*md_table(f"{head} | weights", rows), ""]
     lines += ["### Tasks", ""]
-    trow: dict[str, dict] = {}
-    for e in with_runs:
-        for task, sub in e.runs.groupby("task", sort=True):
-            t = trow.setdefault(str(task), {"exps": [], "params": []})
-            t["exps"].append(e.name)
-            if "task_params" in sub:
-                t["params"].extend(sub["task_params"].tolist())
-    rows = []
-    for task in sorted(trow):
-        crit, cite = _task_info(task)
-        rows.append(
-            [
-                task,
-                ", ".join(trow[task]["exps"]),
-                _params_text(pd.Series(trow[task]["params"], dtype=object)),
-                crit,
-                cite,
-            ]
-        )
+    usage = C.setting_usage(with_runs, "task", "task_params")
+    rows = [
+        [t, ", ".join(usage[t]["exps"]), _params_text(usage[t]["params"]), *_task_info(t)]
+        for t in sorted(usage)
+    ]
     if rows:
-        lines += md_table(["task", "experiments", "parameters", "solved when", "source"], rows)
+        lines += md_table("task | experiments | parameters | solved when | source", rows)
     else:
         lines.append("No run tables were found.")
     lines.append("")
@@ -471,59 +457,28 @@ def _setup(exps: list[Results]) -> list[str]:
 
 def _methods_and_budgets(with_runs: list[Results]) -> list[str]:
     """The setup's *Methods* and *Budgets* tables."""
-    lines = []
-    lines += ["### Methods", ""]
-    mrow: dict[str, dict] = {}
-    for e in with_runs:
-        fam = C.family_of(e.runs)
-        for m, sub in e.runs.groupby("method", sort=True):
-            t = mrow.setdefault(str(m), {"exps": [], "params": [], "family": set()})
-            t["exps"].append(e.name)
-            t["family"].update(fam[sub.index].tolist())
-            if "method_params" in sub:
-                t["params"].extend(sub["method_params"].tolist())
+    lines = ["### Methods", ""]
+    usage = C.setting_usage(with_runs, "method", "method_params")
     rows = [
         [
             m,
             _label(m),
-            "/".join(sorted(mrow[m]["family"])),
-            ", ".join(mrow[m]["exps"]),
-            _params_text(pd.Series(mrow[m]["params"], dtype=object)),
+            "/".join(sorted(u["family"])),
+            ", ".join(u["exps"]),
+            _params_text(u["params"]),
         ]
-        for m in sorted(mrow, key=_order_key)
+        for m, u in sorted(usage.items(), key=lambda kv: _order_key(kv[0]))
     ]
     if rows:
-        lines += md_table(["method", "name", "family", "experiments", "hyperparameters"], rows)
-        lines.append("")
-    # budgets
+        lines += [*md_table("method | name | family | experiments | hyperparameters", rows), ""]
     lines += ["### Budgets", ""]
-    rows = []
-    for e in with_runs:
-        r = e.runs
-
-        def col(c, r=r):
-            return _values(r[c]) if c in r.columns else "–"
-
-        rows.append(
-            [
-                e.name,
-                col("budget_fwd_equiv"),
-                col("budget_evals"),
-                col("budget_wall_s"),
-                col("target_loss"),
-            ]
-        )
+    cols = ("budget_fwd_equiv", "budget_evals", "budget_wall_s", "target_loss")
+    rows = [
+        [e.name, *[_values(e.runs[c]) if c in e.runs else "–" for c in cols]] for e in with_runs
+    ]
     if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "forward-pass equivalents",
-                "loss evaluations",
-                "wall seconds",
-                "target loss",
-            ],
-            rows,
-        )
+        head = "experiment | forward-pass equivalents | loss evaluations | wall seconds"
+        lines += md_table(f"{head} | target loss", rows)
         lines += [
             "",
             "A run stops at the first limit reached, when it meets the task's criterion "
@@ -576,31 +531,13 @@ def _cost_units(exps: list[Results]) -> list[str]:
             [["gradient / forward cost", *[fmt_num(v) for _, v in items]]],
         )
         lines += ["", f"Calibration: {note}" if note else "", ""]
-    used = []
-    for e in exps:
-        r = e.runs
-        if r is None or not {"fwd_equiv", "fwd_steps", "grad_steps", "n_hidden"} <= set(r):
-            continue
-        g = r[pd.to_numeric(r["grad_steps"], errors="coerce").fillna(0) > 0]
-        for h, sub in g.groupby("n_hidden", sort=True):
-            gs = sub["grad_steps"].astype(float)
-            ratio = (sub["fwd_equiv"].astype(float) - sub["fwd_steps"].astype(float)) / gs
-            used.append((int(h), float(np.median(ratio)), e.name))
-    if used:
-        by_h: dict[int, list] = {}
-        for h, v, name in used:
-            by_h.setdefault(h, []).append((v, name))
+    used = C.applied_ratios(exps)
+    if len(used):
         rows = [
-            [
-                str(h),
-                fmt_num(float(np.median([v for v, _ in by_h[h]]))),
-                ", ".join(sorted({n for _, n in by_h[h]})),
-            ]
-            for h in sorted(by_h)
+            [str(r.n_hidden), fmt_num(r.ratio), ", ".join(r.experiments)] for r in used.itertuples()
         ]
         lines += ["Ratios applied in the stored runs ((fwd_equiv − fwd_steps) / grad_steps):", ""]
-        lines += md_table(["hidden units", "ratio", "experiments"], rows)
-        lines.append("")
+        lines += [*md_table("hidden units | ratio | experiments", rows), ""]
     return lines
 
 
@@ -620,45 +557,25 @@ def _seeds_stats(exps: list[Results]) -> list[str]:
     ]
     rows = []
     for e in exps:
-        core = C.core_tables(e) if e.runs is not None else None
-        lo, hi = C.seed_range(core)
-        seeds = "–" if core is None else (f"{lo}" if lo == hi else f"{lo}-{hi}")
-        rows.append(
-            [
-                e.name,
-                str(_meta_get(e.meta, "scale", default="–")),
-                str(_meta_get(e.meta, "root_seed", default="–")),
-                str(_meta_get(e.meta, "replicates", default="–")),
-                seeds,
-                _status(e),
-            ]
-        )
+        seeds = C.seed_range(e)
+        meta = [
+            str(_meta_get(e.meta, k, default="–")) for k in ("scale", "root_seed", "replicates")
+        ]
+        rows.append([e.name, *meta, "–" if seeds is None else _range(*seeds), _status(e)])
     if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "scale",
-                "root seed",
-                "replicates",
-                "seeds per setting (stored)",
-                "status",
-            ],
-            rows,
-        )
-        lines.append("")
+        head = "experiment | scale | root seed | replicates | seeds per setting (stored)"
+        lines += [*md_table(f"{head} | status", rows), ""]
     return lines
 
 
 def _status(e: Results) -> str:
-    n = 0 if e.runs is None else len(e.runs)
+    rc = C.run_counts(e)
     planned = _meta_get(e.meta, "n_runs")
     status = _meta_get(e.meta, "status", default="no meta.json")
-    err = 0
-    if e.runs is not None and len(e.runs):
-        err = int((e.runs["outcome"].astype(str) == "error").sum())
-    s = f"{status}, {n}" + (f" of {planned}" if isinstance(planned, int) else "") + " runs stored"
-    if err:
-        s += f", {err} ended with an error (left out)"
+    of = f" of {planned}" if isinstance(planned, int) else ""
+    s = f"{status}, {rc['n']}{of} runs stored"
+    if rc["errors"]:
+        s += f", {rc['errors']} ended with an error (left out)"
     return s
 
 
@@ -725,7 +642,7 @@ def _machine(exps: list[Results]) -> list[str]:
     for e in exps:
         if not e.meta:
             continue
-        wall, cpu, n = _sweep_times(e)
+        wall, cpu, n = C.sweep_times(e)
         srows.append(
             [
                 e.name,
@@ -743,38 +660,6 @@ def _machine(exps: list[Results]) -> list[str]:
     return lines
 
 
-def _sweep_times(exp: Results) -> tuple[float, float | None, int]:
-    """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
-    sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
-    experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
-    the timings in parallel.parquet (each a full sweep)."""
-    from datetime import datetime
-
-    par = exp.tables.get("parallel")
-    if par is not None and "wall_s" in par.columns and len(par):
-        cpu = None
-        if "cpu_s" in par.columns and par["cpu_s"].notna().all():
-            cpu = float(par["cpu_s"].sum())
-        return float(par["wall_s"].sum()), cpu, len(par)
-    hist = (exp.meta or {}).get("history")
-    hist = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
-    wall, cpu, known = 0.0, 0.0, bool(hist)
-    for h in hist:
-        w = h.get("wall_s")
-        if w is None:  # sessions written before wall_s was recorded: end - start
-            try:
-                t0 = datetime.fromisoformat(str(h["start"]))
-                w = (datetime.fromisoformat(str(h["end"])) - t0).total_seconds()
-            except (KeyError, TypeError, ValueError):
-                w = 0.0
-        wall += float(w)
-        if h.get("cpu_s") is None:
-            known = False
-        else:
-            cpu += float(h["cpu_s"])
-    return wall, (cpu if known else None), len(hist)
-
-
 def _duration(seconds: float) -> str:
     """1.2 s, 45 s, 12.5 min, 2.1 h."""
     s = float(seconds)
@@ -789,7 +674,7 @@ def _duration(seconds: float) -> str:
 
 def _time_line(exps: list[Results]) -> str:
     """One sentence: how long the sweeps behind the report took, wall and CPU, and where."""
-    times = [(e, *_sweep_times(e)) for e in exps if e.meta]
+    times = [(e, *C.sweep_times(e)) for e in exps if e.meta]
     times = [t for t in times if t[3]]
     if not times:
         return "How long the sweeps took is not recorded (no meta.json with sessions)."
@@ -837,15 +722,12 @@ def _run_line(exp: Results) -> list[str]:
     desc = cfg.get("description") or _meta_get(exp.meta, "config_given", "description")
     if desc:
         parts.append(f"Config description: {str(desc).rstrip('.')}.")
-    r = exp.runs
-    if r is not None and len(r):
-        tasks = sorted(r["task"].astype(str).unique())
-        methods = sorted(r["method"].astype(str).unique(), key=_order_key)
-        oc = r["outcome"].astype(str).value_counts()
-        ocs = ", ".join(f"{k} {int(oc[k])}" for k in sorted(oc.index))
+    rc = C.run_counts(exp)
+    if rc["n"]:
+        ocs = ", ".join(f"{k} {v}" for k, v in rc["outcomes"].items())
+        methods = [_label(m) for m in sorted(rc["methods"], key=_order_key)]
         parts.append(
-            f"Runs: {len(r)} ({ocs}); tasks: {_join(tasks)}; methods: "
-            f"{_join([_label(m) for m in methods])}."
+            f"Runs: {rc['n']} ({ocs}); tasks: {_join(rc['tasks'])}; methods: {_join(methods)}."
         )
     lines = [f"Status: {_status(exp)}."]
     if _meta_get(exp.meta, "status") not in (None, "complete"):
@@ -854,106 +736,71 @@ def _run_line(exp: Results) -> list[str]:
             "cover only the stored runs; rerun the same command to resume."
         )
     planned = _meta_get(exp.meta, "n_runs")
-    if isinstance(planned, int) and r is not None and 0 < len(r) < planned:
+    if isinstance(planned, int) and 0 < rc["n"] < planned:
         if _meta_get(exp.meta, "status") == "complete":
-            lines.append(f"Only {len(r)} of {planned} planned runs are stored.")
+            lines.append(f"Only {rc['n']} of {planned} planned runs are stored.")
     return [" ".join(parts + lines), ""]
 
 
 def _results_table(exp: Results) -> list[str]:
-    core = C.core_tables(exp)
-    if core is None:
+    t = C.results_table(exp)
+    if t is None:
         return ["No runs to summarise.", ""]
-    sr, fl, ert_t, cmp = core["sr"], core["fl"], core["ert"], core["cmp"]
-    key = ["condition", "variant"]
-    t = sr.merge(fl[[*key, "median", "median_lo", "median_hi"]], on=key, how="left")
-    t = t.merge(ert_t[[*key, "ert", "ert_lo", "ert_hi"]], on=key, how="left")
-    if len(cmp):
-        c = cmp.rename(columns={"series": "variant"})[
-            [*key, "reference", "ratio", "ratio_lo", "ratio_hi", "p_value"]
-        ]
-        t = t.merge(c, on=key, how="left")
-    else:
-        t = t.assign(reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan)
-        t["p_value"] = np.nan
-    refs = {}
-    if len(cmp):
-        refs = cmp.groupby("condition", sort=True)["reference"].first().to_dict()
-    rows = []
-    for cond in sorted(t["condition"].unique(), key=C.natkey):
-        sub = t[t["condition"] == cond]
-        sub = sub.iloc[sorted(range(len(sub)), key=lambda i: _order_key(sub["variant"].iloc[i]))]
-        first = True
-        for row in sub.itertuples():
-            ref = refs.get(cond)
-            if ref is not None and row.variant == ref:
-                ratio, p = "1 (reference)", "–"
-            else:
-                ratio = _ci(row.ratio, row.ratio_lo, row.ratio_hi)
-                p = _p(row.p_value)
-            rows.append(
-                [
-                    cond if first else "",
-                    _label(row.variant),
-                    _rate(int(row.successes), int(row.n)),
-                    _ci(row.median, row.median_lo, row.median_hi),
-                    _ci(row.ert, row.ert_lo, row.ert_hi),
-                    ratio,
-                    p,
-                ]
-            )
-            first = False
-    header = [
-        "condition",
-        "method",
-        "solved (rate [CI])",
-        "median final loss [CI]",
-        "ERT, fwd-equiv [CI]",
-        "ERT ratio to reference [CI]",
-        "p (Mann-Whitney)",
-    ]
-    lines = md_table(header, rows)
+    rows, prev = [], None
+    for r in _ordered(t, "condition"):
+        if r.variant == r.reference:
+            ratio, p = "1 (reference)", "–"
+        else:
+            ratio, p = _ci(r.ratio, r.ratio_lo, r.ratio_hi), _p(r.p_value)
+        rows.append(
+            [
+                r.condition if r.condition != prev else "",
+                _label(r.variant),
+                _rate(int(r.successes), int(r.n)),
+                _ci(r.median, r.median_lo, r.median_hi),
+                _ci(r.ert, r.ert_lo, r.ert_hi),
+                ratio,
+                p,
+            ]
+        )
+        prev = r.condition
+    head = "condition | method | solved (rate [CI]) | median final loss [CI] | "
+    head += "ERT, fwd-equiv [CI] | ERT ratio to reference [CI] | p (Mann-Whitney)"
     notes = [
         "ERT: expected forward-pass equivalents to one success (∞: no seed succeeded). "
         "Reference: the best BPTT variant of the condition (lowest finite ERT). ERT ratio: "
         "this method's ERT over the reference's; > 1 means the reference is faster. p: "
         "Mann-Whitney U on per-seed costs to success against the reference."
     ]
-    nonbptt = [c for c, r in sorted(refs.items()) if not str(r).startswith("bptt")]
+    refs = dict(zip(t["condition"], t["reference"], strict=True))
+    nonbptt = [c for c, r in sorted(refs.items()) if isinstance(r, str) and r[:4] != "bptt"]
     if nonbptt:
         notes.append(
             f"Conditions without a BPTT variant that solved anything use the lowest-ERT method "
             f"as reference: {_join(nonbptt)}."
         )
-    return [*lines, "", " ".join(notes), ""]
+    return [*md_table(head, rows), "", " ".join(notes), ""]
 
 
 def _optima_section(exp: Results) -> list[str]:
-    core = C.optima_tables(exp)
-    if core is None:
+    st = C.stuck_table(exp)
+    if st is None:
         return []
-    ann, sr = core["ann"], core["sr"]
-    stalled = core["stalled"]
-    rows = []
-    for r in sorted(
-        sr.itertuples(),
-        key=lambda r: (C.natkey(r.condition), C.natkey(r.arch), _order_key(r.variant)),
-    ):
-        mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
-        mask &= ann["variant"] == r.variant
-        st = stalled[mask & stalled.notna()]
-        n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
-        stall = f"{int(st.astype(bool).sum())}/{n_fail}" if len(st) or n_fail == 0 else "–"
-        rows.append(
-            [r.condition, r.arch, _label(r.variant), _rate(int(r.successes), int(r.n)), stall]
-        )
-    lines = [
+    rows = [
+        [
+            r.condition,
+            r.arch,
+            _label(r.variant),
+            _rate(r.successes, r.n),
+            _frac(r.stalled, r.n_fail),
+        ]
+        for r in _ordered(st, "condition", "arch")
+    ]
+    head = "condition | network | method | solved (rate [CI]) | stalled failures"
+    return [
         "#### Stuck runs",
         "",
-        *md_table(
-            ["condition", "network", "method", "solved (rate [CI])", "stalled failures"],
-            rows,
-        ),
+        *md_table(head, rows),
         "",
         "A stalled failure improved its best loss "
         f"by less than {STALL_TOL:.0%} over the second half of its budget. (Distinct final-loss "
@@ -962,49 +809,32 @@ def _optima_section(exp: Results) -> list[str]:
         "table of claim (b).)",
         "",
     ]
-    return lines
 
 
-ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+def _frac(k, n) -> str:
+    return "–" if k is None or (isinstance(k, float) and math.isnan(k)) else f"{int(k)}/{int(n)}"
 
 
 def _anatomy_table(df: pd.DataFrame) -> list[str]:
-    """Claim (b): the class mix of failed runs' end points per task x method x network, from
-    anatomy.parquet (the [post.anatomy] step, toolkit.anatomy)."""
-    need = {"task", "method", "recurrent", "window", "class"}
-    if df is None or not len(df) or not need <= set(df.columns):
+    """Claim (b): the class mix of failed runs' end points per task x method x network
+    (:func:`toolkit.claims.anatomy_counts`)."""
+    res = C.anatomy_counts(df)
+    if res is None:
         return []
-    present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
-    present += sorted(set(df["class"].astype(str)) - set(present))
+    tab, thr = res
+    present = list(tab.columns[6:])
+    order = lambda r: (C.natkey(str(r[0])), not r[2], r[3], _order_key(str(r[1])))
     rows = []
-    groups = df.groupby(["task", "method", "recurrent", "window"], sort=False)
-    keys = sorted(
-        groups.groups,
-        key=lambda k: (C.natkey(str(k[0])), not bool(k[2]), int(k[3]), _order_key(str(k[1]))),
-    )
-    for k in keys:
-        g = groups.get_group(k)
-        n = len(g)
-        cells = []
-        for c in present:
-            m = int((g["class"] == c).sum())
-            cells.append(f"{m} ({m / n:.0%})" if m else "–")
-        rows.append([k[0], C._arch_label(bool(k[2]), int(k[3])), _label(str(k[1])), n, *cells])
+    for r in sorted(tab.itertuples(index=False), key=order):
+        cells = [f"{m} ({m / r[5]:.0%})" if m else "–" for m in r[6:]]
+        rows.append([r[0], r[4], _label(str(r[1])), r[5], *cells])
     names = {"solved": "optimum reached"}
-
-    def thr(col, default):  # the thresholds the step used (stored beside its rows)
-        v = df[col].iloc[0] if col in df.columns else default
-        return float(v) if pd.notna(v) else default
-
-    lt, gt = thr("loss_tol", AN.LOSS_TOL), thr("grad_tol", AN.GRAD_TOL)
-    ft, nt = thr("flat_tol", AN.FLAT_TOL), thr("neg_tol", AN.NEG_TOL)
-    sf = thr("sat_frac", AN.SAT_FRAC)
+    lt, gt = thr["loss_tol"], thr["grad_tol"]
     return [
         "#### What the failed runs ended in",
         "",
         *md_table(
-            ["task", "network", "method", "failed runs", *[names.get(c, c) for c in present]],
-            rows,
+            ["task", "network", "method", "failed runs", *[names.get(c, c) for c in present]], rows
         ),
         "",
         "Each failed run's final theta, on its own training set (loss summed over sequences "
@@ -1013,10 +843,10 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         "Newton decrement over the directions of curvature > flat (the loss decrease a "
         f"quadratic model predicts to the nearby critical point) is > {lt:g} or the gradient "
         f"along the other directions has norm > {gt:g}; *plateau* if the largest "
-        f"|Hessian eigenvalue| is < {ft:g} (flat) or at least {sf:.0%} of the "
-        f"hidden activations on the training set are saturated (|h| > {AN.SAT_H:g}); *saddle* "
-        f"if an eigenvalue is < -{nt:g} x the largest |eigenvalue|; else *local "
-        "minimum*. The Hessian is by central finite differences of the exact gradient "
+        f"|Hessian eigenvalue| is < {thr['flat_tol']:g} (flat) or at least {thr['sat_frac']:.0%} "
+        f"of the hidden activations on the training set are saturated (|h| > {thr['sat_h']:g}); "
+        f"*saddle* if an eigenvalue is < -{thr['neg_tol']:g} x the largest |eigenvalue|; else "
+        "*local minimum*. The Hessian is by central finite differences of the exact gradient "
         "(`toolkit/anatomy.py`, `[post.anatomy]`).",
         "",
     ]
@@ -1034,29 +864,17 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
                 f"{_label(r.evo)}: {_rate(r.k_er, r.n_er)} vs {_rate(r.k_ef, r.n_ef)} "
                 f"({r.d_evo:+.2f})",
                 _ci(r.delta, r.lo, r.hi, 2),
-                _p(r.p),
-                _p(r.p_holm),
-                r.outcome,
+                *_tail(r),
             ]
             for r in b2.itertuples()
         ]
+        head = "condition | recurrent / feed-forward | BPTT rec vs ff (difference) | "
+        head += "CMA-ES rec vs ff (difference) | interaction delta [CI] | p (bootstrap)"
         lines += [
             "(b) The verdict: method x architecture interaction of success, delta = "
             "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
             "",
-            *md_table(
-                [
-                    "condition",
-                    "recurrent / feed-forward",
-                    "BPTT rec vs ff (difference)",
-                    "CMA-ES rec vs ff (difference)",
-                    "interaction delta [CI]",
-                    "p (bootstrap)",
-                    "p (Holm)",
-                    "outcome",
-                ],
-                rows,
-            ),
+            *md_table(f"{head} | p (Holm) | outcome", rows),
             "",
         ]
     if len(b1):
@@ -1067,32 +885,24 @@ def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
                 f"{_label(r.bptt)}: {_rate(r.k_b, r.n_b)}",
                 f"{_label(r.other)}: {_rate(r.k_o, r.n_o)}",
                 _ci(r.d, r.lo, r.hi, 2),
-                _p(r.p),
-                _p(r.p_holm),
-                r.outcome,
+                *_tail(r),
             ]
             for r in b1.itertuples()
         ]
+        head = "condition | network | BPTT | CMA-ES | difference in success [CI] | p (Fisher)"
         lines += [
             "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
             "the verdict):",
             "",
-            *md_table(
-                [
-                    "condition",
-                    "network",
-                    "BPTT",
-                    "CMA-ES",
-                    "difference in success [CI]",
-                    "p (Fisher)",
-                    "p (Holm)",
-                    "outcome",
-                ],
-                rows,
-            ),
+            *md_table(f"{head} | p (Holm) | outcome", rows),
             "",
         ]
     return lines
+
+
+def _tail(r) -> list[str]:
+    """A panel row's p, Holm-adjusted p and outcome."""
+    return [_p(r.p), _p(r.p_holm), r.outcome]
 
 
 def _speed_table(panels: pd.DataFrame) -> list[str]:
@@ -1105,31 +915,28 @@ def _speed_table(panels: pd.DataFrame) -> list[str]:
             f"{fmt_num(r.bc_e)} (cap {fmt_num(r.cap_e)})",
             fmt_num(r.fixed_ratio),
             _ci(r.ratio, r.lo, r.hi),
-            _p(r.p),
-            _p(r.p_holm),
+            *_tail(r)[:2],
             _ci(r.fam_ratio, r.fam_lo, r.fam_hi),
             _ci(r.wall_ratio, r.wall_lo, r.wall_hi),
             r.outcome,
         ]
         for r in panels.itertuples()
     ]
-    return md_table(
-        [
-            "condition",
-            "BPTT: fixed-budget ERT [CI]",
-            "evolutionary: fixed-budget ERT [CI]",
-            "BPTT: best-cap ERT",
-            "evolutionary: best-cap ERT",
-            "fixed-budget ratio",
-            "best-cap ERT ratio evo/BPTT [CI]",
-            "p (bootstrap)",
-            "p (Holm)",
-            "best of family ratio [CI] (descriptive)",
-            "best-cap ratio in wall seconds [CI]",
-            "outcome",
-        ],
-        rows,
-    )
+    head = [
+        "condition",
+        "BPTT: fixed-budget ERT [CI]",
+        "evolutionary: fixed-budget ERT [CI]",
+        "BPTT: best-cap ERT",
+        "evolutionary: best-cap ERT",
+        "fixed-budget ratio",
+        "best-cap ERT ratio evo/BPTT [CI]",
+        "p (bootstrap)",
+        "p (Holm)",
+        "best of family ratio [CI] (descriptive)",
+        "best-cap ratio in wall seconds [CI]",
+        "outcome",
+    ]
+    return md_table(head, rows)
 
 
 def _cost_ratio_table(exp: Results) -> list[str]:
@@ -1137,15 +944,15 @@ def _cost_ratio_table(exp: Results) -> list[str]:
     if tab.empty:
         return []
     ratios = sorted(tab["cost_ratio"].unique())
-    rows = []
-    for cond, sub in tab.groupby("condition", sort=False):
-        cells = []
-        for cr in ratios:
-            x = sub[sub["cost_ratio"] == cr]
-            cells.append(
-                f"{fmt_num(x['ratio'].iloc[0])}, {x['outcome'].iloc[0]}" if len(x) else "–"
-            )
-        rows.append([cond, *cells, fmt_num(sub["break_even"].iloc[0])])
+    rows = _pivot(
+        tab,
+        "cost_ratio",
+        ratios,
+        lambda x: f"{fmt_num(x.ratio)}, {x.outcome}",
+        keys=("condition",),
+        missing="–",
+        extra=lambda sub: [fmt_num(sub["break_even"].iloc[0])],
+    )
     head = [
         f"{cr:g}" + (" (calibrated)" if math.isfinite(r0) and abs(cr - r0) < 1e-3 else "")
         for cr in ratios
@@ -1163,41 +970,16 @@ def _cost_ratio_table(exp: Results) -> list[str]:
 
 def _lag_table(exp: Results) -> list[str]:
     """Success against a swept length/lag setting: methods x values."""
-    runs = C.usable(exp)
-    if runs is None:
-        return []
     try:
         from toolkit.plots import LAG_PARAMS, PARAM_LABELS
     except Exception:
         LAG_PARAMS, PARAM_LABELS = ("lag", "T", "length", "seq_len", "n_bits"), {}
     out = []
-    for p in LAG_PARAMS:
-        v = pd.to_numeric(A.param_values(runs, p), errors="coerce")
-        df = pd.DataFrame({"t": runs["task"], "m": runs["method"], "v": v}).dropna()
-        if not len(df) or not (df.groupby(["t", "m"])["v"].nunique() >= 2).any():
-            continue
-        ann = A.annotate(runs, exclude=[p, f"grid.task.params.{p}", f"task.params.{p}"])
-        ann["_x"] = pd.to_numeric(A.param_values(ann, p), errors="coerce").to_numpy()
-        ann = ann[np.isfinite(ann["_x"].astype(float))]
-        sr = A.success_rate(ann, by=("condition", "variant", "_x"), level=LEVEL)
-        xs = sorted(sr["_x"].unique())
-        rows = []
-        for (cond, var), sub in sorted(
-            sr.groupby(["condition", "variant"], sort=True),
-            key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
-        ):
-            cells = []
-            for x in xs:
-                s = sub[sub["_x"] == x]
-                if s.empty:
-                    cells.append("")
-                else:
-                    k, n = int(s["successes"].iloc[0]), int(s["n"].iloc[0])
-                    cells.append(f"{k}/{n}")
-            rows.append([cond, _label(var), *cells])
-        label = PARAM_LABELS.get(p, p)
+    for p, sr in C.lag_success(exp, LAG_PARAMS):
+        xs = sorted(sr["x"].unique())
+        rows = _pivot(sr, "x", xs, lambda s: f"{int(s.successes)}/{int(s.n)}")
         out += [
-            f"#### Success against {label}",
+            f"#### Success against {PARAM_LABELS.get(p, p)}",
             "",
             *md_table(["condition", "method", *[f"{p}={A._fmt(x)}" for x in xs]], rows),
             "",
@@ -1208,33 +990,16 @@ def _lag_table(exp: Results) -> list[str]:
 
 
 def _scaling_table(exp: Results) -> list[str]:
-    runs = C.usable(exp)
-    if runs is None or "n_params" not in runs or "n_hidden" not in runs:
+    sc = C.scaling(exp)
+    if sc is None:
         return []
-    if not (runs.groupby(["task", "method"])["n_hidden"].nunique() >= 2).any():
-        return []
-    excl = ("n_hidden", "grid.n_hidden")
-    ann = A.annotate(runs, exclude=excl)
-    ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
-    et = A.ert_table(ctt, by=("condition", "variant", "n_params"), n_boot=N_BOOT, seed=SEED)
-    sizes = sorted(int(x) for x in et["n_params"].unique())
-    rows = []
-    for (cond, var), sub in sorted(
-        et.groupby(["condition", "variant"], sort=True),
-        key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
-    ):
-        cells = []
-        for s in sizes:
-            x = sub[sub["n_params"] == s]
-            cells.append(fmt_num(x["ert"].iloc[0]) if len(x) else "")
-        fin = sub[np.isfinite(sub["ert"].astype(float))]
-        slope = "–"
-        if len(fin) >= 2:
-            k = np.polyfit(
-                np.log(fin["n_params"].astype(float)), np.log(fin["ert"].astype(float)), 1
-            )[0]
-            slope = f"{k:.2f}"
-        rows.append([cond, _label(var), *cells, slope])
+    sizes = sorted(int(x) for x in sc["ert"]["n_params"].unique())
+
+    def slope(sub):
+        k = sc["slope"][(sub["condition"].iloc[0], sub["variant"].iloc[0])]
+        return ["–" if math.isnan(k) else f"{k:.2f}"]
+
+    rows = _pivot(sc["ert"], "n_params", sizes, lambda x: fmt_num(x.ert), extra=slope)
     lines = [
         "#### ERT (forward-pass equivalents) against the number of weights",
         "",
@@ -1244,53 +1009,39 @@ def _scaling_table(exp: Results) -> list[str]:
         "finite ERT (ERT grows like weights^slope); descriptive, no CI.",
         "",
     ]
-    # where evolution falls behind: per size, the claim-(a) comparison
-    panels = C.speed_panels(exp)
-    if len(panels):
-        behind = []
-        size_of = ann.groupby("condition", sort=True)["n_params"].first()
-        core = C.core_tables(exp)
-        if core is not None:
-            size_of = core["ann"].groupby("condition", sort=True)["n_params"].first()
-        for r in panels.itertuples():
-            behind.append((int(size_of.get(r.condition, -1)), r.condition, r.outcome))
-        behind.sort()
-        first = next((s for s, _, o in behind if o == "BPTT faster"), None)
-        lines.append(
+    if len(sc["by_size"]):
+        first = sc["first"]
+        lines += [
             "Per network size, best evolutionary method against best BPTT variant: "
-            + "; ".join(f"{c}: {o}" for _, c, o in behind)
+            + "; ".join(f"{r.condition}: {r.outcome}" for r in sc["by_size"].itertuples())
             + ". "
             + (
                 f"Evolution is first significantly slower at {first} weights."
                 if first is not None
                 else "Evolution is not significantly slower at any size measured."
-            )
-        )
-        lines.append("")
+            ),
+            "",
+        ]
     return lines
 
 
 def _guess_table(exp: Results) -> list[str]:
-    runs = C.usable(exp)
-    if runs is None:
+    et = C.guess_ert(exp)
+    if et is None:
         return []
-    ann = A.annotate(runs)
-    ctt = A.cost_to_target(ann, exp.traces, cost="evals")
-    et = A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED, level=LEVEL)
-    rows = []
-    for r in sorted(et.itertuples(), key=lambda r: (C.natkey(r.condition), _order_key(r.variant))):
-        rows.append(
-            [
-                r.condition,
-                _label(r.variant),
-                f"{r.n_reached}/{r.n_runs}",
-                _ci(r.ert, r.ert_lo, r.ert_hi),
-            ]
-        )
+    rows = [
+        [
+            r.condition,
+            _label(r.variant),
+            f"{r.n_reached}/{r.n_runs}",
+            _ci(r.ert, r.ert_lo, r.ert_hi),
+        ]
+        for r in _ordered(et, "condition")
+    ]
     return [
         "#### Expected number of loss evaluations to solve",
         "",
-        *md_table(["condition", "method", "solved", "ERT, loss evaluations [CI]"], rows),
+        *md_table("condition | method | solved | ERT, loss evaluations [CI]", rows),
         "",
         "For random guessing a loss evaluation is one guess, so its ERT is the mean number of "
         "guesses to a solution (restarts included); for BPTT one evaluation is one gradient "
@@ -1301,31 +1052,23 @@ def _guess_table(exp: Results) -> list[str]:
 
 
 def _fidelity_table(df: pd.DataFrame) -> list[str]:
-    if not {"k", "cosine"} <= set(df.columns):
+    fs = C.fidelity_summary(df)
+    if fs is None:
         return []
-    g = df.groupby(["T", "k"] if "T" in df else ["k"], sort=True)
-    rows = []
-    for key, sub in g:
-        key = key if isinstance(key, tuple) else (key,)
-        T = key[0] if len(key) == 2 else None
-        k = key[-1]
-        rows.append(
-            [
-                A._fmt(T) if T is not None else "–",
-                A._fmt(k),
-                str(len(sub)),
-                fmt_num(sub["cosine"].median()),
-                fmt_num(sub["cosine"].min()),
-                fmt_num(sub["norm_ratio"].median()) if "norm_ratio" in sub else "–",
-            ]
-        )
+    rows = [
+        [
+            "–" if r.T is None else A._fmt(r.T),
+            A._fmt(r.k),
+            str(r.n),
+            *map(fmt_num, (r.cos_median, r.cos_min, r.norm_ratio)),
+        ]
+        for r in fs.itertuples()
+    ]
+    head = "T | k | parameter vectors | median cosine | min cosine | median norm ratio"
     return [
         "#### Gradient fidelity of BPTT(k)",
         "",
-        *md_table(
-            ["T", "k", "parameter vectors", "median cosine", "min cosine", "median norm ratio"],
-            rows,
-        ),
+        *md_table(head, rows),
         "",
         "Cosine between the truncated gradient and the full BPTT gradient at the same "
         "parameters; norm ratio |g_k| / |g|.",
@@ -1335,82 +1078,41 @@ def _fidelity_table(df: pd.DataFrame) -> list[str]:
 
 def _cliff_table(tables: dict) -> list[str]:
     out = []
-    tr = tables.get("cliff_trajectories")
-    if tr is not None and {"method", "loss"} <= set(tr.columns):
-        rows = []
-        for m, sub in sorted(tr.groupby("method", sort=True), key=lambda kv: _order_key(kv[0])):
-            sub = sub.sort_values("step") if "step" in sub else sub
-            gn = sub["grad_norm"] if "grad_norm" in sub else pd.Series([np.nan])
-            rows.append(
-                [
-                    _label(m),
-                    str(len(sub)),
-                    fmt_num(sub["evals"].iloc[-1]) if "evals" in sub else "–",
-                    fmt_num(sub["loss"].iloc[0]),
-                    fmt_num(sub["loss"].iloc[-1]),
-                    fmt_num(sub["loss"].min()),
-                    fmt_num(gn.max()),
-                ]
-            )
+    paths = C.cliff_paths(tables)
+    if paths is not None:
+        rows = [
+            [_label(r.method), str(r.points)]
+            + [fmt_num(x) for x in (r.evals, r.start, r.final, r.lowest, r.grad_norm)]
+            for r in _ordered(paths, var="method")
+        ]
+        head = "method | points | loss evaluations | start loss | final loss | lowest loss"
         out += [
             "#### Optimizer paths on the single-unit surface",
             "",
-            *md_table(
-                [
-                    "method",
-                    "points",
-                    "loss evaluations",
-                    "start loss",
-                    "final loss",
-                    "lowest loss",
-                    "largest gradient norm",
-                ],
-                rows,
-            ),
+            *md_table(f"{head} | largest gradient norm", rows),
             "",
         ]
-    bif = tables.get("bifurcation")
-    if bif is not None and {"b", "kind"} <= set(bif.columns):
-        fp = bif[bif["kind"] != "x_T"]
-        multi = fp.groupby("b").size()
-        multi = multi[multi > 1].index.to_numpy(float)
-        w = bif["w"].iloc[0] if "w" in bif and len(bif) else math.nan
-        if multi.size:
-            out += [
-                f"Bistable band of the single unit at w = {fmt_num(w)}: b in "
-                f"[{fmt_num(multi.min())}, {fmt_num(multi.max())}] (two stable fixed points).",
-                "",
-            ]
+    band = C.bistable_band(tables)
+    if band is not None:
+        w, lo, hi = map(fmt_num, band)
+        out += [
+            f"Bistable band of the single unit at w = {w}: b in [{lo}, {hi}] (two stable fixed "
+            "points).",
+            "",
+        ]
     return out
 
 
 def _interp_table(df: pd.DataFrame) -> list[str]:
-    if not {"pair", "alpha", "loss"} <= set(df.columns):
+    bar = C.interpolation_barriers(df)
+    if bar is None:
         return []
-    rows = []
-    for pair, sub in df.groupby("pair", sort=True):
-        a = sub["alpha"].to_numpy(float)
-        L = sub["loss"].to_numpy(float)
-        ends = [L[np.argmin(np.abs(a - x))] for x in (0.0, 1.0)]
-        inside = L[(a >= 0) & (a <= 1)]
-        top = float(np.max(inside)) if inside.size else math.nan
-        ref = max(ends)
-        rows.append(
-            [
-                str(pair),
-                fmt_num(ends[0]),
-                fmt_num(ends[1]),
-                fmt_num(top),
-                fmt_num(top / ref) if ref > 0 else "–",
-            ]
-        )
+    rows = [[r.pair, *map(fmt_num, (r.start, r.end, r.top, r.barrier))] for r in bar.itertuples()]
+    head = "pair | loss at start | loss at end | highest loss between | barrier (× ends)"
     return [
         "#### Loss on the straight line between two seeds' solutions",
         "",
-        *md_table(
-            ["pair", "loss at start", "loss at end", "highest loss between", "barrier (× ends)"],
-            rows,
-        ),
+        *md_table(head, rows),
         "",
         "A barrier well above 1 means the two solutions lie in different basins.",
         "",
@@ -1418,28 +1120,20 @@ def _interp_table(df: pd.DataFrame) -> list[str]:
 
 
 def _parallel_table(df: pd.DataFrame) -> list[str]:
-    if not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
+    sp = C.parallel_speedup(df)
+    if sp is None:
         return []
-    d = df.groupby("jobs", sort=True)["wall_s"].agg(["median", "size"]).reset_index()
-    j0, t0 = float(d["jobs"].iloc[0]), float(d["median"].iloc[0])
-    rows = []
-    for r in d.itertuples():
-        sp = t0 / float(r.median) if r.median > 0 else math.nan
-        rows.append(
-            [
-                str(int(r.jobs)),
-                str(int(r.size)),
-                fmt_num(r.median),
-                fmt_num(sp),
-                fmt_num(sp / (r.jobs / j0)),
-            ]
-        )
+    rows = [
+        [str(int(r.jobs)), str(int(r.size)), *map(fmt_num, (r.median, r.speedup, r.efficiency))]
+        for r in sp.itertuples()
+    ]
+    j0 = int(sp["jobs"].iloc[0])
     return [
         "#### Wall time against --jobs",
         "",
-        *md_table(["--jobs", "timings", "median wall time (s)", "speedup", "efficiency"], rows),
+        *md_table("--jobs | timings | median wall time (s) | speedup | efficiency", rows),
         "",
-        f"Speedup relative to --jobs {int(j0)}; efficiency = speedup / (jobs / {int(j0)})."
+        f"Speedup relative to --jobs {j0}; efficiency = speedup / (jobs / {j0})."
         + (f" Backend: {', '.join(sorted(set(df['backend'])))}." if "backend" in df else ""),
         "",
     ]
@@ -1503,24 +1197,18 @@ def _safe(fn, *args, what: str) -> list[str]:
 # claims
 # ------------------------------------------------------------------------------------------
 def _verdict_a(exps: dict[str, Results]) -> dict:
-    exp = exps.get("speed")
-    panels = C.speed_panels(exp) if exp is not None else pd.DataFrame()
-    n_min, n_max = C.seed_range(C.core_tables(exp)) if exp is not None else (0, 0)
-    label = C.claim_a(panels, n_min)
+    v = C.verdict_a(exps)
+    panels, label = v["panels"], v["label"]
     lines = ["## Claim (a): is BPTT faster than evolutionary optimization?", ""]
-    if exp is None or panels.empty:
-        why = (
-            "the speed experiment has no results"
-            if exp is None or exp.runs is None
+    if panels.empty:
+        basis = (
+            "the speed experiment has no results."
+            if not v["has_runs"]
             else "the speed experiment has no condition with both a BPTT variant and an "
-            "evolutionary method"
+            "evolutionary method."
         )
-        basis = f"{why}."
         lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_a(exps)}
-    groups: dict[str, list] = {}
-    for r in panels.itertuples():
-        groups.setdefault(r.outcome, []).append(r)
+        return {"label": label, "basis": basis, "lines": lines + _others_a(v["others"])}
 
     def desc(r):
         return (
@@ -1528,18 +1216,21 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
             f"{_pt(r.p)}, Holm {_pt(r.p_holm)})"
         )
 
-    sents = []
-    n = len(panels)
-    for outc, text in (
-        ("BPTT faster", "BPTT was significantly faster (Holm-adjusted) on"),
-        ("evolution faster", "the evolutionary method was significantly faster (Holm-adjusted) on"),
-        ("equally fast", f"the two were equally fast within a factor {EQUIV_RATIO:g} on"),
-        ("undecided", "the difference is not significant after Holm's correction on"),
-        ("nothing solved", "no method solved any seed on"),
-    ):
-        if outc in groups:
-            sents.append(f"{text} {_join([desc(r) for r in groups[outc]])}")
-    fast = len(groups.get("BPTT faster", []))
+    sents = _by_outcome(
+        panels,
+        desc,
+        (
+            ("BPTT faster", "BPTT was significantly faster (Holm-adjusted) on"),
+            (
+                "evolution faster",
+                "the evolutionary method was significantly faster (Holm-adjusted) on",
+            ),
+            ("equally fast", f"the two were equally fast within a factor {EQUIV_RATIO:g} on"),
+            ("undecided", "the difference is not significant after Holm's correction on"),
+            ("nothing solved", "no method solved any seed on"),
+        ),
+    )
+    n, fast = len(panels), v["counts"].get("BPTT faster", 0)
     basis = f"BPTT significantly faster in {fast} of {_plural(n, 'condition')} (speed)"
     para = (
         f"**Verdict: {label}.** In the speed experiment ({_plural(n, 'condition')}), comparing "
@@ -1547,66 +1238,76 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
         "forward-pass equivalents) of the declared pairing, CMA-ES against BPTT (Adam) "
         "(ratio = ERT(evolutionary) / ERT(BPTT), > 1: BPTT faster): " + "; ".join(sents) + "."
     )
-    wall = [r for r in panels.itertuples() if r.wall_outcome != "not measured"]
-    if wall:
-        agree = sum(r.wall_outcome == r.outcome for r in wall)
-        differ = [f"{r.condition} ({r.wall_outcome})" for r in wall if r.wall_outcome != r.outcome]
+    if v["wall_n"]:
+        differ = [f"{r.condition} ({r.wall_outcome})" for r in v["wall_differ"].itertuples()]
         para += (
             " Measured in wall-clock seconds instead of forward-pass equivalents, the same "
-            f"rule gives the same outcome in {agree} of {_plural(len(wall), 'condition')}"
+            f"rule gives the same outcome in {v['wall_n'] - len(differ)} of "
+            f"{_plural(v['wall_n'], 'condition')}"
             + (f"; it differs on {_join(differ)}" if differ else "")
             + "."
         )
     lines += [para, "", *_speed_table(panels), ""]
-    lines += _safe(_cost_ratio_table, exp, what="The cost-ratio table")
-    lines += [_seeds_note(n_min, n_max, "a"), ""]
-    lines += _others_a(exps)
+    lines += _safe(_cost_ratio_table, exps["speed"], what="The cost-ratio table")
+    lines += [_seeds_note(v["n_min"], v["n_max"], "a"), ""]
+    lines += _others_a(v["others"])
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_a(exps: dict[str, Results]) -> list[str]:
-    """The claim (a) comparison in the other experiments (supporting evidence only)."""
-    rows = []
-    for name, e in exps.items():
-        if name in ("speed", "parallel", "cliff"):
-            continue
-        try:
-            p = C.speed_panels(e)
-        except Exception:
-            continue
-        for r in p.itertuples():
-            rows.append([name, r.condition, _ci(r.ratio, r.lo, r.hi), _p(r.p), r.outcome])
-    if not rows:
-        return []
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r[-1]] = counts.get(r[-1], 0) + 1
-    summ = ", ".join(f"{k}: {counts[k]}" for k in sorted(counts))
+def _by_outcome(df: pd.DataFrame, desc, texts) -> list[str]:
+    """One clause per outcome in ``texts`` ((outcome, text) pairs) that ``df`` has: the text,
+    then ``desc`` of each row with that outcome."""
     return [
-        "The same comparison in the other experiments (supporting evidence; not part of the "
-        f"verdict rule): {summ}.",
+        f"{text} {_join([desc(r) for r in df.itertuples() if r.outcome == outc])}"
+        for outc, text in texts
+        if (df["outcome"] == outc).any()
+    ]
+
+
+def _others(df: pd.DataFrame, intro: str, head: str, cells) -> list[str]:
+    """The same comparison in the other experiments: a summary line and a table."""
+    if not len(df):
+        return []
+    summ = ", ".join(f"{k}: {n}" for k, n in C.outcome_counts(df).items())
+    rows = [[r.experiment, r.condition, *cells(r), r.outcome] for r in df.itertuples()]
+    return [
+        f"{intro} (supporting evidence; not part of the verdict rule): {summ}.",
         "",
-        *md_table(["experiment", "condition", "ERT ratio evo/BPTT [CI]", "p", "outcome"], rows),
+        *md_table(f"experiment | condition | {head} | outcome", rows),
         "",
     ]
 
 
+def _others_a(df: pd.DataFrame) -> list[str]:
+    return _others(
+        df,
+        "The same comparison in the other experiments",
+        "ERT ratio evo/BPTT [CI] | p",
+        lambda r: [_ci(r.ratio, r.lo, r.hi), _p(r.p)],
+    )
+
+
+def _others_b(df: pd.DataFrame) -> list[str]:
+    return _others(
+        df,
+        "Best BPTT against CMA-ES success rates in the other experiments",
+        "BPTT vs CMA-ES solved | difference [CI] | p (Fisher)",
+        lambda r: [f"{r.k_b}/{r.n_b} vs {r.k_o}/{r.n_o}", _ci(r.d, r.lo, r.hi, 2), _p(r.p)],
+    )
+
+
 def _verdict_b(exps: dict[str, Results]) -> dict:
-    exp = exps.get("local_optima")
+    v = C.verdict_b(exps)
+    label = v["label"]
     lines = [
         "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?",
         "",
     ]
-    if exp is None or C.optima_tables(exp) is None:
-        b1 = b2 = pd.DataFrame()
-        label = "not measured"
+    if not v["measured"]:
         basis = "the local_optima experiment has no results."
         lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_b(exps)}
-    b1, b2 = C.optima_panels(exp)
-    sr = C.optima_tables(exp)["sr"]
-    n_min, n_max = (int(sr["n"].min()), int(sr["n"].max())) if len(sr) else (0, 0)
-    label = C.claim_b(b2, n_min, has_b1=bool(len(b1)))
+        return {"label": label, "basis": basis, "lines": lines + _others_b(v["others"])}
+    b1, b2 = v["b1"], v["b2"]
 
     def d1(r):
         return (
@@ -1622,17 +1323,7 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
             f"{_ci(r.delta, r.lo, r.hi, 2)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
         )
 
-    def part(df, fn, texts):
-        out = []
-        groups: dict[str, list] = {}
-        for r in df.itertuples():
-            groups.setdefault(r.outcome, []).append(r)
-        for outc, text in texts:
-            if outc in groups:
-                out.append(f"{text} {_join([fn(r) for r in groups[outc]])}")
-        return out
-
-    s1 = part(
+    s1 = _by_outcome(
         b1,
         d1,
         (
@@ -1643,7 +1334,7 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
             ("nothing solved", "neither solved any seed on"),
         ),
     )
-    s2 = part(
+    s2 = _by_outcome(
         b2,
         d2,
         (
@@ -1656,8 +1347,7 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
             ("not informative", "no method solved the feed-forward net (no information) on"),
         ),
     )  # fmt: skip
-    pos = int((b2["outcome"] == "BPTT hurt more").sum()) if len(b2) else 0
-    neg = int((b2["outcome"] == "BPTT hurt less").sum()) if len(b2) else 0
+    pos, neg = v["counts"].get("BPTT hurt more", 0), v["counts"].get("BPTT hurt less", 0)
     basis = (
         f"recurrence hurt BPTT significantly more than CMA-ES in {pos} and less in {neg} of "
         f"{_plural(len(b2), 'condition')} (method x architecture interaction, local_optima)"
@@ -1677,64 +1367,15 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
         if s1
         else ""
     )
-    lines += [para, "", *_b_tables(b1, b2), _seeds_note(n_min, n_max, "b"), ""]
-    lines += _anatomy_table(exp.tables.get("anatomy"))
-    lines += _others_b(exps)
+    lines += [para, "", *_b_tables(b1, b2), _seeds_note(v["n_min"], v["n_max"], "b"), ""]
+    lines += _anatomy_table(exps["local_optima"].tables.get("anatomy"))
+    lines += _others_b(v["others"])
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_b(exps: dict[str, Results]) -> list[str]:
-    rows = []
-    for name, e in exps.items():
-        if name in ("local_optima", "parallel", "cliff"):
-            continue
-        try:
-            b1, _ = C.optima_panels(e)
-        except Exception:
-            continue
-        for r in b1.itertuples():
-            rows.append(
-                [
-                    name,
-                    r.condition,
-                    f"{r.k_b}/{r.n_b} vs {r.k_o}/{r.n_o}",
-                    _ci(r.d, r.lo, r.hi, 2),
-                    _p(r.p),
-                    r.outcome,
-                ]
-            )
-    if not rows:
-        return []
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r[-1]] = counts.get(r[-1], 0) + 1
-    summ = ", ".join(f"{k}: {counts[k]}" for k in sorted(counts))
-    return [
-        "Best BPTT against CMA-ES success rates in the other experiments (supporting "
-        f"evidence; not part of the verdict rule): {summ}.",
-        "",
-        *md_table(
-            [
-                "experiment",
-                "condition",
-                "BPTT vs CMA-ES solved",
-                "difference [CI]",
-                "p (Fisher)",
-                "outcome",
-            ],
-            rows,
-        ),
-        "",
-    ]
-
-
-def _compare_rows(exps: dict[str, Results]) -> list[dict]:
-    """The published numbers set beside ours: every experiment's [[report.compare]] rows."""
-    rows = []
-    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
-        comp = exps[name].report.get("compare") if name in exps else None
-        rows += [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []
-    return rows
+def _names(exps: dict[str, Results]) -> list[str]:
+    """Every experiment name in document order: the suite's, then any other with results."""
+    return [*_KNOWN, *[n for n in exps if n not in _KNOWN]]
 
 
 def _published(exps: dict[str, Results]) -> list[str]:
@@ -1747,42 +1388,20 @@ def _published(exps: dict[str, Results]) -> list[str]:
         "",
     ]
     rows = []
-    for pub in _compare_rows(exps):
-        ours = []
-        if pub.get("task") is not None:
-            for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
-                e = exps.get(name)
-                runs = C.usable(e) if e is not None else None
-                if runs is None:
-                    continue
-                keep = (runs["task"] == pub["task"]) & (runs["method"] == pub["method"])
-                if pub.get("variant") is not None:
-                    if "grid.setup" in runs.columns:  # the suite's random_guessing parts
-                        var = runs["grid.setup"].map({"latch_I": "I", "latch_II": "II"})
-                    else:
-                        var = runs["task_params"].map(
-                            lambda j: str(A._json(j).get("variant", "II"))
-                        )
-                    keep &= var == pub["variant"]
-                if not keep.any():
-                    continue
-                ann = A.annotate(runs)
-                ann = ann[keep.to_numpy()]
-                ctt = A.cost_to_target(ann, e.traces, cost="evals")
-                et = A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED)
-                for r in et.itertuples():
-                    h = _values(ann.loc[ann["condition"] == r.condition, "n_hidden"])
-                    ours.append(
-                        f"{_ci(r.ert, r.ert_lo, r.ert_hi)} ({name}: {r.condition}, "
-                        f"H={h}, {r.n_reached}/{r.n_runs} solved)"
-                    )
-                break
-        if ours:
-            our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
-        else:
-            our = pub["missing"][0].upper() + pub["missing"][1:]
-        rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
-    lines += md_table(["quantity", "published", "published setup", "source", "ours"], rows)
+    for name in _names(exps):
+        comp = exps[name].report.get("compare") if name in exps else None
+        for pub in [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []:
+            ours = [
+                f"{_ci(r.ert, r.ert_lo, r.ert_hi)} ({r.experiment}: {r.condition}, "
+                f"H={_values(r.n_hidden)}, {r.n_reached}/{r.n_runs} solved)"
+                for r in C.published_matches(pub, exps).itertuples()
+            ]
+            if ours:
+                our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
+            else:
+                our = pub["missing"][0].upper() + pub["missing"][1:]
+            rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
+    lines += md_table("quantity | published | published setup | source | ours", rows)
     lines += [
         "",
         "Our random-guessing numbers are ERTs in loss evaluations (one evaluation = one "
@@ -1790,7 +1409,7 @@ def _published(exps: dict[str, Results]) -> list[str]:
         "units, weight range).",
         "",
     ]
-    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
+    for name in _names(exps):
         note = exps[name].report.get("published") if name in exps else None
         if note:
             lines.append(f"* {name}: {note}")
