@@ -769,7 +769,10 @@ def results_table(exp: Results) -> pd.DataFrame | None:
 
 def stuck_table(exp: Results) -> pd.DataFrame | None:
     """Per (condition, arch, variant) of :func:`optima_tables`: successes / n, failed runs
-    (n_fail) and stalled ones among them (NaN when the traces cannot tell)."""
+    (n_fail) and stalled ones among them (NaN when the traces cannot tell). None unless the
+    experiment is local_optima or varies the architecture."""
+    if exp.runs is None or not (exp.name == "local_optima" or arch(exp.runs)[0].nunique() > 1):
+        return None
     core = optima_tables(exp)
     if core is None:
         return None
@@ -871,9 +874,14 @@ def ert_evals(ann: pd.DataFrame, traces) -> pd.DataFrame:
 
 
 def guess_ert(exp: Results) -> pd.DataFrame | None:
-    """:func:`ert_evals` of every usable run of ``exp``; None without any."""
+    """:func:`ert_evals` of every usable run of random_guessing, or of another experiment
+    (speed aside) with random-guessing runs; None otherwise."""
     runs = usable(exp)
-    return None if runs is None else ert_evals(A.annotate(runs), exp.traces)
+    if runs is None or exp.name == "speed":
+        return None
+    if exp.name != "random_guessing" and not (runs["method"].astype(str) == "random").any():
+        return None
+    return ert_evals(A.annotate(runs), exp.traces)
 
 
 def _latch_variant(runs: pd.DataFrame) -> pd.Series:
@@ -905,23 +913,26 @@ def published_matches(pub: dict, exps: dict[str, Results]) -> pd.DataFrame:
     return pd.DataFrame()
 
 
-def fidelity_summary(df: pd.DataFrame) -> pd.DataFrame | None:
-    """Gradient fidelity of BPTT(k) per (T, k): parameter vectors, median and min cosine to the
-    full gradient, median norm ratio (NaN without it); T None when not stored."""
-    if not {"k", "cosine"} <= set(df.columns):
+def fidelity_summary(exp: Results) -> pd.DataFrame | None:
+    """Gradient fidelity of BPTT(k) per (T, k) from gradient_fidelity.parquet: parameter
+    vectors, median and min cosine to the full gradient, median norm ratio (NaN without it);
+    T None when not stored."""
+    df = exp.tables.get("gradient_fidelity")
+    if df is None or not {"k", "cosine"} <= set(df.columns):
         return None
     rows = []
     for key, sub in df.groupby(["T", "k"] if "T" in df else ["k"], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
         T = key[0] if len(key) == 2 else None
         nr = sub["norm_ratio"].median() if "norm_ratio" in sub else math.nan
         rows.append((T, key[-1], len(sub), sub["cosine"].median(), sub["cosine"].min(), nr))
     return pd.DataFrame(rows, columns=["T", "k", "n", "cos_median", "cos_min", "norm_ratio"])
 
 
-def cliff_paths(tables: dict) -> pd.DataFrame | None:
+def cliff_paths(exp: Results) -> pd.DataFrame | None:
     """Per optimizer path on the single-unit surface (cliff_trajectories): points, loss
     evaluations, start, final and lowest loss, largest gradient norm (NaN where not stored)."""
-    tr = tables.get("cliff_trajectories")
+    tr = exp.tables.get("cliff_trajectories")
     if tr is None or not {"method", "loss"} <= set(tr.columns):
         return None
     rows = []
@@ -935,10 +946,10 @@ def cliff_paths(tables: dict) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=cols)
 
 
-def bistable_band(tables: dict) -> tuple[float, float, float] | None:
+def bistable_band(exp: Results) -> tuple[float, float, float] | None:
     """(w, lowest b, highest b) of the biases with two stable fixed points in the bifurcation
     table; None when there are none."""
-    bif = tables.get("bifurcation")
+    bif = exp.tables.get("bifurcation")
     if bif is None or not {"b", "kind"} <= set(bif.columns):
         return None
     multi = bif[bif["kind"] != "x_T"].groupby("b").size()
@@ -947,10 +958,12 @@ def bistable_band(tables: dict) -> tuple[float, float, float] | None:
     return (w, multi.min(), multi.max()) if multi.size else None
 
 
-def interpolation_barriers(df: pd.DataFrame) -> pd.DataFrame | None:
-    """Per pair of solutions: loss at both ends, highest loss on the line between them and the
-    barrier (highest / higher end; NaN when the ends are not positive)."""
-    if not {"pair", "alpha", "loss"} <= set(df.columns):
+def interpolation_barriers(exp: Results) -> pd.DataFrame | None:
+    """Per pair of solutions (interpolation.parquet): loss at both ends, highest loss on the
+    line between them and the barrier (highest / higher end; NaN when the ends are not
+    positive)."""
+    df = exp.tables.get("interpolation")
+    if df is None or not {"pair", "alpha", "loss"} <= set(df.columns):
         return None
     rows = []
     for pair, sub in df.groupby("pair", sort=True):
@@ -963,12 +976,21 @@ def interpolation_barriers(df: pd.DataFrame) -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=["pair", "start", "end", "top", "barrier"])
 
 
-def parallel_speedup(df: pd.DataFrame) -> pd.DataFrame | None:
-    """Per --jobs: timings, median wall seconds, speedup and efficiency relative to the fewest
-    jobs measured."""
-    if not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
+def parallel_speedup(exp: Results) -> pd.DataFrame | None:
+    """Per --jobs (parallel.parquet, else meta.json's 'parallel' list): timings, median wall
+    seconds, speedup and efficiency relative to the fewest jobs measured; the backends
+    measured in ``attrs['backends']``."""
+    df = exp.tables.get("parallel")
+    if df is None and isinstance((exp.meta or {}).get("parallel"), list):
+        try:
+            df = pd.DataFrame(exp.meta["parallel"])
+        except (TypeError, ValueError):
+            df = None
+    if df is None or not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
         return None
     d = df.groupby("jobs", sort=True)["wall_s"].agg(["median", "size"]).reset_index()
     j0, t0 = float(d["jobs"].iloc[0]), float(d["median"].iloc[0])
     sp = np.where(d["median"] > 0, t0 / d["median"].where(d["median"] > 0, 1), math.nan)
-    return d.assign(speedup=sp, efficiency=sp / (d["jobs"] / j0))
+    out = d.assign(speedup=sp, efficiency=sp / (d["jobs"] / j0))
+    out.attrs["backends"] = sorted(set(df["backend"])) if "backend" in df else None
+    return out

@@ -881,20 +881,12 @@ def _speed_table(panels: pd.DataFrame) -> list[str]:
         ]
         for r in panels.itertuples()
     ]
-    head = [
-        "condition",
-        "BPTT: fixed-budget ERT [CI]",
-        "evolutionary: fixed-budget ERT [CI]",
-        "BPTT: best-cap ERT",
-        "evolutionary: best-cap ERT",
-        "fixed-budget ratio",
-        "best-cap ERT ratio evo/BPTT [CI]",
-        "p (bootstrap)",
-        "p (Holm)",
-        "best of family ratio [CI] (descriptive)",
-        "best-cap ratio in wall seconds [CI]",
-        "outcome",
-    ]
+    head = (
+        "condition | BPTT: fixed-budget ERT [CI] | evolutionary: fixed-budget ERT [CI] | "
+        "BPTT: best-cap ERT | evolutionary: best-cap ERT | fixed-budget ratio | "
+        "best-cap ERT ratio evo/BPTT [CI] | p (bootstrap) | p (Holm) | "
+        "best of family ratio [CI] (descriptive) | best-cap ratio in wall seconds [CI] | outcome"
+    )
     return md_table(head, rows)
 
 
@@ -1010,138 +1002,97 @@ def _guess_table(exp: Results) -> list[str]:
     ]
 
 
-def _fidelity_table(df: pd.DataFrame) -> list[str]:
-    fs = C.fidelity_summary(df)
+def _fidelity_table(exp: Results) -> list[str]:
+    fs = C.fidelity_summary(exp)
     if fs is None:
         return []
     rows = [
-        [
-            "–" if r.T is None else A._fmt(r.T),
-            A._fmt(r.k),
-            str(r.n),
-            *map(fmt_num, (r.cos_median, r.cos_min, r.norm_ratio)),
-        ]
+        ["–" if r.T is None else A._fmt(r.T), A._fmt(r.k), str(r.n)]
+        + [fmt_num(x) for x in (r.cos_median, r.cos_min, r.norm_ratio)]
         for r in fs.itertuples()
     ]
-    head = "T | k | parameter vectors | median cosine | min cosine | median norm ratio"
-    return [
+    return _blocks(
         "#### Gradient fidelity of BPTT(k)",
-        "",
-        *md_table(head, rows),
-        "",
+        md_table(
+            "T | k | parameter vectors | median cosine | min cosine | median norm ratio", rows
+        ),
         "Cosine between the truncated gradient and the full BPTT gradient at the same "
         "parameters; norm ratio |g_k| / |g|.",
-        "",
+    )
+
+
+def _cliff_table(exp: Results) -> list[str]:
+    paths, band = C.cliff_paths(exp), C.bistable_band(exp)
+    rows = [
+        [_label(r.method), str(r.points)]
+        + [fmt_num(x) for x in (r.evals, r.start, r.final, r.lowest, r.grad_norm)]
+        for r in ([] if paths is None else _ordered(paths, var="method"))
     ]
+    head = "method | points | loss evaluations | start loss | final loss | lowest loss"
+    w, lo, hi = map(fmt_num, band or (None,) * 3)
+    return _blocks(
+        paths is not None and "#### Optimizer paths on the single-unit surface",
+        paths is not None and md_table(f"{head} | largest gradient norm", rows),
+        band is not None
+        and f"Bistable band of the single unit at w = {w}: b in [{lo}, {hi}] (two stable fixed "
+        "points).",
+    )
 
 
-def _cliff_table(tables: dict) -> list[str]:
-    out = []
-    paths = C.cliff_paths(tables)
-    if paths is not None:
-        rows = [
-            [_label(r.method), str(r.points)]
-            + [fmt_num(x) for x in (r.evals, r.start, r.final, r.lowest, r.grad_norm)]
-            for r in _ordered(paths, var="method")
-        ]
-        head = "method | points | loss evaluations | start loss | final loss | lowest loss"
-        out += [
-            "#### Optimizer paths on the single-unit surface",
-            "",
-            *md_table(f"{head} | largest gradient norm", rows),
-            "",
-        ]
-    band = C.bistable_band(tables)
-    if band is not None:
-        w, lo, hi = map(fmt_num, band)
-        out += [
-            f"Bistable band of the single unit at w = {w}: b in [{lo}, {hi}] (two stable fixed "
-            "points).",
-            "",
-        ]
-    return out
-
-
-def _interp_table(df: pd.DataFrame) -> list[str]:
-    bar = C.interpolation_barriers(df)
+def _interp_table(exp: Results) -> list[str]:
+    bar = C.interpolation_barriers(exp)
     if bar is None:
         return []
     rows = [[r.pair, *map(fmt_num, (r.start, r.end, r.top, r.barrier))] for r in bar.itertuples()]
     head = "pair | loss at start | loss at end | highest loss between | barrier (× ends)"
-    return [
+    return _blocks(
         "#### Loss on the straight line between two seeds' solutions",
-        "",
-        *md_table(head, rows),
-        "",
+        md_table(head, rows),
         "A barrier well above 1 means the two solutions lie in different basins.",
-        "",
-    ]
+    )
 
 
-def _parallel_table(df: pd.DataFrame) -> list[str]:
-    sp = C.parallel_speedup(df)
+def _parallel_table(exp: Results) -> list[str]:
+    sp = C.parallel_speedup(exp)
     if sp is None:
         return []
     rows = [
         [str(int(r.jobs)), str(int(r.size)), *map(fmt_num, (r.median, r.speedup, r.efficiency))]
         for r in sp.itertuples()
     ]
-    j0 = int(sp["jobs"].iloc[0])
-    return [
+    j0, backends = int(sp["jobs"].iloc[0]), sp.attrs.get("backends")
+    return _blocks(
         "#### Wall time against --jobs",
-        "",
-        *md_table("--jobs | timings | median wall time (s) | speedup | efficiency", rows),
-        "",
+        md_table("--jobs | timings | median wall time (s) | speedup | efficiency", rows),
         f"Speedup relative to --jobs {j0}; efficiency = speedup / (jobs / {j0})."
-        + (f" Backend: {', '.join(sorted(set(df['backend'])))}." if "backend" in df else ""),
-        "",
-    ]
+        + (f" Backend: {', '.join(backends)}." if backends else ""),
+    )
 
 
 def _experiment_section(exp: Results, num: int, title: str, purpose: str) -> list[str]:
-    rel = exp.name
-    lines = [f"### {num}. {title} (`{rel}/`)", ""]
-    if purpose:
-        lines += [purpose, ""]
-    if exp.problems:
-        lines += ["Problems reading this directory: " + "; ".join(exp.problems) + ".", ""]
-    lines += _run_line(exp)
-    lines += _figure_lines(exp, rel)
-    has_runs = bool(exp.runs is not None and len(exp.runs)) and exp.name != "parallel"
-    if has_runs:
-        lines += ["#### Results", ""]
-        lines += _results_table(exp)
+    results = []
+    if exp.runs is not None and len(exp.runs) and exp.name != "parallel":
+        results = ["#### Results", "", *_results_table(exp), *_optima_section(exp)]
+        results += [*_lag_table(exp), *_scaling_table(exp), *_guess_table(exp)]
     elif exp.name not in ("cliff", "parallel"):
-        lines += ["No run table (`runs.parquet`) is stored for this experiment.", ""]
-    if has_runs:
-        rec, _ = C.arch(exp.runs)
-        if exp.name == "local_optima" or rec.nunique() > 1:
-            lines += _optima_section(exp)
-        lines += _lag_table(exp)
-        lines += _scaling_table(exp)
-        if exp.name == "random_guessing" or (
-            exp.name != "speed" and (exp.runs["method"].astype(str) == "random").any()
-        ):
-            lines += _guess_table(exp)
-    t = exp.tables
-    if "gradient_fidelity" in t:
-        lines += _fidelity_table(t["gradient_fidelity"])
-    lines += _cliff_table(t)
-    if "interpolation" in t:
-        lines += _interp_table(t["interpolation"])
-    par = t.get("parallel")
-    if par is None and isinstance(_meta_get(exp.meta, "parallel"), list):
-        try:
-            par = pd.DataFrame(exp.meta["parallel"])
-        except (TypeError, ValueError):
-            par = None
-    if par is not None:
-        lines += _parallel_table(par)
-    if exp.report.get("published"):
-        lines += [f"Published numbers: {exp.report['published']}", ""]
-    elif exp.report.get("compare"):
-        lines += ["Published numbers: see *Published numbers beside ours*.", ""]
-    return lines
+        results = "No run table (`runs.parquet`) is stored for this experiment."
+    pub = exp.report.get("published")
+    return _blocks(
+        f"### {num}. {title} (`{exp.name}/`)",
+        purpose,
+        exp.problems and "Problems reading this directory: " + "; ".join(exp.problems) + ".",
+        _run_line(exp),
+        _figure_lines(exp, exp.name),
+        results,
+        _fidelity_table(exp),
+        _cliff_table(exp),
+        _interp_table(exp),
+        _parallel_table(exp),
+        f"Published numbers: {pub}"
+        if pub
+        else exp.report.get("compare")
+        and "Published numbers: see *Published numbers beside ours*.",
+    )
 
 
 def _safe(fn, *args, what: str) -> list[str]:
@@ -1157,42 +1108,28 @@ def _safe(fn, *args, what: str) -> list[str]:
 # ------------------------------------------------------------------------------------------
 def _verdict_a(exps: dict[str, Results]) -> dict:
     v = C.verdict_a(exps)
-    panels, label = v["panels"], v["label"]
-    lines = ["## Claim (a): is BPTT faster than evolutionary optimization?", ""]
+    panels, label, others = v["panels"], v["label"], _others_a(v["others"])
+    title = "## Claim (a): is BPTT faster than evolutionary optimization?"
     if panels.empty:
-        basis = (
+        return _not_measured(
+            title,
             "the speed experiment has no results."
             if not v["has_runs"]
             else "the speed experiment has no condition with both a BPTT variant and an "
-            "evolutionary method."
+            "evolutionary method.",
+            others,
         )
-        lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_a(v["others"])}
-
-    def desc(r):
-        return (
-            f"{r.condition} ({_label(r.evo)} / {_label(r.bptt)}: {_ci(r.ratio, r.lo, r.hi)}, "
-            f"{_pt(r.p)}, Holm {_pt(r.p_holm)})"
-        )
-
     sents = _by_outcome(
         panels,
-        desc,
-        (
-            ("BPTT faster", "BPTT was significantly faster (Holm-adjusted) on"),
-            (
-                "evolution faster",
-                "the evolutionary method was significantly faster (Holm-adjusted) on",
-            ),
-            ("equally fast", f"the two were equally fast within a factor {EQUIV_RATIO:g} on"),
-            ("undecided", "the difference is not significant after Holm's correction on"),
-            ("nothing solved", "no method solved any seed on"),
+        lambda r: (
+            f"{r.condition} ({_label(r.evo)} / {_label(r.bptt)}: "
+            f"{_ci(r.ratio, r.lo, r.hi)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
         ),
+        OUTCOMES_A,
     )
-    n, fast = len(panels), v["counts"].get("BPTT faster", 0)
-    basis = f"BPTT significantly faster in {fast} of {_plural(n, 'condition')} (speed)"
+    n, fast = _plural(len(panels), "condition"), v["counts"].get("BPTT faster", 0)
     para = (
-        f"**Verdict: {label}.** In the speed experiment ({_plural(n, 'condition')}), comparing "
+        f"**Verdict: {label}.** In the speed experiment ({n}), comparing "
         "the restart-aware expected cost to the task's success criterion (best-cap ERT, "
         "forward-pass equivalents) of the declared pairing, CMA-ES against BPTT (Adam) "
         "(ratio = ERT(evolutionary) / ERT(BPTT), > 1: BPTT faster): " + "; ".join(sents) + "."
@@ -1206,19 +1143,24 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
             + (f"; it differs on {_join(differ)}" if differ else "")
             + "."
         )
-    lines += [para, "", *_speed_table(panels), ""]
-    lines += _safe(_cost_ratio_table, exps["speed"], what="The cost-ratio table")
-    lines += [_seeds_note(v["n_min"], v["n_max"], "a"), ""]
-    lines += _others_a(v["others"])
+    lines = _blocks(
+        title,
+        para,
+        _speed_table(panels),
+        _safe(_cost_ratio_table, exps["speed"], what="The cost-ratio table"),
+        _seeds_note(v["n_min"], v["n_max"], "a"),
+        others,
+    )
+    basis = f"BPTT significantly faster in {fast} of {n} (speed)"
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _by_outcome(df: pd.DataFrame, desc, texts) -> list[str]:
-    """One clause per outcome in ``texts`` ((outcome, text) pairs) that ``df`` has: the text,
-    then ``desc`` of each row with that outcome."""
+def _by_outcome(df: pd.DataFrame, desc, texts: dict) -> list[str]:
+    """One clause per outcome of ``texts`` ({outcome: text}) that ``df`` has: the text, then
+    ``desc`` of each row with that outcome."""
     return [
         f"{text} {_join([desc(r) for r in df.itertuples() if r.outcome == outc])}"
-        for outc, text in texts
+        for outc, text in texts.items()
         if (df["outcome"] == outc).any()
     ]
 
@@ -1229,12 +1171,38 @@ def _others(df: pd.DataFrame, intro: str, head: str, cells) -> list[str]:
         return []
     summ = ", ".join(f"{k}: {n}" for k, n in C.outcome_counts(df).items())
     rows = [[r.experiment, r.condition, *cells(r), r.outcome] for r in df.itertuples()]
-    return [
+    return _blocks(
         f"{intro} (supporting evidence; not part of the verdict rule): {summ}.",
-        "",
-        *md_table(f"experiment | condition | {head} | outcome", rows),
-        "",
-    ]
+        md_table(f"experiment | condition | {head} | outcome", rows),
+    )
+
+
+OUTCOMES_A = {
+    "BPTT faster": "BPTT was significantly faster (Holm-adjusted) on",
+    "evolution faster": "the evolutionary method was significantly faster (Holm-adjusted) on",
+    "equally fast": f"the two were equally fast within a factor {EQUIV_RATIO:g} on",
+    "undecided": "the difference is not significant after Holm's correction on",
+    "nothing solved": "no method solved any seed on",
+}
+OUTCOMES_B1 = {
+    "BPTT more often stuck": "BPTT succeeded significantly less often than CMA-ES on",
+    "BPTT less often stuck": "BPTT succeeded significantly more often than CMA-ES on",
+    "equal": f"the success rates were equal within ±{EQUIV_DIFF:g} on",
+    "undecided": "the difference is not significant after Holm's correction on",
+    "nothing solved": "neither solved any seed on",
+}
+OUTCOMES_B2 = {
+    "BPTT hurt more": "recurrence lowered BPTT's success significantly more than CMA-ES's on",
+    "BPTT hurt less": "recurrence lowered BPTT's success significantly less than CMA-ES's on",
+    "equal": f"the interaction was within ±{EQUIV_DIFF:g} on",
+    "undecided": "the interaction is not significant after Holm's correction on",
+    "not informative": "no method solved the feed-forward net (no information) on",
+}
+
+
+def _not_measured(title: str, basis: str, others: list[str]) -> dict:
+    lines = _blocks(title, f"**Verdict: not measured** — {basis}", others)
+    return {"label": "not measured", "basis": basis, "lines": lines}
 
 
 def _others_a(df: pd.DataFrame) -> list[str]:
@@ -1257,62 +1225,35 @@ def _others_b(df: pd.DataFrame) -> list[str]:
 
 def _verdict_b(exps: dict[str, Results]) -> dict:
     v = C.verdict_b(exps)
-    label = v["label"]
-    lines = [
-        "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?",
-        "",
-    ]
+    label, others = v["label"], _others_b(v["others"])
+    title = "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?"
     if not v["measured"]:
-        basis = "the local_optima experiment has no results."
-        lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_b(v["others"])}
+        return _not_measured(title, "the local_optima experiment has no results.", others)
     b1, b2 = v["b1"], v["b2"]
-
-    def d1(r):
-        return (
+    s1 = _by_outcome(
+        b1,
+        lambda r: (
             f"{r.condition} ({_label(r.bptt)} {r.k_b}/{r.n_b} vs {_label(r.other)} "
             f"{r.k_o}/{r.n_o}, difference {_ci(r.d, r.lo, r.hi, 2)}, Fisher {_pt(r.p)}, "
             f"Holm {_pt(r.p_holm)})"
-        )
-
-    def d2(r):
-        return (
-            f"{r.condition}, {r.ff_arch} ({_label(r.bptt)} rec − ff {r.d_grad:+.2f}, "
-            f"{_label(r.evo)} rec − ff {r.d_evo:+.2f}: interaction "
-            f"{_ci(r.delta, r.lo, r.hi, 2)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
-        )
-
-    s1 = _by_outcome(
-        b1,
-        d1,
-        (
-            ("BPTT more often stuck", "BPTT succeeded significantly less often than CMA-ES on"),
-            ("BPTT less often stuck", "BPTT succeeded significantly more often than CMA-ES on"),
-            ("equal", f"the success rates were equal within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the difference is not significant after Holm's correction on"),
-            ("nothing solved", "neither solved any seed on"),
         ),
+        OUTCOMES_B1,
     )
     s2 = _by_outcome(
         b2,
-        d2,
-        (
-            ("BPTT hurt more", "recurrence lowered BPTT's success significantly more than "
-             "CMA-ES's on"),
-            ("BPTT hurt less", "recurrence lowered BPTT's success significantly less than "
-             "CMA-ES's on"),
-            ("equal", f"the interaction was within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the interaction is not significant after Holm's correction on"),
-            ("not informative", "no method solved the feed-forward net (no information) on"),
+        lambda r: (
+            f"{r.condition}, {r.ff_arch} ({_label(r.bptt)} rec − ff {r.d_grad:+.2f}, "
+            f"{_label(r.evo)} rec − ff {r.d_evo:+.2f}: interaction "
+            f"{_ci(r.delta, r.lo, r.hi, 2)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
         ),
-    )  # fmt: skip
+        OUTCOMES_B2,
+    )
     pos, neg = v["counts"].get("BPTT hurt more", 0), v["counts"].get("BPTT hurt less", 0)
     basis = (
         f"recurrence hurt BPTT significantly more than CMA-ES in {pos} and less in {neg} of "
         f"{_plural(len(b2), 'condition')} (method x architecture interaction, local_optima)"
     )
-    para = f"**Verdict: {label}.** In the local_optima experiment, "
-    para += (
+    para = f"**Verdict: {label}.** In the local_optima experiment, " + (
         "the verdict's comparison, the method x architecture interaction of success: "
         + "; ".join(s2)
         + "."
@@ -1320,15 +1261,19 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
         else "no feed-forward (recurrent = false) runs are stored, so the interaction that "
         "decides the claim could not be measured."
     )
-    para += (
-        " Separately, BPTT against CMA-ES on the recurrent nets (b1, not part of the "
-        "verdict): " + "; ".join(s1) + "."
-        if s1
-        else ""
+    if s1:
+        para += (
+            " Separately, BPTT against CMA-ES on the recurrent nets (b1, not part of the "
+            "verdict): " + "; ".join(s1) + "."
+        )
+    lines = _blocks(
+        title,
+        para,
+        _b_tables(b1, b2),
+        _seeds_note(v["n_min"], v["n_max"], "b"),
+        _anatomy_table(exps["local_optima"].tables.get("anatomy")),
+        others,
     )
-    lines += [para, "", *_b_tables(b1, b2), _seeds_note(v["n_min"], v["n_max"], "b"), ""]
-    lines += _anatomy_table(exps["local_optima"].tables.get("anatomy"))
-    lines += _others_b(v["others"])
     return {"label": label, "basis": basis, "lines": lines}
 
 
