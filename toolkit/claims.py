@@ -553,7 +553,16 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     rows1.sort(key=lambda r: (natkey(r["condition"]), natkey(r["arch"])))
     rows2.sort(key=lambda r: (natkey(r["condition"]), natkey(r["ff_arch"])))
-    return pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
+    b1, b2 = pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
+    return _wilson(b1, ("b", "o")), _wilson(b2, ("gr", "gf", "er", "ef"))
+
+
+def _wilson(df: pd.DataFrame, arms) -> pd.DataFrame:
+    """``df`` with ci_<arm>: the Wilson interval (lo, hi) of k_<arm> successes of n_<arm>."""
+    for a in arms:
+        kn = zip(df[f"k_{a}"], df[f"n_{a}"], strict=True)
+        df[f"ci_{a}"] = [A.wilson_interval(k, n, LEVEL) if n else (math.nan,) * 2 for k, n in kn]
+    return df
 
 
 def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
@@ -768,7 +777,8 @@ def results_table(exp: Results) -> pd.DataFrame | None:
 
 
 def stuck_table(exp: Results) -> pd.DataFrame | None:
-    """Per (condition, arch, variant) of :func:`optima_tables`: successes / n, failed runs
+    """Per (condition, arch, variant) of :func:`optima_tables`: successes / n with the Wilson
+    interval (lo, hi), failed runs
     (n_fail) and stalled ones among them (NaN when the traces cannot tell). None unless the
     experiment is local_optima or varies the architecture."""
     if exp.runs is None or not (exp.name == "local_optima" or arch(exp.runs)[0].nunique() > 1):
@@ -784,8 +794,9 @@ def stuck_table(exp: Results) -> pd.DataFrame | None:
         st = stalled[mask & stalled.notna()]
         n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
         k = int(st.astype(bool).sum()) if len(st) or n_fail == 0 else math.nan
-        out.append((r.condition, r.arch, r.variant, int(r.successes), int(r.n), k, n_fail))
-    cols = ["condition", "arch", "variant", "successes", "n", "stalled", "n_fail"]
+        out.append((r.condition, r.arch, r.variant, int(r.successes), int(r.n), r.lo, r.hi))
+        out[-1] += (k, n_fail)
+    cols = ["condition", "arch", "variant", "successes", "n", "lo", "hi", "stalled", "n_fail"]
     return pd.DataFrame(out, columns=cols)
 
 

@@ -198,11 +198,9 @@ def _pt(p) -> str:
     return f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}"
 
 
-def _rate(k: int, n: int) -> str:
-    if n == 0:
-        return "–"
-    lo, hi = A.wilson_interval(k, n, LEVEL)
-    return f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"
+def _rate(k: int, n: int, ci: tuple) -> str:
+    """Successes k of n with the rate and its interval ``ci`` (lo, hi)."""
+    return "–" if n == 0 else f"{k}/{n} = {k / n:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def _cell(x) -> str:
@@ -707,38 +705,35 @@ def _results_table(exp: Results) -> list[str]:
         return ["No runs to summarise.", ""]
     rows, prev = [], None
     for r in _ordered(t, "condition"):
-        if r.variant == r.reference:
-            ratio, p = "1 (reference)", "–"
-        else:
-            ratio, p = _ci(r.ratio, r.ratio_lo, r.ratio_hi), _p(r.p_value)
+        ref = r.variant == r.reference
         rows.append(
             [
                 r.condition if r.condition != prev else "",
                 _label(r.variant),
-                _rate(int(r.successes), int(r.n)),
+                _rate(int(r.successes), int(r.n), (r.lo, r.hi)),
                 _ci(r.median, r.median_lo, r.median_hi),
                 _ci(r.ert, r.ert_lo, r.ert_hi),
-                ratio,
-                p,
+                "1 (reference)" if ref else _ci(r.ratio, r.ratio_lo, r.ratio_hi),
+                "–" if ref else _p(r.p_value),
             ]
         )
         prev = r.condition
     head = "condition | method | solved (rate [CI]) | median final loss [CI] | "
     head += "ERT, fwd-equiv [CI] | ERT ratio to reference [CI] | p (Mann-Whitney)"
-    notes = [
+    refs = dict(zip(t["condition"], t["reference"], strict=True))
+    nonbptt = [c for c, r in sorted(refs.items()) if isinstance(r, str) and r[:4] != "bptt"]
+    note = (
         "ERT: expected forward-pass equivalents to one success (∞: no seed succeeded). "
         "Reference: the best BPTT variant of the condition (lowest finite ERT). ERT ratio: "
         "this method's ERT over the reference's; > 1 means the reference is faster. p: "
         "Mann-Whitney U on per-seed costs to success against the reference."
-    ]
-    refs = dict(zip(t["condition"], t["reference"], strict=True))
-    nonbptt = [c for c, r in sorted(refs.items()) if isinstance(r, str) and r[:4] != "bptt"]
+    )
     if nonbptt:
-        notes.append(
-            f"Conditions without a BPTT variant that solved anything use the lowest-ERT method "
+        note += (
+            " Conditions without a BPTT variant that solved anything use the lowest-ERT method "
             f"as reference: {_join(nonbptt)}."
         )
-    return [*md_table(head, rows), "", " ".join(notes), ""]
+    return _blocks(md_table(head, rows), note)
 
 
 def _optima_section(exp: Results) -> list[str]:
@@ -746,32 +741,19 @@ def _optima_section(exp: Results) -> list[str]:
     if st is None:
         return []
     rows = [
-        [
-            r.condition,
-            r.arch,
-            _label(r.variant),
-            _rate(r.successes, r.n),
-            _frac(r.stalled, r.n_fail),
-        ]
+        [r.condition, r.arch, _label(r.variant), _rate(r.successes, r.n, (r.lo, r.hi))]
+        + ["–" if math.isnan(r.stalled) else f"{int(r.stalled)}/{r.n_fail}"]
         for r in _ordered(st, "condition", "arch")
     ]
-    head = "condition | network | method | solved (rate [CI]) | stalled failures"
-    return [
+    return _blocks(
         "#### Stuck runs",
-        "",
-        *md_table(head, rows),
-        "",
+        md_table("condition | network | method | solved (rate [CI]) | stalled failures", rows),
         "A stalled failure improved its best loss "
         f"by less than {STALL_TOL:.0%} over the second half of its budget. (Distinct final-loss "
         "levels are not counted as basins: runs stop when solved, so a final loss records where "
         "a run was stopped, not where it converged; what failed runs ended in is the anatomy "
         "table of claim (b).)",
-        "",
-    ]
-
-
-def _frac(k, n) -> str:
-    return "–" if k is None or (isinstance(k, float) and math.isnan(k)) else f"{int(k)}/{int(n)}"
+    )
 
 
 def _anatomy_table(df: pd.DataFrame) -> list[str]:
@@ -812,51 +794,37 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
 
 
 def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
-    lines = []
-    if len(b2):
-        rows = [
-            [
-                r.condition,
-                f"{r.rec_arch} / {r.ff_arch}",
-                f"{_label(r.bptt)}: {_rate(r.k_gr, r.n_gr)} vs {_rate(r.k_gf, r.n_gf)} "
-                f"({r.d_grad:+.2f})",
-                f"{_label(r.evo)}: {_rate(r.k_er, r.n_er)} vs {_rate(r.k_ef, r.n_ef)} "
-                f"({r.d_evo:+.2f})",
-                _ci(r.delta, r.lo, r.hi, 2),
-                *_tail(r),
-            ]
-            for r in b2.itertuples()
-        ]
-        head = "condition | recurrent / feed-forward | BPTT rec vs ff (difference) | "
-        head += "CMA-ES rec vs ff (difference) | interaction delta [CI] | p (bootstrap)"
-        lines += [
-            "(b) The verdict: method x architecture interaction of success, delta = "
-            "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
-            "",
-            *md_table(f"{head} | p (Holm) | outcome", rows),
-            "",
-        ]
-    if len(b1):
-        rows = [
-            [
-                r.condition,
-                r.arch,
-                f"{_label(r.bptt)}: {_rate(r.k_b, r.n_b)}",
-                f"{_label(r.other)}: {_rate(r.k_o, r.n_o)}",
-                _ci(r.d, r.lo, r.hi, 2),
-                *_tail(r),
-            ]
-            for r in b1.itertuples()
-        ]
-        head = "condition | network | BPTT | CMA-ES | difference in success [CI] | p (Fisher)"
-        lines += [
-            "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
-            "the verdict):",
-            "",
-            *md_table(f"{head} | p (Holm) | outcome", rows),
-            "",
-        ]
-    return lines
+    def arms(label, r, a, b, d):
+        k, n, ci = (getattr(r, f"{x}_{a}") for x in ("k", "n", "ci"))
+        one = f"{_label(label)}: {_rate(k, n, ci)}"
+        if b is None:
+            return one
+        k, n, ci = (getattr(r, f"{x}_{b}") for x in ("k", "n", "ci"))
+        return f"{one} vs {_rate(k, n, ci)} ({d:+.2f})"
+
+    rows2 = [
+        [r.condition, f"{r.rec_arch} / {r.ff_arch}", arms(r.bptt, r, "gr", "gf", r.d_grad)]
+        + [arms(r.evo, r, "er", "ef", r.d_evo), _ci(r.delta, r.lo, r.hi, 2), *_tail(r)]
+        for r in b2.itertuples()
+    ]
+    rows1 = [
+        [r.condition, r.arch, arms(r.bptt, r, "b", None, 0), arms(r.other, r, "o", None, 0)]
+        + [_ci(r.d, r.lo, r.hi, 2), *_tail(r)]
+        for r in b1.itertuples()
+    ]
+    head2 = "condition | recurrent / feed-forward | BPTT rec vs ff (difference) | CMA-ES rec vs "
+    head2 += "ff (difference) | interaction delta [CI] | p (bootstrap) | p (Holm) | outcome"
+    head1 = "condition | network | BPTT | CMA-ES | difference in success [CI] | p (Fisher) | "
+    return _blocks(
+        rows2
+        and "(b) The verdict: method x architecture interaction of success, delta = "
+        "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
+        rows2 and md_table(head2, rows2),
+        rows1
+        and "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
+        "the verdict):",
+        rows1 and md_table(head1 + "p (Holm) | outcome", rows1),
+    )
 
 
 def _tail(r) -> list[str]:
