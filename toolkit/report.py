@@ -765,19 +765,21 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
     tab, thr = res
     present = list(tab.columns[6:])
     order = lambda r: (C.natkey(str(r[0])), not r[2], r[3], _order_key(str(r[1])))
-    rows = []
-    for r in sorted(tab.itertuples(index=False), key=order):
-        cells = [f"{m} ({m / r[5]:.0%})" if m else "–" for m in r[6:]]
-        rows.append([r[0], r[4], _label(str(r[1])), r[5], *cells])
-    names = {"solved": "optimum reached"}
+    rows = [
+        [
+            r[0],
+            r[4],
+            _label(str(r[1])),
+            r[5],
+            *[f"{m} ({m / r[5]:.0%})" if m else "–" for m in r[6:]],
+        ]
+        for r in sorted(tab.itertuples(index=False), key=order)
+    ]
+    classes = " | ".join("optimum reached" if c == "solved" else c for c in present)
     lt, gt = thr["loss_tol"], thr["grad_tol"]
-    return [
+    return _blocks(
         "#### What the failed runs ended in",
-        "",
-        *md_table(
-            ["task", "network", "method", "failed runs", *[names.get(c, c) for c in present]], rows
-        ),
-        "",
+        md_table(f"task | network | method | failed runs | {classes}", rows),
         "Each failed run's final theta, on its own training set (loss summed over sequences "
         "and steps, optimum 0), is labelled in this order: *optimum reached* if its loss is "
         f"<= {lt:g}; *slow* if its gradient norm is > {gt:g} and either the "
@@ -789,8 +791,7 @@ def _anatomy_table(df: pd.DataFrame) -> list[str]:
         f"*saddle* if an eigenvalue is < -{thr['neg_tol']:g} x the largest |eigenvalue|; else "
         "*local minimum*. The Hessian is by central finite differences of the exact gradient "
         "(`toolkit/anatomy.py`, `[post.anatomy]`).",
-        "",
-    ]
+    )
 
 
 def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
@@ -863,28 +864,18 @@ def _cost_ratio_table(exp: Results) -> list[str]:
     if tab.empty:
         return []
     ratios = sorted(tab["cost_ratio"].unique())
-    rows = _pivot(
-        tab,
-        "cost_ratio",
-        ratios,
-        lambda x: f"{fmt_num(x.ratio)}, {x.outcome}",
-        keys=("condition",),
-        missing="–",
-        extra=lambda sub: [fmt_num(sub["break_even"].iloc[0])],
-    )
-    head = [
-        f"{cr:g}" + (" (calibrated)" if math.isfinite(r0) and abs(cr - r0) < 1e-3 else "")
-        for cr in ratios
-    ]
-    return [
+    cell = lambda x: f"{fmt_num(x.ratio)}, {x.outcome}"
+    be = lambda sub: [fmt_num(sub["break_even"].iloc[0])]
+    rows = _pivot(tab, "cost_ratio", ratios, cell, keys=("condition",), missing="–", extra=be)
+    calibrated = lambda cr: math.isfinite(r0) and abs(cr - r0) < 1e-3
+    head = [f"{cr:g}" + (" (calibrated)" if calibrated(cr) else "") for cr in ratios]
+    return _blocks(
         "Sensitivity to the cost of one gradient step (in forward passes): best-cap ERT ratio "
         "evo/BPTT and the outcome at each cost ratio (Holm over the conditions at each), and "
         "the break-even cost ratio at which the ERT ratio is 1 (– when nothing was solved or it "
         "lies outside [0.01, 1000]):",
-        "",
-        *md_table(["condition", *head, "break-even ratio"], rows),
-        "",
-    ]
+        md_table(["condition", *head, "break-even ratio"], rows),
+    )
 
 
 def _lag_table(exp: Results) -> list[str]:
@@ -897,14 +888,11 @@ def _lag_table(exp: Results) -> list[str]:
     for p, sr in C.lag_success(exp, LAG_PARAMS):
         xs = sorted(sr["x"].unique())
         rows = _pivot(sr, "x", xs, lambda s: f"{int(s.successes)}/{int(s.n)}")
-        out += [
+        out += _blocks(
             f"#### Success against {PARAM_LABELS.get(p, p)}",
-            "",
-            *md_table(["condition", "method", *[f"{p}={A._fmt(x)}" for x in xs]], rows),
-            "",
+            md_table(["condition", "method", *[f"{p}={A._fmt(x)}" for x in xs]], rows),
             "Cells: successful seeds / seeds (Wilson intervals in the figure).",
-            "",
-        ]
+        )
     return out
 
 
@@ -919,29 +907,22 @@ def _scaling_table(exp: Results) -> list[str]:
         return ["–" if math.isnan(k) else f"{k:.2f}"]
 
     rows = _pivot(sc["ert"], "n_params", sizes, lambda x: fmt_num(x.ert), extra=slope)
-    lines = [
+    first, by_size = sc["first"], sc["by_size"]
+    return _blocks(
         "#### ERT (forward-pass equivalents) against the number of weights",
-        "",
-        *md_table(["condition", "method", *[f"{s} weights" for s in sizes], "slope"], rows),
-        "",
+        md_table(["condition", "method", *[f"{s} weights" for s in sizes], "slope"], rows),
         "Slope: least-squares fit of log ERT on log(number of weights) over the sizes with a "
         "finite ERT (ERT grows like weights^slope); descriptive, no CI.",
-        "",
-    ]
-    if len(sc["by_size"]):
-        first = sc["first"]
-        lines += [
-            "Per network size, best evolutionary method against best BPTT variant: "
-            + "; ".join(f"{r.condition}: {r.outcome}" for r in sc["by_size"].itertuples())
-            + ". "
-            + (
-                f"Evolution is first significantly slower at {first} weights."
-                if first is not None
-                else "Evolution is not significantly slower at any size measured."
-            ),
-            "",
-        ]
-    return lines
+        len(by_size)
+        and "Per network size, best evolutionary method against best BPTT variant: "
+        + "; ".join(f"{r.condition}: {r.outcome}" for r in by_size.itertuples())
+        + ". "
+        + (
+            f"Evolution is first significantly slower at {first} weights."
+            if first is not None
+            else "Evolution is not significantly slower at any size measured."
+        ),
+    )
 
 
 def _guess_table(exp: Results) -> list[str]:
@@ -957,17 +938,14 @@ def _guess_table(exp: Results) -> list[str]:
         ]
         for r in _ordered(et, "condition")
     ]
-    return [
+    return _blocks(
         "#### Expected number of loss evaluations to solve",
-        "",
-        *md_table("condition | method | solved | ERT, loss evaluations [CI]", rows),
-        "",
+        md_table("condition | method | solved | ERT, loss evaluations [CI]", rows),
         "For random guessing a loss evaluation is one guess, so its ERT is the mean number of "
         "guesses to a solution (restarts included); for BPTT one evaluation is one gradient "
         "of a batch, for the evolution strategies one candidate's loss. Published numbers "
         "for these setups are set beside ours in *Published numbers beside ours*.",
-        "",
-    ]
+    )
 
 
 def _fidelity_table(exp: Results) -> list[str]:
@@ -1251,42 +1229,32 @@ def _names(exps: dict[str, Results]) -> list[str]:
 
 
 def _published(exps: dict[str, Results]) -> list[str]:
-    lines = [
-        "## Published numbers beside ours",
-        "",
-        "Only numbers we could check against the source are printed; each row names the "
-        "paper and section. Published setups differ from ours in the ways listed, so the "
-        "comparison is of orders of magnitude, not a replication test.",
-        "",
-    ]
     rows = []
     for name in _names(exps):
         comp = exps[name].report.get("compare") if name in exps else None
         for pub in [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []:
-            ours = [
+            ours = "; ".join(
                 f"{_ci(r.ert, r.ert_lo, r.ert_hi)} ({r.experiment}: {r.condition}, "
                 f"H={_values(r.n_hidden)}, {r.n_reached}/{r.n_runs} solved)"
                 for r in C.published_matches(pub, exps).itertuples()
-            ]
+            )
             if ours:
-                our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
+                ours += f" ({pub['note']})" if pub.get("note") else ""
             else:
-                our = pub["missing"][0].upper() + pub["missing"][1:]
-            rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
-    lines += md_table("quantity | published | published setup | source | ours", rows)
-    lines += [
-        "",
+                ours = pub["missing"][0].upper() + pub["missing"][1:]
+            rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], ours])
+    notes = [(n, exps[n].report.get("published")) for n in _names(exps) if n in exps]
+    return _blocks(
+        "## Published numbers beside ours",
+        "Only numbers we could check against the source are printed; each row names the "
+        "paper and section. Published setups differ from ours in the ways listed, so the "
+        "comparison is of orders of magnitude, not a replication test.",
+        md_table("quantity | published | published setup | source | ours", rows),
         "Our random-guessing numbers are ERTs in loss evaluations (one evaluation = one "
         "guess); see the random_guessing section for our setup (sequence length, hidden "
         "units, weight range).",
-        "",
-    ]
-    for name in _names(exps):
-        note = exps[name].report.get("published") if name in exps else None
-        if note:
-            lines.append(f"* {name}: {note}")
-    lines.append("")
-    return lines
+        [f"* {name}: {note}" for name, note in notes if note],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -1295,45 +1263,33 @@ def _published(exps: dict[str, Results]) -> list[str]:
 def render_report(results_root) -> str:
     """The report's markdown text for the results under ``results_root``."""
     root = Path(results_root)
-    exps: dict[str, Results] = {}
-    missing = []
-    for name in _KNOWN:
-        d = root / name
-        if store.has_results(d):
-            exps[name] = store.read_results(d)
-        else:
-            missing.append(name)
-    extra = []
-    if root.is_dir():
-        for d in sorted(root.iterdir()):
-            if d.name in exps or d.name.startswith((".", "_")) or d.name in _KNOWN:
-                continue
-            if d.is_dir() and ((d / "meta.json").is_file() or (d / "runs.parquet").is_file()):
-                exps[d.name] = store.read_results(d)
-                extra.append(d.name)
-    ordered = [exps[n] for n in _KNOWN if n in exps] + [exps[n] for n in extra]
-
+    exps = {n: store.read_results(root / n) for n in _KNOWN if store.has_results(root / n)}
+    missing = [n for n in _KNOWN if n not in exps]
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if d.name.startswith((".", "_")) or d.name in _KNOWN or not d.is_dir():
+            continue
+        if (d / "meta.json").is_file() or (d / "runs.parquet").is_file():
+            exps[d.name] = store.read_results(d)
+    names = [n for n in _names(exps) if n in exps or n in missing]
     va = _safe_verdict(_verdict_a, exps, "claim (a)")
     vb = _safe_verdict(_verdict_b, exps, "claim (b)")
-    lines = _intro(ordered, missing)
+    lines = _intro([exps[n] for n in names if n in exps], missing)
     lines += _summary(va, vb)
     lines += _question()
-    lines += ["## How the verdicts are decided", "", RULES_TEXT, ""]
-    lines += _safe(_setup, ordered, what="The setup section")
+    lines += _blocks("## How the verdicts are decided", RULES_TEXT)
+    lines += _safe(_setup, [exps[n] for n in names if n in exps], what="The setup section")
     lines += ["## Experiments", ""]
-    for i, name in enumerate([*_KNOWN, *extra], start=1):
+    for i, name in enumerate(names, start=1):
         text = exps[name].report if name in exps else {}
         title, purpose = str(text.get("title") or name), str(text.get("summary") or "")
         if name in missing:
-            lines += [
+            lines += _blocks(
                 f"### {i}. {title} (`{name}/`)",
-                "",
                 f"Not run: no results in `{name}/` (run `bptt run experiments/{name}.toml`, "
                 "or `make experiments`).",
-                "",
-            ]
-            continue
-        lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
+            )
+        else:
+            lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
     lines += va["lines"] + vb["lines"]
     lines += _safe(_published, exps, what="The published-numbers section")
     text = "\n".join(lines)
