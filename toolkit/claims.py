@@ -106,15 +106,15 @@ def usable(exp: Results) -> pd.DataFrame | None:
     return r
 
 
-def core_tables(exp: Results, exclude=(), key="core") -> dict | None:
+def core_tables(exp: Results) -> dict | None:
     """annotate + cost to success + ERT + comparisons + success + final loss, by
     (condition, variant)."""
-    if key in exp.cache:
-        return exp.cache[key]
+    if "core" in exp.cache:
+        return exp.cache["core"]
     runs = usable(exp)
     out = None
     if runs is not None:
-        ann = A.annotate(runs, exclude=exclude)
+        ann = A.annotate(runs)
         by = ("condition", "variant")
         ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
         out = {
@@ -125,7 +125,7 @@ def core_tables(exp: Results, exclude=(), key="core") -> dict | None:
             "sr": A.success_rate(ann, by=by, level=LEVEL),
             "fl": A.final_loss_stats(ann, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
         }
-    exp.cache[key] = out
+    exp.cache["core"] = out
     return out
 
 
@@ -211,14 +211,64 @@ def _holm_outcomes(rows: list[dict], pkey="p", prefix="") -> None:
         )
 
 
-def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
+def _ratio(evo: list, grad: list) -> dict:
+    """Best-cap ERT ratio of the best of ``evo`` over the best of ``grad`` ((cost, reached)
+    samples), with bootstrap CI and p (:func:`toolkit.analysis.family_ert_ratio`)."""
+    return A.family_ert_ratio(evo, grad, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+
+
+def _pair(ctt: pd.DataFrame, cond, vb: str, ve: str) -> dict:
+    """The declared pair's best-cap ERT ratio ERT(ve) / ERT(vb) in one condition: ratio, lo,
+    hi, p (NaN when neither solved any seed) and whether either did (_solved)."""
+    (cb, rb), (ce, re_) = _sample(ctt, cond, vb), _sample(ctt, cond, ve)
+    rat, solved = _ratio([(ce, re_)], [(cb, rb)]), bool(rb.any() or re_.any())
+    p = rat["p"] if solved else math.nan
+    return {"ratio": rat["ratio"], "lo": rat["lo"], "hi": rat["hi"], "p": p, "_solved": solved}
+
+
+def _speed_row(ctt, ctt_w, cond, g: pd.DataFrame, e: pd.DataFrame) -> dict:
+    """One condition of :func:`speed_panels` from its ERT rows of gradient (g) and
+    evolutionary (e) variants."""
+    vb, ve = primary(g["variant"], PRIMARY_GRAD), primary(e["variant"], PRIMARY_EVO)
+    B = next(t for t in g.itertuples() if t.variant == vb)
+    E = next(t for t in e.itertuples() if t.variant == ve)
+    pair = _pair(ctt, cond, vb, ve)
+    fam = _ratio(
+        [_sample(ctt, cond, v) for v in e["variant"]], [_sample(ctt, cond, v) for v in g["variant"]]
+    )
+    wall = dict.fromkeys(("ratio", "lo", "hi", "p"), math.nan)
+    if ctt_w is not None:
+        wall = _pair(ctt_w, cond, vb, ve)
+    (bc_b, cap_b), (bc_e, cap_e) = (A.best_cap_ert(*_sample(ctt, cond, v)) for v in (vb, ve))
+    finite = math.isfinite(B.ert) or math.isfinite(E.ert)
+    return {
+        **pair,
+        "condition": cond,
+        "bptt": vb,
+        "evo": ve,
+        "ert_b": B.ert,
+        "ert_b_lo": B.ert_lo,
+        "ert_b_hi": B.ert_hi,
+        "ert_e": E.ert,
+        "ert_e_lo": E.ert_lo,
+        "ert_e_hi": E.ert_hi,
+        "fixed_ratio": E.ert / B.ert if finite else math.nan,
+        **{"bc_b": bc_b, "cap_b": cap_b, "bc_e": bc_e, "cap_e": cap_e},
+        **{"fam_ratio": fam["ratio"], "fam_lo": fam["lo"], "fam_hi": fam["hi"]},
+        **{"wall_ratio": wall["ratio"], "wall_lo": wall["lo"], "wall_hi": wall["hi"]},
+        "wall_p": wall["p"] if pair["_solved"] else math.nan,
+        "n_min": int(min(B.n_runs, E.n_runs)),
+    }
+
+
+def speed_panels(exp: Results) -> pd.DataFrame:
     """Per condition, the declared primary pairing (:data:`PRIMARY_GRAD` against
     :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES where both ran): fixed-budget ERTs, best-cap
     (restart-aware) ERTs and caps, the best-cap ERT ratio r = ERT(E) / ERT(B) with a bootstrap
     CI (caps re-chosen in every resample), its bootstrap p, the Holm-adjusted p over the
     conditions, the outcome of the claim (a) rules; the best-of-family ratio (best variant of
     each family re-selected in every resample; descriptive) and the ratio in wall seconds."""
-    core = core_tables(exp, exclude=exclude, key=key)
+    core = core_tables(exp)
     cols = [
         "condition", "bptt", "evo", "ert_b", "ert_b_lo", "ert_b_hi", "ert_e", "ert_e_lo",
         "ert_e_hi", "fixed_ratio", "bc_b", "cap_b", "bc_e", "cap_e", "ratio", "lo", "hi", "p",
@@ -237,67 +287,9 @@ def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
             ctt_w = None
     rows = []
     for cond, sub in ert_t.groupby("condition", sort=True):
-        g = sub[sub["variant"].map(fam) == "gradient"]
-        e = sub[sub["variant"].map(fam) != "gradient"]
-        if g.empty or e.empty:
-            continue
-        vb, ve = primary(g["variant"], PRIMARY_GRAD), primary(e["variant"], PRIMARY_EVO)
-        B = next(t for t in g.itertuples() if t.variant == vb)
-        E = next(t for t in e.itertuples() if t.variant == ve)
-        cb, rb = _sample(ctt, cond, vb)
-        ce, re_ = _sample(ctt, cond, ve)
-        rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
-        fam_r = A.family_ert_ratio(
-            [_sample(ctt, cond, v) for v in e["variant"]],
-            [_sample(ctt, cond, v) for v in g["variant"]],
-            n_boot=N_BOOT,
-            seed=SEED,
-            level=LEVEL,
-        )
-        bcb, capb = A.best_cap_ert(cb, rb)
-        bce, cape = A.best_cap_ert(ce, re_)
-        wr = {"ratio": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan}
-        if ctt_w is not None:
-            wr = A.family_ert_ratio(
-                [_sample(ctt_w, cond, ve)],
-                [_sample(ctt_w, cond, vb)],
-                n_boot=N_BOOT,
-                seed=SEED,
-                level=LEVEL,
-            )
-        rows.append(
-            {
-                "condition": cond,
-                "bptt": vb,
-                "evo": ve,
-                "ert_b": B.ert,
-                "ert_b_lo": B.ert_lo,
-                "ert_b_hi": B.ert_hi,
-                "ert_e": E.ert,
-                "ert_e_lo": E.ert_lo,
-                "ert_e_hi": E.ert_hi,
-                "fixed_ratio": E.ert / B.ert
-                if (math.isfinite(B.ert) or math.isfinite(E.ert))
-                else math.nan,
-                "bc_b": bcb,
-                "cap_b": capb,
-                "bc_e": bce,
-                "cap_e": cape,
-                "ratio": rat["ratio"],
-                "lo": rat["lo"],
-                "hi": rat["hi"],
-                "p": rat["p"] if (rb.any() or re_.any()) else math.nan,
-                "fam_ratio": fam_r["ratio"],
-                "fam_lo": fam_r["lo"],
-                "fam_hi": fam_r["hi"],
-                "wall_ratio": wr["ratio"],
-                "wall_lo": wr["lo"],
-                "wall_hi": wr["hi"],
-                "wall_p": wr["p"] if ctt_w is not None and (rb.any() or re_.any()) else math.nan,
-                "n_min": int(min(B.n_runs, E.n_runs)),
-                "_solved": bool(rb.any() or re_.any()),
-            }
-        )
+        grad = sub["variant"].map(fam) == "gradient"
+        if grad.any() and not grad.all():
+            rows.append(_speed_row(ctt, ctt_w, cond, sub[grad], sub[~grad]))
     _holm_outcomes(rows)
     _holm_outcomes(rows, pkey="wall_p", prefix="wall_")
     for r in rows:
@@ -307,67 +299,53 @@ def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def cost_ratio_table(exp: Results, exclude=(), key="core") -> tuple[pd.DataFrame, float]:
+def _break_even(ctt: pd.DataFrame, cond, vb: str, ve: str) -> float:
+    """The gradient/forward cost ratio at which the point best-cap ERT ratio of the pair is 1
+    (bisection on log ratio in [0.01, 1000]; NaN when outside, or when either never solved)."""
+    (_, rb), (ce, re_) = _sample(ctt, cond, vb), _sample(ctt, cond, ve)
+    sub = ctt[(ctt["condition"] == cond) & (ctt["variant"] == vb)]
+    ee = A.best_cap_ert(ce, re_)[0]
+    if not (rb.any() and re_.any() and math.isfinite(ee)):
+        return math.nan
+
+    def f(r):
+        return math.log(ee) - math.log(A.best_cap_ert(cost_at_ratio(sub, r), rb)[0])
+
+    a, b = math.log(0.01), math.log(1000.0)
+    fa, fb = f(math.exp(a)), f(math.exp(b))
+    if fa * fb >= 0:
+        return math.nan
+    for _ in range(60):
+        m = (a + b) / 2
+        if f(math.exp(m)) * fa > 0:
+            a = m
+        else:
+            b = m
+    return math.exp((a + b) / 2)
+
+
+def cost_ratio_table(exp: Results) -> tuple[pd.DataFrame, float]:
     """Claim (a)'s outcome per condition had one gradient step cost 1.5, 2, 2.5, 3 forward
     steps, and at the calibrated ratio, for the primary pairing (best-cap ERT ratio, bootstrap
     p Holm-adjusted over the conditions at each cost ratio), plus per condition the break-even
-    cost ratio (the one at which the point ERT ratio is 1; found by bisection, NaN when it is
-    outside [0.01, 1000]). Returns (table, calibrated ratio)."""
-    core = core_tables(exp, exclude=exclude, key=key)
+    cost ratio (:func:`_break_even`). Returns (table, calibrated ratio)."""
+    core = core_tables(exp)
     cols = ["condition", "cost_ratio", "ratio", "lo", "hi", "p", "p_holm", "outcome", "break_even"]
-    panels = speed_panels(exp, exclude=exclude, key=key)
+    panels = speed_panels(exp)
     if core is None or panels.empty:
         return pd.DataFrame(columns=cols), math.nan
     ctt = core["ctt"]
     r0 = calibrated_ratio(ctt)
-    ratios = sorted({*COST_RATIOS, *([round(r0, 4)] if math.isfinite(r0) else [])})
+    be = {p.condition: _break_even(ctt, p.condition, p.bptt, p.evo) for p in panels.itertuples()}
     out = []
-    for cr in ratios:
-        cost = cost_at_ratio(ctt, cr)
-        cc = ctt.assign(cost=cost)
-        rows = []
-        for pr in panels.itertuples():
-            cb, rb = _sample(cc, pr.condition, pr.bptt)
-            ce, re_ = _sample(cc, pr.condition, pr.evo)
-            rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
-            solved = bool(rb.any() or re_.any())
-            rows.append(
-                {
-                    "condition": pr.condition,
-                    "cost_ratio": cr,
-                    "ratio": rat["ratio"],
-                    "lo": rat["lo"],
-                    "hi": rat["hi"],
-                    "p": rat["p"] if solved else math.nan,
-                    "_solved": solved,
-                }
-            )
+    for cr in sorted({*COST_RATIOS, *([round(r0, 4)] if math.isfinite(r0) else [])}):
+        cc = ctt.assign(cost=cost_at_ratio(ctt, cr))
+        rows = [
+            {**_pair(cc, p.condition, p.bptt, p.evo), "condition": p.condition, "cost_ratio": cr}
+            for p in panels.itertuples()
+        ]
         _holm_outcomes(rows)
-        out += rows
-    for pr in panels.itertuples():
-        cb, rb = _sample(ctt, pr.condition, pr.bptt)
-        ce, re_ = _sample(ctt, pr.condition, pr.evo)
-        sub = ctt[(ctt["condition"] == pr.condition) & (ctt["variant"] == pr.bptt)]
-        ee = A.best_cap_ert(ce, re_)[0]
-
-        def f(r, sub=sub, rb=rb, ee=ee):
-            return math.log(ee) - math.log(A.best_cap_ert(cost_at_ratio(sub, r), rb)[0])
-
-        be = math.nan
-        if rb.any() and re_.any() and math.isfinite(ee):
-            a, b = math.log(0.01), math.log(1000.0)
-            fa, fb = f(math.exp(a)), f(math.exp(b))
-            if fa * fb < 0:
-                for _ in range(60):
-                    m = (a + b) / 2
-                    if f(math.exp(m)) * fa > 0:
-                        a = m
-                    else:
-                        b = m
-                be = math.exp((a + b) / 2)
-        for r in out:
-            if r["condition"] == pr.condition:
-                r["break_even"] = be
+        out += [{**r, "break_even": be[r["condition"]]} for r in rows]
     return pd.DataFrame(out, columns=cols), r0
 
 
