@@ -385,16 +385,14 @@ def _values(series: pd.Series) -> str:
     return "|".join(vals) if vals else "–"
 
 
-def _params_text(json_series: pd.Series, skip=()) -> str:
-    dicts = [A._json(s) for s in json_series]
+def _params_text(json_values) -> str:
+    """'key=v1|v2, ...' over the JSON parameter objects ``json_values`` (null for a key a run
+    sets to None)."""
+    dicts = [A._json(s) for s in json_values]
     keys = sorted(set().union(*dicts)) if dicts else []
-    parts = []
-    for k in keys:
-        if k in skip:
-            continue
-        vals = pd.Series([d.get(k) for d in dicts], dtype=object)
-        vs = _values(vals.map(lambda v: "null" if v is None else v))
-        parts.append(f"{k}={vs}")
+    parts = [
+        f"{k}={_values(['null' if d.get(k) is None else d.get(k) for d in dicts])}" for k in keys
+    ]
     return ", ".join(parts) if parts else "–"
 
 
