@@ -178,6 +178,11 @@ def test_sweep_times_from_sessions_and_parallel_timings():
     par = pd.DataFrame({"jobs": [1, 2], "wall_s": [40.0, 20.0], "cpu_s": [38.0, 39.0]})
     assert C.sweep_times(results(parallel=par)) == (60.0, 77.0, 2)
     assert C.sweep_times(results()) == (0.0, None, 0)
+    a, b = results("a", meta=meta), results("b", parallel=par, meta={"history": []})
+    t = C.sweep_totals([a, b, results("c")])
+    assert (t["wall"], t["cpu"], t["no_cpu"]) == (240.0, 77.0, ["a"])
+    assert [e.name for e in t["exps"]] == ["a", "b"]
+    assert C.sweep_totals([results("c")]) is None
 
 
 def test_anatomy_counts_and_thresholds():

@@ -730,6 +730,23 @@ def sweep_times(exp: Results) -> tuple[float, float | None, int]:
     return wall, (cpu if known else None), len(hist)
 
 
+def sweep_totals(exps: list[Results]) -> dict | None:
+    """The sweeps behind ``exps`` together (:func:`sweep_times` of those with sessions): wall
+    seconds, CPU seconds of those that recorded it (None if none did), the experiments that did
+    not (no_cpu) and the experiments counted (exps); None when none has sessions."""
+    times = [(e, *sweep_times(e)) for e in exps if e.meta]
+    times = [t for t in times if t[3]]
+    if not times:
+        return None
+    cpus = [t[2] for t in times if t[2] is not None]
+    return {
+        "wall": sum(t[1] for t in times),
+        "cpu": sum(cpus) if cpus else None,
+        "no_cpu": [t[0].name for t in times if t[2] is None],
+        "exps": [t[0] for t in times],
+    }
+
+
 def results_table(exp: Results) -> pd.DataFrame | None:
     """Per (condition, variant): successes / n, median final loss, ERT (fwd-equiv) and the
     ERT ratio to the condition's reference (:func:`toolkit.analysis.compare_methods`: the best

@@ -629,24 +629,23 @@ def _duration(seconds: float) -> str:
 
 def _time_line(exps: list[Results]) -> str:
     """One sentence: how long the sweeps behind the report took, wall and CPU, and where."""
-    times = [(e, *C.sweep_times(e)) for e in exps if e.meta]
-    times = [t for t in times if t[3]]
-    if not times:
+    t = C.sweep_totals(exps)
+    if t is None:
         return "How long the sweeps took is not recorded (no meta.json with sessions)."
-    wall = sum(t[1] for t in times)
-    cpus = [t[2] for t in times if t[2] is not None]
-    missing = [t[0].name for t in times if t[2] is None]
-    cpu_model = next((_meta_get(e.meta, "cpu", "model") for e, *_ in times), None)
-    jobs = sorted({str(_meta_get(e.meta, "threads", "jobs")) for e, *_ in times})
-    s = (
-        f"The sweeps behind these results took {_duration(wall)} of wall time"
-        + (f" and {_duration(sum(cpus))} of CPU time in their runs" if cpus else "")
-        + (f" (CPU time not recorded for {_join(missing)})" if missing and cpus else "")
+    cpu_model = _meta_get(t["exps"][0].meta, "cpu", "model")
+    jobs = sorted({str(_meta_get(e.meta, "threads", "jobs")) for e in t["exps"]})
+    return (
+        f"The sweeps behind these results took {_duration(t['wall'])} of wall time"
+        + (f" and {_duration(t['cpu'])} of CPU time in their runs" if t["cpu"] is not None else "")
+        + (
+            f" (CPU time not recorded for {_join(t['no_cpu'])})"
+            if t["no_cpu"] and t["cpu"] is not None
+            else ""
+        )
         + (f" on {cpu_model}" if cpu_model else "")
         + (f" with --jobs {'/'.join(jobs)}" if jobs else "")
         + "; per experiment in *Machine, software, commit*."
     )
-    return s
 
 
 # ------------------------------------------------------------------------------------------
