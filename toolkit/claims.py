@@ -16,7 +16,14 @@ from stored results (:class:`toolkit.store.Results`), with the statistics of
   the recurrent net (reported); (b2) the method x architecture interaction (the verdict),
   Holm-adjusted; the verdict label;
 * :func:`verdict_a` / :func:`verdict_b` -- what a claim's section reports: the panels, the
-  label, the seeds behind it and the same comparison in the other experiments.
+  label, the seeds behind it and the same comparison in the other experiments;
+* the report's other tables, each a DataFrame or dict the report only formats: per
+  experiment :func:`results_table`, :func:`stuck_table`, :func:`lag_success`,
+  :func:`scaling`, :func:`guess_ert`, :func:`anatomy_counts` and the special tables
+  (:func:`fidelity_summary`, :func:`cliff_paths`, :func:`bistable_band`,
+  :func:`interpolation_barriers`, :func:`parallel_speedup`); published rows matched to our
+  runs (:func:`published_matches`); the setup's :func:`setting_usage`,
+  :func:`applied_ratios`, :func:`seed_range`, :func:`run_counts`, :func:`sweep_times`.
 
 The rules (thresholds below) are printed by the report in *How the verdicts are decided*.
 Results are memoised in ``Results.cache``. Everything is deterministic: bootstraps are seeded
