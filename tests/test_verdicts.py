@@ -151,6 +151,16 @@ def test_newcombe_wilson_fisher_against_scipy_and_statsmodels():
             assert A.wilson_interval(k, n) == pytest.approx((w.low, w.high), abs=1e-12)
 
 
+def test_newcombe_and_fisher_known_values():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, Table II example (a), method 10
+    d, lo, hi = A.diff_interval(56, 70, 48, 80)
+    assert d == pytest.approx(0.2) and (lo, hi) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    # Fisher's tea-tasting table: 3/4 against 1/4, two-sided p = 34/70
+    assert A.fisher_exact(3, 4, 1, 4) == pytest.approx(34 / 70)
+    assert A.fisher_exact(5, 5, 5, 5) == pytest.approx(1.0)
+    assert math.isnan(A.fisher_exact(0, 0, 1, 2))
+
+
 def test_mann_whitney_matches_scipy():
     stats = pytest.importorskip("scipy.stats")
     rng = np.random.default_rng(4)

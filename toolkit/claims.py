@@ -12,11 +12,18 @@ from stored results (:class:`toolkit.store.Results`), with the statistics of
   outcome class; the best-of-family ratio (descriptive); the verdict label;
   :func:`cost_ratio_table` -- the same at other gradient/forward cost ratios, break-even;
 * :func:`optima_tables`, :func:`optima_panels` and :func:`claim_b` -- claim (b): success
-  rates, basins and stalled failures per network architecture; (b1) BPTT against CMA-ES on
+  rates and stalled failures per network architecture; (b1) BPTT against CMA-ES on
   the recurrent net (reported); (b2) the method x architecture interaction (the verdict),
   Holm-adjusted; the verdict label;
 * :func:`verdict_a` / :func:`verdict_b` -- what a claim's section reports: the panels, the
-  label, the seeds behind it and the same comparison in the other experiments.
+  label, the seeds behind it and the same comparison in the other experiments;
+* the report's other tables, each a DataFrame or dict the report only formats: per
+  experiment :func:`results_table`, :func:`stuck_table`, :func:`lag_success`,
+  :func:`scaling`, :func:`guess_ert`, :func:`anatomy_counts` and the special tables
+  (:func:`fidelity_summary`, :func:`cliff_paths`, :func:`bistable_band`,
+  :func:`interpolation_barriers`, :func:`parallel_speedup`); published rows matched to our
+  runs (:func:`published_matches`); the setup's :func:`setting_usage`,
+  :func:`applied_ratios`, :func:`seed_range`, :func:`run_counts`, :func:`sweep_times`.
 
 The rules (thresholds below) are printed by the report in *How the verdicts are decided*.
 Results are memoised in ``Results.cache``. Everything is deterministic: bootstraps are seeded
@@ -27,12 +34,14 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
+from toolkit import anatomy as AN
 from toolkit.store import Results
 
 LEVEL = 0.95  # every interval in the report
@@ -104,15 +113,15 @@ def usable(exp: Results) -> pd.DataFrame | None:
     return r
 
 
-def core_tables(exp: Results, exclude=(), key="core") -> dict | None:
+def core_tables(exp: Results) -> dict | None:
     """annotate + cost to success + ERT + comparisons + success + final loss, by
     (condition, variant)."""
-    if key in exp.cache:
-        return exp.cache[key]
+    if "core" in exp.cache:
+        return exp.cache["core"]
     runs = usable(exp)
     out = None
     if runs is not None:
-        ann = A.annotate(runs, exclude=exclude)
+        ann = A.annotate(runs)
         by = ("condition", "variant")
         ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
         out = {
@@ -123,15 +132,8 @@ def core_tables(exp: Results, exclude=(), key="core") -> dict | None:
             "sr": A.success_rate(ann, by=by, level=LEVEL),
             "fl": A.final_loss_stats(ann, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
         }
-    exp.cache[key] = out
+    exp.cache["core"] = out
     return out
-
-
-def seed_range(core: dict | None) -> tuple[int, int]:
-    if core is None or core["sr"].empty:
-        return 0, 0
-    n = core["sr"]["n"]
-    return int(n.min()), int(n.max())
 
 
 # ------------------------------------------------------------------------------------------
@@ -216,14 +218,64 @@ def _holm_outcomes(rows: list[dict], pkey="p", prefix="") -> None:
         )
 
 
-def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
+def _ratio(evo: list, grad: list) -> dict:
+    """Best-cap ERT ratio of the best of ``evo`` over the best of ``grad`` ((cost, reached)
+    samples), with bootstrap CI and p (:func:`toolkit.analysis.family_ert_ratio`)."""
+    return A.family_ert_ratio(evo, grad, n_boot=N_BOOT, seed=SEED, level=LEVEL)
+
+
+def _pair(ctt: pd.DataFrame, cond, vb: str, ve: str) -> dict:
+    """The declared pair's best-cap ERT ratio ERT(ve) / ERT(vb) in one condition: ratio, lo,
+    hi, p (NaN when neither solved any seed) and whether either did (_solved)."""
+    (cb, rb), (ce, re_) = _sample(ctt, cond, vb), _sample(ctt, cond, ve)
+    rat, solved = _ratio([(ce, re_)], [(cb, rb)]), bool(rb.any() or re_.any())
+    p = rat["p"] if solved else math.nan
+    return {"ratio": rat["ratio"], "lo": rat["lo"], "hi": rat["hi"], "p": p, "_solved": solved}
+
+
+def _speed_row(ctt, ctt_w, cond, g: pd.DataFrame, e: pd.DataFrame) -> dict:
+    """One condition of :func:`speed_panels` from its ERT rows of gradient (g) and
+    evolutionary (e) variants."""
+    vb, ve = primary(g["variant"], PRIMARY_GRAD), primary(e["variant"], PRIMARY_EVO)
+    B = next(t for t in g.itertuples() if t.variant == vb)
+    E = next(t for t in e.itertuples() if t.variant == ve)
+    pair = _pair(ctt, cond, vb, ve)
+    fam = _ratio(
+        [_sample(ctt, cond, v) for v in e["variant"]], [_sample(ctt, cond, v) for v in g["variant"]]
+    )
+    wall = dict.fromkeys(("ratio", "lo", "hi", "p"), math.nan)
+    if ctt_w is not None:
+        wall = _pair(ctt_w, cond, vb, ve)
+    (bc_b, cap_b), (bc_e, cap_e) = (A.best_cap_ert(*_sample(ctt, cond, v)) for v in (vb, ve))
+    finite = math.isfinite(B.ert) or math.isfinite(E.ert)
+    return {
+        **pair,
+        "condition": cond,
+        "bptt": vb,
+        "evo": ve,
+        "ert_b": B.ert,
+        "ert_b_lo": B.ert_lo,
+        "ert_b_hi": B.ert_hi,
+        "ert_e": E.ert,
+        "ert_e_lo": E.ert_lo,
+        "ert_e_hi": E.ert_hi,
+        "fixed_ratio": E.ert / B.ert if finite else math.nan,
+        **{"bc_b": bc_b, "cap_b": cap_b, "bc_e": bc_e, "cap_e": cap_e},
+        **{"fam_ratio": fam["ratio"], "fam_lo": fam["lo"], "fam_hi": fam["hi"]},
+        **{"wall_ratio": wall["ratio"], "wall_lo": wall["lo"], "wall_hi": wall["hi"]},
+        "wall_p": wall["p"] if pair["_solved"] else math.nan,
+        "n_min": int(min(B.n_runs, E.n_runs)),
+    }
+
+
+def speed_panels(exp: Results) -> pd.DataFrame:
     """Per condition, the declared primary pairing (:data:`PRIMARY_GRAD` against
     :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES where both ran): fixed-budget ERTs, best-cap
     (restart-aware) ERTs and caps, the best-cap ERT ratio r = ERT(E) / ERT(B) with a bootstrap
     CI (caps re-chosen in every resample), its bootstrap p, the Holm-adjusted p over the
     conditions, the outcome of the claim (a) rules; the best-of-family ratio (best variant of
     each family re-selected in every resample; descriptive) and the ratio in wall seconds."""
-    core = core_tables(exp, exclude=exclude, key=key)
+    core = core_tables(exp)
     cols = [
         "condition", "bptt", "evo", "ert_b", "ert_b_lo", "ert_b_hi", "ert_e", "ert_e_lo",
         "ert_e_hi", "fixed_ratio", "bc_b", "cap_b", "bc_e", "cap_e", "ratio", "lo", "hi", "p",
@@ -242,67 +294,9 @@ def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
             ctt_w = None
     rows = []
     for cond, sub in ert_t.groupby("condition", sort=True):
-        g = sub[sub["variant"].map(fam) == "gradient"]
-        e = sub[sub["variant"].map(fam) != "gradient"]
-        if g.empty or e.empty:
-            continue
-        vb, ve = primary(g["variant"], PRIMARY_GRAD), primary(e["variant"], PRIMARY_EVO)
-        B = next(t for t in g.itertuples() if t.variant == vb)
-        E = next(t for t in e.itertuples() if t.variant == ve)
-        cb, rb = _sample(ctt, cond, vb)
-        ce, re_ = _sample(ctt, cond, ve)
-        rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
-        fam_r = A.family_ert_ratio(
-            [_sample(ctt, cond, v) for v in e["variant"]],
-            [_sample(ctt, cond, v) for v in g["variant"]],
-            n_boot=N_BOOT,
-            seed=SEED,
-            level=LEVEL,
-        )
-        bcb, capb = A.best_cap_ert(cb, rb)
-        bce, cape = A.best_cap_ert(ce, re_)
-        wr = {"ratio": math.nan, "lo": math.nan, "hi": math.nan, "p": math.nan}
-        if ctt_w is not None:
-            wr = A.family_ert_ratio(
-                [_sample(ctt_w, cond, ve)],
-                [_sample(ctt_w, cond, vb)],
-                n_boot=N_BOOT,
-                seed=SEED,
-                level=LEVEL,
-            )
-        rows.append(
-            {
-                "condition": cond,
-                "bptt": vb,
-                "evo": ve,
-                "ert_b": B.ert,
-                "ert_b_lo": B.ert_lo,
-                "ert_b_hi": B.ert_hi,
-                "ert_e": E.ert,
-                "ert_e_lo": E.ert_lo,
-                "ert_e_hi": E.ert_hi,
-                "fixed_ratio": E.ert / B.ert
-                if (math.isfinite(B.ert) or math.isfinite(E.ert))
-                else math.nan,
-                "bc_b": bcb,
-                "cap_b": capb,
-                "bc_e": bce,
-                "cap_e": cape,
-                "ratio": rat["ratio"],
-                "lo": rat["lo"],
-                "hi": rat["hi"],
-                "p": rat["p"] if (rb.any() or re_.any()) else math.nan,
-                "fam_ratio": fam_r["ratio"],
-                "fam_lo": fam_r["lo"],
-                "fam_hi": fam_r["hi"],
-                "wall_ratio": wr["ratio"],
-                "wall_lo": wr["lo"],
-                "wall_hi": wr["hi"],
-                "wall_p": wr["p"] if ctt_w is not None and (rb.any() or re_.any()) else math.nan,
-                "n_min": int(min(B.n_runs, E.n_runs)),
-                "_solved": bool(rb.any() or re_.any()),
-            }
-        )
+        grad = sub["variant"].map(fam) == "gradient"
+        if grad.any() and not grad.all():
+            rows.append(_speed_row(ctt, ctt_w, cond, sub[grad], sub[~grad]))
     _holm_outcomes(rows)
     _holm_outcomes(rows, pkey="wall_p", prefix="wall_")
     for r in rows:
@@ -312,82 +306,54 @@ def speed_panels(exp: Results, exclude=(), key="core") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=cols)
 
 
-def cost_ratio_table(exp: Results, exclude=(), key="core") -> tuple[pd.DataFrame, float]:
+def _break_even(ctt: pd.DataFrame, cond, vb: str, ve: str) -> float:
+    """The gradient/forward cost ratio at which the point best-cap ERT ratio of the pair is 1
+    (bisection on log ratio in [0.01, 1000]; NaN when outside, or when either never solved)."""
+    (_, rb), (ce, re_) = _sample(ctt, cond, vb), _sample(ctt, cond, ve)
+    sub = ctt[(ctt["condition"] == cond) & (ctt["variant"] == vb)]
+    ee = A.best_cap_ert(ce, re_)[0]
+    if not (rb.any() and re_.any() and math.isfinite(ee)):
+        return math.nan
+
+    def f(r):
+        return math.log(ee) - math.log(A.best_cap_ert(cost_at_ratio(sub, r), rb)[0])
+
+    a, b = math.log(0.01), math.log(1000.0)
+    fa, fb = f(math.exp(a)), f(math.exp(b))
+    if fa * fb >= 0:
+        return math.nan
+    for _ in range(60):
+        m = (a + b) / 2
+        if f(math.exp(m)) * fa > 0:
+            a = m
+        else:
+            b = m
+    return math.exp((a + b) / 2)
+
+
+def cost_ratio_table(exp: Results) -> tuple[pd.DataFrame, float]:
     """Claim (a)'s outcome per condition had one gradient step cost 1.5, 2, 2.5, 3 forward
     steps, and at the calibrated ratio, for the primary pairing (best-cap ERT ratio, bootstrap
     p Holm-adjusted over the conditions at each cost ratio), plus per condition the break-even
-    cost ratio (the one at which the point ERT ratio is 1; found by bisection, NaN when it is
-    outside [0.01, 1000]). Returns (table, calibrated ratio)."""
-    core = core_tables(exp, exclude=exclude, key=key)
+    cost ratio (:func:`_break_even`). Returns (table, calibrated ratio)."""
+    core = core_tables(exp)
     cols = ["condition", "cost_ratio", "ratio", "lo", "hi", "p", "p_holm", "outcome", "break_even"]
-    panels = speed_panels(exp, exclude=exclude, key=key)
+    panels = speed_panels(exp)
     if core is None or panels.empty:
         return pd.DataFrame(columns=cols), math.nan
     ctt = core["ctt"]
     r0 = calibrated_ratio(ctt)
-    ratios = sorted({*COST_RATIOS, *([round(r0, 4)] if math.isfinite(r0) else [])})
+    be = {p.condition: _break_even(ctt, p.condition, p.bptt, p.evo) for p in panels.itertuples()}
     out = []
-    for cr in ratios:
-        cost = cost_at_ratio(ctt, cr)
-        cc = ctt.assign(cost=cost)
-        rows = []
-        for pr in panels.itertuples():
-            cb, rb = _sample(cc, pr.condition, pr.bptt)
-            ce, re_ = _sample(cc, pr.condition, pr.evo)
-            rat = A.family_ert_ratio([(ce, re_)], [(cb, rb)], n_boot=N_BOOT, seed=SEED, level=LEVEL)
-            solved = bool(rb.any() or re_.any())
-            rows.append(
-                {
-                    "condition": pr.condition,
-                    "cost_ratio": cr,
-                    "ratio": rat["ratio"],
-                    "lo": rat["lo"],
-                    "hi": rat["hi"],
-                    "p": rat["p"] if solved else math.nan,
-                    "_solved": solved,
-                }
-            )
+    for cr in sorted({*COST_RATIOS, *([round(r0, 4)] if math.isfinite(r0) else [])}):
+        cc = ctt.assign(cost=cost_at_ratio(ctt, cr))
+        rows = [
+            {**_pair(cc, p.condition, p.bptt, p.evo), "condition": p.condition, "cost_ratio": cr}
+            for p in panels.itertuples()
+        ]
         _holm_outcomes(rows)
-        out += rows
-    for pr in panels.itertuples():
-        cb, rb = _sample(ctt, pr.condition, pr.bptt)
-        ce, re_ = _sample(ctt, pr.condition, pr.evo)
-        sub = ctt[(ctt["condition"] == pr.condition) & (ctt["variant"] == pr.bptt)]
-        ee = A.best_cap_ert(ce, re_)[0]
-
-        def f(r, sub=sub, rb=rb, ee=ee):
-            return math.log(ee) - math.log(A.best_cap_ert(cost_at_ratio(sub, r), rb)[0])
-
-        be = math.nan
-        if rb.any() and re_.any() and math.isfinite(ee):
-            a, b = math.log(0.01), math.log(1000.0)
-            fa, fb = f(math.exp(a)), f(math.exp(b))
-            if fa * fb < 0:
-                for _ in range(60):
-                    m = (a + b) / 2
-                    if f(math.exp(m)) * fa > 0:
-                        a = m
-                    else:
-                        b = m
-                be = math.exp((a + b) / 2)
-        for r in out:
-            if r["condition"] == pr.condition:
-                r["break_even"] = be
+        out += [{**r, "break_even": be[r["condition"]]} for r in rows]
     return pd.DataFrame(out, columns=cols), r0
-
-
-def classify_ratio(ert_b, ert_e, lo, hi, p) -> str:
-    if not (math.isfinite(ert_b) or math.isfinite(ert_e)):
-        return "nothing solved"
-    if not (math.isnan(lo) or math.isnan(hi)):
-        sig = p < ALPHA
-        if lo > 1 and sig:
-            return "BPTT faster"
-        if hi < 1 and sig:
-            return "evolution faster"
-        if lo >= 1 / EQUIV_RATIO and hi <= EQUIV_RATIO:
-            return "equally fast"
-    return "undecided"
 
 
 def claim_a(panels: pd.DataFrame, n_min: int) -> str:
@@ -430,7 +396,7 @@ def arch(runs: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     return runs["recurrent"].map(bool), runs["window"].map(int)
 
 
-def _arch_label(rec: bool, win: int) -> str:
+def arch_label(rec: bool, win: int) -> str:
     if rec:
         return "recurrent" if win == 1 else f"recurrent, window {win}"
     return f"feed-forward, window {win}"
@@ -446,11 +412,10 @@ def optima_tables(exp: Results) -> dict | None:
         ann = A.annotate(runs, exclude=ARCH_KEYS)
         rec, win = arch(ann)
         ann["recurrent_"] = rec.to_numpy()
-        ann["arch"] = [_arch_label(r, w) for r, w in zip(rec, win, strict=True)]
+        ann["arch"] = [arch_label(r, w) for r, w in zip(rec, win, strict=True)]
         by = ("condition", "arch", "variant")
         sr = A.success_rate(ann, by=by, level=LEVEL)
-        bas = A.basins(ann, by=by)
-        out = {"ann": ann, "sr": sr, "basins": bas, "stalled": stalled_failures(ann, exp.traces)}
+        out = {"ann": ann, "sr": sr, "stalled": stalled_failures(ann, exp.traces)}
     exp.cache[key] = out
     return out
 
@@ -480,6 +445,60 @@ def stalled_failures(ann: pd.DataFrame, traces: pd.DataFrame | None) -> pd.Serie
     return out
 
 
+B1_COLS = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
+B2_COLS = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k_gf", "n_gf"]
+B2_COLS += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
+
+
+def _b1_rows(cond, cells: dict, recs: list, vb: str, ve: str) -> list[dict]:
+    """b1 rows of one condition: per recurrent arch, success(BPTT) - success(CMA-ES) with
+    Newcombe's CI and Fisher's p (NaN when neither solved any seed)."""
+    rows = []
+    for a in recs:
+        B, O = cells.get((a, vb)), cells.get((a, ve))
+        if B is None or O is None:
+            continue
+        d, lo, hi = A.diff_interval(*B, *O)
+        p = A.fisher_exact(*B, *O) if B[0] + O[0] else math.nan
+        rows.append(dict(zip(B1_COLS, (cond, a, vb, *B, ve, *O, d, lo, hi, p), strict=True)))
+    return rows
+
+
+def _b2_rows(cond, cells: dict, rec: str, ffs: list, vb: str, ve: str) -> list[dict]:
+    """b2 rows of one condition: per feed-forward arch, the interaction of method and
+    architecture (:func:`toolkit.analysis.interaction`; p NaN when no method solved the
+    feed-forward net)."""
+    rows = []
+    for ff in ffs:
+        arms = [cells.get(k) for k in ((rec, vb), (ff, vb), (rec, ve), (ff, ve))]
+        if any(c is None for c in arms):
+            continue
+        k, n = [c[0] for c in arms], [c[1] for c in arms]
+        key = ("interaction", cond, ff)
+        it = A.interaction(k, n, n_boot=N_BOOT, seed=SEED, level=LEVEL, key=key)
+        p = it["p"] if k[1] + k[3] > 0 else math.nan
+        vals = (*[x for c in arms for x in c], it["d_grad"], it["d_evo"], it["delta"])
+        vals = (cond, rec, ff, vb, ve, *vals, it["lo"], it["hi"], p)
+        rows.append(dict(zip(B2_COLS, vals, strict=True)))
+    return rows
+
+
+def _holm_b(rows: list[dict], est: str, zero: tuple[str, str], labels: tuple) -> None:
+    """Holm-adjust the rows' p and classify each: labels[0] when the counts ``zero`` are both
+    0 (no information), labels[1] / labels[2] when significant with ``est`` < 0 / > 0, *equal*
+    when the CI lies within +-EQUIV_DIFF, else *undecided*."""
+    for r, q in zip(rows, A.holm([r["p"] for r in rows]), strict=True):
+        r["p_holm"] = float(q)
+        if r[zero[0]] + r[zero[1]] == 0:
+            r["outcome"] = labels[0]
+        elif q < ALPHA:
+            r["outcome"] = labels[1] if r[est] < 0 else labels[2]
+        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
+            r["outcome"] = "equal"
+        else:
+            r["outcome"] = "undecided"
+
+
 def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(b1, b2) tables for the declared primary pairing (:data:`PRIMARY_GRAD` against
     :data:`PRIMARY_EVO`: BPTT (Adam) against CMA-ES), chosen by name, never by the data.
@@ -490,11 +509,7 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     interaction delta = (BPTT rec - BPTT ff) - (CMA-ES rec - CMA-ES ff) with a bootstrap CI
     and p (:func:`toolkit.analysis.interaction`), Holm-adjusted over the rows."""
     core = optima_tables(exp)
-    c1 = ["condition", "arch", "bptt", "k_b", "n_b", "other", "k_o", "n_o", "d", "lo", "hi", "p"]
-    c1 += ["p_holm", "outcome"]
-    c2 = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k_gf", "n_gf"]
-    c2 += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
-    c2 += ["p_holm", "outcome"]
+    c1, c2 = [*B1_COLS, "p_holm", "outcome"], [*B2_COLS, "p_holm", "outcome"]
     if core is None:
         return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
     ann, sr = core["ann"], core["sr"]
@@ -507,71 +522,32 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
         ve = primary(sub.loc[sub["fam"] != "gradient", "variant"], PRIMARY_EVO)
         if vb is None or ve is None:
             continue
-
-        def cell(arch, v, sub=sub):
-            x = sub[(sub["arch"] == arch) & (sub["variant"] == v)]
-            return (int(x["successes"].iloc[0]), int(x["n"].iloc[0])) if len(x) else None
-
+        cols = ("arch", "variant", "successes", "n")
+        cells = {(a, v): (int(k), int(n)) for a, v, k, n in sub[list(cols)].itertuples(False)}
         archs = sorted(sub["arch"].unique(), key=natkey)
         recs = [a for a in archs if is_rec.get(a, True)]
-        ffs = [a for a in archs if not is_rec.get(a, True)]
-        for arch_ in recs:
-            B, O = cell(arch_, vb), cell(arch_, ve)
-            if B is None or O is None:
-                continue
-            d, lo, hi = A.diff_interval(B[0], B[1], O[0], O[1])
-            p = A.fisher_exact(B[0], B[1], O[0], O[1]) if B[0] + O[0] else math.nan
-            rows1.append(
-                {
-                    "condition": cond, "arch": arch_, "bptt": vb, "k_b": B[0], "n_b": B[1],
-                    "other": ve, "k_o": O[0], "n_o": O[1], "d": d, "lo": lo, "hi": hi, "p": p,
-                }
-            )  # fmt: skip
+        rows1 += _b1_rows(cond, cells, recs, vb, ve)
         rec = "recurrent" if "recurrent" in recs else (recs[0] if recs else None)
-        if rec is None:
-            continue
-        for ff in ffs:
-            cells = [cell(rec, vb), cell(ff, vb), cell(rec, ve), cell(ff, ve)]
-            if any(c is None for c in cells):
-                continue
-            k = [c[0] for c in cells]
-            n = [c[1] for c in cells]
-            it = A.interaction(
-                k, n, n_boot=N_BOOT, seed=SEED, level=LEVEL, key=("interaction", cond, ff)
-            )
-            informative = k[1] + k[3] > 0
-            rows2.append(
-                {
-                    "condition": cond, "rec_arch": rec, "ff_arch": ff, "bptt": vb, "evo": ve,
-                    "k_gr": k[0], "n_gr": n[0], "k_gf": k[1], "n_gf": n[1], "k_er": k[2],
-                    "n_er": n[2], "k_ef": k[3], "n_ef": n[3], "d_grad": it["d_grad"],
-                    "d_evo": it["d_evo"], "delta": it["delta"], "lo": it["lo"], "hi": it["hi"],
-                    "p": it["p"] if informative else math.nan,
-                }
-            )  # fmt: skip
-    for r, q in zip(rows1, A.holm([r["p"] for r in rows1]), strict=True):
-        r["p_holm"] = float(q)
-        if r["k_b"] + r["k_o"] == 0:
-            r["outcome"] = "nothing solved"
-        elif q < ALPHA:
-            r["outcome"] = "BPTT more often stuck" if r["d"] < 0 else "BPTT less often stuck"
-        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
-            r["outcome"] = "equal"
-        else:
-            r["outcome"] = "undecided"
-    for r, q in zip(rows2, A.holm([r["p"] for r in rows2]), strict=True):
-        r["p_holm"] = float(q)
-        if r["k_gf"] + r["k_ef"] == 0:
-            r["outcome"] = "not informative"
-        elif q < ALPHA:
-            r["outcome"] = "BPTT hurt more" if r["delta"] < 0 else "BPTT hurt less"
-        elif r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF:
-            r["outcome"] = "equal"
-        else:
-            r["outcome"] = "undecided"
+        if rec is not None:
+            ffs = [a for a in archs if not is_rec.get(a, True)]
+            rows2 += _b2_rows(cond, cells, rec, ffs, vb, ve)
+    more, less = "BPTT more often stuck", "BPTT less often stuck"
+    _holm_b(rows1, "d", ("k_b", "k_o"), ("nothing solved", more, less))
+    _holm_b(
+        rows2, "delta", ("k_gf", "k_ef"), ("not informative", "BPTT hurt more", "BPTT hurt less")
+    )
     rows1.sort(key=lambda r: (natkey(r["condition"]), natkey(r["arch"])))
     rows2.sort(key=lambda r: (natkey(r["condition"]), natkey(r["ff_arch"])))
-    return pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
+    b1, b2 = pd.DataFrame(rows1, columns=c1), pd.DataFrame(rows2, columns=c2)
+    return _wilson(b1, ("b", "o")), _wilson(b2, ("gr", "gf", "er", "ef"))
+
+
+def _wilson(df: pd.DataFrame, arms) -> pd.DataFrame:
+    """``df`` with ci_<arm>: the Wilson interval (lo, hi) of k_<arm> successes of n_<arm>."""
+    for a in arms:
+        kn = zip(df[f"k_{a}"], df[f"n_{a}"], strict=True)
+        df[f"ci_{a}"] = [A.wilson_interval(k, n, LEVEL) if n else (math.nan,) * 2 for k, n in kn]
+    return df
 
 
 def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
@@ -590,3 +566,487 @@ def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
     if o and (neg or all(x == "equal" for x in o)):
         return "not supported"
     return "inconclusive at this scale"
+
+
+# ------------------------------------------------------------------------------------------
+# the verdict sections: what each reports
+# ------------------------------------------------------------------------------------------
+OTHERS_SKIP = ("parallel", "cliff")  # no run table a claim's comparison applies to
+
+
+def _others(exps: dict[str, Results], skip: str, panels) -> pd.DataFrame:
+    """``panels(exp)`` for every experiment but ``skip`` and :data:`OTHERS_SKIP`, one table
+    with an 'experiment' column; an experiment whose analysis fails is left out."""
+    parts = []
+    for name, e in exps.items():
+        if name == skip or name in OTHERS_SKIP:
+            continue
+        try:
+            parts.append(panels(e).assign(experiment=name))
+        except Exception:
+            continue
+    parts = [p for p in parts if len(p)]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def outcome_counts(df: pd.DataFrame) -> dict[str, int]:
+    """{outcome: number of rows}, outcomes sorted."""
+    if not len(df):
+        return {}
+    oc = df["outcome"].value_counts()
+    return {str(k): int(oc[k]) for k in sorted(oc.index)}
+
+
+def verdict_a(exps: dict[str, Results]) -> dict:
+    """Claim (a): the speed experiment's panels (:func:`speed_panels`), the verdict label,
+    the seeds behind it (n_min, n_max), the outcome counts, how the same rule reads in wall
+    seconds (wall_n conditions measured, wall_differ: those with another outcome) and the
+    same comparison in the other experiments (others, supporting evidence)."""
+    exp = exps.get("speed")
+    panels = speed_panels(exp) if exp is not None else pd.DataFrame()
+    n_min, n_max = (seed_range(exp) if exp is not None else None) or (0, 0)
+    wall = panels[panels["wall_outcome"] != "not measured"] if len(panels) else panels
+    return {
+        "has_runs": exp is not None and exp.runs is not None,
+        "panels": panels,
+        "label": claim_a(panels, n_min),
+        "n_min": n_min,
+        "n_max": n_max,
+        "counts": outcome_counts(panels),
+        "wall_n": len(wall),
+        "wall_differ": wall[wall["wall_outcome"] != wall["outcome"]] if len(wall) else wall,
+        "others": _others(exps, "speed", speed_panels),
+    }
+
+
+def verdict_b(exps: dict[str, Results]) -> dict:
+    """Claim (b): the local_optima experiment's (b1, b2) panels (:func:`optima_panels`), the
+    verdict label, the seeds behind it, the outcome counts of b2 ('measured' False, label
+    *not measured*, when local_optima has no results), and b1 in the other experiments
+    (others, supporting evidence)."""
+    others = _others(exps, "local_optima", lambda e: optima_panels(e)[0])
+    exp = exps.get("local_optima")
+    if exp is None or optima_tables(exp) is None:
+        return {"measured": False, "label": "not measured", "others": others}
+    b1, b2 = optima_panels(exp)
+    n = optima_tables(exp)["sr"]["n"]
+    n_min, n_max = (int(n.min()), int(n.max())) if len(n) else (0, 0)
+    return {
+        "measured": True,
+        "b1": b1,
+        "b2": b2,
+        "label": claim_b(b2, n_min, has_b1=bool(len(b1))),
+        "n_min": n_min,
+        "n_max": n_max,
+        "counts": outcome_counts(b2),
+        "others": others,
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# the other tables of the report
+# ------------------------------------------------------------------------------------------
+def seed_range(exp: Results) -> tuple[int, int] | None:
+    """(fewest, most) seeds per (condition, variant) of ``exp``; None without usable runs."""
+    core = core_tables(exp)
+    if core is None:
+        return None
+    n = core["sr"]["n"]
+    return (int(n.min()), int(n.max())) if len(n) else (0, 0)
+
+
+def run_counts(exp: Results) -> dict:
+    """The stored runs: n, errors (left out of every statistic), {outcome: count} (sorted),
+    tasks (sorted) and methods."""
+    r = exp.runs
+    if r is None or not len(r):
+        return {"n": 0, "errors": 0, "outcomes": {}, "tasks": [], "methods": []}
+    oc = r["outcome"].astype(str).value_counts()
+    return {
+        "n": len(r),
+        "errors": int(oc.get("error", 0)),
+        "outcomes": {str(k): int(oc[k]) for k in sorted(oc.index)},
+        "tasks": sorted(r["task"].astype(str).unique()),
+        "methods": list(r["method"].astype(str).unique()),
+    }
+
+
+def setting_usage(exps: list[Results], col: str, params_col: str) -> dict[str, dict]:
+    """Per value of ``col`` ('task' or 'method') over the experiments with runs: the
+    experiments that used it ('exps'), its runs' ``params_col`` JSON ('params') and their
+    families ('family')."""
+    out: dict[str, dict] = {}
+    for e in exps:
+        if e.runs is None or not len(e.runs):
+            continue
+        fam = family_of(e.runs)
+        for v, sub in e.runs.groupby(col, sort=True):
+            t = out.setdefault(str(v), {"exps": [], "params": [], "family": set()})
+            t["exps"].append(e.name)
+            t["family"].update(fam[sub.index].tolist())
+            if params_col in sub:
+                t["params"].extend(sub[params_col].tolist())
+    return out
+
+
+def applied_ratios(exps: list[Results]) -> pd.DataFrame:
+    """Per hidden size: the gradient/forward cost ratio the stored runs were charged
+    (:func:`calibrated_ratio` per experiment, median over experiments) and the experiments."""
+    used = []
+    for e in exps:
+        if e.runs is None or "n_hidden" not in e.runs:
+            continue
+        for h, sub in e.runs.groupby("n_hidden", sort=True):
+            v = calibrated_ratio(sub)
+            if not math.isnan(v):
+                used.append((int(h), v, e.name))
+    df = pd.DataFrame(used, columns=["n_hidden", "ratio", "experiment"])
+    g = df.groupby("n_hidden", sort=True)
+    return pd.DataFrame(
+        {"ratio": g["ratio"].median(), "experiments": g["experiment"].agg(lambda s: sorted(set(s)))}
+    ).reset_index()
+
+
+def sweep_times(exp: Results) -> tuple[float, float | None, int]:
+    """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
+    sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
+    experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
+    the timings in parallel.parquet (each a full sweep)."""
+    par = exp.tables.get("parallel")
+    if par is not None and "wall_s" in par.columns and len(par):
+        cpu = None
+        if "cpu_s" in par.columns and par["cpu_s"].notna().all():
+            cpu = float(par["cpu_s"].sum())
+        return float(par["wall_s"].sum()), cpu, len(par)
+    hist = (exp.meta or {}).get("history")
+    hist = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
+    wall, cpu, known = 0.0, 0.0, bool(hist)
+    for h in hist:
+        w = h.get("wall_s")
+        if w is None:  # sessions written before wall_s was recorded: end - start
+            try:
+                t0 = datetime.fromisoformat(str(h["start"]))
+                w = (datetime.fromisoformat(str(h["end"])) - t0).total_seconds()
+            except (KeyError, TypeError, ValueError):
+                w = 0.0
+        wall += float(w)
+        if h.get("cpu_s") is None:
+            known = False
+        else:
+            cpu += float(h["cpu_s"])
+    return wall, (cpu if known else None), len(hist)
+
+
+def sweep_totals(exps: list[Results]) -> dict | None:
+    """The sweeps behind ``exps`` together (:func:`sweep_times` of those with sessions): wall
+    seconds, CPU seconds of those that recorded it (None if none did), the experiments that did
+    not (no_cpu) and the experiments counted (exps); None when none has sessions."""
+    times = [(e, *sweep_times(e)) for e in exps if e.meta]
+    times = [t for t in times if t[3]]
+    if not times:
+        return None
+    cpus = [t[2] for t in times if t[2] is not None]
+    return {
+        "wall": sum(t[1] for t in times),
+        "cpu": sum(cpus) if cpus else None,
+        "no_cpu": [t[0].name for t in times if t[2] is None],
+        "exps": [t[0] for t in times],
+    }
+
+
+def results_table(exp: Results) -> pd.DataFrame | None:
+    """Per (condition, variant): successes / n, median final loss, ERT (fwd-equiv) and the
+    ERT ratio to the condition's reference (:func:`toolkit.analysis.compare_methods`: the best
+    BPTT variant) with Mann-Whitney p, each with its CI; 'reference' names the reference of
+    the row's condition. None without usable runs."""
+    core = core_tables(exp)
+    if core is None:
+        return None
+    sr, fl, ert_t, cmp = core["sr"], core["fl"], core["ert"], core["cmp"]
+    key = ["condition", "variant"]
+    t = sr.merge(fl[[*key, "median", "median_lo", "median_hi"]], on=key, how="left")
+    t = t.merge(ert_t[[*key, "ert", "ert_lo", "ert_hi"]], on=key, how="left")
+    if not len(cmp):
+        return t.assign(
+            reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, p_value=np.nan
+        )
+    c = cmp.rename(columns={"series": "variant"})[
+        [*key, "ratio", "ratio_lo", "ratio_hi", "p_value"]
+    ]
+    t = t.merge(c, on=key, how="left")
+    refs = cmp.groupby("condition", sort=True)["reference"].first()
+    return t.assign(reference=t["condition"].map(refs))
+
+
+def stuck_table(exp: Results) -> pd.DataFrame | None:
+    """Per (condition, arch, variant) of :func:`optima_tables`: successes / n with the Wilson
+    interval (lo, hi), failed runs
+    (n_fail) and stalled ones among them (NaN when the traces cannot tell). None unless the
+    experiment is local_optima or varies the architecture."""
+    if exp.runs is None or not (exp.name == "local_optima" or arch(exp.runs)[0].nunique() > 1):
+        return None
+    core = optima_tables(exp)
+    if core is None:
+        return None
+    ann, sr, stalled = core["ann"], core["sr"], core["stalled"]
+    out = []
+    for r in sr.itertuples():
+        mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
+        mask &= ann["variant"] == r.variant
+        st = stalled[mask & stalled.notna()]
+        n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
+        k = int(st.astype(bool).sum()) if len(st) or n_fail == 0 else math.nan
+        out.append((r.condition, r.arch, r.variant, int(r.successes), int(r.n), r.lo, r.hi))
+        out[-1] += (k, n_fail)
+    cols = ["condition", "arch", "variant", "successes", "n", "lo", "hi", "stalled", "n_fail"]
+    return pd.DataFrame(out, columns=cols)
+
+
+ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+
+
+def anatomy_counts(df: pd.DataFrame | None) -> tuple[pd.DataFrame, dict] | None:
+    """Claim (b): the class mix of failed runs' end points per task x method x network from
+    anatomy.parquet (the [post.anatomy] step, :mod:`toolkit.anatomy`): one row per group with
+    task, method, recurrent, window, network, n and a count per class present (in
+    :data:`ANATOMY_ORDER`, then others); and the thresholds the step used (stored beside its
+    rows, else the defaults). None without the table."""
+    need = {"task", "method", "recurrent", "window", "class"}
+    if df is None or not len(df) or not need <= set(df.columns):
+        return None
+    present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
+    present += sorted(set(df["class"].astype(str)) - set(present))
+    rows = []
+    for (task, m, rec, win), g in df.groupby(["task", "method", "recurrent", "window"], sort=False):
+        counts = [int((g["class"] == c).sum()) for c in present]
+        rows.append(
+            (task, m, bool(rec), int(win), arch_label(bool(rec), int(win)), len(g), *counts)
+        )
+    cols = ["task", "method", "recurrent", "window", "network", "n", *present]
+    thr = {}
+    for col in ("loss_tol", "grad_tol", "flat_tol", "neg_tol", "sat_frac"):
+        default = getattr(AN, col.upper())
+        v = df[col].iloc[0] if col in df.columns else default
+        thr[col] = float(v) if pd.notna(v) else default
+    tab = pd.DataFrame(rows, columns=cols)
+    cont = continued(df)
+    if cont is not None:  # per group: (solved when continued, continued)
+        keys = ["task", "method", "recurrent", "window"]
+        solved = cont.groupby(keys, sort=False)["continued_solved"].agg(["sum", "size"])
+        look = {
+            (t, m, bool(r), int(w)): (int(k), int(n)) for (t, m, r, w), (k, n) in solved.iterrows()
+        }
+        tab["continued"] = [
+            look.get((r.task, r.method, r.recurrent, r.window), (0, 0)) for r in tab.itertuples()
+        ]
+        thr["continue_factor"] = float(df["continue_factor"].iloc[0])
+    return tab, {**thr, "sat_h": AN.SAT_H}
+
+
+def continued(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The anatomy rows whose run was continued ([post.anatomy] continue_factor), or None when
+    the table has no continuation columns (written before the continuation test) or none was
+    continued."""
+    need = {"continued_outcome", "continued_solved", "continue_factor", "end_point"}
+    if df is None or not need <= set(df.columns):
+        return None
+    c = df[~df["continued_outcome"].astype(str).isin(["", "not exact"])]
+    return c if len(c) else None
+
+
+def continuation_table(df: pd.DataFrame) -> pd.DataFrame | None:
+    """The continuation test per method and end-point label (before continuing): continued
+    runs n, solved k, and the median cost when solved as a multiple of the failed run's."""
+    cont = continued(df)
+    if cont is None:
+        return None
+    order = [c for c in ANATOMY_ORDER if (cont["end_point"] == c).any()]
+    order += sorted(set(cont["end_point"].astype(str)) - set(order))
+    rows = []
+    for m in dict.fromkeys(cont["method"].astype(str)):
+        for e in order:
+            g = cont[(cont["method"].astype(str) == m) & (cont["end_point"] == e)]
+            if len(g):
+                ok = g["continued_solved"].astype(bool)
+                cx = g.loc[ok, "continued_cost_x"].dropna()
+                med = float(cx.median()) if len(cx) else math.nan
+                rows.append((m, e, int(ok.sum()), len(g), med))
+    return pd.DataFrame(rows, columns=["method", "end_point", "k", "n", "median_cost_x"])
+
+
+def lag_success(exp: Results, params) -> list[tuple[str, pd.DataFrame]]:
+    """For every setting in ``params`` that some (task, method) sweeps over at least two
+    values: (setting, successes / n per condition, variant and value 'x')."""
+    runs = usable(exp)
+    if runs is None:
+        return []
+    out = []
+    for p in params:
+        v = pd.to_numeric(A.param_values(runs, p), errors="coerce")
+        df = pd.DataFrame({"t": runs["task"], "m": runs["method"], "v": v}).dropna()
+        if not len(df) or not (df.groupby(["t", "m"])["v"].nunique() >= 2).any():
+            continue
+        ann = A.annotate(runs, exclude=[p, f"grid.task.params.{p}", f"task.params.{p}"])
+        ann["x"] = pd.to_numeric(A.param_values(ann, p), errors="coerce").to_numpy()
+        ann = ann[np.isfinite(ann["x"].astype(float))]
+        out.append((p, A.success_rate(ann, by=("condition", "variant", "x"), level=LEVEL)))
+    return out
+
+
+def scaling(exp: Results) -> dict | None:
+    """ERT (fwd-equiv) against the number of weights, when some (task, method) ran two or more
+    hidden sizes: 'ert' per (condition, variant, n_params); 'slope' per (condition, variant),
+    the least-squares slope of log ERT on log n_params over the finite ERTs (NaN with fewer
+    than two); 'by_size': the claim (a) outcome per condition with its n_params, by size;
+    'first': the smallest size at which BPTT is significantly faster (None if none)."""
+    runs = usable(exp)
+    if runs is None or "n_params" not in runs or "n_hidden" not in runs:
+        return None
+    if not (runs.groupby(["task", "method"])["n_hidden"].nunique() >= 2).any():
+        return None
+    ann = A.annotate(runs, exclude=("n_hidden", "grid.n_hidden"))
+    ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
+    et = A.ert_table(ctt, by=("condition", "variant", "n_params"), n_boot=N_BOOT, seed=SEED)
+    slopes = {}
+    for key, sub in et.groupby(["condition", "variant"], sort=True):
+        fin = sub[np.isfinite(sub["ert"].astype(float))]
+        x, y = np.log(fin["n_params"].astype(float)), np.log(fin["ert"].astype(float))
+        slopes[key] = np.polyfit(x, y, 1)[0] if len(fin) >= 2 else math.nan
+    panels = speed_panels(exp)
+    size_of = core_tables(exp)["ann"].groupby("condition", sort=True)["n_params"].first()
+    by_size = sorted(
+        (int(size_of.get(r.condition, -1)), r.condition, r.outcome) for r in panels.itertuples()
+    )
+    first = next((s for s, _, o in by_size if o == "BPTT faster"), None)
+    by_size = pd.DataFrame(by_size, columns=["n_params", "condition", "outcome"])
+    return {"ert": et, "slope": slopes, "by_size": by_size, "first": first}
+
+
+def ert_evals(ann: pd.DataFrame, traces) -> pd.DataFrame:
+    """ERT in loss evaluations per (condition, variant) of annotated runs (for random
+    guessing, the mean number of guesses to a solution)."""
+    ctt = A.cost_to_target(ann, traces, cost="evals")
+    return A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED, level=LEVEL)
+
+
+def guess_ert(exp: Results) -> pd.DataFrame | None:
+    """:func:`ert_evals` of every usable run of random_guessing, or of another experiment
+    (speed aside) with random-guessing runs; None otherwise."""
+    runs = usable(exp)
+    if runs is None or exp.name == "speed":
+        return None
+    if exp.name != "random_guessing" and not (runs["method"].astype(str) == "random").any():
+        return None
+    return ert_evals(A.annotate(runs), exp.traces)
+
+
+def _latch_variant(runs: pd.DataFrame) -> pd.Series:
+    if "grid.setup" in runs.columns:  # the suite's random_guessing parts
+        return runs["grid.setup"].map({"latch_I": "I", "latch_II": "II"})
+    return runs["task_params"].map(lambda j: str(A._json(j).get("variant", "II")))
+
+
+def published_matches(pub: dict, exps: dict[str, Results]) -> pd.DataFrame:
+    """Our runs matching one published row (``[[report.compare]]``: task, method, optional
+    variant): the ERT in loss evaluations per condition (:func:`ert_evals`) with the hidden
+    sizes behind it ('n_hidden', a list) from the first experiment that has such runs,
+    random_guessing first; empty when none has."""
+    if pub.get("task") is None:
+        return pd.DataFrame()
+    for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
+        runs = usable(exps[name]) if name in exps else None
+        if runs is None:
+            continue
+        keep = (runs["task"] == pub["task"]) & (runs["method"] == pub["method"])
+        if pub.get("variant") is not None:
+            keep &= _latch_variant(runs) == pub["variant"]
+        if not keep.any():
+            continue
+        ann = A.annotate(runs)[keep.to_numpy()]
+        et = ert_evals(ann, exps[name].traces)
+        h = [ann.loc[ann["condition"] == c, "n_hidden"].tolist() for c in et["condition"]]
+        return et.assign(experiment=name, n_hidden=h)
+    return pd.DataFrame()
+
+
+def fidelity_summary(exp: Results) -> pd.DataFrame | None:
+    """Gradient fidelity of BPTT(k) per (T, k) from gradient_fidelity.parquet: parameter
+    vectors, median and min cosine to the full gradient, median norm ratio (NaN without it);
+    T None when not stored."""
+    df = exp.tables.get("gradient_fidelity")
+    if df is None or not {"k", "cosine"} <= set(df.columns):
+        return None
+    rows = []
+    for key, sub in df.groupby(["T", "k"] if "T" in df else ["k"], sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        T = key[0] if len(key) == 2 else None
+        nr = sub["norm_ratio"].median() if "norm_ratio" in sub else math.nan
+        rows.append((T, key[-1], len(sub), sub["cosine"].median(), sub["cosine"].min(), nr))
+    return pd.DataFrame(rows, columns=["T", "k", "n", "cos_median", "cos_min", "norm_ratio"])
+
+
+def cliff_paths(exp: Results) -> pd.DataFrame | None:
+    """Per optimizer path on the single-unit surface (cliff_trajectories): points, loss
+    evaluations, start, final and lowest loss, largest gradient norm (NaN where not stored)."""
+    tr = exp.tables.get("cliff_trajectories")
+    if tr is None or not {"method", "loss"} <= set(tr.columns):
+        return None
+    rows = []
+    for m, sub in tr.groupby("method", sort=True):
+        sub = sub.sort_values("step") if "step" in sub else sub
+        ev = sub["evals"].iloc[-1] if "evals" in sub else math.nan
+        gn = sub["grad_norm"].max() if "grad_norm" in sub else math.nan
+        L = sub["loss"]
+        rows.append((m, len(sub), ev, L.iloc[0], L.iloc[-1], L.min(), gn))
+    cols = ["method", "points", "evals", "start", "final", "lowest", "grad_norm"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def bistable_band(exp: Results) -> tuple[float, float, float] | None:
+    """(w, lowest b, highest b) of the biases with two stable fixed points in the bifurcation
+    table; None when there are none."""
+    bif = exp.tables.get("bifurcation")
+    if bif is None or not {"b", "kind"} <= set(bif.columns):
+        return None
+    multi = bif[bif["kind"] != "x_T"].groupby("b").size()
+    multi = multi[multi > 1].index.to_numpy(float)
+    w = bif["w"].iloc[0] if "w" in bif and len(bif) else math.nan
+    return (w, multi.min(), multi.max()) if multi.size else None
+
+
+def interpolation_barriers(exp: Results) -> pd.DataFrame | None:
+    """Per pair of solutions (interpolation.parquet): loss at both ends, highest loss on the
+    line between them and the barrier (highest / higher end; NaN when the ends are not
+    positive)."""
+    df = exp.tables.get("interpolation")
+    if df is None or not {"pair", "alpha", "loss"} <= set(df.columns):
+        return None
+    rows = []
+    for pair, sub in df.groupby("pair", sort=True):
+        a, L = sub["alpha"].to_numpy(float), sub["loss"].to_numpy(float)
+        ends = [L[np.argmin(np.abs(a - x))] for x in (0.0, 1.0)]
+        inside = L[(a >= 0) & (a <= 1)]
+        top = float(np.max(inside)) if inside.size else math.nan
+        ref = max(ends)
+        rows.append((str(pair), ends[0], ends[1], top, top / ref if ref > 0 else math.nan))
+    return pd.DataFrame(rows, columns=["pair", "start", "end", "top", "barrier"])
+
+
+def parallel_speedup(exp: Results) -> pd.DataFrame | None:
+    """Per --jobs (parallel.parquet, else meta.json's 'parallel' list): timings, median wall
+    seconds, speedup and efficiency relative to the fewest jobs measured; the backends
+    measured in ``attrs['backends']``."""
+    df = exp.tables.get("parallel")
+    if df is None and isinstance((exp.meta or {}).get("parallel"), list):
+        try:
+            df = pd.DataFrame(exp.meta["parallel"])
+        except (TypeError, ValueError):
+            df = None
+    if df is None or not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
+        return None
+    d = df.groupby("jobs", sort=True)["wall_s"].agg(["median", "size"]).reset_index()
+    j0, t0 = float(d["jobs"].iloc[0]), float(d["median"].iloc[0])
+    sp = np.where(d["median"] > 0, t0 / d["median"].where(d["median"] > 0, 1), math.nan)
+    out = d.assign(speedup=sp, efficiency=sp / (d["jobs"] / j0))
+    out.attrs["backends"] = sorted(set(df["backend"])) if "backend" in df else None
+    return out

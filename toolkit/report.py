@@ -1,36 +1,20 @@
 """``results/REPORT.md``: the question, the setup, every experiment's figures and tables, and a
-verdict on each claim, generated from the stored results only.
+verdict on each claim, rendered from the stored results only.
 
 :func:`write_report` reads every experiment directory under ``results_root``
-(``runs.parquet``, ``traces.parquet``, ``meta.json``, the special tables such as
-``gradient_fidelity.parquet`` or ``parallel.parquet``, and the PNGs under ``figures/``) and
-writes one markdown document a researcher can read top to bottom:
+(:func:`toolkit.store.read_results`: run tables, ``meta.json``, special tables, figures) and
+writes one markdown document a researcher can read top to bottom: the question (the two
+textbook claims about BPTT); the setup (network, tasks, methods, budgets, cost units, seeds,
+machine, versions, commit, scale); one section per experiment in the order of :data:`ORDER`
+(then any other directory with results), titled, summarised and captioned by its experiment
+file's ``[report]`` table as stored in meta.json, with its figures and tables; a verdict per
+claim by the rules of :data:`RULES_TEXT` (printed too); and published numbers beside ours
+(``[[report.compare]]`` rows, ``[report] published`` notes).
 
-1. the question (the two textbook claims about BPTT);
-2. the setup: network, tasks, methods, budgets, cost units, seeds, machine, versions, commit
-   and scale -- everything read from ``meta.json`` and the run tables;
-3. one section per experiment, in the order of :data:`ORDER` (then any other directory that
-   holds results), titled, summarised and captioned by its experiment file's ``[report]``
-   table as stored in meta.json (``config_given.report``: ``title``, ``summary``,
-   ``published``, ``[report.figures]`` captions in reading order, ``[[report.compare]]``
-   published numbers), with its figures (relative PNG links) and a results table: success
-   rates with Wilson intervals, median final loss with a bootstrap CI, ERT with a bootstrap
-   CI, and the ERT ratio of every method to the best BPTT variant with its CI and a
-   Mann-Whitney p; an experiment that is missing gets a one-line note, a partial one is
-   reported as such;
-4. a verdict paragraph per claim, computed by :mod:`toolkit.claims` by the rules in
-   :data:`RULES_TEXT` (printed in the report too), with the number of seeds behind it and
-   whether that is enough;
-5. published numbers for the same setups beside ours (every experiment's
-   ``[[report.compare]]`` rows), each with its citation, and a statement where no directly
-   comparable published number exists (``[report] published``).
-
-Everything comes from the stored results (:func:`toolkit.store.read_results`), never from
-experiments/: an experiment without results has no title beyond its directory name.
-The text is deterministic: bootstraps are seeded (:data:`SEED`, :data:`N_BOOT`), every table is
-sorted, and the only timestamps are those read from ``meta.json``; the same results give the
-same bytes. A missing, partial or unreadable experiment never stops the report: the section
-says what is missing instead.
+This module only renders: every number, selection and verdict comes from
+:mod:`toolkit.claims` as tables, and is formatted here. The text is deterministic (seeded
+bootstraps, sorted tables, timestamps only from ``meta.json``). A missing, partial or
+unreadable experiment never stops the report: its section says what is missing instead.
 """
 
 from __future__ import annotations
@@ -43,7 +27,6 @@ import numpy as np
 import pandas as pd
 
 from toolkit import analysis as A
-from toolkit import anatomy as AN
 from toolkit import claims as C
 from toolkit import store
 from toolkit.claims import (
@@ -215,19 +198,29 @@ def _pt(p) -> str:
     return f"p {s[0]} {s[1:]}" if s.startswith("<") else f"p = {s}"
 
 
-def _rate(k: int, n: int) -> str:
-    if n == 0:
-        return "–"
-    lo, hi = A.wilson_interval(k, n, LEVEL)
-    return f"{k}/{n} = {k / n:.2f} [{lo:.2f}, {hi:.2f}]"
+def _rate(k: int, n: int, ci: tuple) -> str:
+    """Successes k of n with the rate and its interval ``ci`` (lo, hi)."""
+    return "–" if n == 0 else f"{k}/{n} = {k / n:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]"
 
 
 def _cell(x) -> str:
     return str(x).replace("|", "\\|").replace("\n", " ")
 
 
-def md_table(header: list[str], rows: list[list]) -> list[str]:
-    """Markdown pipe table (cells escaped)."""
+def _blocks(*parts) -> list[str]:
+    """Markdown blocks, each followed by a blank line: a str is a paragraph, a list of lines a
+    block (a table); empty ones are left out."""
+    out = []
+    for p in parts:
+        if p:
+            out += [p, ""] if isinstance(p, str) else [*p, ""]
+    return out
+
+
+def md_table(header: str | list[str], rows: list[list]) -> list[str]:
+    """Markdown pipe table (cells escaped); a header given as one string is split at ' | '."""
+    if isinstance(header, str):
+        header = header.split(" | ")
     out = ["| " + " | ".join(_cell(h) for h in header) + " |"]
     out.append("|" + "|".join("---" for _ in header) + "|")
     out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
@@ -255,6 +248,25 @@ def _order_key(variant: str):
     return (known.index(base) if base in known else len(known), str(variant))
 
 
+def _ordered(df: pd.DataFrame, *nat: str, var: str = "variant") -> list:
+    """The rows of ``df`` in reading order: by the columns ``nat`` (naturally), then method."""
+    key = lambda r: (*[C.natkey(getattr(r, c)) for c in nat], _order_key(str(getattr(r, var))))
+    return sorted(df.itertuples(), key=key)
+
+
+def _pivot(df, col, values, cell, *, keys=("condition", "variant"), missing="", extra=None):
+    """Rows condition (x method) in reading order, one cell per value of ``col`` (``cell`` of
+    the matching row, ``missing`` without one), then ``extra(sub)`` cells."""
+    rows = []
+    groups = df.groupby(list(keys), sort=True)
+    order = lambda kv: (C.natkey(kv[0][0]), *[_order_key(k) for k in kv[0][1:]])
+    for key, sub in sorted(groups, key=order):
+        by = dict(zip(sub[col], sub.itertuples(), strict=True))
+        cells = [cell(by[x]) if x in by else missing for x in values]
+        rows.append([key[0], *map(_label, key[1:]), *cells, *(extra(sub) if extra else [])])
+    return rows
+
+
 def _join(items: list[str]) -> str:
     items = [str(i) for i in items]
     if len(items) <= 1:
@@ -266,11 +278,14 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _range(lo: int, hi: int) -> str:
+    return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+
 def _seeds_note(n_min: int, n_max: int, claim: str) -> str:
     """Seeds behind a verdict and whether they suffice (claim 'a': ERT ratios, 'b': success
     rates)."""
-    n = f"{n_min}" if n_min == n_max else f"{n_min}-{n_max}"
-    head = f"Seeds per condition and method: {n}."
+    head = f"Seeds per condition and method: {_range(n_min, n_max)}."
     if n_min < MIN_SEEDS:
         return (
             f"{head} That is **too few** for a verdict (the rules need at least {MIN_SEEDS}), "
@@ -312,11 +327,10 @@ def _scales(exps: list[Results]) -> list[str]:
 
 
 def _intro(exps: list[Results], missing: list[str]) -> list[str]:
-    scales = _scales(exps)
+    scales = sorted({str(e.meta["scale"]) for e in exps if e.meta and "scale" in e.meta})
     sc = _join([f"`{s}`" for s in scales]) if scales else "unknown (no meta.json)"
-    return [
+    return _blocks(
         "# BPTT against evolutionary optimization for Elman networks: results",
-        "",
         "Generated by `bptt report` (`toolkit/report.py`) from the stored tables and figures "
         "under this directory; every number below is computed from them, and every verdict "
         "follows from the numbers by the rules in the section *How the verdicts are decided*. "
@@ -324,44 +338,36 @@ def _intro(exps: list[Results], missing: list[str]) -> list[str]:
         + (f" (missing: {_join(missing)})." if missing else ".")
         + " "
         + _time_line(exps),
-        "",
-    ]
+    )
 
 
 def _question() -> list[str]:
-    return [
+    return _blocks(
         "## The question",
-        "",
         "The textbook account of backpropagation through time (BPTT; Werbos 1990; Williams & "
         "Peng 1990) makes two claims:",
-        "",
-        "* **(a)** BPTT tends to be significantly faster for training recurrent networks than "
-        "general-purpose optimization such as evolutionary optimization;",
-        "* **(b)** BPTT has difficulty with local optima, more than feed-forward networks "
-        "have, because the recurrent feedback makes the error surface chaotic (Pascanu, "
-        "Mikolov & Bengio 2013; Doya 1992).",
-        "",
+        [
+            "* **(a)** BPTT tends to be significantly faster for training recurrent networks "
+            "than general-purpose optimization such as evolutionary optimization;",
+            "* **(b)** BPTT has difficulty with local optima, more than feed-forward networks "
+            "have, because the recurrent feedback makes the error surface chaotic (Pascanu, "
+            "Mikolov & Bengio 2013; Doya 1992).",
+        ],
         "This report measures both on Elman networks, with every optimizer training the same "
         "network on the same loss and data, counted in the same cost units.",
-        "",
-    ]
+    )
 
 
 def _summary(va: dict, vb: dict) -> list[str]:
-    return [
-        "## Verdicts at a glance",
-        "",
-        *md_table(
-            ["claim", "verdict", "basis"],
-            [
-                ["(a) BPTT is faster than evolutionary optimization", va["label"], va["basis"]],
-                ["(b) BPTT is more often stuck in local optima", vb["label"], vb["basis"]],
-            ],
-        ),
-        "",
-        "Details in the sections *Claim (a)* and *Claim (b)* below.",
-        "",
+    rows = [
+        ["(a) BPTT is faster than evolutionary optimization", va["label"], va["basis"]],
+        ["(b) BPTT is more often stuck in local optima", vb["label"], vb["basis"]],
     ]
+    return _blocks(
+        "## Verdicts at a glance",
+        md_table("claim | verdict | basis", rows),
+        "Details in the sections *Claim (a)* and *Claim (b)* below.",
+    )
 
 
 def _values(series: pd.Series) -> str:
@@ -379,89 +385,45 @@ def _values(series: pd.Series) -> str:
     return "|".join(vals) if vals else "–"
 
 
-def _params_text(json_series: pd.Series, skip=()) -> str:
-    dicts = [A._json(s) for s in json_series]
+def _params_text(json_values) -> str:
+    """'key=v1|v2, ...' over the JSON parameter objects ``json_values`` (null for a key a run
+    sets to None)."""
+    dicts = [A._json(s) for s in json_values]
     keys = sorted(set().union(*dicts)) if dicts else []
-    parts = []
-    for k in keys:
-        if k in skip:
-            continue
-        vals = pd.Series([d.get(k) for d in dicts], dtype=object)
-        vs = _values(vals.map(lambda v: "null" if v is None else v))
-        parts.append(f"{k}={vs}")
+    parts = [
+        f"{k}={_values(['null' if d.get(k) is None else d.get(k) for d in dicts])}" for k in keys
+    ]
     return ", ".join(parts) if parts else "–"
 
 
 def _setup(exps: list[Results]) -> list[str]:
-    lines = ["## Setup", ""]
     with_runs = [e for e in exps if e.runs is not None and len(e.runs)]
-    # network
-    lines += [
+    rows = []
+    for e in with_runs:
+        r = e.runs
+        col = [_values(r[c]) if c in r else "–" for c in ("n_hidden", "hidden", "output")]
+        rows.append([e.name, *col, *map(_values, C.arch(r)), _values(r.get("n_params", []))])
+    head = "experiment | hidden units | hidden act. | output | recurrent | input window | weights"
+    usage = C.setting_usage(with_runs, "task", "task_params")
+    tasks = [
+        [t, ", ".join(usage[t]["exps"]), _params_text(usage[t]["params"]), *_task_info(t)]
+        for t in sorted(usage)
+    ]
+    lines = _blocks(
+        "## Setup",
         "### Network",
-        "",
         "An Elman network: h_t = act(W_xh a_t + W_hh h_{t-1} + b_h) with h_{-1} = 0, "
         "y_t = out(W_hy h_t + b_y); the output nonlinearity and loss come from the task "
         "(linear: squared error, sigmoid: binary cross-entropy, softmax: cross-entropy), summed "
         "over batch and time with the task's mask. The feed-forward variant (recurrent = false) "
         "fixes W_hh = 0 and feeds a window of the last w inputs. Every optimizer trains the "
         "same flat parameter vector.",
-        "",
-    ]
-    rows = []
-    for e in with_runs:
-        r = e.runs
-        rec, win = C.arch(r)
-        rows.append(
-            [
-                e.name,
-                _values(r["n_hidden"]) if "n_hidden" in r else "–",
-                _values(r["hidden"]) if "hidden" in r else "–",
-                _values(r["output"]) if "output" in r else "–",
-                _values(rec),
-                _values(win),
-                _values(r["n_params"]) if "n_params" in r else "–",
-            ]
-        )
-    if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "hidden units",
-                "hidden act.",
-                "output",
-                "recurrent",
-                "input window",
-                "weights",
-            ],
-            rows,
-        )
-        lines.append("")
-    # tasks
-    lines += ["### Tasks", ""]
-    trow: dict[str, dict] = {}
-    for e in with_runs:
-        for task, sub in e.runs.groupby("task", sort=True):
-            t = trow.setdefault(str(task), {"exps": [], "params": []})
-            t["exps"].append(e.name)
-            if "task_params" in sub:
-                t["params"].extend(sub["task_params"].tolist())
-    rows = []
-    for task in sorted(trow):
-        crit, cite = _task_info(task)
-        rows.append(
-            [
-                task,
-                ", ".join(trow[task]["exps"]),
-                _params_text(pd.Series(trow[task]["params"], dtype=object)),
-                crit,
-                cite,
-            ]
-        )
-    if rows:
-        lines += md_table(["task", "experiments", "parameters", "solved when", "source"], rows)
-    else:
-        lines.append("No run tables were found.")
-    lines.append("")
+        rows and md_table(head, rows),
+        "### Tasks",
+        md_table("task | experiments | parameters | solved when | source", tasks)
+        if tasks
+        else "No run tables were found.",
+    )
     lines += _methods_and_budgets(with_runs)
     lines += _cost_units(with_runs)
     lines += _seeds_stats(exps)
@@ -471,67 +433,32 @@ def _setup(exps: list[Results]) -> list[str]:
 
 def _methods_and_budgets(with_runs: list[Results]) -> list[str]:
     """The setup's *Methods* and *Budgets* tables."""
-    lines = []
-    lines += ["### Methods", ""]
-    mrow: dict[str, dict] = {}
-    for e in with_runs:
-        fam = C.family_of(e.runs)
-        for m, sub in e.runs.groupby("method", sort=True):
-            t = mrow.setdefault(str(m), {"exps": [], "params": [], "family": set()})
-            t["exps"].append(e.name)
-            t["family"].update(fam[sub.index].tolist())
-            if "method_params" in sub:
-                t["params"].extend(sub["method_params"].tolist())
-    rows = [
+    usage = C.setting_usage(with_runs, "method", "method_params")
+    methods = [
         [
             m,
             _label(m),
-            "/".join(sorted(mrow[m]["family"])),
-            ", ".join(mrow[m]["exps"]),
-            _params_text(pd.Series(mrow[m]["params"], dtype=object)),
+            "/".join(sorted(u["family"])),
+            ", ".join(u["exps"]),
+            _params_text(u["params"]),
         ]
-        for m in sorted(mrow, key=_order_key)
+        for m, u in sorted(usage.items(), key=lambda kv: _order_key(kv[0]))
     ]
-    if rows:
-        lines += md_table(["method", "name", "family", "experiments", "hyperparameters"], rows)
-        lines.append("")
-    # budgets
-    lines += ["### Budgets", ""]
-    rows = []
-    for e in with_runs:
-        r = e.runs
-
-        def col(c, r=r):
-            return _values(r[c]) if c in r.columns else "–"
-
-        rows.append(
-            [
-                e.name,
-                col("budget_fwd_equiv"),
-                col("budget_evals"),
-                col("budget_wall_s"),
-                col("target_loss"),
-            ]
-        )
-    if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "forward-pass equivalents",
-                "loss evaluations",
-                "wall seconds",
-                "target loss",
-            ],
-            rows,
-        )
-        lines += [
-            "",
-            "A run stops at the first limit reached, when it meets the task's criterion "
-            "(checked at log-spaced points on its best parameters so far), at the target loss "
-            "when one is set, or when it diverges.",
-            "",
-        ]
-    return lines
+    cols = ("budget_fwd_equiv", "budget_evals", "budget_wall_s", "target_loss")
+    rows = [
+        [e.name, *[_values(e.runs[c]) if c in e.runs else "–" for c in cols]] for e in with_runs
+    ]
+    head = "experiment | forward-pass equivalents | loss evaluations | wall seconds | target loss"
+    return _blocks(
+        "### Methods",
+        methods and md_table("method | name | family | experiments | hyperparameters", methods),
+        "### Budgets",
+        rows and md_table(head, rows),
+        rows
+        and "A run stops at the first limit reached, when it meets the task's criterion "
+        "(checked at log-spaced points on its best parameters so far), at the target loss "
+        "when one is set, or when it diverges.",
+    )
 
 
 def _task_info(name: str) -> tuple[str, str]:
@@ -546,9 +473,23 @@ def _task_info(name: str) -> tuple[str, str]:
 
 
 def _cost_units(exps: list[Results]) -> list[str]:
-    lines = [
+    gc = Path(__file__).resolve().parent / "grad_cost.json"
+    try:
+        table = json.loads(gc.read_text(encoding="utf-8"))
+        items = sorted((int(h), float(v)) for h, v in table.get("ratio_by_hidden", {}).items())
+        note = str(table.get("note", ""))
+    except (OSError, ValueError, TypeError, AttributeError):
+        items, note = [], ""
+    calib = md_table(
+        ["hidden units", *[str(h) for h, _ in items]],
+        [["gradient / forward cost", *[fmt_num(v) for _, v in items]]],
+    )
+    used = C.applied_ratios(exps)
+    rows = [
+        [str(r.n_hidden), fmt_num(r.ratio), ", ".join(r.experiments)] for r in used.itertuples()
+    ]
+    return _blocks(
         "### Cost units: forward-pass equivalents",
-        "",
         "Every optimizer is charged in the same unit. A *sequence-step* of forward "
         "computation (one time step of one sequence through the network) costs 1. An "
         "evolutionary method evaluating P parameter vectors on B sequences of length T spends "
@@ -560,54 +501,24 @@ def _cost_units(exps: list[Results]) -> list[str]:
         "in the hidden size), not from live timing, so the column is deterministic; the raw "
         "counts are stored too. Wall-clock seconds (compile time excluded) are reported "
         "beside it as a check.",
-        "",
-    ]
-    gc = Path(__file__).resolve().parent / "grad_cost.json"
-    try:
-        table = json.loads(gc.read_text(encoding="utf-8"))
-        ratios = table.get("ratio_by_hidden", {})
-        items = sorted((int(h), float(v)) for h, v in ratios.items())
-        note = str(table.get("note", ""))
-    except (OSError, ValueError, TypeError, AttributeError):
-        items, note = [], ""
-    if items:
-        lines += md_table(
-            ["hidden units", *[str(h) for h, _ in items]],
-            [["gradient / forward cost", *[fmt_num(v) for _, v in items]]],
-        )
-        lines += ["", f"Calibration: {note}" if note else "", ""]
-    used = []
-    for e in exps:
-        r = e.runs
-        if r is None or not {"fwd_equiv", "fwd_steps", "grad_steps", "n_hidden"} <= set(r):
-            continue
-        g = r[pd.to_numeric(r["grad_steps"], errors="coerce").fillna(0) > 0]
-        for h, sub in g.groupby("n_hidden", sort=True):
-            gs = sub["grad_steps"].astype(float)
-            ratio = (sub["fwd_equiv"].astype(float) - sub["fwd_steps"].astype(float)) / gs
-            used.append((int(h), float(np.median(ratio)), e.name))
-    if used:
-        by_h: dict[int, list] = {}
-        for h, v, name in used:
-            by_h.setdefault(h, []).append((v, name))
-        rows = [
-            [
-                str(h),
-                fmt_num(float(np.median([v for v, _ in by_h[h]]))),
-                ", ".join(sorted({n for _, n in by_h[h]})),
-            ]
-            for h in sorted(by_h)
-        ]
-        lines += ["Ratios applied in the stored runs ((fwd_equiv − fwd_steps) / grad_steps):", ""]
-        lines += md_table(["hidden units", "ratio", "experiments"], rows)
-        lines.append("")
-    return lines
+        items and calib,
+        items and note and f"Calibration: {note}",
+        rows and "Ratios applied in the stored runs ((fwd_equiv − fwd_steps) / grad_steps):",
+        rows and md_table("hidden units | ratio | experiments", rows),
+    )
 
 
 def _seeds_stats(exps: list[Results]) -> list[str]:
-    lines = [
+    rows = []
+    for e in exps:
+        seeds = C.seed_range(e)
+        meta = [
+            str(_meta_get(e.meta, k, default="–")) for k in ("scale", "root_seed", "replicates")
+        ]
+        rows.append([e.name, *meta, "–" if seeds is None else _range(*seeds), _status(e)])
+    head = "experiment | scale | root seed | replicates | seeds per setting (stored) | status"
+    return _blocks(
         "### Seeds and statistics",
-        "",
         "Each experiment has one root seed; each run's seed is derived from it and the run's "
         "resolved configuration and replicate index through `numpy.random.SeedSequence`, so "
         "no number depends on the order of runs, `--jobs` or the backend (the `seed` column of "
@@ -616,62 +527,33 @@ def _seeds_stats(exps: list[Results]) -> list[str]:
         f"({N_BOOT} resamples, seed {SEED}) for medians, ERT and ERT ratios, Wilson score "
         "intervals for success rates, Newcombe's interval for their differences; tests are "
         "Mann-Whitney U (costs) and Fisher's exact test (success counts).",
-        "",
-    ]
-    rows = []
-    for e in exps:
-        core = C.core_tables(e) if e.runs is not None else None
-        lo, hi = C.seed_range(core)
-        seeds = "–" if core is None else (f"{lo}" if lo == hi else f"{lo}-{hi}")
-        rows.append(
-            [
-                e.name,
-                str(_meta_get(e.meta, "scale", default="–")),
-                str(_meta_get(e.meta, "root_seed", default="–")),
-                str(_meta_get(e.meta, "replicates", default="–")),
-                seeds,
-                _status(e),
-            ]
-        )
-    if rows:
-        lines += md_table(
-            [
-                "experiment",
-                "scale",
-                "root seed",
-                "replicates",
-                "seeds per setting (stored)",
-                "status",
-            ],
-            rows,
-        )
-        lines.append("")
-    return lines
+        rows and md_table(head, rows),
+    )
 
 
 def _status(e: Results) -> str:
-    n = 0 if e.runs is None else len(e.runs)
+    rc = C.run_counts(e)
     planned = _meta_get(e.meta, "n_runs")
     status = _meta_get(e.meta, "status", default="no meta.json")
-    err = 0
-    if e.runs is not None and len(e.runs):
-        err = int((e.runs["outcome"].astype(str) == "error").sum())
-    s = f"{status}, {n}" + (f" of {planned}" if isinstance(planned, int) else "") + " runs stored"
-    if err:
-        s += f", {err} ended with an error (left out)"
-    return s
+    of = f" of {planned}" if isinstance(planned, int) else ""
+    err = f", {rc['errors']} ended with an error (left out)" if rc["errors"] else ""
+    return f"{status}, {rc['n']}{of} runs stored{err}"
 
 
 def _machine(exps: list[Results]) -> list[str]:
-    lines = ["### Machine, software, commit", ""]
     metas = [(e.name, e.meta) for e in exps if e.meta]
     if not metas:
-        return [*lines, "No meta.json was found, so the machine and versions are unknown.", ""]
+        return _blocks(
+            "### Machine, software, commit",
+            "No meta.json was found, so the machine and versions are unknown.",
+        )
 
-    def agg(getter):
+    def agg(*keys, fn=None):
+        """The value of ``keys`` (or ``fn(meta)``) in every meta.json: once when they agree,
+        else each with the experiments that have it."""
         vals: dict[str, list[str]] = {}
         for name, m in metas:
-            v = getter(m)
+            v = fn(m) if fn else _meta_get(m, *keys)
             vals.setdefault("–" if v is None else str(v), []).append(name)
         if len(vals) == 1:
             return next(iter(vals))
@@ -682,97 +564,55 @@ def _machine(exps: list[Results]) -> list[str]:
         session with nothing to run, e.g. after a change of the report text, adds none)."""
         hist = m.get("history") if isinstance(m.get("history"), list) else []
         ran = [h for h in hist if isinstance(h, dict) and h.get("executed")]
-        if not ran:  # no session history: the meta's own commit
-            ran = [{"git": m.get("git")}]
         seen = []
-        for h in ran:
+        for h in ran or [{"git": m.get("git")}]:  # no session history: the meta's own commit
             g = h.get("git")
             if isinstance(g, dict) and g.get("commit"):
                 c = f"`{g['commit']}`" + (" (uncommitted changes)" if g.get("dirty") else "")
             else:
                 c = "not recorded (a session written before commits were kept per session)"
-            if c not in seen:
-                seen.append(c)
+            seen += [c] if c not in seen else []
         return ", ".join(seen)
 
     def cpu(m):
-        model = _meta_get(m, "cpu", "model")
-        cnt = _meta_get(m, "cpu", "count")
-        av = _meta_get(m, "cpu", "available")
+        model, cnt, av = (_meta_get(m, "cpu", k) for k in ("model", "count", "available"))
         return f"{model}, {cnt} logical CPUs ({av} available)" if model else None
 
     def threads(m):
-        b = _meta_get(m, "threads", "backend")
-        j = _meta_get(m, "threads", "jobs")
-        s = _meta_get(m, "threads", "scheduler")
+        b, j, s = (_meta_get(m, "threads", k) for k in ("backend", "jobs", "scheduler"))
         return None if b is None else f"{b}, {j} jobs" + (f", scheduler {s}" if s else "")
 
     rows = [
-        ["CPU", agg(cpu)],
-        ["platform", agg(lambda m: m.get("platform"))],
-        ["execution", agg(threads) + "; one thread per worker (Numba, BLAS, OpenMP)"],
-        ["git commit", agg(commit)],
-        ["toolkit version", agg(lambda m: m.get("toolkit_version"))],
-        ["scale", agg(lambda m: m.get("scale"))],
+        ["CPU", agg(fn=cpu)],
+        ["platform", agg("platform")],
+        ["execution", agg(fn=threads) + "; one thread per worker (Numba, BLAS, OpenMP)"],
+        ["git commit", agg(fn=commit)],
+        ["toolkit version", agg("toolkit_version")],
+        ["scale", agg("scale")],
     ]
-    names = sorted({k for _, m in metas for k in (_meta_get(m, "versions") or {})})
-    names = sorted(names, key=lambda k: (k != "python", k))
-    for k in names:
-        rows.append([k, agg(lambda m, k=k: _meta_get(m, "versions", k))])
-    lines += md_table(["", "value"], rows)
-    lines += ["", "Sweeps (as recorded in meta.json and parallel.parquet):", ""]
-    srows = []
+    names = {k for _, m in metas for k in (_meta_get(m, "versions") or {})}
+    rows += [[k, agg("versions", k)] for k in sorted(names, key=lambda k: (k != "python", k))]
+    sweeps = []
     for e in exps:
-        if not e.meta:
-            continue
-        wall, cpu, n = _sweep_times(e)
-        srows.append(
-            [
-                e.name,
-                str(e.meta.get("end") or "–"),
-                str(n),
-                _duration(wall) if n else "–",
-                _duration(cpu) if cpu is not None else "not recorded",
-            ]
-        )
-    lines += md_table(
-        ["experiment", "last session ended (UTC)", "sessions", "wall time", "CPU time of the runs"],
-        srows,
+        if e.meta:
+            wall, cpu_s, n = C.sweep_times(e)
+            cpu_s = _duration(cpu_s) if cpu_s is not None else "not recorded"
+            sweeps.append(
+                [
+                    e.name,
+                    str(e.meta.get("end") or "–"),
+                    str(n),
+                    _duration(wall) if n else "–",
+                    cpu_s,
+                ]
+            )
+    head = "experiment | last session ended (UTC) | sessions | wall time | CPU time of the runs"
+    return _blocks(
+        "### Machine, software, commit",
+        md_table(["", "value"], rows),
+        "Sweeps (as recorded in meta.json and parallel.parquet):",
+        md_table(head, sweeps),
     )
-    lines.append("")
-    return lines
-
-
-def _sweep_times(exp: Results) -> tuple[float, float | None, int]:
-    """(wall seconds, CPU seconds of the runs or None when not recorded, sessions) of the
-    sweeps behind ``exp``: the sum over the sessions in meta.json's history (a suite
-    experiment's merged meta holds every part's sessions), or, for the parallel experiment, over
-    the timings in parallel.parquet (each a full sweep)."""
-    from datetime import datetime
-
-    par = exp.tables.get("parallel")
-    if par is not None and "wall_s" in par.columns and len(par):
-        cpu = None
-        if "cpu_s" in par.columns and par["cpu_s"].notna().all():
-            cpu = float(par["cpu_s"].sum())
-        return float(par["wall_s"].sum()), cpu, len(par)
-    hist = (exp.meta or {}).get("history")
-    hist = [h for h in hist if isinstance(h, dict)] if isinstance(hist, list) else []
-    wall, cpu, known = 0.0, 0.0, bool(hist)
-    for h in hist:
-        w = h.get("wall_s")
-        if w is None:  # sessions written before wall_s was recorded: end - start
-            try:
-                t0 = datetime.fromisoformat(str(h["start"]))
-                w = (datetime.fromisoformat(str(h["end"])) - t0).total_seconds()
-            except (KeyError, TypeError, ValueError):
-                w = 0.0
-        wall += float(w)
-        if h.get("cpu_s") is None:
-            known = False
-        else:
-            cpu += float(h["cpu_s"])
-    return wall, (cpu if known else None), len(hist)
 
 
 def _duration(seconds: float) -> str:
@@ -789,24 +629,23 @@ def _duration(seconds: float) -> str:
 
 def _time_line(exps: list[Results]) -> str:
     """One sentence: how long the sweeps behind the report took, wall and CPU, and where."""
-    times = [(e, *_sweep_times(e)) for e in exps if e.meta]
-    times = [t for t in times if t[3]]
-    if not times:
+    t = C.sweep_totals(exps)
+    if t is None:
         return "How long the sweeps took is not recorded (no meta.json with sessions)."
-    wall = sum(t[1] for t in times)
-    cpus = [t[2] for t in times if t[2] is not None]
-    missing = [t[0].name for t in times if t[2] is None]
-    cpu_model = next((_meta_get(e.meta, "cpu", "model") for e, *_ in times), None)
-    jobs = sorted({str(_meta_get(e.meta, "threads", "jobs")) for e, *_ in times})
-    s = (
-        f"The sweeps behind these results took {_duration(wall)} of wall time"
-        + (f" and {_duration(sum(cpus))} of CPU time in their runs" if cpus else "")
-        + (f" (CPU time not recorded for {_join(missing)})" if missing and cpus else "")
+    cpu_model = _meta_get(t["exps"][0].meta, "cpu", "model")
+    jobs = sorted({str(_meta_get(e.meta, "threads", "jobs")) for e in t["exps"]})
+    return (
+        f"The sweeps behind these results took {_duration(t['wall'])} of wall time"
+        + (f" and {_duration(t['cpu'])} of CPU time in their runs" if t["cpu"] is not None else "")
+        + (
+            f" (CPU time not recorded for {_join(t['no_cpu'])})"
+            if t["no_cpu"] and t["cpu"] is not None
+            else ""
+        )
         + (f" on {cpu_model}" if cpu_model else "")
         + (f" with --jobs {'/'.join(jobs)}" if jobs else "")
         + "; per experiment in *Machine, software, commit*."
     )
-    return s
 
 
 # ------------------------------------------------------------------------------------------
@@ -837,15 +676,12 @@ def _run_line(exp: Results) -> list[str]:
     desc = cfg.get("description") or _meta_get(exp.meta, "config_given", "description")
     if desc:
         parts.append(f"Config description: {str(desc).rstrip('.')}.")
-    r = exp.runs
-    if r is not None and len(r):
-        tasks = sorted(r["task"].astype(str).unique())
-        methods = sorted(r["method"].astype(str).unique(), key=_order_key)
-        oc = r["outcome"].astype(str).value_counts()
-        ocs = ", ".join(f"{k} {int(oc[k])}" for k in sorted(oc.index))
+    rc = C.run_counts(exp)
+    if rc["n"]:
+        ocs = ", ".join(f"{k} {v}" for k, v in rc["outcomes"].items())
+        methods = [_label(m) for m in sorted(rc["methods"], key=_order_key)]
         parts.append(
-            f"Runs: {len(r)} ({ocs}); tasks: {_join(tasks)}; methods: "
-            f"{_join([_label(m) for m in methods])}."
+            f"Runs: {rc['n']} ({ocs}); tasks: {_join(rc['tasks'])}; methods: {_join(methods)}."
         )
     lines = [f"Status: {_status(exp)}."]
     if _meta_get(exp.meta, "status") not in (None, "complete"):
@@ -854,230 +690,136 @@ def _run_line(exp: Results) -> list[str]:
             "cover only the stored runs; rerun the same command to resume."
         )
     planned = _meta_get(exp.meta, "n_runs")
-    if isinstance(planned, int) and r is not None and 0 < len(r) < planned:
+    if isinstance(planned, int) and 0 < rc["n"] < planned:
         if _meta_get(exp.meta, "status") == "complete":
-            lines.append(f"Only {len(r)} of {planned} planned runs are stored.")
+            lines.append(f"Only {rc['n']} of {planned} planned runs are stored.")
     return [" ".join(parts + lines), ""]
 
 
 def _results_table(exp: Results) -> list[str]:
-    core = C.core_tables(exp)
-    if core is None:
+    t = C.results_table(exp)
+    if t is None:
         return ["No runs to summarise.", ""]
-    sr, fl, ert_t, cmp = core["sr"], core["fl"], core["ert"], core["cmp"]
-    key = ["condition", "variant"]
-    t = sr.merge(fl[[*key, "median", "median_lo", "median_hi"]], on=key, how="left")
-    t = t.merge(ert_t[[*key, "ert", "ert_lo", "ert_hi"]], on=key, how="left")
-    if len(cmp):
-        c = cmp.rename(columns={"series": "variant"})[
-            [*key, "reference", "ratio", "ratio_lo", "ratio_hi", "p_value"]
-        ]
-        t = t.merge(c, on=key, how="left")
-    else:
-        t = t.assign(reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan)
-        t["p_value"] = np.nan
-    refs = {}
-    if len(cmp):
-        refs = cmp.groupby("condition", sort=True)["reference"].first().to_dict()
-    rows = []
-    for cond in sorted(t["condition"].unique(), key=C.natkey):
-        sub = t[t["condition"] == cond]
-        sub = sub.iloc[sorted(range(len(sub)), key=lambda i: _order_key(sub["variant"].iloc[i]))]
-        first = True
-        for row in sub.itertuples():
-            ref = refs.get(cond)
-            if ref is not None and row.variant == ref:
-                ratio, p = "1 (reference)", "–"
-            else:
-                ratio = _ci(row.ratio, row.ratio_lo, row.ratio_hi)
-                p = _p(row.p_value)
-            rows.append(
-                [
-                    cond if first else "",
-                    _label(row.variant),
-                    _rate(int(row.successes), int(row.n)),
-                    _ci(row.median, row.median_lo, row.median_hi),
-                    _ci(row.ert, row.ert_lo, row.ert_hi),
-                    ratio,
-                    p,
-                ]
-            )
-            first = False
-    header = [
-        "condition",
-        "method",
-        "solved (rate [CI])",
-        "median final loss [CI]",
-        "ERT, fwd-equiv [CI]",
-        "ERT ratio to reference [CI]",
-        "p (Mann-Whitney)",
-    ]
-    lines = md_table(header, rows)
-    notes = [
+    rows, prev = [], None
+    for r in _ordered(t, "condition"):
+        ref = r.variant == r.reference
+        rows.append(
+            [
+                r.condition if r.condition != prev else "",
+                _label(r.variant),
+                _rate(int(r.successes), int(r.n), (r.lo, r.hi)),
+                _ci(r.median, r.median_lo, r.median_hi),
+                _ci(r.ert, r.ert_lo, r.ert_hi),
+                "1 (reference)" if ref else _ci(r.ratio, r.ratio_lo, r.ratio_hi),
+                "–" if ref else _p(r.p_value),
+            ]
+        )
+        prev = r.condition
+    head = "condition | method | solved (rate [CI]) | median final loss [CI] | "
+    head += "ERT, fwd-equiv [CI] | ERT ratio to reference [CI] | p (Mann-Whitney)"
+    refs = dict(zip(t["condition"], t["reference"], strict=True))
+    nonbptt = [c for c, r in sorted(refs.items()) if isinstance(r, str) and r[:4] != "bptt"]
+    note = (
         "ERT: expected forward-pass equivalents to one success (∞: no seed succeeded). "
         "Reference: the best BPTT variant of the condition (lowest finite ERT). ERT ratio: "
         "this method's ERT over the reference's; > 1 means the reference is faster. p: "
         "Mann-Whitney U on per-seed costs to success against the reference."
-    ]
-    nonbptt = [c for c, r in sorted(refs.items()) if not str(r).startswith("bptt")]
+    )
     if nonbptt:
-        notes.append(
-            f"Conditions without a BPTT variant that solved anything use the lowest-ERT method "
+        note += (
+            " Conditions without a BPTT variant that solved anything use the lowest-ERT method "
             f"as reference: {_join(nonbptt)}."
         )
-    return [*lines, "", " ".join(notes), ""]
+    return _blocks(md_table(head, rows), note)
 
 
 def _optima_section(exp: Results) -> list[str]:
-    core = C.optima_tables(exp)
-    if core is None:
+    st = C.stuck_table(exp)
+    if st is None:
         return []
-    ann, sr = core["ann"], core["sr"]
-    stalled = core["stalled"]
-    rows = []
-    for r in sorted(
-        sr.itertuples(),
-        key=lambda r: (C.natkey(r.condition), C.natkey(r.arch), _order_key(r.variant)),
-    ):
-        mask = (ann["condition"] == r.condition) & (ann["arch"] == r.arch)
-        mask &= ann["variant"] == r.variant
-        st = stalled[mask & stalled.notna()]
-        n_fail = int((~ann.loc[mask, "outcome"].isin(A.SUCCESS_OUTCOMES)).sum())
-        stall = f"{int(st.astype(bool).sum())}/{n_fail}" if len(st) or n_fail == 0 else "–"
-        rows.append(
-            [r.condition, r.arch, _label(r.variant), _rate(int(r.successes), int(r.n)), stall]
-        )
-    lines = [
+    rows = [
+        [r.condition, r.arch, _label(r.variant), _rate(r.successes, r.n, (r.lo, r.hi))]
+        + ["–" if math.isnan(r.stalled) else f"{int(r.stalled)}/{r.n_fail}"]
+        for r in _ordered(st, "condition", "arch")
+    ]
+    return _blocks(
         "#### Stuck runs",
-        "",
-        *md_table(
-            ["condition", "network", "method", "solved (rate [CI])", "stalled failures"],
-            rows,
-        ),
-        "",
+        md_table("condition | network | method | solved (rate [CI]) | stalled failures", rows),
         "A stalled failure improved its best loss "
         f"by less than {STALL_TOL:.0%} over the second half of its budget. (Distinct final-loss "
         "levels are not counted as basins: runs stop when solved, so a final loss records where "
         "a run was stopped, not where it converged; what failed runs ended in is the anatomy "
         "table of claim (b).)",
-        "",
-    ]
-    return lines
-
-
-ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+    )
 
 
 def _anatomy_table(df: pd.DataFrame) -> list[str]:
-    """Claim (b): the class mix of failed runs' end points per task x method x network, from
-    anatomy.parquet (the [post.anatomy] step, toolkit.anatomy)."""
-    need = {"task", "method", "recurrent", "window", "class"}
-    if df is None or not len(df) or not need <= set(df.columns):
+    """Claim (b): the class mix of failed runs' end points per task x method x network
+    (:func:`toolkit.claims.anatomy_counts`)."""
+    res = C.anatomy_counts(df)
+    if res is None:
         return []
-    present = [c for c in ANATOMY_ORDER if (df["class"] == c).any()]
-    present += sorted(set(df["class"].astype(str)) - set(present))
-    cont = _continued(df)  # rows that were continued (None: no continuation columns)
-    rows = []
-    groups = df.groupby(["task", "method", "recurrent", "window"], sort=False)
-    keys = sorted(
-        groups.groups,
-        key=lambda k: (C.natkey(str(k[0])), not bool(k[2]), int(k[3]), _order_key(str(k[1]))),
-    )
-    for k in keys:
-        g = groups.get_group(k)
-        n = len(g)
-        cells = []
-        for c in present:
-            m = int((g["class"] == c).sum())
-            cells.append(f"{m} ({m / n:.0%})" if m else "–")
-        if cont is not None:
-            cells.append(_solved_on(cont.loc[cont.index.intersection(g.index)]))
-        rows.append([k[0], C._arch_label(bool(k[2]), int(k[3])), _label(str(k[1])), n, *cells])
-    names = {"solved": "optimum reached"}
-    factor = float(df["continue_factor"].iloc[0]) if cont is not None else 0.0
-    extra = [f"solved when continued (x{factor:g} budget)"] if cont is not None else []
-
-    def thr(col, default):  # the thresholds the step used (stored beside its rows)
-        v = df[col].iloc[0] if col in df.columns else default
-        return float(v) if pd.notna(v) else default
-
-    lt, gt = thr("loss_tol", AN.LOSS_TOL), thr("grad_tol", AN.GRAD_TOL)
-    ft, nt = thr("flat_tol", AN.FLAT_TOL), thr("neg_tol", AN.NEG_TOL)
-    sf = thr("sat_frac", AN.SAT_FRAC)
-    return [
+    tab, thr = res
+    present = [c for c in tab.columns[6:] if c != "continued"]
+    order = lambda r: (C.natkey(str(r[0])), not r[2], r[3], _order_key(str(r[1])))
+    rows = [
+        [
+            r[0],
+            r[4],
+            _label(str(r[1])),
+            r[5],
+            *[f"{m} ({m / r[5]:.0%})" if m else "–" for m in r[6 : 6 + len(present)]],
+            *([_solved_on(*r.continued)] if "continued" in tab else []),
+        ]
+        for r in sorted(tab.itertuples(index=False), key=order)
+    ]
+    classes = " | ".join("optimum reached" if c == "solved" else c for c in present)
+    if "continued" in tab:
+        classes += f" | solved when continued (x{thr['continue_factor']:g} budget)"
+    lt, gt = thr["loss_tol"], thr["grad_tol"]
+    return _blocks(
         "#### What the failed runs ended in",
-        "",
-        *md_table(
-            [
-                *("task", "network", "method", "failed runs"),
-                *[names.get(c, c) for c in present],
-                *extra,
-            ],
-            rows,
-        ),
-        "",
+        md_table(f"task | network | method | failed runs | {classes}", rows),
         "Each failed run's final theta, on its own training set (loss summed over sequences "
         "and steps, optimum 0), is labelled in this order: *optimum reached* if its loss is "
         f"<= {lt:g}; *slow* if its gradient norm is > {gt:g} and either the "
         "Newton decrement over the directions of curvature > flat (the loss decrease a "
         f"quadratic model predicts to the nearby critical point) is > {lt:g} or the gradient "
         f"along the other directions has norm > {gt:g}; *plateau* if the largest "
-        f"|Hessian eigenvalue| is < {ft:g} (flat) or at least {sf:.0%} of the "
-        f"hidden activations on the training set are saturated (|h| > {AN.SAT_H:g}); *saddle* "
-        f"if an eigenvalue is < -{nt:g} x the largest |eigenvalue|; else *local "
-        "minimum*. The Hessian is by central finite differences of the exact gradient "
+        f"|Hessian eigenvalue| is < {thr['flat_tol']:g} (flat) or at least {thr['sat_frac']:.0%} "
+        f"of the hidden activations on the training set are saturated (|h| > {thr['sat_h']:g}); "
+        f"*saddle* if an eigenvalue is < -{thr['neg_tol']:g} x the largest |eigenvalue|; else "
+        "*local minimum*. The Hessian is by central finite differences of the exact gradient "
         "(`toolkit/anatomy.py`, `[post.anatomy]`).",
-        "",
-        *_continuation_lines(df, cont, names),
-    ]
+        *_continuation_lines(df, thr),
+    )
 
 
-def _continued(df: pd.DataFrame) -> pd.DataFrame | None:
-    """The anatomy rows whose run was continued ([post.anatomy] continue_factor), or None when
-    the table has no continuation columns (written before the continuation test) or none was
-    continued."""
-    need = {"continued_outcome", "continued_solved", "continue_factor", "end_point"}
-    if not need <= set(df.columns):
-        return None
-    c = df[~df["continued_outcome"].astype(str).isin(["", "not exact"])]
-    return c if len(c) else None
+def _solved_on(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else "–"
 
 
-def _solved_on(c: pd.DataFrame) -> str:
-    if not len(c):
-        return "–"
-    k = int(c["continued_solved"].astype(bool).sum())
-    return f"{k}/{len(c)} ({k / len(c):.0%})"
-
-
-def _continuation_lines(df: pd.DataFrame, cont, names: dict) -> list[str]:
-    """The continuation test: per method and end-point label (before the continuation), the
-    share of continued runs that solved and the median cost at which they did."""
-    if cont is None:
+def _continuation_lines(df: pd.DataFrame, thr: dict) -> list[str]:
+    """The continuation test (:func:`toolkit.claims.continuation_table`) and its rule."""
+    t = C.continuation_table(df)
+    if t is None:
         return []
-    factor = float(df["continue_factor"].iloc[0])
-    order = [c for c in ANATOMY_ORDER if (cont["end_point"] == c).any()]
-    order += sorted(set(cont["end_point"].astype(str)) - set(order))
-    rows = []
-    for m in sorted(set(cont["method"].astype(str)), key=_order_key):
-        for e in order:
-            g = cont[(cont["method"].astype(str) == m) & (cont["end_point"] == e)]
-            if not len(g):
-                continue
-            cx = g.loc[g["continued_solved"].astype(bool), "continued_cost_x"].dropna()
-            med = f"{float(cx.median()):.2f}" if len(cx) else "–"
-            rows.append([_label(m), names.get(e, e), _solved_on(g), med])
+    factor = thr["continue_factor"]
+    rows = [
+        [
+            _label(r.method),
+            "optimum reached" if r.end_point == "solved" else r.end_point,
+            _solved_on(r.k, r.n),
+            "–" if math.isnan(r.median_cost_x) else f"{r.median_cost_x:.2f}",
+        ]
+        for r in sorted(t.itertuples(), key=lambda r: _order_key(r.method))
+    ]
+    head = (
+        f"method | end point (before continuing) | solved when continued (x{factor:g} budget)"
+        " | median cost when solved (x the failed run's)"
+    )
     return [
-        *md_table(
-            [
-                "method",
-                "end point (before continuing)",
-                f"solved when continued (x{factor:g} budget)",
-                "median cost when solved (x the failed run's)",
-            ],
-            rows,
-        ),
-        "",
+        md_table(head, rows),
         f"Continuation test: every run that failed on its budget is run again from its own "
         f"seeds with {factor:g}x the budget (the same run, optimizer state included: a run's "
         "path does not depend on its budget until the budget stops it), i.e. continued for "
@@ -1085,81 +827,46 @@ def _continuation_lines(df: pd.DataFrame, cont, names: dict) -> list[str]:
         "decisive: a run that solves when continued is *slow*, whatever its end point looked "
         "like; a *slow* end point whose continuation does not solve takes the label of the "
         "continued run's end point (what the descent led into); the other labels stand.",
-        "",
     ]
 
 
 def _b_tables(b1: pd.DataFrame, b2: pd.DataFrame) -> list[str]:
-    lines = []
-    if len(b2):
-        rows = [
-            [
-                r.condition,
-                f"{r.rec_arch} / {r.ff_arch}",
-                f"{_label(r.bptt)}: {_rate(r.k_gr, r.n_gr)} vs {_rate(r.k_gf, r.n_gf)} "
-                f"({r.d_grad:+.2f})",
-                f"{_label(r.evo)}: {_rate(r.k_er, r.n_er)} vs {_rate(r.k_ef, r.n_ef)} "
-                f"({r.d_evo:+.2f})",
-                _ci(r.delta, r.lo, r.hi, 2),
-                _p(r.p),
-                _p(r.p_holm),
-                r.outcome,
-            ]
-            for r in b2.itertuples()
-        ]
-        lines += [
-            "(b) The verdict: method x architecture interaction of success, delta = "
-            "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
-            "",
-            *md_table(
-                [
-                    "condition",
-                    "recurrent / feed-forward",
-                    "BPTT rec vs ff (difference)",
-                    "CMA-ES rec vs ff (difference)",
-                    "interaction delta [CI]",
-                    "p (bootstrap)",
-                    "p (Holm)",
-                    "outcome",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    if len(b1):
-        rows = [
-            [
-                r.condition,
-                r.arch,
-                f"{_label(r.bptt)}: {_rate(r.k_b, r.n_b)}",
-                f"{_label(r.other)}: {_rate(r.k_o, r.n_o)}",
-                _ci(r.d, r.lo, r.hi, 2),
-                _p(r.p),
-                _p(r.p_holm),
-                r.outcome,
-            ]
-            for r in b1.itertuples()
-        ]
-        lines += [
-            "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
-            "the verdict):",
-            "",
-            *md_table(
-                [
-                    "condition",
-                    "network",
-                    "BPTT",
-                    "CMA-ES",
-                    "difference in success [CI]",
-                    "p (Fisher)",
-                    "p (Holm)",
-                    "outcome",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    return lines
+    def arms(label, r, a, b, d):
+        k, n, ci = (getattr(r, f"{x}_{a}") for x in ("k", "n", "ci"))
+        one = f"{_label(label)}: {_rate(k, n, ci)}"
+        if b is None:
+            return one
+        k, n, ci = (getattr(r, f"{x}_{b}") for x in ("k", "n", "ci"))
+        return f"{one} vs {_rate(k, n, ci)} ({d:+.2f})"
+
+    rows2 = [
+        [r.condition, f"{r.rec_arch} / {r.ff_arch}", arms(r.bptt, r, "gr", "gf", r.d_grad)]
+        + [arms(r.evo, r, "er", "ef", r.d_evo), _ci(r.delta, r.lo, r.hi, 2), *_tail(r)]
+        for r in b2.itertuples()
+    ]
+    rows1 = [
+        [r.condition, r.arch, arms(r.bptt, r, "b", None, 0), arms(r.other, r, "o", None, 0)]
+        + [_ci(r.d, r.lo, r.hi, 2), *_tail(r)]
+        for r in b1.itertuples()
+    ]
+    head2 = "condition | recurrent / feed-forward | BPTT rec vs ff (difference) | CMA-ES rec vs "
+    head2 += "ff (difference) | interaction delta [CI] | p (bootstrap) | p (Holm) | outcome"
+    head1 = "condition | network | BPTT | CMA-ES | difference in success [CI] | p (Fisher) | "
+    return _blocks(
+        rows2
+        and "(b) The verdict: method x architecture interaction of success, delta = "
+        "(BPTT rec − BPTT ff) − (CMA-ES rec − CMA-ES ff):",
+        rows2 and md_table(head2, rows2),
+        rows1
+        and "(b1) BPTT against CMA-ES on the recurrent nets (reported separately; not part of "
+        "the verdict):",
+        rows1 and md_table(head1 + "p (Holm) | outcome", rows1),
+    )
+
+
+def _tail(r) -> list[str]:
+    """A panel row's p, Holm-adjusted p and outcome."""
+    return [_p(r.p), _p(r.p_holm), r.outcome]
 
 
 def _speed_table(panels: pd.DataFrame) -> list[str]:
@@ -1172,31 +879,20 @@ def _speed_table(panels: pd.DataFrame) -> list[str]:
             f"{fmt_num(r.bc_e)} (cap {fmt_num(r.cap_e)})",
             fmt_num(r.fixed_ratio),
             _ci(r.ratio, r.lo, r.hi),
-            _p(r.p),
-            _p(r.p_holm),
+            *_tail(r)[:2],
             _ci(r.fam_ratio, r.fam_lo, r.fam_hi),
             _ci(r.wall_ratio, r.wall_lo, r.wall_hi),
             r.outcome,
         ]
         for r in panels.itertuples()
     ]
-    return md_table(
-        [
-            "condition",
-            "BPTT: fixed-budget ERT [CI]",
-            "evolutionary: fixed-budget ERT [CI]",
-            "BPTT: best-cap ERT",
-            "evolutionary: best-cap ERT",
-            "fixed-budget ratio",
-            "best-cap ERT ratio evo/BPTT [CI]",
-            "p (bootstrap)",
-            "p (Holm)",
-            "best of family ratio [CI] (descriptive)",
-            "best-cap ratio in wall seconds [CI]",
-            "outcome",
-        ],
-        rows,
+    head = (
+        "condition | BPTT: fixed-budget ERT [CI] | evolutionary: fixed-budget ERT [CI] | "
+        "BPTT: best-cap ERT | evolutionary: best-cap ERT | fixed-budget ratio | "
+        "best-cap ERT ratio evo/BPTT [CI] | p (bootstrap) | p (Holm) | "
+        "best of family ratio [CI] (descriptive) | best-cap ratio in wall seconds [CI] | outcome"
     )
+    return md_table(head, rows)
 
 
 def _cost_ratio_table(exp: Results) -> list[str]:
@@ -1204,358 +900,181 @@ def _cost_ratio_table(exp: Results) -> list[str]:
     if tab.empty:
         return []
     ratios = sorted(tab["cost_ratio"].unique())
-    rows = []
-    for cond, sub in tab.groupby("condition", sort=False):
-        cells = []
-        for cr in ratios:
-            x = sub[sub["cost_ratio"] == cr]
-            cells.append(
-                f"{fmt_num(x['ratio'].iloc[0])}, {x['outcome'].iloc[0]}" if len(x) else "–"
-            )
-        rows.append([cond, *cells, fmt_num(sub["break_even"].iloc[0])])
-    head = [
-        f"{cr:g}" + (" (calibrated)" if math.isfinite(r0) and abs(cr - r0) < 1e-3 else "")
-        for cr in ratios
-    ]
-    return [
+    cell = lambda x: f"{fmt_num(x.ratio)}, {x.outcome}"
+    be = lambda sub: [fmt_num(sub["break_even"].iloc[0])]
+    rows = _pivot(tab, "cost_ratio", ratios, cell, keys=("condition",), missing="–", extra=be)
+    calibrated = lambda cr: math.isfinite(r0) and abs(cr - r0) < 1e-3
+    head = [f"{cr:g}" + (" (calibrated)" if calibrated(cr) else "") for cr in ratios]
+    return _blocks(
         "Sensitivity to the cost of one gradient step (in forward passes): best-cap ERT ratio "
         "evo/BPTT and the outcome at each cost ratio (Holm over the conditions at each), and "
         "the break-even cost ratio at which the ERT ratio is 1 (– when nothing was solved or it "
         "lies outside [0.01, 1000]):",
-        "",
-        *md_table(["condition", *head, "break-even ratio"], rows),
-        "",
-    ]
+        md_table(["condition", *head, "break-even ratio"], rows),
+    )
 
 
 def _lag_table(exp: Results) -> list[str]:
     """Success against a swept length/lag setting: methods x values."""
-    runs = C.usable(exp)
-    if runs is None:
-        return []
     try:
         from toolkit.plots import LAG_PARAMS, PARAM_LABELS
     except Exception:
         LAG_PARAMS, PARAM_LABELS = ("lag", "T", "length", "seq_len", "n_bits"), {}
     out = []
-    for p in LAG_PARAMS:
-        v = pd.to_numeric(A.param_values(runs, p), errors="coerce")
-        df = pd.DataFrame({"t": runs["task"], "m": runs["method"], "v": v}).dropna()
-        if not len(df) or not (df.groupby(["t", "m"])["v"].nunique() >= 2).any():
-            continue
-        ann = A.annotate(runs, exclude=[p, f"grid.task.params.{p}", f"task.params.{p}"])
-        ann["_x"] = pd.to_numeric(A.param_values(ann, p), errors="coerce").to_numpy()
-        ann = ann[np.isfinite(ann["_x"].astype(float))]
-        sr = A.success_rate(ann, by=("condition", "variant", "_x"), level=LEVEL)
-        xs = sorted(sr["_x"].unique())
-        rows = []
-        for (cond, var), sub in sorted(
-            sr.groupby(["condition", "variant"], sort=True),
-            key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
-        ):
-            cells = []
-            for x in xs:
-                s = sub[sub["_x"] == x]
-                if s.empty:
-                    cells.append("")
-                else:
-                    k, n = int(s["successes"].iloc[0]), int(s["n"].iloc[0])
-                    cells.append(f"{k}/{n}")
-            rows.append([cond, _label(var), *cells])
-        label = PARAM_LABELS.get(p, p)
-        out += [
-            f"#### Success against {label}",
-            "",
-            *md_table(["condition", "method", *[f"{p}={A._fmt(x)}" for x in xs]], rows),
-            "",
+    for p, sr in C.lag_success(exp, LAG_PARAMS):
+        xs = sorted(sr["x"].unique())
+        rows = _pivot(sr, "x", xs, lambda s: f"{int(s.successes)}/{int(s.n)}")
+        out += _blocks(
+            f"#### Success against {PARAM_LABELS.get(p, p)}",
+            md_table(["condition", "method", *[f"{p}={A._fmt(x)}" for x in xs]], rows),
             "Cells: successful seeds / seeds (Wilson intervals in the figure).",
-            "",
-        ]
+        )
     return out
 
 
 def _scaling_table(exp: Results) -> list[str]:
-    runs = C.usable(exp)
-    if runs is None or "n_params" not in runs or "n_hidden" not in runs:
+    sc = C.scaling(exp)
+    if sc is None:
         return []
-    if not (runs.groupby(["task", "method"])["n_hidden"].nunique() >= 2).any():
-        return []
-    excl = ("n_hidden", "grid.n_hidden")
-    ann = A.annotate(runs, exclude=excl)
-    ctt = A.cost_to_target(ann, exp.traces, cost="fwd_equiv")
-    et = A.ert_table(ctt, by=("condition", "variant", "n_params"), n_boot=N_BOOT, seed=SEED)
-    sizes = sorted(int(x) for x in et["n_params"].unique())
-    rows = []
-    for (cond, var), sub in sorted(
-        et.groupby(["condition", "variant"], sort=True),
-        key=lambda kv: (C.natkey(kv[0][0]), _order_key(kv[0][1])),
-    ):
-        cells = []
-        for s in sizes:
-            x = sub[sub["n_params"] == s]
-            cells.append(fmt_num(x["ert"].iloc[0]) if len(x) else "")
-        fin = sub[np.isfinite(sub["ert"].astype(float))]
-        slope = "–"
-        if len(fin) >= 2:
-            k = np.polyfit(
-                np.log(fin["n_params"].astype(float)), np.log(fin["ert"].astype(float)), 1
-            )[0]
-            slope = f"{k:.2f}"
-        rows.append([cond, _label(var), *cells, slope])
-    lines = [
+    sizes = sorted(int(x) for x in sc["ert"]["n_params"].unique())
+
+    def slope(sub):
+        k = sc["slope"][(sub["condition"].iloc[0], sub["variant"].iloc[0])]
+        return ["–" if math.isnan(k) else f"{k:.2f}"]
+
+    rows = _pivot(sc["ert"], "n_params", sizes, lambda x: fmt_num(x.ert), extra=slope)
+    first, by_size = sc["first"], sc["by_size"]
+    return _blocks(
         "#### ERT (forward-pass equivalents) against the number of weights",
-        "",
-        *md_table(["condition", "method", *[f"{s} weights" for s in sizes], "slope"], rows),
-        "",
+        md_table(["condition", "method", *[f"{s} weights" for s in sizes], "slope"], rows),
         "Slope: least-squares fit of log ERT on log(number of weights) over the sizes with a "
         "finite ERT (ERT grows like weights^slope); descriptive, no CI.",
-        "",
-    ]
-    # where evolution falls behind: per size, the claim-(a) comparison
-    panels = C.speed_panels(exp)
-    if len(panels):
-        behind = []
-        size_of = ann.groupby("condition", sort=True)["n_params"].first()
-        core = C.core_tables(exp)
-        if core is not None:
-            size_of = core["ann"].groupby("condition", sort=True)["n_params"].first()
-        for r in panels.itertuples():
-            behind.append((int(size_of.get(r.condition, -1)), r.condition, r.outcome))
-        behind.sort()
-        first = next((s for s, _, o in behind if o == "BPTT faster"), None)
-        lines.append(
-            "Per network size, best evolutionary method against best BPTT variant: "
-            + "; ".join(f"{c}: {o}" for _, c, o in behind)
-            + ". "
-            + (
-                f"Evolution is first significantly slower at {first} weights."
-                if first is not None
-                else "Evolution is not significantly slower at any size measured."
-            )
-        )
-        lines.append("")
-    return lines
+        len(by_size)
+        and "Per network size, best evolutionary method against best BPTT variant: "
+        + "; ".join(f"{r.condition}: {r.outcome}" for r in by_size.itertuples())
+        + ". "
+        + (
+            f"Evolution is first significantly slower at {first} weights."
+            if first is not None
+            else "Evolution is not significantly slower at any size measured."
+        ),
+    )
 
 
 def _guess_table(exp: Results) -> list[str]:
-    runs = C.usable(exp)
-    if runs is None:
+    et = C.guess_ert(exp)
+    if et is None:
         return []
-    ann = A.annotate(runs)
-    ctt = A.cost_to_target(ann, exp.traces, cost="evals")
-    et = A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED, level=LEVEL)
-    rows = []
-    for r in sorted(et.itertuples(), key=lambda r: (C.natkey(r.condition), _order_key(r.variant))):
-        rows.append(
-            [
-                r.condition,
-                _label(r.variant),
-                f"{r.n_reached}/{r.n_runs}",
-                _ci(r.ert, r.ert_lo, r.ert_hi),
-            ]
-        )
-    return [
+    rows = [
+        [
+            r.condition,
+            _label(r.variant),
+            f"{r.n_reached}/{r.n_runs}",
+            _ci(r.ert, r.ert_lo, r.ert_hi),
+        ]
+        for r in _ordered(et, "condition")
+    ]
+    return _blocks(
         "#### Expected number of loss evaluations to solve",
-        "",
-        *md_table(["condition", "method", "solved", "ERT, loss evaluations [CI]"], rows),
-        "",
+        md_table("condition | method | solved | ERT, loss evaluations [CI]", rows),
         "For random guessing a loss evaluation is one guess, so its ERT is the mean number of "
         "guesses to a solution (restarts included); for BPTT one evaluation is one gradient "
         "of a batch, for the evolution strategies one candidate's loss. Published numbers "
         "for these setups are set beside ours in *Published numbers beside ours*.",
-        "",
-    ]
+    )
 
 
-def _fidelity_table(df: pd.DataFrame) -> list[str]:
-    if not {"k", "cosine"} <= set(df.columns):
+def _fidelity_table(exp: Results) -> list[str]:
+    fs = C.fidelity_summary(exp)
+    if fs is None:
         return []
-    g = df.groupby(["T", "k"] if "T" in df else ["k"], sort=True)
-    rows = []
-    for key, sub in g:
-        key = key if isinstance(key, tuple) else (key,)
-        T = key[0] if len(key) == 2 else None
-        k = key[-1]
-        rows.append(
-            [
-                A._fmt(T) if T is not None else "–",
-                A._fmt(k),
-                str(len(sub)),
-                fmt_num(sub["cosine"].median()),
-                fmt_num(sub["cosine"].min()),
-                fmt_num(sub["norm_ratio"].median()) if "norm_ratio" in sub else "–",
-            ]
-        )
-    return [
+    rows = [
+        ["–" if r.T is None else A._fmt(r.T), A._fmt(r.k), str(r.n)]
+        + [fmt_num(x) for x in (r.cos_median, r.cos_min, r.norm_ratio)]
+        for r in fs.itertuples()
+    ]
+    return _blocks(
         "#### Gradient fidelity of BPTT(k)",
-        "",
-        *md_table(
-            ["T", "k", "parameter vectors", "median cosine", "min cosine", "median norm ratio"],
-            rows,
+        md_table(
+            "T | k | parameter vectors | median cosine | min cosine | median norm ratio", rows
         ),
-        "",
         "Cosine between the truncated gradient and the full BPTT gradient at the same "
         "parameters; norm ratio |g_k| / |g|.",
-        "",
+    )
+
+
+def _cliff_table(exp: Results) -> list[str]:
+    paths, band = C.cliff_paths(exp), C.bistable_band(exp)
+    rows = [
+        [_label(r.method), str(r.points)]
+        + [fmt_num(x) for x in (r.evals, r.start, r.final, r.lowest, r.grad_norm)]
+        for r in ([] if paths is None else _ordered(paths, var="method"))
     ]
+    head = "method | points | loss evaluations | start loss | final loss | lowest loss"
+    w, lo, hi = map(fmt_num, band or (None,) * 3)
+    return _blocks(
+        paths is not None and "#### Optimizer paths on the single-unit surface",
+        paths is not None and md_table(f"{head} | largest gradient norm", rows),
+        band is not None
+        and f"Bistable band of the single unit at w = {w}: b in [{lo}, {hi}] (two stable fixed "
+        "points).",
+    )
 
 
-def _cliff_table(tables: dict) -> list[str]:
-    out = []
-    tr = tables.get("cliff_trajectories")
-    if tr is not None and {"method", "loss"} <= set(tr.columns):
-        rows = []
-        for m, sub in sorted(tr.groupby("method", sort=True), key=lambda kv: _order_key(kv[0])):
-            sub = sub.sort_values("step") if "step" in sub else sub
-            gn = sub["grad_norm"] if "grad_norm" in sub else pd.Series([np.nan])
-            rows.append(
-                [
-                    _label(m),
-                    str(len(sub)),
-                    fmt_num(sub["evals"].iloc[-1]) if "evals" in sub else "–",
-                    fmt_num(sub["loss"].iloc[0]),
-                    fmt_num(sub["loss"].iloc[-1]),
-                    fmt_num(sub["loss"].min()),
-                    fmt_num(gn.max()),
-                ]
-            )
-        out += [
-            "#### Optimizer paths on the single-unit surface",
-            "",
-            *md_table(
-                [
-                    "method",
-                    "points",
-                    "loss evaluations",
-                    "start loss",
-                    "final loss",
-                    "lowest loss",
-                    "largest gradient norm",
-                ],
-                rows,
-            ),
-            "",
-        ]
-    bif = tables.get("bifurcation")
-    if bif is not None and {"b", "kind"} <= set(bif.columns):
-        fp = bif[bif["kind"] != "x_T"]
-        multi = fp.groupby("b").size()
-        multi = multi[multi > 1].index.to_numpy(float)
-        w = bif["w"].iloc[0] if "w" in bif and len(bif) else math.nan
-        if multi.size:
-            out += [
-                f"Bistable band of the single unit at w = {fmt_num(w)}: b in "
-                f"[{fmt_num(multi.min())}, {fmt_num(multi.max())}] (two stable fixed points).",
-                "",
-            ]
-    return out
-
-
-def _interp_table(df: pd.DataFrame) -> list[str]:
-    if not {"pair", "alpha", "loss"} <= set(df.columns):
+def _interp_table(exp: Results) -> list[str]:
+    bar = C.interpolation_barriers(exp)
+    if bar is None:
         return []
-    rows = []
-    for pair, sub in df.groupby("pair", sort=True):
-        a = sub["alpha"].to_numpy(float)
-        L = sub["loss"].to_numpy(float)
-        ends = [L[np.argmin(np.abs(a - x))] for x in (0.0, 1.0)]
-        inside = L[(a >= 0) & (a <= 1)]
-        top = float(np.max(inside)) if inside.size else math.nan
-        ref = max(ends)
-        rows.append(
-            [
-                str(pair),
-                fmt_num(ends[0]),
-                fmt_num(ends[1]),
-                fmt_num(top),
-                fmt_num(top / ref) if ref > 0 else "–",
-            ]
-        )
-    return [
+    rows = [[r.pair, *map(fmt_num, (r.start, r.end, r.top, r.barrier))] for r in bar.itertuples()]
+    head = "pair | loss at start | loss at end | highest loss between | barrier (× ends)"
+    return _blocks(
         "#### Loss on the straight line between two seeds' solutions",
-        "",
-        *md_table(
-            ["pair", "loss at start", "loss at end", "highest loss between", "barrier (× ends)"],
-            rows,
-        ),
-        "",
+        md_table(head, rows),
         "A barrier well above 1 means the two solutions lie in different basins.",
-        "",
-    ]
+    )
 
 
-def _parallel_table(df: pd.DataFrame) -> list[str]:
-    if not {"jobs", "wall_s"} <= set(df.columns) or not len(df):
+def _parallel_table(exp: Results) -> list[str]:
+    sp = C.parallel_speedup(exp)
+    if sp is None:
         return []
-    d = df.groupby("jobs", sort=True)["wall_s"].agg(["median", "size"]).reset_index()
-    j0, t0 = float(d["jobs"].iloc[0]), float(d["median"].iloc[0])
-    rows = []
-    for r in d.itertuples():
-        sp = t0 / float(r.median) if r.median > 0 else math.nan
-        rows.append(
-            [
-                str(int(r.jobs)),
-                str(int(r.size)),
-                fmt_num(r.median),
-                fmt_num(sp),
-                fmt_num(sp / (r.jobs / j0)),
-            ]
-        )
-    return [
-        "#### Wall time against --jobs",
-        "",
-        *md_table(["--jobs", "timings", "median wall time (s)", "speedup", "efficiency"], rows),
-        "",
-        f"Speedup relative to --jobs {int(j0)}; efficiency = speedup / (jobs / {int(j0)})."
-        + (f" Backend: {', '.join(sorted(set(df['backend'])))}." if "backend" in df else ""),
-        "",
+    rows = [
+        [str(int(r.jobs)), str(int(r.size)), *map(fmt_num, (r.median, r.speedup, r.efficiency))]
+        for r in sp.itertuples()
     ]
+    j0, backends = int(sp["jobs"].iloc[0]), sp.attrs.get("backends")
+    return _blocks(
+        "#### Wall time against --jobs",
+        md_table("--jobs | timings | median wall time (s) | speedup | efficiency", rows),
+        f"Speedup relative to --jobs {j0}; efficiency = speedup / (jobs / {j0})."
+        + (f" Backend: {', '.join(backends)}." if backends else ""),
+    )
 
 
 def _experiment_section(exp: Results, num: int, title: str, purpose: str) -> list[str]:
-    rel = exp.name
-    lines = [f"### {num}. {title} (`{rel}/`)", ""]
-    if purpose:
-        lines += [purpose, ""]
-    if exp.problems:
-        lines += ["Problems reading this directory: " + "; ".join(exp.problems) + ".", ""]
-    lines += _run_line(exp)
-    lines += _figure_lines(exp, rel)
-    has_runs = bool(exp.runs is not None and len(exp.runs)) and exp.name != "parallel"
-    if has_runs:
-        lines += ["#### Results", ""]
-        lines += _results_table(exp)
+    results = []
+    if exp.runs is not None and len(exp.runs) and exp.name != "parallel":
+        results = ["#### Results", "", *_results_table(exp), *_optima_section(exp)]
+        results += [*_lag_table(exp), *_scaling_table(exp), *_guess_table(exp)]
     elif exp.name not in ("cliff", "parallel"):
-        lines += ["No run table (`runs.parquet`) is stored for this experiment.", ""]
-    if has_runs:
-        rec, _ = C.arch(exp.runs)
-        if exp.name == "local_optima" or rec.nunique() > 1:
-            lines += _optima_section(exp)
-        lines += _lag_table(exp)
-        lines += _scaling_table(exp)
-        if exp.name == "random_guessing" or (
-            exp.name != "speed" and (exp.runs["method"].astype(str) == "random").any()
-        ):
-            lines += _guess_table(exp)
-    t = exp.tables
-    if "gradient_fidelity" in t:
-        lines += _fidelity_table(t["gradient_fidelity"])
-    lines += _cliff_table(t)
-    if "interpolation" in t:
-        lines += _interp_table(t["interpolation"])
-    par = t.get("parallel")
-    if par is None and isinstance(_meta_get(exp.meta, "parallel"), list):
-        try:
-            par = pd.DataFrame(exp.meta["parallel"])
-        except (TypeError, ValueError):
-            par = None
-    if par is not None:
-        lines += _parallel_table(par)
-    if exp.report.get("published"):
-        lines += [f"Published numbers: {exp.report['published']}", ""]
-    elif exp.report.get("compare"):
-        lines += ["Published numbers: see *Published numbers beside ours*.", ""]
-    return lines
+        results = "No run table (`runs.parquet`) is stored for this experiment."
+    pub = exp.report.get("published")
+    return _blocks(
+        f"### {num}. {title} (`{exp.name}/`)",
+        purpose,
+        exp.problems and "Problems reading this directory: " + "; ".join(exp.problems) + ".",
+        _run_line(exp),
+        _figure_lines(exp, exp.name),
+        results,
+        _fidelity_table(exp),
+        _cliff_table(exp),
+        _interp_table(exp),
+        _parallel_table(exp),
+        f"Published numbers: {pub}"
+        if pub
+        else exp.report.get("compare")
+        and "Published numbers: see *Published numbers beside ours*.",
+    )
 
 
 def _safe(fn, *args, what: str) -> list[str]:
@@ -1570,167 +1089,153 @@ def _safe(fn, *args, what: str) -> list[str]:
 # claims
 # ------------------------------------------------------------------------------------------
 def _verdict_a(exps: dict[str, Results]) -> dict:
-    exp = exps.get("speed")
-    panels = C.speed_panels(exp) if exp is not None else pd.DataFrame()
-    n_min, n_max = C.seed_range(C.core_tables(exp)) if exp is not None else (0, 0)
-    label = C.claim_a(panels, n_min)
-    lines = ["## Claim (a): is BPTT faster than evolutionary optimization?", ""]
-    if exp is None or panels.empty:
-        why = (
-            "the speed experiment has no results"
-            if exp is None or exp.runs is None
+    v = C.verdict_a(exps)
+    panels, label, others = v["panels"], v["label"], _others_a(v["others"])
+    title = "## Claim (a): is BPTT faster than evolutionary optimization?"
+    if panels.empty:
+        return _not_measured(
+            title,
+            "the speed experiment has no results."
+            if not v["has_runs"]
             else "the speed experiment has no condition with both a BPTT variant and an "
-            "evolutionary method"
+            "evolutionary method.",
+            others,
         )
-        basis = f"{why}."
-        lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_a(exps)}
-    groups: dict[str, list] = {}
-    for r in panels.itertuples():
-        groups.setdefault(r.outcome, []).append(r)
-
-    def desc(r):
-        return (
-            f"{r.condition} ({_label(r.evo)} / {_label(r.bptt)}: {_ci(r.ratio, r.lo, r.hi)}, "
-            f"{_pt(r.p)}, Holm {_pt(r.p_holm)})"
-        )
-
-    sents = []
-    n = len(panels)
-    for outc, text in (
-        ("BPTT faster", "BPTT was significantly faster (Holm-adjusted) on"),
-        ("evolution faster", "the evolutionary method was significantly faster (Holm-adjusted) on"),
-        ("equally fast", f"the two were equally fast within a factor {EQUIV_RATIO:g} on"),
-        ("undecided", "the difference is not significant after Holm's correction on"),
-        ("nothing solved", "no method solved any seed on"),
-    ):
-        if outc in groups:
-            sents.append(f"{text} {_join([desc(r) for r in groups[outc]])}")
-    fast = len(groups.get("BPTT faster", []))
-    basis = f"BPTT significantly faster in {fast} of {_plural(n, 'condition')} (speed)"
+    sents = _by_outcome(
+        panels,
+        lambda r: (
+            f"{r.condition} ({_label(r.evo)} / {_label(r.bptt)}: "
+            f"{_ci(r.ratio, r.lo, r.hi)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
+        ),
+        OUTCOMES_A,
+    )
+    n, fast = _plural(len(panels), "condition"), v["counts"].get("BPTT faster", 0)
     para = (
-        f"**Verdict: {label}.** In the speed experiment ({_plural(n, 'condition')}), comparing "
+        f"**Verdict: {label}.** In the speed experiment ({n}), comparing "
         "the restart-aware expected cost to the task's success criterion (best-cap ERT, "
         "forward-pass equivalents) of the declared pairing, CMA-ES against BPTT (Adam) "
         "(ratio = ERT(evolutionary) / ERT(BPTT), > 1: BPTT faster): " + "; ".join(sents) + "."
     )
-    wall = [r for r in panels.itertuples() if r.wall_outcome != "not measured"]
-    if wall:
-        agree = sum(r.wall_outcome == r.outcome for r in wall)
-        differ = [f"{r.condition} ({r.wall_outcome})" for r in wall if r.wall_outcome != r.outcome]
+    if v["wall_n"]:
+        differ = [f"{r.condition} ({r.wall_outcome})" for r in v["wall_differ"].itertuples()]
         para += (
             " Measured in wall-clock seconds instead of forward-pass equivalents, the same "
-            f"rule gives the same outcome in {agree} of {_plural(len(wall), 'condition')}"
+            f"rule gives the same outcome in {v['wall_n'] - len(differ)} of "
+            f"{_plural(v['wall_n'], 'condition')}"
             + (f"; it differs on {_join(differ)}" if differ else "")
             + "."
         )
-    lines += [para, "", *_speed_table(panels), ""]
-    lines += _safe(_cost_ratio_table, exp, what="The cost-ratio table")
-    lines += [_seeds_note(n_min, n_max, "a"), ""]
-    lines += _others_a(exps)
+    lines = _blocks(
+        title,
+        para,
+        _speed_table(panels),
+        _safe(_cost_ratio_table, exps["speed"], what="The cost-ratio table"),
+        _seeds_note(v["n_min"], v["n_max"], "a"),
+        others,
+    )
+    basis = f"BPTT significantly faster in {fast} of {n} (speed)"
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_a(exps: dict[str, Results]) -> list[str]:
-    """The claim (a) comparison in the other experiments (supporting evidence only)."""
-    rows = []
-    for name, e in exps.items():
-        if name in ("speed", "parallel", "cliff"):
-            continue
-        try:
-            p = C.speed_panels(e)
-        except Exception:
-            continue
-        for r in p.itertuples():
-            rows.append([name, r.condition, _ci(r.ratio, r.lo, r.hi), _p(r.p), r.outcome])
-    if not rows:
-        return []
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r[-1]] = counts.get(r[-1], 0) + 1
-    summ = ", ".join(f"{k}: {counts[k]}" for k in sorted(counts))
+def _by_outcome(df: pd.DataFrame, desc, texts: dict) -> list[str]:
+    """One clause per outcome of ``texts`` ({outcome: text}) that ``df`` has: the text, then
+    ``desc`` of each row with that outcome."""
     return [
-        "The same comparison in the other experiments (supporting evidence; not part of the "
-        f"verdict rule): {summ}.",
-        "",
-        *md_table(["experiment", "condition", "ERT ratio evo/BPTT [CI]", "p", "outcome"], rows),
-        "",
+        f"{text} {_join([desc(r) for r in df.itertuples() if r.outcome == outc])}"
+        for outc, text in texts.items()
+        if (df["outcome"] == outc).any()
     ]
+
+
+def _others(df: pd.DataFrame, intro: str, head: str, cells) -> list[str]:
+    """The same comparison in the other experiments: a summary line and a table."""
+    if not len(df):
+        return []
+    summ = ", ".join(f"{k}: {n}" for k, n in C.outcome_counts(df).items())
+    rows = [[r.experiment, r.condition, *cells(r), r.outcome] for r in df.itertuples()]
+    return _blocks(
+        f"{intro} (supporting evidence; not part of the verdict rule): {summ}.",
+        md_table(f"experiment | condition | {head} | outcome", rows),
+    )
+
+
+OUTCOMES_A = {
+    "BPTT faster": "BPTT was significantly faster (Holm-adjusted) on",
+    "evolution faster": "the evolutionary method was significantly faster (Holm-adjusted) on",
+    "equally fast": f"the two were equally fast within a factor {EQUIV_RATIO:g} on",
+    "undecided": "the difference is not significant after Holm's correction on",
+    "nothing solved": "no method solved any seed on",
+}
+OUTCOMES_B1 = {
+    "BPTT more often stuck": "BPTT succeeded significantly less often than CMA-ES on",
+    "BPTT less often stuck": "BPTT succeeded significantly more often than CMA-ES on",
+    "equal": f"the success rates were equal within ±{EQUIV_DIFF:g} on",
+    "undecided": "the difference is not significant after Holm's correction on",
+    "nothing solved": "neither solved any seed on",
+}
+OUTCOMES_B2 = {
+    "BPTT hurt more": "recurrence lowered BPTT's success significantly more than CMA-ES's on",
+    "BPTT hurt less": "recurrence lowered BPTT's success significantly less than CMA-ES's on",
+    "equal": f"the interaction was within ±{EQUIV_DIFF:g} on",
+    "undecided": "the interaction is not significant after Holm's correction on",
+    "not informative": "no method solved the feed-forward net (no information) on",
+}
+
+
+def _not_measured(title: str, basis: str, others: list[str]) -> dict:
+    lines = _blocks(title, f"**Verdict: not measured** — {basis}", others)
+    return {"label": "not measured", "basis": basis, "lines": lines}
+
+
+def _others_a(df: pd.DataFrame) -> list[str]:
+    return _others(
+        df,
+        "The same comparison in the other experiments",
+        "ERT ratio evo/BPTT [CI] | p",
+        lambda r: [_ci(r.ratio, r.lo, r.hi), _p(r.p)],
+    )
+
+
+def _others_b(df: pd.DataFrame) -> list[str]:
+    return _others(
+        df,
+        "Best BPTT against CMA-ES success rates in the other experiments",
+        "BPTT vs CMA-ES solved | difference [CI] | p (Fisher)",
+        lambda r: [f"{r.k_b}/{r.n_b} vs {r.k_o}/{r.n_o}", _ci(r.d, r.lo, r.hi, 2), _p(r.p)],
+    )
 
 
 def _verdict_b(exps: dict[str, Results]) -> dict:
-    exp = exps.get("local_optima")
-    lines = [
-        "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?",
-        "",
-    ]
-    if exp is None or C.optima_tables(exp) is None:
-        b1 = b2 = pd.DataFrame()
-        label = "not measured"
-        basis = "the local_optima experiment has no results."
-        lines += [f"**Verdict: {label}** — {basis}", ""]
-        return {"label": label, "basis": basis, "lines": lines + _others_b(exps)}
-    b1, b2 = C.optima_panels(exp)
-    sr = C.optima_tables(exp)["sr"]
-    n_min, n_max = (int(sr["n"].min()), int(sr["n"].max())) if len(sr) else (0, 0)
-    label = C.claim_b(b2, n_min, has_b1=bool(len(b1)))
-
-    def d1(r):
-        return (
+    v = C.verdict_b(exps)
+    label, others = v["label"], _others_b(v["others"])
+    title = "## Claim (b): is BPTT more often stuck in local optima, because of recurrence?"
+    if not v["measured"]:
+        return _not_measured(title, "the local_optima experiment has no results.", others)
+    b1, b2 = v["b1"], v["b2"]
+    s1 = _by_outcome(
+        b1,
+        lambda r: (
             f"{r.condition} ({_label(r.bptt)} {r.k_b}/{r.n_b} vs {_label(r.other)} "
             f"{r.k_o}/{r.n_o}, difference {_ci(r.d, r.lo, r.hi, 2)}, Fisher {_pt(r.p)}, "
             f"Holm {_pt(r.p_holm)})"
-        )
-
-    def d2(r):
-        return (
+        ),
+        OUTCOMES_B1,
+    )
+    s2 = _by_outcome(
+        b2,
+        lambda r: (
             f"{r.condition}, {r.ff_arch} ({_label(r.bptt)} rec − ff {r.d_grad:+.2f}, "
             f"{_label(r.evo)} rec − ff {r.d_evo:+.2f}: interaction "
             f"{_ci(r.delta, r.lo, r.hi, 2)}, {_pt(r.p)}, Holm {_pt(r.p_holm)})"
-        )
-
-    def part(df, fn, texts):
-        out = []
-        groups: dict[str, list] = {}
-        for r in df.itertuples():
-            groups.setdefault(r.outcome, []).append(r)
-        for outc, text in texts:
-            if outc in groups:
-                out.append(f"{text} {_join([fn(r) for r in groups[outc]])}")
-        return out
-
-    s1 = part(
-        b1,
-        d1,
-        (
-            ("BPTT more often stuck", "BPTT succeeded significantly less often than CMA-ES on"),
-            ("BPTT less often stuck", "BPTT succeeded significantly more often than CMA-ES on"),
-            ("equal", f"the success rates were equal within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the difference is not significant after Holm's correction on"),
-            ("nothing solved", "neither solved any seed on"),
         ),
+        OUTCOMES_B2,
     )
-    s2 = part(
-        b2,
-        d2,
-        (
-            ("BPTT hurt more", "recurrence lowered BPTT's success significantly more than "
-             "CMA-ES's on"),
-            ("BPTT hurt less", "recurrence lowered BPTT's success significantly less than "
-             "CMA-ES's on"),
-            ("equal", f"the interaction was within ±{EQUIV_DIFF:g} on"),
-            ("undecided", "the interaction is not significant after Holm's correction on"),
-            ("not informative", "no method solved the feed-forward net (no information) on"),
-        ),
-    )  # fmt: skip
-    pos = int((b2["outcome"] == "BPTT hurt more").sum()) if len(b2) else 0
-    neg = int((b2["outcome"] == "BPTT hurt less").sum()) if len(b2) else 0
+    pos, neg = v["counts"].get("BPTT hurt more", 0), v["counts"].get("BPTT hurt less", 0)
     basis = (
         f"recurrence hurt BPTT significantly more than CMA-ES in {pos} and less in {neg} of "
         f"{_plural(len(b2), 'condition')} (method x architecture interaction, local_optima)"
     )
-    para = f"**Verdict: {label}.** In the local_optima experiment, "
-    para += (
+    para = f"**Verdict: {label}.** In the local_optima experiment, " + (
         "the verdict's comparison, the method x architecture interaction of success: "
         + "; ".join(s2)
         + "."
@@ -1738,131 +1243,54 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
         else "no feed-forward (recurrent = false) runs are stored, so the interaction that "
         "decides the claim could not be measured."
     )
-    para += (
-        " Separately, BPTT against CMA-ES on the recurrent nets (b1, not part of the "
-        "verdict): " + "; ".join(s1) + "."
-        if s1
-        else ""
+    if s1:
+        para += (
+            " Separately, BPTT against CMA-ES on the recurrent nets (b1, not part of the "
+            "verdict): " + "; ".join(s1) + "."
+        )
+    lines = _blocks(
+        title,
+        para,
+        _b_tables(b1, b2),
+        _seeds_note(v["n_min"], v["n_max"], "b"),
+        _anatomy_table(exps["local_optima"].tables.get("anatomy")),
+        others,
     )
-    lines += [para, "", *_b_tables(b1, b2), _seeds_note(n_min, n_max, "b"), ""]
-    lines += _anatomy_table(exp.tables.get("anatomy"))
-    lines += _others_b(exps)
     return {"label": label, "basis": basis, "lines": lines}
 
 
-def _others_b(exps: dict[str, Results]) -> list[str]:
-    rows = []
-    for name, e in exps.items():
-        if name in ("local_optima", "parallel", "cliff"):
-            continue
-        try:
-            b1, _ = C.optima_panels(e)
-        except Exception:
-            continue
-        for r in b1.itertuples():
-            rows.append(
-                [
-                    name,
-                    r.condition,
-                    f"{r.k_b}/{r.n_b} vs {r.k_o}/{r.n_o}",
-                    _ci(r.d, r.lo, r.hi, 2),
-                    _p(r.p),
-                    r.outcome,
-                ]
-            )
-    if not rows:
-        return []
-    counts: dict[str, int] = {}
-    for r in rows:
-        counts[r[-1]] = counts.get(r[-1], 0) + 1
-    summ = ", ".join(f"{k}: {counts[k]}" for k in sorted(counts))
-    return [
-        "Best BPTT against CMA-ES success rates in the other experiments (supporting "
-        f"evidence; not part of the verdict rule): {summ}.",
-        "",
-        *md_table(
-            [
-                "experiment",
-                "condition",
-                "BPTT vs CMA-ES solved",
-                "difference [CI]",
-                "p (Fisher)",
-                "outcome",
-            ],
-            rows,
-        ),
-        "",
-    ]
-
-
-def _compare_rows(exps: dict[str, Results]) -> list[dict]:
-    """The published numbers set beside ours: every experiment's [[report.compare]] rows."""
-    rows = []
-    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
-        comp = exps[name].report.get("compare") if name in exps else None
-        rows += [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []
-    return rows
+def _names(exps: dict[str, Results]) -> list[str]:
+    """Every experiment name in document order: the suite's, then any other with results."""
+    return [*_KNOWN, *[n for n in exps if n not in _KNOWN]]
 
 
 def _published(exps: dict[str, Results]) -> list[str]:
-    lines = [
+    rows = []
+    for name in _names(exps):
+        comp = exps[name].report.get("compare") if name in exps else None
+        for pub in [r for r in comp if isinstance(r, dict)] if isinstance(comp, list) else []:
+            ours = "; ".join(
+                f"{_ci(r.ert, r.ert_lo, r.ert_hi)} ({r.experiment}: {r.condition}, "
+                f"H={_values(r.n_hidden)}, {r.n_reached}/{r.n_runs} solved)"
+                for r in C.published_matches(pub, exps).itertuples()
+            )
+            if ours:
+                ours += f" ({pub['note']})" if pub.get("note") else ""
+            else:
+                ours = pub["missing"][0].upper() + pub["missing"][1:]
+            rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], ours])
+    notes = [(n, exps[n].report.get("published")) for n in _names(exps) if n in exps]
+    return _blocks(
         "## Published numbers beside ours",
-        "",
         "Only numbers we could check against the source are printed; each row names the "
         "paper and section. Published setups differ from ours in the ways listed, so the "
         "comparison is of orders of magnitude, not a replication test.",
-        "",
-    ]
-    rows = []
-    for pub in _compare_rows(exps):
-        ours = []
-        if pub.get("task") is not None:
-            for name in ("random_guessing", *[n for n in exps if n != "random_guessing"]):
-                e = exps.get(name)
-                runs = C.usable(e) if e is not None else None
-                if runs is None:
-                    continue
-                keep = (runs["task"] == pub["task"]) & (runs["method"] == pub["method"])
-                if pub.get("variant") is not None:
-                    if "grid.setup" in runs.columns:  # the suite's random_guessing parts
-                        var = runs["grid.setup"].map({"latch_I": "I", "latch_II": "II"})
-                    else:
-                        var = runs["task_params"].map(
-                            lambda j: str(A._json(j).get("variant", "II"))
-                        )
-                    keep &= var == pub["variant"]
-                if not keep.any():
-                    continue
-                ann = A.annotate(runs)
-                ann = ann[keep.to_numpy()]
-                ctt = A.cost_to_target(ann, e.traces, cost="evals")
-                et = A.ert_table(ctt, by=("condition", "variant"), n_boot=N_BOOT, seed=SEED)
-                for r in et.itertuples():
-                    h = _values(ann.loc[ann["condition"] == r.condition, "n_hidden"])
-                    ours.append(
-                        f"{_ci(r.ert, r.ert_lo, r.ert_hi)} ({name}: {r.condition}, "
-                        f"H={h}, {r.n_reached}/{r.n_runs} solved)"
-                    )
-                break
-        if ours:
-            our = "; ".join(ours) + (f" ({pub['note']})" if pub.get("note") else "")
-        else:
-            our = pub["missing"][0].upper() + pub["missing"][1:]
-        rows.append([pub["what"], pub["value"], pub["setup"], pub["source"], our])
-    lines += md_table(["quantity", "published", "published setup", "source", "ours"], rows)
-    lines += [
-        "",
+        md_table("quantity | published | published setup | source | ours", rows),
         "Our random-guessing numbers are ERTs in loss evaluations (one evaluation = one "
         "guess); see the random_guessing section for our setup (sequence length, hidden "
         "units, weight range).",
-        "",
-    ]
-    for name in [*_KNOWN, *[n for n in exps if n not in _KNOWN]]:
-        note = exps[name].report.get("published") if name in exps else None
-        if note:
-            lines.append(f"* {name}: {note}")
-    lines.append("")
-    return lines
+        [f"* {name}: {note}" for name, note in notes if note],
+    )
 
 
 # ------------------------------------------------------------------------------------------
@@ -1871,45 +1299,33 @@ def _published(exps: dict[str, Results]) -> list[str]:
 def render_report(results_root) -> str:
     """The report's markdown text for the results under ``results_root``."""
     root = Path(results_root)
-    exps: dict[str, Results] = {}
-    missing = []
-    for name in _KNOWN:
-        d = root / name
-        if store.has_results(d):
-            exps[name] = store.read_results(d)
-        else:
-            missing.append(name)
-    extra = []
-    if root.is_dir():
-        for d in sorted(root.iterdir()):
-            if d.name in exps or d.name.startswith((".", "_")) or d.name in _KNOWN:
-                continue
-            if d.is_dir() and ((d / "meta.json").is_file() or (d / "runs.parquet").is_file()):
-                exps[d.name] = store.read_results(d)
-                extra.append(d.name)
-    ordered = [exps[n] for n in _KNOWN if n in exps] + [exps[n] for n in extra]
-
+    exps = {n: store.read_results(root / n) for n in _KNOWN if store.has_results(root / n)}
+    missing = [n for n in _KNOWN if n not in exps]
+    for d in sorted(root.iterdir()) if root.is_dir() else []:
+        if d.name.startswith((".", "_")) or d.name in _KNOWN or not d.is_dir():
+            continue
+        if (d / "meta.json").is_file() or (d / "runs.parquet").is_file():
+            exps[d.name] = store.read_results(d)
+    names = [n for n in _names(exps) if n in exps or n in missing]
     va = _safe_verdict(_verdict_a, exps, "claim (a)")
     vb = _safe_verdict(_verdict_b, exps, "claim (b)")
-    lines = _intro(ordered, missing)
+    lines = _intro([exps[n] for n in names if n in exps], missing)
     lines += _summary(va, vb)
     lines += _question()
-    lines += ["## How the verdicts are decided", "", RULES_TEXT, ""]
-    lines += _safe(_setup, ordered, what="The setup section")
+    lines += _blocks("## How the verdicts are decided", RULES_TEXT)
+    lines += _safe(_setup, [exps[n] for n in names if n in exps], what="The setup section")
     lines += ["## Experiments", ""]
-    for i, name in enumerate([*_KNOWN, *extra], start=1):
+    for i, name in enumerate(names, start=1):
         text = exps[name].report if name in exps else {}
         title, purpose = str(text.get("title") or name), str(text.get("summary") or "")
         if name in missing:
-            lines += [
+            lines += _blocks(
                 f"### {i}. {title} (`{name}/`)",
-                "",
                 f"Not run: no results in `{name}/` (run `bptt run experiments/{name}.toml`, "
                 "or `make experiments`).",
-                "",
-            ]
-            continue
-        lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
+            )
+        else:
+            lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
     lines += va["lines"] + vb["lines"]
     lines += _safe(_published, exps, what="The published-numbers section")
     text = "\n".join(lines)
