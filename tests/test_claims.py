@@ -294,3 +294,56 @@ def test_special_tables():
     meta = {"parallel": [{"jobs": 1, "wall_s": 10.0}, {"jobs": 2, "wall_s": 5.0}]}
     assert C.parallel_speedup(results(meta=meta))["speedup"].tolist() == [1.0, 2.0]
     assert C.parallel_speedup(results()) is None
+
+
+# -- the pilot rule (issue 14) -----------------------------------------------------------------
+def test_informative_is_false_only_when_every_method_is_at_0_or_every_one_at_100():
+    assert not C.informative([0, 0, 0], [20, 20, 20])
+    assert not C.informative([20, 10], [20, 10])
+    assert C.informative([0, 20], [20, 20])  # one at 0 %, one at 100 %
+    assert C.informative([0, 1], [20, 20])
+    assert C.informative([19, 20], [20, 20])
+
+
+def test_an_uninformative_condition_is_labelled_and_left_out_of_holm_and_the_verdict(tmp_path):
+    spec = {
+        **speed_spec(bptt_cost=1e3, evo_cost=1e5),  # xor and adding: BPTT faster
+        ("latch", "bptt_adam", True): (20, 1e3),  # every method solves every seed
+        ("latch", "cmaes", True): (20, 1e5),
+        ("echo", "bptt_adam", True): (0, 1e3),  # no method solves any seed
+        ("echo", "cmaes", True): (0, 1e5),
+    }
+    write_experiment(tmp_path, "speed", spec)
+    v = C.verdict_a({"speed": store.read_results(tmp_path / "speed")})
+    p = v["panels"].set_index("condition")
+    out = p["outcome"].to_dict()
+    assert {k: out[k] for k in ("latch", "echo")} == {
+        "latch": "uninformative",
+        "echo": "uninformative",
+    }
+    assert p.loc[["latch", "echo"], "p_holm"].isna().all()
+    assert list(p.loc[["xor", "adding"], "outcome"]) == ["BPTT faster", "BPTT faster"]
+    # Holm over the 2 informative conditions only: p_holm <= 2 p (not 4 p)
+    for c in ("xor", "adding"):
+        assert p.loc[c, "p_holm"] <= min(1.0, 2 * p.loc[c, "p"]) + 1e-12
+    assert v["label"] == "supported" and int(p["informative"].sum()) == 2
+    from toolkit import report as R
+
+    text = R.render_report(tmp_path)
+    assert "BPTT significantly faster in 2 of 2 informative conditions (speed)" in text
+    assert "uninformative, left out" in text
+
+
+def test_claim_b_pilot_rule_on_the_four_arms(tmp_path):
+    spec = {
+        **optima_spec(k_b=5, k_c=25, k_ff=25),
+        ("parity", "bptt_adam", True): (30, 1e3),  # every arm at 100 %
+        ("parity", "cmaes", True): (30, 1e4),
+        ("parity", "bptt_adam", False): (30, 1e3),
+        ("parity", "cmaes", False): (30, 1e4),
+    }
+    write_experiment(tmp_path, "local_optima", spec, seeds=30)
+    v = C.verdict_b({"local_optima": store.read_results(tmp_path / "local_optima")})
+    b2 = v["b2"].set_index("condition")
+    assert b2.loc["parity", "outcome"] == "uninformative" and not b2.loc["parity", "informative"]
+    assert b2.loc["xor", "outcome"] == "BPTT hurt more" and v["label"] == "supported"

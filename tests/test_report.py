@@ -216,7 +216,7 @@ def test_claim_a_verdict_follows_the_numbers(tmp_path):
     write_experiment(fast, "speed", speed_spec(bptt_cost=1e3, evo_cost=1e5))
     text = R.render_report(fast)
     assert verdict(text, "a") == "supported"
-    assert "BPTT significantly faster in 2 of 2 conditions" in text
+    assert "BPTT significantly faster in 2 of 2 informative conditions" in text
     assert "BPTT was significantly faster (Holm-adjusted)" in text
     assert "best-cap ERT" in text and "(calibrated)" in text and "break-even ratio" in text
 

@@ -209,9 +209,20 @@ def _classify_a(ratio, lo, hi, p_holm, solved: bool) -> str:
     return "undecided"
 
 
+def informative(k, n) -> bool:
+    """The pilot rule: a condition informs a verdict unless every method in it solved no seed
+    or every method solved every seed (``k`` successes of ``n`` runs, one entry per method)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    return not (np.all(k == 0) or np.all(k == n))
+
+
 def _holm_outcomes(rows: list[dict], pkey="p", prefix="") -> None:
-    adj = A.holm([r[pkey] for r in rows]) if rows else []
-    for r, q in zip(rows, adj, strict=True):
+    """Holm over the informative rows (the pilot rule); the others are *uninformative*."""
+    live = [r for r in rows if r.get("informative", True)]
+    for r in rows:
+        r[f"{prefix}p_holm"], r[f"{prefix}outcome"] = math.nan, "uninformative"
+    adj = A.holm([r[pkey] for r in live]) if live else []
+    for r, q in zip(live, adj, strict=True):
         r[f"{prefix}p_holm"] = float(q)
         r[f"{prefix}outcome"] = _classify_a(
             r[f"{prefix}ratio"], r[f"{prefix}lo"], r[f"{prefix}hi"], q, r["_solved"]
@@ -280,7 +291,7 @@ def speed_panels(exp: Results) -> pd.DataFrame:
         "condition", "bptt", "evo", "ert_b", "ert_b_lo", "ert_b_hi", "ert_e", "ert_e_lo",
         "ert_e_hi", "fixed_ratio", "bc_b", "cap_b", "bc_e", "cap_e", "ratio", "lo", "hi", "p",
         "p_holm", "fam_ratio", "fam_lo", "fam_hi", "wall_ratio", "wall_lo", "wall_hi",
-        "wall_p_holm", "wall_outcome", "n_min", "outcome",
+        "wall_p_holm", "wall_outcome", "n_min", "informative", "outcome",
     ]  # fmt: skip
     if core is None:
         return pd.DataFrame(columns=cols)
@@ -297,6 +308,7 @@ def speed_panels(exp: Results) -> pd.DataFrame:
         grad = sub["variant"].map(fam) == "gradient"
         if grad.any() and not grad.all():
             rows.append(_speed_row(ctt, ctt_w, cond, sub[grad], sub[~grad]))
+            rows[-1]["informative"] = informative(sub["n_reached"], sub["n_runs"])
     _holm_outcomes(rows)
     _holm_outcomes(rows, pkey="wall_p", prefix="wall_")
     for r in rows:
@@ -362,7 +374,7 @@ def claim_a(panels: pd.DataFrame, n_min: int) -> str:
         return "not measured"
     if n_min < MIN_SEEDS:
         return "inconclusive at this scale"
-    out = [o for o in panels["outcome"] if o != "nothing solved"]
+    out = [o for o in panels["outcome"] if o not in ("nothing solved", "uninformative")]
     if not out:
         return "inconclusive at this scale"
     fast = sum(o == "BPTT faster" for o in out)
@@ -479,7 +491,7 @@ def _b2_rows(cond, cells: dict, rec: str, ffs: list, vb: str, ve: str) -> list[d
         p = it["p"] if k[1] + k[3] > 0 else math.nan
         vals = (*[x for c in arms for x in c], it["d_grad"], it["d_evo"], it["delta"])
         vals = (cond, rec, ff, vb, ve, *vals, it["lo"], it["hi"], p)
-        rows.append(dict(zip(B2_COLS, vals, strict=True)))
+        rows.append({**dict(zip(B2_COLS, vals, strict=True)), "informative": informative(k, n)})
     return rows
 
 
@@ -487,7 +499,10 @@ def _holm_b(rows: list[dict], est: str, zero: tuple[str, str], labels: tuple) ->
     """Holm-adjust the rows' p and classify each: labels[0] when the counts ``zero`` are both
     0 (no information), labels[1] / labels[2] when significant with ``est`` < 0 / > 0, *equal*
     when the CI lies within +-EQUIV_DIFF, else *undecided*."""
-    for r, q in zip(rows, A.holm([r["p"] for r in rows]), strict=True):
+    live = [r for r in rows if r.get("informative", True)]
+    for r in rows:
+        r["p_holm"], r["outcome"] = math.nan, "uninformative"
+    for r, q in zip(live, A.holm([r["p"] for r in live]), strict=True):
         r["p_holm"] = float(q)
         if r[zero[0]] + r[zero[1]] == 0:
             r["outcome"] = labels[0]
@@ -509,7 +524,7 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     interaction delta = (BPTT rec - BPTT ff) - (CMA-ES rec - CMA-ES ff) with a bootstrap CI
     and p (:func:`toolkit.analysis.interaction`), Holm-adjusted over the rows."""
     core = optima_tables(exp)
-    c1, c2 = [*B1_COLS, "p_holm", "outcome"], [*B2_COLS, "p_holm", "outcome"]
+    c1, c2 = [*B1_COLS, "p_holm", "outcome"], [*B2_COLS, "informative", "p_holm", "outcome"]
     if core is None:
         return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
     ann, sr = core["ann"], core["sr"]
@@ -557,7 +572,7 @@ def claim_b(b2: pd.DataFrame, n_min: int, *, has_b1: bool = False) -> str:
         return "inconclusive at this scale" if has_b1 else "not measured"
     if n_min < MIN_SEEDS:
         return "inconclusive at this scale"
-    o = [x for x in b2["outcome"] if x != "not informative"]
+    o = [x for x in b2["outcome"] if x not in ("not informative", "uninformative")]
     pos, neg = "BPTT hurt more" in o, "BPTT hurt less" in o
     if pos and not neg:
         return "supported"

@@ -109,7 +109,10 @@ runs that ended with a software error are left out of every statistic.
 **Claim (a)**, on the speed experiment, per condition: *BPTT faster* if r > 1 and Holm-adjusted
 p < {ALPHA:g}; *evolution faster* if r < 1 and Holm-adjusted p < {ALPHA:g}; *equally fast* if
 the CI lies within [1/{EQUIV_RATIO:g}, {EQUIV_RATIO:g}]; *nothing solved* if neither solved any
-seed; otherwise *undecided*. Overall, ignoring *nothing solved*: **supported** if BPTT is faster
+seed; otherwise *undecided*. **Pilot rule** (both claims): a condition in which every method
+solved no seed, or every method solved every seed, is *uninformative*: it is shown, left out
+of the Holm family and of the verdict, and the headline counts informative conditions only.
+Overall, ignoring *nothing solved* and *uninformative*: **supported** if BPTT is faster
 in every condition; **partly supported** if in some; **not supported** if in none and either
 evolution is faster somewhere or every condition is *equally fast*; otherwise **inconclusive at
 this scale**. Costs depend on the calibrated cost of a gradient step in forward passes; the
@@ -1110,6 +1113,7 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
         OUTCOMES_A,
     )
     n, fast = _plural(len(panels), "condition"), v["counts"].get("BPTT faster", 0)
+    n_inf = _plural(int(panels["informative"].sum()), "informative condition")
     para = (
         f"**Verdict: {label}.** In the speed experiment ({n}), comparing "
         "the restart-aware expected cost to the task's success criterion (best-cap ERT, "
@@ -1133,7 +1137,7 @@ def _verdict_a(exps: dict[str, Results]) -> dict:
         _seeds_note(v["n_min"], v["n_max"], "a"),
         others,
     )
-    basis = f"BPTT significantly faster in {fast} of {n} (speed)"
+    basis = f"BPTT significantly faster in {fast} of {n_inf} (speed)"
     return {"label": label, "basis": basis, "lines": lines}
 
 
@@ -1165,6 +1169,7 @@ OUTCOMES_A = {
     "equally fast": f"the two were equally fast within a factor {EQUIV_RATIO:g} on",
     "undecided": "the difference is not significant after Holm's correction on",
     "nothing solved": "no method solved any seed on",
+    "uninformative": "every method solved no seed, or every seed (uninformative, left out) on",
 }
 OUTCOMES_B1 = {
     "BPTT more often stuck": "BPTT succeeded significantly less often than CMA-ES on",
@@ -1179,6 +1184,7 @@ OUTCOMES_B2 = {
     "equal": f"the interaction was within ±{EQUIV_DIFF:g} on",
     "undecided": "the interaction is not significant after Holm's correction on",
     "not informative": "no method solved the feed-forward net (no information) on",
+    "uninformative": "every arm solved no seed, or every seed (uninformative, left out) on",
 }
 
 
@@ -1233,7 +1239,8 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
     pos, neg = v["counts"].get("BPTT hurt more", 0), v["counts"].get("BPTT hurt less", 0)
     basis = (
         f"recurrence hurt BPTT significantly more than CMA-ES in {pos} and less in {neg} of "
-        f"{_plural(len(b2), 'condition')} (method x architecture interaction, local_optima)"
+        f"{_plural(int(b2['informative'].sum()), 'informative condition')} (method x "
+        "architecture interaction, local_optima)"
     )
     para = f"**Verdict: {label}.** In the local_optima experiment, " + (
         "the verdict's comparison, the method x architecture interaction of success: "
