@@ -43,7 +43,7 @@ import time
 import numpy as np
 from numba import njit
 
-from toolkit.nets import _as_array, _check_finite, _positive_int, register_cell
+from toolkit.nets import _as_array, _check_finite, _positive_int, check_sequences, register_cell
 from toolkit.params import Param
 
 _ACT = {"tanh": 0, "sigmoid": 1}
@@ -250,27 +250,7 @@ class A1:
         unit starts at 0, as in the paper) and is returned as None."""
         if h0 is not None:
             raise ValueError("h0: A1 starts every sequence from zero activations; pass None")
-        x = _as_array(x, "x", 3)
-        B, T, I = x.shape
-        if B < 1 or T < 1:
-            raise ValueError(f"x: expected B >= 1 and T >= 1, got shape {x.shape}")
-        if I != self.n_in:
-            raise ValueError(f"x: expected shape (B, T, {self.n_in}), got {x.shape}")
-        _check_finite(x, "x")
-        if y is not None:
-            y = _as_array(y, "y", 3)
-            if y.shape != (B, T, 1):
-                raise ValueError(f"y: expected shape ({B}, {T}, 1), got {y.shape}")
-            _check_finite(y, "y")
-        if mask is None:
-            mask = np.ones((B, T))
-        else:
-            mask = _as_array(mask, "mask", 2)
-            if mask.shape != (B, T):
-                raise ValueError(f"mask: expected shape ({B}, {T}), got {mask.shape}")
-            _check_finite(mask, "mask")
-            if (mask < 0).any():
-                raise ValueError("mask: expected non-negative weights, got a negative value")
+        x, y, mask = check_sequences(x, y, mask, self.n_in, 1)
         return x, y, mask, None
 
     def _prep(self, x, y, mask, h0, check):

@@ -111,6 +111,33 @@ def _check_fixed(v) -> tuple[bool, object]:
 CELLS: dict[str, type] = {}
 
 
+def check_sequences(x, y, mask, n_in: int, n_out: int):
+    """Validate and convert x (B,T,n_in), y (B,T,n_out) or None, mask (B,T) non-negative
+    (None = ones): what every network class checks before its kernels see the data."""
+    x = _as_array(x, "x", 3)
+    B, T, I = x.shape
+    if B < 1 or T < 1:
+        raise ValueError(f"x: expected B >= 1 and T >= 1, got shape {x.shape}")
+    if I != n_in:
+        raise ValueError(f"x: expected shape (B, T, {n_in}), got {x.shape}")
+    _check_finite(x, "x")
+    if y is not None:
+        y = _as_array(y, "y", 3)
+        if y.shape != (B, T, n_out):
+            raise ValueError(f"y: expected shape ({B}, {T}, {n_out}), got {y.shape}")
+        _check_finite(y, "y")
+    if mask is None:
+        mask = np.ones((B, T))
+    else:
+        mask = _as_array(mask, "mask", 2)
+        if mask.shape != (B, T):
+            raise ValueError(f"mask: expected shape ({B}, {T}), got {mask.shape}")
+        _check_finite(mask, "mask")
+        if (mask < 0).any():
+            raise ValueError("mask: expected non-negative weights, got a negative value")
+    return x, y, mask
+
+
 def register_cell(cls: type) -> type:
     """Class decorator: ``CELLS[cls.cell] = cls`` (see docs/CONTRACTS.md, the net protocol)."""
     if cls.cell in CELLS:
@@ -370,27 +397,8 @@ class Elman:
 
         x (B,T,I), y (B,T,O), mask (B,T) non-negative (None = ones), h0 (B,H) (None = zeros).
         """
-        x = _as_array(x, "x", 3)
-        B, T, I = x.shape
-        if B < 1 or T < 1:
-            raise ValueError(f"x: expected B >= 1 and T >= 1, got shape {x.shape}")
-        if I != self.n_in:
-            raise ValueError(f"x: expected shape (B, T, {self.n_in}), got {x.shape}")
-        _check_finite(x, "x")
-        if y is not None:
-            y = _as_array(y, "y", 3)
-            if y.shape != (B, T, self.n_out):
-                raise ValueError(f"y: expected shape ({B}, {T}, {self.n_out}), got {y.shape}")
-            _check_finite(y, "y")
-        if mask is None:
-            mask = np.ones((B, T))
-        else:
-            mask = _as_array(mask, "mask", 2)
-            if mask.shape != (B, T):
-                raise ValueError(f"mask: expected shape ({B}, {T}), got {mask.shape}")
-            _check_finite(mask, "mask")
-            if (mask < 0).any():
-                raise ValueError("mask: expected non-negative weights, got a negative value")
+        x, y, mask = check_sequences(x, y, mask, self.n_in, self.n_out)
+        B = x.shape[0]
         if h0 is None:
             h0 = np.zeros((B, self.n_hidden))
         else:
