@@ -347,3 +347,29 @@ def test_claim_b_pilot_rule_on_the_four_arms(tmp_path):
     b2 = v["b2"].set_index("condition")
     assert b2.loc["parity", "outcome"] == "uninformative" and not b2.loc["parity", "informative"]
     assert b2.loc["xor", "outcome"] == "BPTT hurt more" and v["label"] == "supported"
+
+
+def test_budget_limited_cmaes_is_labelled_not_stuck(tmp_path):
+    """A CMA-ES arm whose failed runs made fewer than 10 n generations is 'budget-limited':
+    labelled in b1 and left out of its Holm family, marked in the results table; with enough
+    generations the same counts give the ordinary outcome."""
+    spec = {("xor", "bptt_adam", True): (25, 1e3), ("xor", "cmaes", True): (5, 1e4)}
+    write_experiment(tmp_path, "big", spec, seeds=30)
+    exp = store.read_results(tmp_path / "big")
+    b1, _ = C.optima_panels(exp)
+    assert b1["outcome"].iloc[0] == "BPTT less often stuck" and not b1["limited"].iloc[0]
+    assert C.results_table(exp)["limited_gens"].isna().all()
+    runs = pd.read_parquet(tmp_path / "big" / "runs.parquet")
+    runs.loc[runs["method"] == "cmaes", "n_params"] = 500  # 10 n = 5000 generations
+    runs.to_parquet(tmp_path / "big" / "runs.parquet", index=False)
+    exp = store.read_results(tmp_path / "big")
+    lim = C.budget_limited(C.core_tables(exp)["ann"], ("condition", "variant"))
+    (gens, n), = lim.values()
+    assert n == 500 and gens < 10 * n
+    # lambda = 4 + floor(3 ln 500) = 22; failed runs spent 3e4 fwd-equiv = 1875 evaluations
+    assert gens == pytest.approx(1875 / 22)
+    b1, _ = C.optima_panels(exp)
+    assert b1["outcome"].iloc[0] == C.BUDGET_LIMITED and math.isnan(b1["p_holm"].iloc[0])
+    t = C.results_table(exp)
+    assert t.loc[t["variant"] == "cmaes", "limited_gens"].notna().all()
+    assert t.loc[t["variant"] == "bptt_adam", "limited_gens"].isna().all()

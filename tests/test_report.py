@@ -62,7 +62,8 @@ def write_experiment(
                 "window": 1 if rec else 2,
                 "output": "sigmoid",
                 "outcome": "solved" if ok else "budget",
-                "evals": int(fe.size),
+                # an evolutionary evaluation: the 16 training sequences (16 fwd-equiv)
+                "evals": int(fe.size) if grad else max(int(end / 16), 1),
                 "fwd_steps": 0 if grad else int(end),
                 "grad_steps": int(end / 2) if grad else 0,
                 "fwd_equiv": float(end),

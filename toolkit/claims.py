@@ -53,6 +53,8 @@ EQUIV_RATIO = 2.0  # ERT ratios within [1/2, 2] count as "equally fast"
 EQUIV_DIFF = 0.2  # success-rate differences within +-0.2 count as "equally often stuck"
 ALPHA = 0.05  # significance level of the tests that accompany the CIs
 STALL_TOL = 0.01  # a failed run "stalled": < 1 % best-loss improvement over its second half
+GEN_FACTOR = 10  # CMA-ES with fewer than 10 n generations (n weights) is "budget-limited"
+BUDGET_LIMITED = "CMA-ES budget-limited"
 
 
 def natkey(s) -> list:
@@ -133,6 +135,35 @@ def core_tables(exp: Results) -> dict | None:
             "fl": A.final_loss_stats(ann, by=by, n_boot=N_BOOT, seed=SEED, level=LEVEL),
         }
     exp.cache["core"] = out
+    return out
+
+
+def cmaes_generations(ann: pd.DataFrame) -> pd.Series:
+    """Per run: the generations a CMA-ES run made (loss evaluations / population size, the
+    run's ``lambda_`` or the default 4 + floor(3 ln n)); NaN for other methods. With IPOP
+    restarts the population grows, so this is an upper bound."""
+    out = pd.Series(np.nan, index=ann.index)
+    for i in ann.index[ann["method"] == "cmaes"]:
+        n = int(ann.at[i, "n_params"])
+        lam = A._json(ann.at[i, "method_params"]).get("lambda_")
+        lam = int(lam) if lam else 4 + int(3 * math.log(n))
+        out[i] = float(ann.at[i, "evals"]) / lam
+    return out
+
+
+def budget_limited(ann: pd.DataFrame, by) -> dict[tuple, tuple[float, int]]:
+    """{key of ``by``: (median generations, n)} for the CMA-ES groups whose failed runs made a
+    median of fewer than GEN_FACTOR n generations: the budget, not the surface, decided them
+    (Hansen's CMA-ES needs on the order of 10 n generations to adapt its covariance)."""
+    fail = ann[(ann["method"] == "cmaes") & ~ann["outcome"].isin(A.SUCCESS_OUTCOMES)]
+    if not len(fail):
+        return {}
+    gens = cmaes_generations(fail)
+    out = {}
+    for key, g in fail.assign(_gens=gens).groupby(list(by), sort=True):
+        med, n = float(g["_gens"].median()), int(g["n_params"].max())
+        if med < GEN_FACTOR * n:
+            out[key if isinstance(key, tuple) else (key,)] = (med, n)
     return out
 
 
@@ -462,9 +493,10 @@ B2_COLS = ["condition", "rec_arch", "ff_arch", "bptt", "evo", "k_gr", "n_gr", "k
 B2_COLS += ["k_er", "n_er", "k_ef", "n_ef", "d_grad", "d_evo", "delta", "lo", "hi", "p"]
 
 
-def _b1_rows(cond, cells: dict, recs: list, vb: str, ve: str) -> list[dict]:
+def _b1_rows(cond, cells: dict, recs: list, vb: str, ve: str, limited=()) -> list[dict]:
     """b1 rows of one condition: per recurrent arch, success(BPTT) - success(CMA-ES) with
-    Newcombe's CI and Fisher's p (NaN when neither solved any seed)."""
+    Newcombe's CI and Fisher's p (NaN when neither solved any seed); 'limited' when
+    (cond, arch, ve) is in ``limited`` (:func:`budget_limited`)."""
     rows = []
     for a in recs:
         B, O = cells.get((a, vb)), cells.get((a, ve))
@@ -472,7 +504,8 @@ def _b1_rows(cond, cells: dict, recs: list, vb: str, ve: str) -> list[dict]:
             continue
         d, lo, hi = A.diff_interval(*B, *O)
         p = A.fisher_exact(*B, *O) if B[0] + O[0] else math.nan
-        rows.append(dict(zip(B1_COLS, (cond, a, vb, *B, ve, *O, d, lo, hi, p), strict=True)))
+        row = dict(zip(B1_COLS, (cond, a, vb, *B, ve, *O, d, lo, hi, p), strict=True))
+        rows.append({**row, "limited": (cond, a, ve) in limited})
     return rows
 
 
@@ -498,10 +531,13 @@ def _b2_rows(cond, cells: dict, rec: str, ffs: list, vb: str, ve: str) -> list[d
 def _holm_b(rows: list[dict], est: str, zero: tuple[str, str], labels: tuple) -> None:
     """Holm-adjust the rows' p and classify each: labels[0] when the counts ``zero`` are both
     0 (no information), labels[1] / labels[2] when significant with ``est`` < 0 / > 0, *equal*
-    when the CI lies within +-EQUIV_DIFF, else *undecided*."""
-    live = [r for r in rows if r.get("informative", True)]
+    when the CI lies within +-EQUIV_DIFF, else *undecided*. Rows not informative (pilot rule)
+    or budget-limited ('limited') are labelled so and left out of the Holm family."""
+    live = [r for r in rows if r.get("informative", True) and not r.get("limited")]
     for r in rows:
         r["p_holm"], r["outcome"] = math.nan, "uninformative"
+        if r.get("limited"):
+            r["outcome"] = BUDGET_LIMITED
     for r, q in zip(live, A.holm([r["p"] for r in live]), strict=True):
         r["p_holm"] = float(q)
         if r[zero[0]] + r[zero[1]] == 0:
@@ -524,13 +560,15 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     interaction delta = (BPTT rec - BPTT ff) - (CMA-ES rec - CMA-ES ff) with a bootstrap CI
     and p (:func:`toolkit.analysis.interaction`), Holm-adjusted over the rows."""
     core = optima_tables(exp)
-    c1, c2 = [*B1_COLS, "p_holm", "outcome"], [*B2_COLS, "informative", "p_holm", "outcome"]
+    c1 = [*B1_COLS, "limited", "p_holm", "outcome"]
+    c2 = [*B2_COLS, "informative", "p_holm", "outcome"]
     if core is None:
         return pd.DataFrame(columns=c1), pd.DataFrame(columns=c2)
     ann, sr = core["ann"], core["sr"]
     fam = ann.groupby("variant", sort=True)["family"].first().to_dict()
     is_rec = ann.groupby("arch", sort=True)["recurrent_"].first().to_dict()
     sr = sr.assign(fam=sr["variant"].map(fam))
+    limited = budget_limited(ann, ("condition", "arch", "variant"))
     rows1, rows2 = [], []
     for cond, sub in sr.groupby("condition", sort=True):
         vb = primary(sub.loc[sub["fam"] == "gradient", "variant"], PRIMARY_GRAD)
@@ -541,7 +579,7 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
         cells = {(a, v): (int(k), int(n)) for a, v, k, n in sub[list(cols)].itertuples(False)}
         archs = sorted(sub["arch"].unique(), key=natkey)
         recs = [a for a in archs if is_rec.get(a, True)]
-        rows1 += _b1_rows(cond, cells, recs, vb, ve)
+        rows1 += _b1_rows(cond, cells, recs, vb, ve, limited)
         rec = "recurrent" if "recurrent" in recs else (recs[0] if recs else None)
         if rec is not None:
             ffs = [a for a in archs if not is_rec.get(a, True)]
@@ -661,6 +699,36 @@ def verdict_b(exps: dict[str, Results]) -> dict:
 # ------------------------------------------------------------------------------------------
 # the other tables of the report
 # ------------------------------------------------------------------------------------------
+def tuning_protocol(exp: Results) -> dict | None:
+    """The tuning stage of ``exp`` from its tuning.json (and tuning.parquet): 'protocols'
+    {part: configs, seeds, space, samples, conditions, ...} (:func:`toolkit.tuning.protocol`),
+    'cost' per method (tuning runs and forward-pass equivalents, the evaluation runs' beside
+    them, the tuning runs' CPU seconds when tuning.parquet is stored) and 'choices' (one row
+    per part, condition and method: the chosen knob values, solved / runs on the tuning seeds,
+    the best-cap ERT). None without tuning.json."""
+    t = exp.tuning
+    if not t:
+        return None
+    ch = pd.DataFrame(t["choices"])
+    if not len(ch):
+        return None
+    if "part" not in ch:
+        ch["part"] = ""
+    ch["tuning_runs"] = ch["configs"] * ch["runs"]  # (every configuration, the same seeds)
+    cost = ch.groupby("method", sort=False).agg(
+        tuning_runs=("tuning_runs", "sum"), tuning_fwd=("tuning_cost", "sum")
+    )
+    runs = usable(exp)
+    ev = runs.groupby("method")["fwd_equiv"].sum() if runs is not None else pd.Series(dtype=float)
+    cost["eval_fwd"] = [float(ev.get(m, np.nan)) for m in cost.index]
+    tt = exp.tables.get("tuning")
+    if tt is not None and {"method", "cpu_s"} <= set(tt.columns):
+        cpu = tt.groupby("method")["cpu_s"].sum()
+        cost["tuning_cpu_s"] = [float(cpu.get(m, np.nan)) for m in cost.index]
+    protocols = t.get("protocols") or {}
+    return {"protocols": protocols, "cost": cost.reset_index(), "choices": ch}
+
+
 def seed_range(exp: Results) -> tuple[int, int] | None:
     """(fewest, most) seeds per (condition, variant) of ``exp``; None without usable runs."""
     core = core_tables(exp)
@@ -773,7 +841,8 @@ def results_table(exp: Results) -> pd.DataFrame | None:
     """Per (condition, variant): successes / n, median final loss, ERT (fwd-equiv) and the
     ERT ratio to the condition's reference (:func:`toolkit.analysis.compare_methods`: the best
     BPTT variant) with Mann-Whitney p, each with its CI; 'reference' names the reference of
-    the row's condition. None without usable runs."""
+    the row's condition; limited_gens / limited_n for budget-limited CMA-ES rows
+    (:func:`budget_limited`). None without usable runs."""
     core = core_tables(exp)
     if core is None:
         return None
@@ -782,15 +851,23 @@ def results_table(exp: Results) -> pd.DataFrame | None:
     t = sr.merge(fl[[*key, "median", "median_lo", "median_hi"]], on=key, how="left")
     t = t.merge(ert_t[[*key, "ert", "ert_lo", "ert_hi"]], on=key, how="left")
     if not len(cmp):
-        return t.assign(
-            reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan, p_value=np.nan
-        )
+        t = t.assign(reference=None, ratio=np.nan, ratio_lo=np.nan, ratio_hi=np.nan)
+        return _with_limited(t.assign(p_value=np.nan), core["ann"])
     c = cmp.rename(columns={"series": "variant"})[
         [*key, "ratio", "ratio_lo", "ratio_hi", "p_value"]
     ]
     t = t.merge(c, on=key, how="left")
     refs = cmp.groupby("condition", sort=True)["reference"].first()
-    return t.assign(reference=t["condition"].map(refs))
+    return _with_limited(t.assign(reference=t["condition"].map(refs)), core["ann"])
+
+
+def _with_limited(t: pd.DataFrame, ann: pd.DataFrame) -> pd.DataFrame:
+    """``t`` with 'limited_gens' and 'limited_n': the :func:`budget_limited` median
+    generations and weights of the row's (condition, variant), NaN when not limited."""
+    lim = budget_limited(ann, ("condition", "variant"))
+    keys = list(zip(t["condition"], t["variant"], strict=True))
+    gens = [lim[k][0] if k in lim else np.nan for k in keys]
+    return t.assign(limited_gens=gens, limited_n=[lim[k][1] if k in lim else np.nan for k in keys])
 
 
 def stuck_table(exp: Results) -> pd.DataFrame | None:

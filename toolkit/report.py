@@ -706,10 +706,11 @@ def _results_table(exp: Results) -> list[str]:
     rows, prev = [], None
     for r in _ordered(t, "condition"):
         ref = r.variant == r.reference
+        lim = "" if math.isnan(r.limited_gens) else " ¹"
         rows.append(
             [
                 r.condition if r.condition != prev else "",
-                _label(r.variant),
+                _label(r.variant) + lim,
                 _rate(int(r.successes), int(r.n), (r.lo, r.hi)),
                 _ci(r.median, r.median_lo, r.median_hi),
                 _ci(r.ert, r.ert_lo, r.ert_hi),
@@ -733,7 +734,121 @@ def _results_table(exp: Results) -> list[str]:
             " Conditions without a BPTT variant that solved anything use the lowest-ERT method "
             f"as reference: {_join(nonbptt)}."
         )
+    lim = t[t["limited_gens"].notna()]
+    if len(lim):
+        cases = _join(
+            [
+                f"{r.condition} ({fmt_num(r.limited_gens)} generations, 10·n = "
+                f"{int(10 * r.limited_n):,})"
+                for r in lim.itertuples()
+            ]
+        )
+        note += (
+            f" ¹ Budget-limited: the failed runs of this CMA-ES row made a median of fewer than "
+            f"{C.GEN_FACTOR}·n generations (n: weights; CMA-ES needs on the order of 10·n to adapt "
+            f"its covariance), so their failures say the budget ended, not that CMA-ES was "
+            f"stuck: {cases}."
+        )
     return _blocks(md_table(head, rows), note)
+
+
+def _space_text(space: dict) -> str:
+    """A method's search space as text: knob list-of-choices or {log|uniform: [lo, hi]}."""
+    out = []
+    for k, v in space.items():
+        if isinstance(v, dict):
+            kind, (lo, hi) = next(iter(v.items()))
+            out.append(f"{k} {kind}-uniform on [{fmt_num(lo)}, {fmt_num(hi)}]")
+        else:
+            out.append(f"{k} ∈ {{{', '.join(_cell(x) for x in v)}}}")
+    return "; ".join(out) or "not tuned"
+
+
+def _tuning_condition(r, part: pd.DataFrame) -> str:
+    """A tuning choice's condition: its part (else task) and what varies within the part."""
+    vary = []
+    for k in sorted({k for d in part["task_params"] for k in d}):
+        if len({json.dumps(d.get(k)) for d in part["task_params"]}) > 1:
+            vary.append(f"{k}={_cell(r.task_params.get(k))}")
+    if part["n_hidden"].nunique() > 1:
+        vary.append(f"H={r.n_hidden}")
+    return (r.part or r.task) + (f" ({', '.join(vary)})" if vary else "")
+
+
+def _tuning_section(exp: Results) -> list[str]:
+    """The tuning stage of an experiment: protocol, cost per method, the choices."""
+    tp = C.tuning_protocol(exp)
+    if tp is None:
+        return []
+    prs = tp["protocols"]
+    if not prs:
+        return [
+            "#### Tuning",
+            "",
+            "tuning.json holds no protocol (written by an older version).",
+            "",
+        ]
+    first = next(iter(prs.values()))
+    n_cond = sum(int(pr.get("conditions", 0)) for pr in prs.values())
+    same = all(
+        pr["configs"] == first["configs"] and pr["seeds"] == first["seeds"] for pr in prs.values()
+    )
+    how = (
+        f"{first['configs']} configurations, each run on {_plural(first['seeds'], 'tuning seed')}"
+        if same
+        else "; ".join(
+            f"{p}: {pr['configs']} configurations x {pr['seeds']} seeds" for p, pr in prs.items()
+        )
+    )
+    intro = (
+        f"Every method was tuned alike, per condition (task and its settings, network, budget; "
+        f"{n_cond} in all): {how}, with the evaluation budget. The configurations are drawn at "
+        f"random from the search space below ({first.get('search', 'random')} search; one draw "
+        f"per method, the same in every condition). Tuning seeds come from their own stream "
+        f"({first.get('seed_stream', 'the tuning stage')}), so no tuning run shares a seed or "
+        f"its training data with an evaluation run. The choice per condition and method: "
+        f"{first.get('objective', 'the lowest ERT')}."
+    )
+    spaces: dict = {}
+    for part, pr in prs.items():
+        for m, sp in pr["space"].items():
+            spaces.setdefault((m, _space_text(sp)), []).append(part)
+    rows = [
+        [_label(m), ", ".join(p for p in parts if p) if len(parts) < len(prs) else "all", text]
+        for (m, text), parts in sorted(spaces.items(), key=lambda kv: _order_key(kv[0][0]))
+    ]
+    lines = _blocks("#### Tuning", intro, md_table("method | parts | search space", rows))
+    c = tp["cost"]
+    has_cpu = "tuning_cpu_s" in c
+    rows = [
+        [
+            _label(r.method),
+            f"{int(r.tuning_runs):,}",
+            fmt_num(r.tuning_fwd),
+            fmt_num(r.eval_fwd),
+            fmt_num(r.tuning_fwd / r.eval_fwd) if r.eval_fwd > 0 else "–",
+        ]
+        + ([_duration(r.tuning_cpu_s)] if has_cpu else [])
+        for r in c.itertuples()
+    ]
+    head = "method | tuning runs | tuning cost, fwd-equiv | evaluation cost | tuning / evaluation"
+    lines += _blocks(md_table(head + (" | tuning CPU time" if has_cpu else ""), rows))
+    ch = tp["choices"]
+    rows, prev = [], None
+    for r in ch.itertuples():
+        cond = _tuning_condition(r, ch[ch["part"] == r.part])
+        cond, prev = ("" if cond == prev else cond), cond
+        obj = "∞" if r.objective is None or pd.isna(r.objective) else fmt_num(r.objective)
+        chosen = ", ".join(f"{k} {_cell(v)}" for k, v in r.params.items())
+        rows.append([cond, _label(r.method), chosen])
+        rows[-1] += [f"{r.solved}/{r.runs}", obj]
+    head = "condition | method | chosen | solved on tuning seeds | best-cap ERT, fwd-equiv"
+    return lines + _blocks(
+        md_table(head, rows),
+        "Tuning runs are stored in `tuning.parquet` (the sensitivity figure draws them); the "
+        "choices in `tuning.json`. ∞: no configuration solved a tuning seed (then the lower "
+        "median best loss decided).",
+    )
 
 
 def _optima_section(exp: Results) -> list[str]:
@@ -1058,6 +1173,7 @@ def _experiment_section(exp: Results, num: int, title: str, purpose: str) -> lis
     results = []
     if exp.runs is not None and len(exp.runs) and exp.name != "parallel":
         results = ["#### Results", "", *_results_table(exp), *_optima_section(exp)]
+        results += _tuning_section(exp)
         results += [*_lag_table(exp), *_scaling_table(exp), *_guess_table(exp)]
     elif exp.name not in ("cliff", "parallel"):
         results = "No run table (`runs.parquet`) is stored for this experiment."
@@ -1177,6 +1293,8 @@ OUTCOMES_B1 = {
     "equal": f"the success rates were equal within ±{EQUIV_DIFF:g} on",
     "undecided": "the difference is not significant after Holm's correction on",
     "nothing solved": "neither solved any seed on",
+    C.BUDGET_LIMITED: "CMA-ES made fewer than 10·n generations (budget-limited, not stuck; left "
+    "out) on",
 }
 OUTCOMES_B2 = {
     "BPTT hurt more": "recurrence lowered BPTT's success significantly more than CMA-ES's on",

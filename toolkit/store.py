@@ -79,6 +79,7 @@ RUNS_TABLE = "runs.parquet"
 TRACES_TABLE = "traces.parquet"
 THETAS_TABLE = "thetas.parquet"
 META_FILE = "meta.json"
+TUNING_FILE = "tuning.json"  # the tuning stage's protocol and choices (toolkit.tuning)
 LOCK_FILE = ".lock"
 DAMAGED_DIR = "damaged"
 FORMAT = 1  # of meta.json
@@ -949,7 +950,8 @@ class Results:
     ``runs``: runs.parquet with the run record's columns under their current names
     (:func:`toolkit.records.normalise`); ``traces``: traces.parquet; ``tables``: every other
     ``<stem>.parquet`` by stem (gradient_fidelity, parallel, the landscape tables, ...);
-    ``figures``: the stems of ``figures/*.png``, sorted; ``cache``: memo for analyses of these
+    ``figures``: the stems of ``figures/*.png``, sorted; ``tuning``: tuning.json (the tuning
+    stage's protocol and choices, :mod:`toolkit.tuning`); ``cache``: memo for analyses of these
     results (toolkit.claims)."""
 
     name: str
@@ -959,6 +961,7 @@ class Results:
     traces: object = None
     tables: dict = field(default_factory=dict)
     figures: list = field(default_factory=list)
+    tuning: dict | None = None
     problems: list = field(default_factory=list)
     cache: dict = field(default_factory=dict)
 
@@ -1072,6 +1075,16 @@ def read_results(path) -> Results:
             t = _read_table(p, res.problems)
             if t is not None:
                 res.tables[p.stem] = t
+    tp = d / TUNING_FILE
+    if tp.is_file():
+        try:
+            t = json.loads(tp.read_text(encoding="utf-8"))
+            if isinstance(t, dict) and isinstance(t.get("choices"), list):
+                res.tuning = t
+            else:
+                res.problems.append(f"`{TUNING_FILE}` holds no list of choices")
+        except (OSError, ValueError) as e:
+            res.problems.append(f"`{TUNING_FILE}` could not be read ({type(e).__name__})")
     fig_dir = d / FIGURES_DIR
     if fig_dir.is_dir():
         res.figures = sorted(p.stem for p in fig_dir.glob("*.png"))

@@ -178,7 +178,7 @@ def _merge_tuning(sexp: SuiteExperiment, out_dir: Path) -> list[Path]:
     experiment with parts, every part's choices into its ``tuning.json``."""
     import pandas as pd
 
-    tables, choices = [], []
+    tables, choices, protocols = [], [], {}
     for part in sexp.parts:
         d = out_dir / "parts" / part.name if part.name else out_dir
         if part.exp.tuning is None or not (d / tuning.TUNING_DIR / store.RUNS_TABLE).is_file():
@@ -188,14 +188,17 @@ def _merge_tuning(sexp: SuiteExperiment, out_dir: Path) -> list[Path]:
             df[SETUP_COLUMN] = part.name
         tables.append(df)
         if (d / tuning.CHOICE_FILE).is_file():
-            choices += json.loads((d / tuning.CHOICE_FILE).read_text(encoding="utf-8"))["choices"]
+            data = json.loads((d / tuning.CHOICE_FILE).read_text(encoding="utf-8"))
+            choices += data["choices"]
+            protocols.update(data.get("protocols") or {})
     written = []
     if tables:
         written.append(
             _write_table(pd.concat(tables, ignore_index=True), out_dir / "tuning.parquet")
         )
     if sexp.has_parts and choices:
-        payload = {"experiment": sexp.name, "source": "parts", "choices": choices}
+        payload = {"experiment": sexp.name, "source": "parts", "protocols": protocols}
+        payload["choices"] = choices
         store.write_json_atomic(out_dir / tuning.CHOICE_FILE, payload)
         written.append(out_dir / tuning.CHOICE_FILE)
     return written

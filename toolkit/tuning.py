@@ -32,7 +32,7 @@ from toolkit.config import Experiment
 
 STAGE = "tuning"
 TUNING_DIR = "tuning"  # the tuning runs' sweep, under the experiment's (or part's) directory
-CHOICE_FILE = "tuning.json"
+CHOICE_FILE = store.TUNING_FILE  # "tuning.json"
 CONDITION_KEYS = ("task", "task_params", "net", "budget", "target_loss")
 
 
@@ -149,7 +149,8 @@ def describe(exp: Experiment, texp: Experiment) -> str:
     t = exp.tuning
     n_cond = len({condition_id(r) for r in exp.runs})
     lines = [
-        f"{exp.name}: tuning stage, {t.configs} configurations x {t.seeds} tuning seeds per "
+        f"{exp.name}: tuning stage, {t.configs} configurations x {t.seeds} tuning "
+        f"seed{'s' if t.seeds != 1 else ''} per "
         f"condition and method ({n_cond} condition{'s' if n_cond != 1 else ''}), random search"
     ]
     for m, knobs in t.space.items():
@@ -158,6 +159,19 @@ def describe(exp: Experiment, texp: Experiment) -> str:
         space = ", ".join(f"{k} {kn.describe()}" for k, kn in knobs.items()) or "not tuned"
         lines.append(f"  {m}: {space}; {len(runs)} runs, at most {fe:.3g} fwd_equiv")
     return "\n".join(lines)
+
+
+def protocol(exp: Experiment) -> dict:
+    """What the report states about the tuning stage of ``exp``: configurations and seeds per
+    (condition, method), the search space and the drawn configurations per method, the rule
+    of choice and where the tuning seeds come from."""
+    return {
+        **exp.tuning.describe(),
+        "conditions": len({condition_id(r) for r in exp.runs}),
+        "search": "random",
+        "objective": "best-cap ERT (fwd_equiv) on the tuning seeds; ties: lower median best loss",
+        "seed_stream": f"root seed {exp.root_seed}, run key with stage = {STAGE!r}",
+    }
 
 
 def read_choices(path, part: str = "") -> list[dict]:
@@ -191,6 +205,7 @@ def run(exp: Experiment, o: sweep.ExecOptions, out_dir: Path, part: str = "", sk
         payload = {
             "experiment": exp.name,
             "source": str(skip or out_dir / TUNING_DIR),
+            "protocols": {part: protocol(exp)},
             "choices": [{**c, "part": part} for c in choices],
         }
         out_dir.mkdir(parents=True, exist_ok=True)
