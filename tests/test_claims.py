@@ -364,7 +364,7 @@ def test_budget_limited_cmaes_is_labelled_not_stuck(tmp_path):
     runs.to_parquet(tmp_path / "big" / "runs.parquet", index=False)
     exp = store.read_results(tmp_path / "big")
     lim = C.budget_limited(C.core_tables(exp)["ann"], ("condition", "variant"))
-    (gens, n), = lim.values()
+    ((gens, n),) = lim.values()
     assert n == 500 and gens < 10 * n
     # lambda = 4 + floor(3 ln 500) = 22; failed runs spent 3e4 fwd-equiv = 1875 evaluations
     assert gens == pytest.approx(1875 / 22)
