@@ -204,3 +204,39 @@ def test_a_choice_file_of_another_experiment_is_refused(tmp_path):
     sexp = config.load(_file(tmp_path, reps=1, hidden="[2]", configs=2, seeds=1))
     with pytest.raises(sweep.SweepError, match="no tuning choice for 2 condition"):
         suite.run(sexp, out=tmp_path / "o", skip_tuning=bad, progress=False, echo=lambda *a: 0)
+
+
+def test_the_report_states_the_protocol_cost_and_choices_from_the_results(tmp_path):
+    """tuning.json keeps the protocol; claims.tuning_protocol reads it with the tuning and
+    evaluation costs per method, and the report's Tuning section states space, seeds, cost
+    and every choice."""
+    from toolkit import claims, report
+
+    _tuned(tmp_path, "tune", jobs=1)
+    data = json.loads((tmp_path / "tune" / tuning.CHOICE_FILE).read_text())
+    pr = data["protocols"][""]
+    assert (pr["configs"], pr["seeds"], pr["conditions"]) == (2, 2, 1)
+    assert pr["space"]["bptt_adam"]["lr"] == {"log": [0.001, 0.3]}
+    assert len(pr["samples"]["cmaes"]) == 2
+    res = store.read_results(tmp_path / "tune")
+    tp = claims.tuning_protocol(res)
+    cost = tp["cost"].set_index("method")
+    truns = store.load_runs(tmp_path / "tune" / tuning.TUNING_DIR)
+    evals = store.load_runs(tmp_path / "tune")
+    for m in ("bptt_adam", "cmaes"):
+        t = truns[truns["method"] == m]
+        assert cost.at[m, "tuning_runs"] == len(t) == 2 * 2
+        assert cost.at[m, "tuning_fwd"] == pytest.approx(t["fwd_equiv"].sum())
+        assert cost.at[m, "eval_fwd"] == pytest.approx(
+            evals.loc[evals["method"] == m, "fwd_equiv"].sum()
+        )
+    text = "\n".join(report._tuning_section(res))
+    assert "2 configurations, each run on 2 tuning seeds" in text
+    assert (
+        "| BPTT (Adam) | all | lr log-uniform on [0.00100, 0.300]; batch_size ∈ {2, 5, 10} |"
+        in text
+    )
+    for c in data["choices"]:
+        chosen = ", ".join(f"{k} {report._cell(v)}" for k, v in c["params"].items())
+        assert chosen in text and f"{c['solved']}/{c['runs']}" in text
+    assert report._tuning_section(store.read_results(tmp_path / "nothing")) == []
