@@ -85,7 +85,7 @@ def test_continued_spec_scales_every_budget_limit_and_nothing_else():
         ("local minimum", False, None, "local minimum"),
         ("slow", True, None, "slow"),
         ("slow", False, "local minimum", "local minimum"),  # descended into a minimum
-        ("slow", False, "slow", "slow"),  # still descending after the continuation
+        ("slow", False, "slow", "unsettled"),  # neither solved nor at rest after 6x budget
         ("slow", False, None, "slow"),
         ("plateau", False, None, "plateau"),
         ("saddle", True, None, "slow"),
@@ -153,6 +153,27 @@ def test_no_continuation_at_factor_1(tmp_path):
     assert (a["continued_outcome"] == "").all() and not a["continued_solved"].any()
     assert (a["class"] == a["end_point"]).all()
     assert not (out / anatomy.CONTINUED_DIR).exists()
+
+
+def test_continue_max_continues_the_first_failed_runs_by_replicate(tmp_path):
+    """continue_max = 2: of the six failed runs only replicates 0 and 1 are continued (chosen
+    blind to the outcome); the others keep their end point's label and no stored run."""
+    p = tmp_path / "slow.toml"
+    p.write_text(SLOW.replace("continue_factor = 20", "continue_factor = 20\ncontinue_max = 2"))
+    sexp = config.load(p)
+    out = tmp_path / "out"
+    suite.run(sexp, out=out, progress=False, jobs=1, echo=lambda *a: None)
+    a = pd.read_parquet(out / suite.ANATOMY_TABLE)
+    runs = pd.read_parquet(out / "runs.parquet").set_index("run_id")
+    done = a["continued_outcome"] != ""
+    assert sorted(runs.loc[a.loc[done, "run_id"], "replicate"]) == [0, 1]
+    assert (a.loc[~done, "class"] == a.loc[~done, "end_point"]).all()
+    assert (a["continue_max"] == 2).all()
+    assert len(list((out / anatomy.CONTINUED_DIR / "runs").glob("*.json"))) == 2
+    p.write_text(SLOW.replace("continue_factor = 20", "continue_factor = 20\ncontinue_max = -1"))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(p)
+    assert "post.anatomy.continue_max" in [k for k, _ in e.value.problems]
 
 
 @pytest.mark.parametrize(

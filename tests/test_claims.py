@@ -334,6 +334,24 @@ def test_an_uninformative_condition_is_labelled_and_left_out_of_holm_and_the_ver
     assert "uninformative, left out" in text
 
 
+def test_claim_b_pairs_methods_tuned_per_network(tmp_path):
+    """Tuned per part, a method runs with one config on the recurrent net and another on the
+    feed-forward net: the interaction's arms are paired by method, with the same counts as
+    when the configs agree (before: no arm pair matched and (b) read 'not measured')."""
+    write_experiment(tmp_path, "local_optima", optima_spec(k_b=5, k_c=25, k_ff=25), seeds=30)
+    f = tmp_path / "local_optima" / "runs.parquet"
+    runs = pd.read_parquet(f)
+    ff = ~runs["recurrent"].astype(bool)
+    runs.loc[ff & (runs["method"] == "bptt_adam"), "method_params"] = json.dumps({"lr": 0.3})
+    runs.loc[ff & (runs["method"] == "cmaes"), "method_params"] = json.dumps({"sigma": 2.0})
+    runs.to_parquet(f, index=False)
+    v = C.verdict_b({"local_optima": store.read_results(tmp_path / "local_optima")})
+    assert v["measured"] and v["label"] == "supported"
+    b2 = v["b2"]
+    assert b2[["k_gr", "k_gf", "k_er", "k_ef"]].iloc[0].tolist() == [5, 25, 25, 25]
+    assert (b2["bptt"].iloc[0], b2["evo"].iloc[0]) == ("bptt_adam", "cmaes")
+
+
 def test_claim_b_pilot_rule_on_the_four_arms(tmp_path):
     spec = {
         **optima_spec(k_b=5, k_c=25, k_ff=25),

@@ -28,7 +28,9 @@ final theta of every failed run, on that run's own training set, into ``anatomy.
 **Continuation test** (:func:`continue_runs`, ``[post.anatomy] continue_factor``, default
 CONTINUE_FACTOR = 6): every run that failed on its budget (outcome ``budget``) is executed
 again from its own spec (same seeds, same data) with ``continue_factor`` x its budget, i.e.
-continued for (factor - 1) x its budget more. This *is* the same run, optimizer state
+continued for (factor - 1) x its budget more (``continue_max`` > 0: only the first that many
+failed runs by replicate per part and method, an outcome-blind sample that keeps a small
+scale's time in bounds; the others keep their end point's label). This *is* the same run, optimizer state
 included, not a restart from the stored theta: a run's trajectory does not depend on its
 budget until the budget stops it -- Adam and plain BPTT with a constant (or step) learning
 rate, and CMA-ES (its IPOP restarts fire on TolHistFun / TolX / ConditionCov / broken
@@ -52,7 +54,10 @@ The final label (column ``class``) uses the continuation where it is decisive
   landscape, stopped it; a "local minimum" or "saddle" that then solves was escaped);
 * not solved, and the end point was *slow* (still descending) -> the label of the continued
   run's end point, classified by the same rules (where the descent led: a local minimum,
-  saddle or plateau; *slow* again if it is still descending after the continuation);
+  saddle or plateau); *unsettled* if it is *slow* again: after (factor) x its budget the run
+  has neither solved nor come to rest at a critical point (e.g. Adam with a large step
+  bouncing between loss levels). Calling such a run *slow* would claim that more budget helps,
+  which the continuation just measured it does not;
 * not solved otherwise, or not continued -> the end point's label stands.
 """
 
@@ -160,7 +165,9 @@ def with_continuation(end_point: str, solved: bool | None, continued_end_point=N
     if solved:
         return "slow"
     if end_point == "slow" and continued_end_point is not None:
-        return "slow" if continued_end_point == "solved" else str(continued_end_point)
+        if continued_end_point == "solved":
+            return "slow"
+        return "unsettled" if continued_end_point == "slow" else str(continued_end_point)
     return end_point
 
 

@@ -567,15 +567,21 @@ def optima_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
     ann, sr = core["ann"], core["sr"]
     fam = ann.groupby("variant", sort=True)["family"].first().to_dict()
     is_rec = ann.groupby("arch", sort=True)["recurrent_"].first().to_dict()
-    sr = sr.assign(fam=sr["variant"].map(fam))
+    sr = sr.assign(fam=sr["variant"].map(fam), unit=sr["variant"])
     limited = budget_limited(ann, ("condition", "arch", "variant"))
+    # a method tuned per network has one variant per arch, each with its own chosen config: the
+    # arms of the interaction are then paired by method (the unit), not by identical config
+    meth = sr["variant"].map(method_of)
+    if (sr.assign(m=meth).groupby(["condition", "arch", "m"])["variant"].nunique() == 1).all():
+        sr["unit"] = meth
+        limited = {(c, a, method_of(v)): x for (c, a, v), x in limited.items()}
     rows1, rows2 = [], []
     for cond, sub in sr.groupby("condition", sort=True):
-        vb = primary(sub.loc[sub["fam"] == "gradient", "variant"], PRIMARY_GRAD)
-        ve = primary(sub.loc[sub["fam"] != "gradient", "variant"], PRIMARY_EVO)
+        vb = primary(sub.loc[sub["fam"] == "gradient", "unit"], PRIMARY_GRAD)
+        ve = primary(sub.loc[sub["fam"] != "gradient", "unit"], PRIMARY_EVO)
         if vb is None or ve is None:
             continue
-        cols = ("arch", "variant", "successes", "n")
+        cols = ("arch", "unit", "successes", "n")
         cells = {(a, v): (int(k), int(n)) for a, v, k, n in sub[list(cols)].itertuples(False)}
         archs = sorted(sub["arch"].unique(), key=natkey)
         recs = [a for a in archs if is_rec.get(a, True)]
@@ -894,7 +900,9 @@ def stuck_table(exp: Results) -> pd.DataFrame | None:
     return pd.DataFrame(out, columns=cols)
 
 
-ANATOMY_ORDER = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+ANATOMY_ORDER = (
+    *("local minimum", "saddle", "plateau", "unsettled", "slow", "solved", "no end point"),
+)
 
 
 def anatomy_counts(df: pd.DataFrame | None) -> tuple[pd.DataFrame, dict] | None:
@@ -932,6 +940,8 @@ def anatomy_counts(df: pd.DataFrame | None) -> tuple[pd.DataFrame, dict] | None:
             look.get((r.task, r.method, r.recurrent, r.window), (0, 0)) for r in tab.itertuples()
         ]
         thr["continue_factor"] = float(df["continue_factor"].iloc[0])
+        if "continue_max" in df.columns:
+            thr["continue_max"] = int(df["continue_max"].iloc[0])
     return tab, {**thr, "sat_h": AN.SAT_H}
 
 

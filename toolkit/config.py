@@ -1420,6 +1420,9 @@ POST_SPECS: dict[str, dict[str, Param]] = {
             lo=1.0,
             doc="failed runs are continued to this x their budget (1: not continued)",
         ),
+        "continue_max": _int(
+            0, 0, doc="at most this many failed runs continued per part and method (0: all)"
+        ),
     },
     "parallel": {
         "jobs": Param([1, 0], "list", item=_int(0), doc="--jobs values (0: all cores)"),

@@ -1281,6 +1281,7 @@ ANATOMY_COLORS = {
     "local minimum": "#D55E00",
     "saddle": "#CC79A7",
     "plateau": "#56B4E9",
+    "unsettled": "#E69F00",
     "slow": "#009E73",
     "solved": "#F0E442",
     "no end point": "#999999",

@@ -146,7 +146,8 @@ scale runs at least {PAPER_SEEDS} seeds.
 0.5-decade gap) and stalled failures (failed runs whose best loss improved by less than
 {STALL_TOL:.0%} over the second half of their budget: stuck rather than slow) are descriptive;
 so are the best-of-family ratios and the same comparisons in the other experiments. Whether a
-failed run is stuck for good would need continuing it (e.g. 5x the budget): not measured."""
+failed run is stuck for good is measured where an experiment declares a continuation test
+(the failure anatomy of claim (b)): each failed run is continued to a multiple of its budget."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -944,7 +945,17 @@ def _continuation_lines(df: pd.DataFrame, thr: dict) -> list[str]:
         f"{factor - 1:g}x its budget more. The failure classes above use it where it is "
         "decisive: a run that solves when continued is *slow*, whatever its end point looked "
         "like; a *slow* end point whose continuation does not solve takes the label of the "
-        "continued run's end point (what the descent led into); the other labels stand.",
+        "continued run's end point (what the descent led into), or *unsettled* if that is "
+        "*slow* again (neither solved nor at rest at a critical point after "
+        f"{factor:g}x the budget); the other labels stand."
+        + (
+            f" At this scale at most {thr['continue_max']} failed runs per network and method "
+            "were continued (the first by replicate: a sample blind to the outcome, to keep "
+            "the scale's run time; the paper scale continues all); the runs not continued keep "
+            "their end point's label."
+            if thr.get("continue_max")
+            else ""
+        ),
     ]
 
 

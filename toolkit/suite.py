@@ -633,7 +633,9 @@ def write_cliff(out_dir: Path, spec: dict) -> list[Path]:
 
 ANATOMY_TABLE = "anatomy.parquet"
 #: the classes of :func:`toolkit.anatomy.classify_end_point` for a failed run, in display order
-ANATOMY_CLASSES = ("local minimum", "saddle", "plateau", "slow", "solved", "no end point")
+ANATOMY_CLASSES = (
+    *("local minimum", "saddle", "plateau", "unsettled", "slow", "solved", "no end point"),
+)
 
 
 def write_anatomy(
@@ -652,6 +654,12 @@ def write_anatomy(
     thr = {k: spec[k] for k in ("loss_tol", "grad_tol", "flat_tol", "neg_tol", "sat_frac")}
     nets: dict[str, tuple] = {}
     rows, n_big, todo, where = [], 0, {}, {}
+    chosen = None  # continue_max: the first failed runs by replicate, per part and method
+    if spec.get("continue_max"):
+        b = fail[fail["outcome"] == "budget"]
+        b = b.assign(_part=[specs[r][0].name for r in b["run_id"]])
+        b = b.sort_values("replicate", kind="stable")
+        chosen = set(b.groupby(["_part", "method"], sort=False).head(spec["continue_max"])["run_id"])
     for _, row in fail.iterrows():
         part, rspec = specs[row["run_id"]]
         ck = config.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
@@ -676,7 +684,8 @@ def write_anatomy(
         }
         where[row["run_id"]] = (task, net, rspec)
         if row["outcome"] == "budget" and spec["continue_factor"] > 1:
-            todo[row["run_id"]] = rspec
+            if chosen is None or row["run_id"] in chosen:
+                todo[row["run_id"]] = rspec
         th = None
         if row["run_id"] in thetas.index and thetas.at[row["run_id"], "final_theta"] is not None:
             th = np.asarray(thetas.at[row["run_id"], "final_theta"], dtype=np.float64)
@@ -711,6 +720,7 @@ def write_anatomy(
     for k, v in thr.items():  # the thresholds used, for the report's statement of them
         df[k] = float(v)
     df["continue_factor"] = float(spec["continue_factor"])
+    df["continue_max"] = int(spec.get("continue_max") or 0)
     return [_write_table(df, out_dir / ANATOMY_TABLE)]
 
 
