@@ -30,12 +30,12 @@ CONTINUE_FACTOR = 6): every run that failed on its budget (outcome ``budget``) i
 again from its own spec (same seeds, same data) with ``continue_factor`` x its budget, i.e.
 continued for (factor - 1) x its budget more (``continue_max`` > 0: only the first that many
 failed runs by replicate per part and method, an outcome-blind sample that keeps a small
-scale's time in bounds; the others keep their end point's label). This *is* the same run, optimizer state
-included, not a restart from the stored theta: a run's trajectory does not depend on its
-budget until the budget stops it -- Adam and plain BPTT with a constant (or step) learning
-rate, and CMA-ES (its IPOP restarts fire on TolHistFun / TolX / ConditionCov / broken
-numerics, never on the budget; its population size depends only on the restart count) -- so
-the longer run passes through the failed run's end point bit for bit (tested:
+scale's time in bounds; the others keep their end point's label). This *is* the same run,
+optimizer state included, not a restart from the stored theta: a run's trajectory does not
+depend on its budget until the budget stops it -- Adam and plain BPTT with a constant (or
+step) learning rate, and CMA-ES (its IPOP restarts fire on TolHistFun / TolX / ConditionCov
+/ broken numerics, never on the budget; its population size depends only on the restart
+count) -- so the longer run passes through the failed run's end point bit for bit (tested:
 tests/test_anatomy.py). Two settings would break that, and their runs are not continued
 (``continued_outcome`` = "not exact"): a cosine schedule whose decay_steps default to the
 evals budget, and a wall-clock budget (where a run stops depends on the machine). Runs that

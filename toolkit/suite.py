@@ -659,7 +659,8 @@ def write_anatomy(
         b = fail[fail["outcome"] == "budget"]
         b = b.assign(_part=[specs[r][0].name for r in b["run_id"]])
         b = b.sort_values("replicate", kind="stable")
-        chosen = set(b.groupby(["_part", "method"], sort=False).head(spec["continue_max"])["run_id"])
+        first = b.groupby(["_part", "method"], sort=False).head(spec["continue_max"])
+        chosen = set(first["run_id"])
     for _, row in fail.iterrows():
         part, rspec = specs[row["run_id"]]
         ck = config.canonical([part.name, rspec["task"], rspec["task_params"], rspec["net"]])
