@@ -391,3 +391,87 @@ def test_budget_limited_cmaes_is_labelled_not_stuck(tmp_path):
     t = C.results_table(exp)
     assert t.loc[t["variant"] == "cmaes", "limited_gens"].notna().all()
     assert t.loc[t["variant"] == "bptt_adam", "limited_gens"].isna().all()
+
+
+# -- question (c): the algorithm or the architecture --------------------------------------------
+def _lag(tmp_path, spec, seeds=30):
+    """A lag experiment from ``spec`` {(cell, method): successes}: Elman and one gated cell
+    (written with write_experiment's recurrent flag, then relabelled by a cell column)."""
+    s = {("delayed_recall", m, c == "elman"): (k, 1e3) for (c, m), k in spec.items()}
+    write_experiment(tmp_path, "lag", s, seeds=seeds)
+    f = tmp_path / "lag" / "runs.parquet"
+    runs = pd.read_parquet(f)
+    runs["cell"] = np.where(runs["recurrent"].astype(bool), "elman", "lstm")
+    runs["recurrent"], runs["window"] = True, 1
+    runs.to_parquet(f, index=False)
+    return C.verdict_c({"lag": store.read_results(tmp_path / "lag")})
+
+
+@pytest.mark.parametrize(
+    "spec, seeds, cond, label",
+    [
+        # LSTM rescues BPTT, CMA-ES does not rescue Elman: the architecture
+        (
+            {("elman", "bptt_adam"): 2, ("lstm", "bptt_adam"): 25, ("elman", "cmaes"): 3},
+            30,
+            "architecture",
+            "the architecture",
+        ),
+        # CMA-ES on Elman succeeds where BPTT on Elman fails and LSTM does not help BPTT
+        (
+            {("elman", "bptt_adam"): 2, ("lstm", "bptt_adam"): 4, ("elman", "cmaes"): 25},
+            30,
+            "algorithm",
+            "the algorithm",
+        ),
+        (
+            {("elman", "bptt_adam"): 2, ("lstm", "bptt_adam"): 25, ("elman", "cmaes"): 25},
+            30,
+            "both",
+            "both",
+        ),
+        # every arm near one half, 200 seeds: every CI within +-0.2
+        (
+            {("elman", "bptt_adam"): 100, ("lstm", "bptt_adam"): 104, ("elman", "cmaes"): 98},
+            200,
+            "neither",
+            "neither",
+        ),
+        (
+            {("elman", "bptt_adam"): 0, ("lstm", "bptt_adam"): 0, ("elman", "cmaes"): 0},
+            30,
+            "uninformative",
+            "inconclusive at this scale",
+        ),
+        # a real gap, but 30 seeds cannot tell 0.3 from 0.5 after Holm: undecided
+        (
+            {("elman", "bptt_adam"): 9, ("lstm", "bptt_adam"): 15, ("elman", "cmaes"): 12},
+            30,
+            "undecided",
+            "inconclusive at this scale",
+        ),
+    ],
+)
+def test_question_c_labels_conditions_by_which_swap_helps(tmp_path, spec, seeds, cond, label):
+    v = _lag(tmp_path, spec, seeds)
+    assert v["measured"] and v["conditions"]["outcome"].tolist() == [cond]
+    assert v["label"] == label
+    rows = v["rows"]
+    arch = rows[(rows["kind"] == "architecture") & (rows["what"] == "bptt_adam")].iloc[0]
+    want = spec[("lstm", "bptt_adam")] / seeds - spec[("elman", "bptt_adam")] / seeds
+    assert arch["d"] == pytest.approx(want)
+    assert (arch["k_a"], arch["n_a"]) == (spec[("lstm", "bptt_adam")], seeds)
+    # Holm over every informative row that has a test
+    live = rows["p"].notna() & (cond != "uninformative")
+    assert (rows.loc[live, "p_holm"] >= rows.loc[live, "p"] - 1e-12).all()
+
+
+def test_question_c_not_measured_without_a_second_cell(tmp_path):
+    s = {
+        ("delayed_recall", "bptt_adam", True): (3, 1e3),
+        ("delayed_recall", "cmaes", True): (5, 1e4),
+    }
+    write_experiment(tmp_path, "lag", s, seeds=20)
+    v = C.verdict_c({"lag": store.read_results(tmp_path / "lag")})
+    assert not v["measured"] and v["label"] == "not measured"
+    assert not C.verdict_c({})["measured"]

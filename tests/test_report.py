@@ -497,3 +497,29 @@ def test_anatomy_table_counts_and_shares_with_the_thresholds():
     assert "| xor | recurrent | BPTT (Adam) | 3 | 2 (67%) | – | – | 1 (33%) |" in text
     assert "gradient norm is > 0.0002" in text  # the stored threshold, not the default
     assert R._anatomy_table(pd.DataFrame()) == []
+
+
+def test_question_c_section_states_answer_rates_and_swaps(tmp_path):
+    """With LSTM runs in the lag experiment the report answers question (c) in the summary
+    table and in its own section: rates per cell and algorithm, each swap with CI and Holm p."""
+    spec = {("elman", "bptt_adam"): 2, ("lstm", "bptt_adam"): 25, ("elman", "cmaes"): 3}
+    s = {("delayed_recall", m, c == "elman"): (k, 1e3) for (c, m), k in spec.items()}
+    write_experiment(tmp_path, "lag", s, seeds=30)
+    f = tmp_path / "lag" / "runs.parquet"
+    runs = pd.read_parquet(f)
+    runs["cell"] = np.where(runs["recurrent"].astype(bool), "elman", "lstm")
+    runs["recurrent"], runs["window"] = True, 1
+    runs.to_parquet(f, index=False)
+    text = R.render_report(tmp_path)
+    assert verdict(text, "c") == "the architecture"
+    sec = text[text.index("## Question (c)") :]
+    assert "**Answer: the architecture.**" in sec
+    assert "| delayed_recall | lstm | BPTT (Adam) | 25/30 = 0.83 |" in sec
+    assert (
+        "| delayed_recall | cell swap | lstm / bptt_adam (25/30) | elman / bptt_adam (2/30) |"
+        in sec
+    )
+    # without a second cell: not measured, said so
+    empty = tmp_path / "e"
+    write_experiment(empty, "lag", {("latch", "bptt_adam", True): (3, 1e3)}, seeds=10)
+    assert verdict(R.render_report(empty), "c") == "not measured"

@@ -1152,3 +1152,156 @@ def parallel_speedup(exp: Results) -> pd.DataFrame | None:
     out = d.assign(speedup=sp, efficiency=sp / (d["jobs"] / j0))
     out.attrs["backends"] = sorted(set(df["backend"])) if "backend" in df else None
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# question (c): do long lags defeat the algorithm or the architecture? (lag experiment)
+# ------------------------------------------------------------------------------------------
+BASE_CELL = "elman"
+#: net keys that change with the cell and so do not split a lag condition
+CELL_KEYS = ("cell", "hidden", "n_hidden", "n_params")
+C_COLS = ["condition", "kind", "what", "a", "k_a", "n_a", "b", "k_b", "n_b", "d", "lo", "hi", "p"]
+OUTCOMES_C = ("architecture", "algorithm", "both", "neither", "undecided", "uninformative")
+
+
+def lag_cells(exp: Results) -> pd.DataFrame | None:
+    """Successes per (condition, cell, method) of the lag experiment, for the declared primary
+    methods (:data:`PRIMARY_GRAD`, :data:`PRIMARY_EVO`, by name) in the conditions where a cell
+    other than Elman ran: columns condition, cell, method, k, n. The condition is the task and
+    its settings (lag); the cell's own net settings do not split it. None when no gated (or
+    other) cell ran."""
+    runs = usable(exp)
+    if runs is None:
+        return None
+    cell = runs["cell"] if "cell" in runs.columns else pd.Series(BASE_CELL, index=runs.index)
+    runs = runs.assign(cell=cell.fillna(BASE_CELL).astype(str))
+    if not (runs["cell"] != BASE_CELL).any():
+        return None
+    ann = A.annotate(runs, exclude=CELL_KEYS)
+    ann["cell"] = runs["cell"].to_numpy()
+    ann["method"] = runs["method"].astype(str).to_numpy()
+    out = []
+    for cond, g in ann.groupby("condition", sort=True):
+        if not (g["cell"] != BASE_CELL).any() or not (g["cell"] == BASE_CELL).any():
+            continue
+        grad = primary(g.loc[g["family"] == "gradient", "method"], PRIMARY_GRAD)
+        evo = primary(g.loc[g["family"] != "gradient", "method"], PRIMARY_EVO)
+        for m in (x for x in (grad, evo) if x is not None):
+            for c, h in g[g["method"] == m].groupby("cell", sort=True):
+                ok = h["outcome"].isin(A.SUCCESS_OUTCOMES)
+                out.append((cond, c, m, int(ok.sum()), len(h)))
+    if not out:
+        return None
+    return pd.DataFrame(out, columns=["condition", "cell", "method", "k", "n"])
+
+
+def cells_panels(exp: Results) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows, conditions) of question (c).
+
+    rows, one per comparison, Holm-adjusted together: *architecture* rows, per condition,
+    algorithm and other cell g: d = success(g) - success(Elman) under the same algorithm;
+    *algorithm* rows, per condition and cell: d = success(CMA-ES) - success(BPTT) on the same
+    cell. Newcombe's CI, Fisher's p (NaN when neither arm solved a seed).
+    conditions: per condition, the label (:data:`OUTCOMES_C`): *architecture* if a cell other
+    than Elman trained by BPTT succeeds significantly more often than Elman trained by BPTT and
+    CMA-ES on Elman does not beat BPTT on Elman significantly; *algorithm* the reverse; *both*
+    if both hold; *neither* if no row of the condition is significant and every CI lies within
+    +-EQUIV_DIFF; *uninformative* if every arm solved no seed or every arm every seed (pilot
+    rule: its rows leave the Holm family); else *undecided*."""
+    cols = [*C_COLS, "p_holm", "significant"]
+    t = lag_cells(exp)
+    if t is None:
+        return pd.DataFrame(columns=cols), pd.DataFrame(columns=["condition", "outcome"])
+    rows, conds = [], []
+    for cond, g in t.groupby("condition", sort=True):
+        s = {(c, m): (k, n) for c, m, k, n in g[["cell", "method", "k", "n"]].itertuples(False)}
+        meths = list(dict.fromkeys(g["method"]))
+        grad = next((m for m in meths if m in PRIMARY_GRAD), None)
+        evo = next((m for m in meths if m not in PRIMARY_GRAD), None)
+        info = informative([k for k, _ in s.values()], [n for _, n in s.values()])
+        cells = sorted(set(g["cell"]) - {BASE_CELL})
+        pairs = [("architecture", m, (c, m), (BASE_CELL, m)) for m in meths for c in cells]
+        if grad is not None and evo is not None:
+            pairs += [("algorithm", c, (c, evo), (c, grad)) for c in [BASE_CELL, *cells]]
+        for kind, what, a, b in pairs:
+            if a not in s or b not in s:
+                continue
+            (ka, na), (kb, nb) = s[a], s[b]
+            d, lo, hi = A.diff_interval(ka, na, kb, nb)
+            p = A.fisher_exact(ka, na, kb, nb) if ka + kb else math.nan
+            vals = (cond, kind, what, f"{a[0]} / {a[1]}", ka, na, f"{b[0]} / {b[1]}", kb, nb)
+            rows.append({**dict(zip(C_COLS, (*vals, d, lo, hi, p), strict=True)), "info": info})
+        conds.append((cond, info, grad, evo))
+    live = [r for r in rows if r["info"] and not math.isnan(r["p"])]
+    for r in rows:
+        r["p_holm"], r["significant"] = math.nan, False
+    for r, q in zip(live, A.holm([r["p"] for r in live]), strict=True):
+        r["p_holm"], r["significant"] = float(q), bool(q < ALPHA)
+    out = []
+    for cond, info, grad, _evo in conds:
+        mine = [r for r in rows if r["condition"] == cond]
+        arch_gain = any(
+            r["kind"] == "architecture" and r["what"] == grad and r["significant"] and r["d"] > 0
+            for r in mine
+        )
+        algo_gain = any(
+            r["kind"] == "algorithm" and r["what"] == BASE_CELL and r["significant"] and r["d"] > 0
+            for r in mine
+        )
+        if not info:
+            label = "uninformative"
+        elif arch_gain or algo_gain:
+            label = (
+                "both" if arch_gain and algo_gain else "architecture" if arch_gain else "algorithm"
+            )
+        elif mine and all(
+            not r["significant"] and r["lo"] >= -EQUIV_DIFF and r["hi"] <= EQUIV_DIFF for r in mine
+        ):
+            label = "neither"
+        else:
+            label = "undecided"
+        out.append((cond, label))
+    rdf = pd.DataFrame(rows, columns=[*cols, "info"]).drop(columns="info")
+    return rdf, pd.DataFrame(out, columns=["condition", "outcome"])
+
+
+def claim_c(conds: pd.DataFrame, n_min: int) -> str:
+    """The overall answer of question (c) from the conditions' labels: *the architecture* /
+    *the algorithm* if every decided condition (architecture, algorithm, both) says so;
+    *both* if they say both or disagree; *neither* if every informative condition is
+    *neither*; else (or with fewer than MIN_SEEDS seeds) *inconclusive at this scale*."""
+    if n_min < MIN_SEEDS:
+        return "inconclusive at this scale"
+    labs = [x for x in conds["outcome"] if x != "uninformative"]
+    decided = {x for x in labs if x in ("architecture", "algorithm", "both")}
+    if decided == {"architecture"}:
+        return "the architecture"
+    if decided == {"algorithm"}:
+        return "the algorithm"
+    if decided:
+        return "both"
+    if labs and all(x == "neither" for x in labs):
+        return "neither"
+    return "inconclusive at this scale"
+
+
+def verdict_c(exps: dict[str, Results]) -> dict:
+    """Question (c) on the lag experiment: rows and conditions (:func:`cells_panels`), the
+    answer, the seeds behind it and the condition counts; 'measured' False when the lag
+    experiment has no runs of a cell other than Elman."""
+    exp = exps.get("lag")
+    t = lag_cells(exp) if exp is not None else None
+    if t is None:
+        return {"measured": False, "label": "not measured"}
+    rows, conds = cells_panels(exp)
+    n_min, n_max = int(t["n"].min()), int(t["n"].max())
+    return {
+        "measured": True,
+        "rows": rows,
+        "conditions": conds,
+        "table": t,
+        "label": claim_c(conds, n_min),
+        "n_min": n_min,
+        "n_max": n_max,
+        "counts": outcome_counts(conds),
+    }

@@ -135,6 +135,19 @@ this scale** (also when no feed-forward runs exist). Separately reported, not pa
 verdict: (b1) BPTT against CMA-ES on the recurrent net, d = success(BPTT) - success(CMA-ES),
 Newcombe CI, Fisher p, Holm over its rows.
 
+**Question (c)**, on the lag experiment where it also trains a gated cell (LSTM, GRU), asks
+whether long lags defeat the algorithm (BPTT) or the architecture (the Elman cell). Per lag
+condition, success rates are compared by swapping one thing at a time: *architecture* rows,
+d = success(gated cell) - success(Elman) under the same algorithm; *algorithm* rows, d =
+success(CMA-ES) - success(BPTT) on the same cell; Newcombe CIs, Fisher p, Holm over all rows.
+A condition answers *architecture* if a gated cell trained by BPTT succeeds significantly more
+often than Elman trained by BPTT while CMA-ES on Elman does not beat BPTT on Elman
+significantly; *algorithm* the reverse; *both* if both hold; *neither* if no row is
+significant and every CI lies within [-{EQUIV_DIFF:g}, {EQUIV_DIFF:g}]; *uninformative* by the
+pilot rule; else *undecided*. Overall: **the architecture** or **the algorithm** if every
+condition that decided says so, **both** if they say both or disagree, **neither** if every
+informative condition says neither, otherwise **inconclusive at this scale**.
+
 **Seeds.** Any verdict needs at least {MIN_SEEDS} seeds per condition and method; with fewer,
 the verdict is **inconclusive at this scale** whatever the numbers. With n seeds per arm a
 success-rate difference is detected reliably (80 % power, two-sided 5 % level, rates near 0.5)
@@ -358,19 +371,24 @@ def _question() -> list[str]:
             "Mikolov & Bengio 2013; Doya 1992).",
         ],
         "This report measures both on Elman networks, with every optimizer training the same "
-        "network on the same loss and data, counted in the same cost units.",
+        "network on the same loss and data, counted in the same cost units. A third question "
+        "follows from Bengio, Simard & Frasconi (1994) and Hochreiter & Schmidhuber (1997): "
+        "**(c)** when Elman nets fail at long time lags, is it the algorithm (BPTT) or the "
+        "architecture (the Elman cell) that fails? The lag experiment answers it where it "
+        "also trains gated cells (LSTM, GRU) by BPTT and by CMA-ES.",
     )
 
 
-def _summary(va: dict, vb: dict) -> list[str]:
+def _summary(va: dict, vb: dict, vc: dict) -> list[str]:
     rows = [
         ["(a) BPTT is faster than evolutionary optimization", va["label"], va["basis"]],
         ["(b) BPTT is more often stuck in local optima", vb["label"], vb["basis"]],
+        ["(c) long lags defeat the algorithm or the architecture?", vc["label"], vc["basis"]],
     ]
     return _blocks(
         "## Verdicts at a glance",
         md_table("claim | verdict | basis", rows),
-        "Details in the sections *Claim (a)* and *Claim (b)* below.",
+        "Details in the sections *Claim (a)*, *Claim (b)* and *Question (c)* below.",
     )
 
 
@@ -1395,6 +1413,64 @@ def _verdict_b(exps: dict[str, Results]) -> dict:
     return {"label": label, "basis": basis, "lines": lines}
 
 
+OUTCOMES_C = {
+    "architecture": "a gated cell trained by BPTT succeeded significantly more often than "
+    "Elman, and CMA-ES did not rescue Elman (the architecture) on",
+    "algorithm": "CMA-ES on Elman succeeded significantly more often than BPTT on Elman, and "
+    "no gated cell rescued BPTT (the algorithm) on",
+    "both": "a gated cell rescued BPTT and CMA-ES rescued Elman, both significantly, on",
+    "neither": f"no swap changed success by more than ±{EQUIV_DIFF:g} on",
+    "undecided": "no swap is significant after Holm's correction on",
+    "uninformative": "every arm solved no seed, or every seed (uninformative, left out) on",
+}
+
+
+def _verdict_c(exps: dict[str, Results]) -> dict:
+    v = C.verdict_c(exps)
+    title = "## Question (c): do long lags defeat the algorithm or the architecture?"
+    if not v["measured"]:
+        return _not_measured(
+            title, "the lag experiment has no runs of a cell other than Elman.", []
+        )
+    rows, conds, label = v["rows"], v["conditions"], v["label"]
+    clauses = _by_outcome(conds, lambda r: r.condition, OUTCOMES_C)
+    counts = v["counts"]
+    basis = (
+        f"of {_plural(int((conds['outcome'] != 'uninformative').sum()), 'informative condition')}"
+        f" (lag): architecture {counts.get('architecture', 0)}, algorithm "
+        f"{counts.get('algorithm', 0)}, both {counts.get('both', 0)}"
+    )
+    para = f"**Answer: {label}.** In the lag experiment, " + "; ".join(clauses) + "."
+    cell_rate = [
+        [r.condition, r.cell, _label(r.method), f"{r.k}/{r.n} = {r.k / r.n:.2f}" if r.n else "–"]
+        for r in v["table"].itertuples()
+    ]
+    comp = [
+        [
+            r.condition,
+            "cell swap" if r.kind == "architecture" else "algorithm swap",
+            f"{r.a} ({r.k_a}/{r.n_a})",
+            f"{r.b} ({r.k_b}/{r.n_b})",
+            _ci(r.d, r.lo, r.hi, 2),
+            _p(r.p),
+            _p(r.p_holm),
+        ]
+        for r in rows.itertuples()
+    ]
+    lines = _blocks(
+        title,
+        para,
+        md_table("condition | cell | algorithm | solved", cell_rate),
+        md_table(
+            "condition | comparison | a | b | difference a - b [CI] | p (Fisher) | p (Holm)",
+            comp,
+        ),
+        md_table("condition | answer", [[r.condition, r.outcome] for r in conds.itertuples()]),
+        _seeds_note(v["n_min"], v["n_max"], "b"),
+    )
+    return {"label": label, "basis": basis, "lines": lines}
+
+
 def _names(exps: dict[str, Results]) -> list[str]:
     """Every experiment name in document order: the suite's, then any other with results."""
     return [*_KNOWN, *[n for n in exps if n not in _KNOWN]]
@@ -1445,8 +1521,9 @@ def render_report(results_root) -> str:
     names = [n for n in _names(exps) if n in exps or n in missing]
     va = _safe_verdict(_verdict_a, exps, "claim (a)")
     vb = _safe_verdict(_verdict_b, exps, "claim (b)")
+    vc = _safe_verdict(_verdict_c, exps, "question (c)")
     lines = _intro([exps[n] for n in names if n in exps], missing)
-    lines += _summary(va, vb)
+    lines += _summary(va, vb, vc)
     lines += _question()
     lines += _blocks("## How the verdicts are decided", RULES_TEXT)
     lines += _safe(_setup, [exps[n] for n in names if n in exps], what="The setup section")
@@ -1462,7 +1539,7 @@ def render_report(results_root) -> str:
             )
         else:
             lines += _safe(_experiment_section, exps[name], i, title, purpose, what=f"`{name}`")
-    lines += va["lines"] + vb["lines"]
+    lines += va["lines"] + vb["lines"] + vc["lines"]
     lines += _safe(_published, exps, what="The published-numbers section")
     text = "\n".join(lines)
     while "\n\n\n" in text:
@@ -1475,7 +1552,7 @@ def _safe_verdict(fn, exps, what: str) -> dict:
         return fn(exps)
     except Exception as e:
         msg = f"the {what} analysis failed: {type(e).__name__}: {e}"
-        title = "Claim (a)" if "(a)" in what else "Claim (b)"
+        title = {"(a)": "Claim (a)", "(b)": "Claim (b)"}.get(what[-3:], "Question (c)")
         return {"label": "not measured", "basis": msg, "lines": [f"## {title}", "", f"*{msg}*", ""]}
 
 
