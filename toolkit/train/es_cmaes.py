@@ -14,8 +14,9 @@ Papers:
 * Auger & Hansen 2005, "A restart CMA evolution strategy with increasing population size",
   CEC 2005 -- IPOP-CMA-ES: on a termination criterion restart with the population doubled.
 
-The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``) with
-the whole population evaluated in one ``net.population_loss`` call. Sampling draws exactly what
+The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``), run by
+the one ask/tell loop of :mod:`toolkit.train.strategy` (which also restarts), with the whole
+population evaluated in one ``net.population_loss`` call. Sampling draws exactly what
 ``deap.cma.Strategy.generate`` draws, but from the run's private ``numpy.random.RandomState``
 (``random_state``) instead of the global ``numpy.random``: no global random state is used.
 """
@@ -23,19 +24,14 @@ the whole population evaluated in one ``net.population_loss`` call. Sampling dra
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import deque
 
 import numpy as np
 from deap import cma
 
 from toolkit.params import Param
-from toolkit.train.es_common import (
-    Evolution,
-    individuals,
-    init_scale_param,
-    run_streams,
-)
-from toolkit.train.registry import Method, register
+from toolkit.train.es_common import individuals
+from toolkit.train.strategy import Context, Evolution, Strategy, init_scale_param, register_strategy
 
 
 def default_lambda(n: int) -> int:
@@ -323,100 +319,95 @@ def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, t
     return None
 
 
-def train(
-    net,
-    data,
-    *,
-    rng,
-    seed_seq,
-    budget,
-    target_loss=None,
-    solved=None,
-    trace,
-    sigma,
-    lambda_,
-    mu,
-    weights,
-    eigen_gap,
-    diagonal,
-    restarts,
-    incpopsize,
-    init_scale,
-    tolfun,
-    tolx,
-):
-    """CMA-ES (``eaGenerateUpdate`` ask/tell) until solved, target, budget or divergence.
+class CMAES(Strategy):
+    """CMA-ES as ask/tell on a :class:`LazyStrategy` or :class:`SepStrategy` (DEAP's
+    ``eaGenerateUpdate``: ask = ``generate``, tell = ``update``), with the restart criteria.
 
     Each (re)start draws its mean from ``net.init(rng, scale=init_scale)`` and starts with step
-    size ``sigma``. When a termination criterion fires (TolHistFun, TolX, ConditionCov, or the
-    strategy's own numerics breaking down), the strategy restarts with the population
+    size ``sigma``. ``stop()`` names a termination criterion (TolHistFun, TolX, ConditionCov, or
+    the strategy's own numerics breaking down); the loop then restarts with the population
     multiplied by ``incpopsize`` (IPOP) while fewer than ``restarts`` doublings were done, then
-    with the last population size -- so the whole budget is used. The final message counts the
-    restarts by reason.
+    with the last population size -- so the whole budget is used.
     """
-    _, rs = run_streams(seed_seq)  # private RandomState: sampling draws from it
-    evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
-    n = int(net.n_params)
-    lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
-    reasons: Counter = Counter()  # why each restart happened
-    n_eigen = 0
-    while True:
-        k = min(sum(reasons.values()), restarts)
-        lam = max(2, int(round(lam0 * incpopsize**k)))
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        sigma,
+        lambda_,
+        mu,
+        weights,
+        eigen_gap,
+        diagonal,
+        restarts,
+        incpopsize,
+        init_scale,
+        tolfun,
+        tolx,
+    ):
+        n = ctx.n
+        rs = ctx.random_state  # private RandomState: sampling draws from it
+        lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
+        k = min(ctx.restart, restarts)
+        lam = self.lam = max(2, int(round(lam0 * incpopsize**k)))
         params = {"lambda_": lam, "weights": weights}
         if mu is not None:
             params["mu"] = max(1, min(lam, int(round(mu * lam / lam0))))
-        centroid = net.init(rng, scale=init_scale)
+        centroid = ctx.init(init_scale)
         if diagonal:
-            strategy = SepStrategy(centroid, sigma, random_state=rs, **params)
+            self.s = SepStrategy(centroid, sigma, random_state=rs, **params)
         else:
-            strategy = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, random_state=rs, **params)
-        hist_len = 10 + math.ceil(30 * n / lam)
-        hist: deque = deque(maxlen=hist_len)
-        reason = None
-        while reason is None:
-            X, pop = strategy.ask()  # toolbox.generate
-            losses = evo.evaluate(X)  # one jitted call for the whole population
-            evo.assign(pop, losses)
-            stats = {"sigma": float(strategy.sigma), "lambda_": lam, "restart": reasons.total()}
-            if evo.tell(X, losses, **stats):
-                n_eigen += getattr(strategy, "n_eigen", 0)
-                why = ", ".join(f"{r} x{c}" for r, c in sorted(reasons.items()))
-                evo.note(
-                    f"{reasons.total()} restarts"
-                    + (f" ({why})" if why else "")
-                    + ("" if diagonal else f", {n_eigen} eigendecompositions")
-                )
-                return evo.finish()
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                try:
-                    strategy.update(pop)  # toolbox.update
-                    ok = strategy.healthy()
-                except np.linalg.LinAlgError:
-                    ok = False
-            hist.append(float(losses.min()))
-            if not ok:  # the strategy's numerics broke down (not the network): restart
-                reason = "numerics"
-            else:
-                reason = _termination(strategy, hist, hist_len, losses, sigma, tolfun, tolx)
-        n_eigen += getattr(strategy, "n_eigen", 0)
-        reasons[reason] += 1
+            self.s = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, random_state=rs, **params)
+        self.sigma0, self.tolfun, self.tolx = sigma, tolfun, tolx
+        self.hist_len = 10 + math.ceil(30 * n / lam)
+        self.hist: deque = deque(maxlen=self.hist_len)
+        self.reason = None
+
+    def ask(self) -> np.ndarray:
+        X, self.pop = self.s.ask()  # toolbox.generate
+        return X
+
+    def stats(self) -> dict:
+        return {"sigma": float(self.s.sigma), "lambda_": self.lam}
+
+    def tell(self, losses) -> None:
+        Evolution.assign(self.pop, losses)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                self.s.update(self.pop)  # toolbox.update
+                ok = self.s.healthy()
+            except np.linalg.LinAlgError:
+                ok = False
+        self.hist.append(float(losses.min()))
+        if not ok:  # the strategy's numerics broke down (not the network): restart
+            self.reason = "numerics"
+        else:
+            self.reason = _termination(
+                self.s, self.hist, self.hist_len, losses, self.sigma0, self.tolfun, self.tolx
+            )
+
+    def stop(self) -> str | None:
+        return self.reason
+
+    def counters(self) -> dict:
+        if isinstance(self.s, SepStrategy):
+            return {}
+        return {"eigendecompositions": self.s.n_eigen}
 
 
-register(
-    Method(
-        name="cmaes",
-        family="evolution",
-        params=PARAMS,
-        check=check,
-        label="CMA-ES",
-        color="#D55E00",  # vermillion
-        marker="s",
-        order=5,
-        train=train,
-        doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
-        "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "
-        "(Auger & Hansen 2005).",
-        tags=("deap", "cma"),
-    )
+register_strategy(
+    "cmaes",
+    CMAES,
+    params=PARAMS,
+    check=check,
+    label="CMA-ES",
+    color="#D55E00",  # vermillion
+    marker="s",
+    order=5,
+    doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
+    "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "
+    "(Auger & Hansen 2005).",
+    tags=("deap", "cma"),
+    restarts=True,
 )

@@ -27,16 +27,13 @@ from deap import base, tools
 
 from toolkit.params import Param
 from toolkit.train.es_common import (
-    Evolution,
     as_matrix,
     cx_es_blend,
     individual,
-    init_scale_param,
     mut_es_lognormal,
-    run_streams,
     var_or,
 )
-from toolkit.train.registry import Method, register
+from toolkit.train.strategy import Context, Evolution, Strategy, init_scale_param, register_strategy
 
 
 def _unit(default, doc, lo_open=False):
@@ -76,17 +73,16 @@ def _check(comma: bool):
     return check
 
 
-def _trainer(comma: bool):
-    def train(
-        net,
-        data,
+class MuLambda(Strategy):
+    """DEAP's ``eaMuCommaLambda`` / ``eaMuPlusLambda`` as ask/tell: ask = ``varOr`` offspring
+    (the ones without a fitness; generation 0: the parents), tell = fitness, then the mu best
+    of the offspring (comma) or of parents + offspring (plus) survive (``tools.selBest``)."""
+
+    def __init__(
+        self,
+        ctx: Context,
         *,
-        rng,
-        seed_seq,
-        budget,
-        target_loss=None,
-        solved=None,
-        trace,
+        comma,
         mu,
         lambda_,
         sigma,
@@ -98,55 +94,59 @@ def _trainer(comma: bool):
         sigma_min,
         init_scale,
     ):
-        rnd, _ = run_streams(seed_seq)  # private: varOr draws from it
-        evo = Evolution(
-            net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace
-        )
-        n = int(net.n_params)
-        tb = base.Toolbox()
+        rng, self.rnd = ctx.rng, ctx.random  # private: varOr draws from rnd
+        self.n, self.comma, self.mu, self.lambda_ = ctx.n, comma, mu, lambda_
+        self.cxpb, self.mutpb = cxpb, mutpb
+        tb = self.tb = base.Toolbox()
         tb.register("mate", cx_es_blend, alpha=alpha, sigma_min=sigma_min, rng=rng)
         tb.register("mutate", mut_es_lognormal, c=c, indpb=indpb, sigma_min=sigma_min, rng=rng)
-
-        population = []
+        self.population = []
         for _ in range(mu):
-            ind = individual(net.init(rng, scale=init_scale))
-            ind.strategy = np.full(n, float(sigma))
-            population.append(ind)
+            ind = individual(ctx.init(init_scale))
+            ind.strategy = np.full(ctx.n, float(sigma))
+            self.population.append(ind)
+        self.offspring = None
 
-        def evaluate(pop) -> bool:
-            invalid = [ind for ind in pop if not ind.fitness.valid]
-            X = as_matrix(invalid) if invalid else np.empty((0, n))
-            losses = evo.evaluate(X)
-            evo.assign(invalid, losses)
-            med = float(np.median([ind.strategy for ind in population]))
-            return evo.tell(X, losses, median_step=med)
+    def ask(self) -> np.ndarray:
+        if self.offspring is None:  # generation 0: the parents
+            self.offspring = self.population
+        else:
+            self.offspring = var_or(
+                self.population, self.tb, self.lambda_, self.cxpb, self.mutpb, self.rnd
+            )
+        self.invalid = [ind for ind in self.offspring if not ind.fitness.valid]
+        return as_matrix(self.invalid) if self.invalid else np.empty((0, self.n))
 
-        if evaluate(population):  # generation 0: the parents
-            return evo.finish()
-        while True:
-            offspring = var_or(population, tb, lambda_, cxpb, mutpb, rnd)
-            if evaluate(offspring):
-                return evo.finish()
-            pool = offspring if comma else population + offspring
-            population[:] = tools.selBest(pool, mu)
+    def stats(self) -> dict:
+        return {"median_step": float(np.median([ind.strategy for ind in self.population]))}
 
-    return train
+    def tell(self, losses) -> None:
+        Evolution.assign(self.invalid, losses)
+        offspring = self.offspring
+        if offspring is self.population:  # generation 0
+            return
+        pool = offspring if self.comma else self.population + offspring
+        self.population[:] = tools.selBest(pool, self.mu)
+
+
+def _make(comma: bool):
+    def make(ctx: Context, **hyper) -> MuLambda:
+        return MuLambda(ctx, comma=comma, **hyper)
+
+    return make
 
 
 for _name, _comma, _paper, _style in (
     ("es_comma", True, "(mu, lambda)", ("(μ,λ)-ES", "#E69F00", "P", 6)),  # orange
     ("es_plus", False, "(mu + lambda)", ("(μ+λ)-ES", "#882255", "X", 7)),  # wine (Tol)
 ):
-    register(
-        Method(
-            name=_name,
-            family="evolution",
-            params=PARAMS,
-            check=_check(_comma),
-            train=_trainer(_comma),
-            doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
-            "DEAP's varOr / strategy-vector pattern.",
-            tags=("deap", "es"),
-            **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
-        )
+    register_strategy(
+        _name,
+        _make(_comma),
+        params=PARAMS,
+        check=_check(_comma),
+        doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
+        "DEAP's varOr / strategy-vector pattern.",
+        tags=("deap", "es"),
+        **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
     )

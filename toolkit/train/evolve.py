@@ -12,7 +12,9 @@ Importing this module registers, in :data:`toolkit.train.METHODS`:
 * ``random`` (:mod:`~toolkit.train.es_random`) -- random weight guessing (Schmidhuber,
   Hochreiter & Bengio 2001).
 
-Shared machinery (DEAP classes, random streams, batched fitness, trace and stopping) is in
+Every one is a :class:`~toolkit.train.strategy.Strategy` (ask/tell) run by the one generation
+loop of :mod:`toolkit.train.strategy` (batched fitness, cost, trace, stopping, restarts); the
+DEAP pieces they share (classes, private streams, copy-safe operators) are in
 :mod:`toolkit.train.es_common`. Every method evaluates a generation in ONE
 ``net.population_loss`` call (non-finite losses count as +inf), charges ``evals += P`` and
 ``fwd_steps += P * B * T``, and records the best loss and theta seen so far. No run touches
