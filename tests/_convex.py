@@ -19,7 +19,7 @@ class Quadratic:
     has_gradient = False
 
     def __init__(self, n: int = 10, cond: float = 10.0, seed: int = 0):
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng([seed, 0xC0FFEE])  # not a run's stream (init != c)
         self.n_params = int(n)
         self.c = rng.uniform(-1.0, 1.0, n)
         self.d = np.logspace(0.0, np.log10(cond), n)

@@ -40,6 +40,9 @@ class Method:
     color: str = ""
     marker: str = ""
     order: int = 100
+    #: check_net(resolved, n_params) -> [(key, message)]: limits that depend on the network's
+    #: size, checked by :func:`run` before any work (e.g. xNES's largest n)
+    check_net: Callable[[dict, int], list[tuple[str, str]]] | None = None
 
     @property
     def defaults(self) -> dict:
@@ -175,6 +178,12 @@ def run(
         )
     check_fits(net, task, data)
     resolved = dict(hyper) if validated else m.validate(hyper)
+    if m.check_net is not None:
+        problems = m.check_net(resolved, int(net.n_params))
+        if problems:
+            from toolkit.params import ParamError
+
+            raise ParamError(problems, method)
     if isinstance(budget, dict):
         budget = Budget.from_dict(budget)
     if target_loss is not None and not (float(target_loss) >= 0):

@@ -98,7 +98,8 @@ class Context:
 
     rng: the run's ``numpy.random.Generator``; seed_seq: its ``SeedSequence`` (spawn children
     from it for further streams); net: the network (only ``init`` and ``n_params`` are meant
-    for strategies); n: ``net.n_params``; restart: 0 for the first strategy, k after k restarts.
+    for strategies); n: ``net.n_params``; restart: 0 for the first strategy, k after k restarts;
+    memory: a dict that outlives restarts (e.g. BIPOP's evaluation counts per regime).
     ``random`` / ``random_state``: the run's private ``random.Random`` and
     ``numpy.random.RandomState`` (:func:`run_streams`, made once per run) for DEAP's code.
     """
@@ -109,6 +110,7 @@ class Context:
         self.seed_seq = seed_seq
         self.n = int(net.n_params)
         self.restart = 0
+        self.memory: dict = {}
         self._streams = None
 
     def init(self, scale=None) -> np.ndarray:
@@ -325,12 +327,14 @@ def register_strategy(
     doc: str = "",
     tags: tuple = (),
     restarts: bool = False,
+    check_net: Callable[[dict, int], list[tuple[str, str]]] | None = None,
 ) -> Method:
     """Register the population method ``name``: ``make(ctx, **hyper) -> Strategy`` run by
     :func:`evolve`. ``params`` declares the hyperparameters (validated before any work, errors
     naming the parameter), ``check`` cross-parameter constraints; label, color, marker, order:
     how figures and the report show it; ``restarts``: the Logbook has a ``restart`` column and
-    the message counts restarts. Returns the :class:`~toolkit.train.registry.Method`."""
+    the message counts restarts; ``check_net(hyper, n_params)``: limits that depend on the
+    network's size, checked before any work. Returns the :class:`~toolkit.train.registry.Method`."""
     if not callable(make):
         raise TypeError(f"register_strategy({name!r}): make must be callable, got {make!r}")
 
@@ -355,5 +359,6 @@ def register_strategy(
             color=color,
             marker=marker,
             order=order,
+            check_net=check_net,
         )
     )
