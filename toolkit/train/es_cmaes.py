@@ -31,7 +31,7 @@ from deap import cma
 
 from toolkit.params import Param
 from toolkit.train.es_common import individuals
-from toolkit.train.strategy import Context, Evolution, Strategy, init_scale_param, register_strategy
+from toolkit.train.strategy import Context, Strategy, init_scale_param, register_strategy
 
 
 def default_lambda(n: int) -> int:
@@ -58,7 +58,26 @@ def _standard_normal(strategy, shape) -> np.ndarray:
     return rs.standard_normal(shape)
 
 
-class LazyStrategy(cma.Strategy):
+class _ArrayAskTell:
+    """ask/tell on arrays, without DEAP individuals (the loop's fast path, same numbers)."""
+
+    sampler = "legacy"
+
+    def sample(self, shape) -> np.ndarray:
+        """z ~ N(0, I): from ``random_state`` as DEAP draws (``sampler = "legacy"``), or from
+        the Generator ``random_state`` (``"generator"``: about 4x faster, other numbers)."""
+        if self.sampler == "generator":
+            return self.random_state.standard_normal(shape)
+        return _standard_normal(self, shape)
+
+    def tell_array(self, X, losses) -> None:
+        """DEAP's ``update`` given the thetas X (lambda, n) and their losses: sorting by loss,
+        ties in ask order (as DEAP's stable sort of the fitnesses), then ``update_sorted``."""
+        order = np.argsort(losses, kind="stable")[: self.mu]
+        self.update_sorted(X[order])
+
+
+class LazyStrategy(_ArrayAskTell, cma.Strategy):
     """``deap.cma.Strategy`` with the lazy eigendecomposition of the reference CMA-ES.
 
     ``update`` performs exactly DEAP's arithmetic for the mean, the evolution paths, C and sigma
@@ -94,9 +113,12 @@ class LazyStrategy(cma.Strategy):
         """Sample lambda thetas: X (lambda, n) = centroid + sigma * z BD^T, z ~ N(0, I) drawn
         from ``random_state`` exactly as ``deap.cma.Strategy.generate`` draws from the global
         ``numpy.random``; plus the rows of X as Individuals (views, no copy)."""
-        arz = _standard_normal(self, (self.lambda_, self.dim))
-        X = self.centroid + self.sigma * np.dot(arz, self.BD.T)
+        X = self.ask_array()
         return X, individuals(X)
+
+    def ask_array(self) -> np.ndarray:
+        arz = self.sample((self.lambda_, self.dim))
+        return self.centroid + self.sigma * np.dot(arz, self.BD.T)
 
     def generate(self, ind_init):
         """DEAP's ask: a list of ``ind_init(row)`` (same draws and values as DEAP's)."""
@@ -107,7 +129,12 @@ class LazyStrategy(cma.Strategy):
     def update(self, population):
         """DEAP's ``Strategy.update`` with the eigendecomposition done every ``eigen_gap``."""
         population.sort(key=lambda ind: ind.fitness, reverse=True)
+        self.update_sorted(np.array(population[0 : self.mu], dtype=np.float64))
 
+    def update_sorted(self, best):
+        """The update from the ``mu`` best thetas (mu, n), best first: what ``update`` does
+        after DEAP's sort (``tell_array`` gets them without DEAP individuals)."""
+        population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
         c_diff = self.centroid - old_centroid
@@ -177,7 +204,7 @@ class LazyStrategy(cma.Strategy):
         return float(self.sigma * math.sqrt(max(float(np.max(np.diag(self.C))), 0.0)))
 
 
-class SepStrategy(cma.Strategy):
+class SepStrategy(_ArrayAskTell, cma.Strategy):
     """sep-CMA-ES (Ros & Hansen 2008) on DEAP's Strategy: C is diagonal, O(n) per sample.
 
     Same parameters as ``deap.cma.Strategy`` (``computeParams``), except that ``ccov1`` and
@@ -211,9 +238,12 @@ class SepStrategy(cma.Strategy):
                 self.ccovmu = min(1.0 - self.ccov1, self.ccovmu * f)
 
     def ask(self) -> tuple[np.ndarray, list]:
-        arz = _standard_normal(self, (self.lambda_, self.dim))
-        X = self.centroid + self.sigma * (arz * self.diagD)
+        X = self.ask_array()
         return X, individuals(X)
+
+    def ask_array(self) -> np.ndarray:
+        arz = self.sample((self.lambda_, self.dim))
+        return self.centroid + self.sigma * (arz * self.diagD)
 
     def generate(self, ind_init):
         X, _ = self.ask()
@@ -222,6 +252,11 @@ class SepStrategy(cma.Strategy):
     def update(self, population):
         """DEAP's update restricted to diag(C) (Ros & Hansen 2008, eqs. 1-5)."""
         population.sort(key=lambda ind: ind.fitness, reverse=True)
+        self.update_sorted(np.array(population[0 : self.mu], dtype=np.float64))
+
+    def update_sorted(self, best):
+        """The update from the ``mu`` best thetas (mu, n), best first."""
+        population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
         c_diff = self.centroid - old_centroid
@@ -365,17 +400,16 @@ class CMAES(Strategy):
         self.reason = None
 
     def ask(self) -> np.ndarray:
-        X, self.pop = self.s.ask()  # toolbox.generate
-        return X
+        self.X = self.s.ask_array()  # toolbox.generate, without DEAP individuals
+        return self.X
 
     def stats(self) -> dict:
         return {"sigma": float(self.s.sigma), "lambda_": self.lam}
 
     def tell(self, losses) -> None:
-        Evolution.assign(self.pop, losses)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             try:
-                self.s.update(self.pop)  # toolbox.update
+                self.s.tell_array(self.X, losses)  # toolbox.update
                 ok = self.s.healthy()
             except np.linalg.LinAlgError:
                 ok = False

@@ -114,6 +114,18 @@ def individual(theta: np.ndarray) -> Individual:
     return ind
 
 
+def clone(ind) -> Individual:
+    """A copy of an Individual: genes, fitness values and strategy vector copied -- what
+    ``toolbox.clone`` (``copy.deepcopy``) gives, about 10x faster (no generic deepcopy)."""
+    new = np.array(ind, dtype=np.float64, copy=True).view(Individual)
+    new.fitness = Fitness()
+    if ind.fitness.valid:
+        new.fitness.values = ind.fitness.values
+    if ind.strategy is not None:
+        new.strategy = np.array(ind.strategy, copy=True)
+    return new
+
+
 def individuals(X: np.ndarray) -> list:
     """Rows of ``X`` (P, n) as Individuals (views of ``X``, no copy), each with a new fitness.
 

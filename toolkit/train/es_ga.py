@@ -24,6 +24,7 @@ from deap import base, tools
 from toolkit.params import Param
 from toolkit.train.es_common import (
     as_matrix,
+    clone,
     cx_blend,
     cx_two_point,
     individual,
@@ -82,6 +83,7 @@ class GA(Strategy):
         rng, self.rnd = ctx.rng, ctx.random  # private: selection and varAnd draw from rnd
         self.n, self.cxpb, self.mutpb, self.elite = ctx.n, cxpb, mutpb, elite
         tb = self.tb = base.Toolbox()
+        tb.register("clone", clone)  # deepcopy's result, without deepcopy's cost
         if crossover == "blend":
             tb.register("mate", cx_blend, alpha=alpha, rng=rng)
         else:

@@ -22,12 +22,15 @@ ended 2-20x higher in loss at equal evaluations. Set cxpb > 0 for blend recombin
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from deap import base, tools
 
 from toolkit.params import Param
 from toolkit.train.es_common import (
     as_matrix,
+    clone,
     cx_es_blend,
     individual,
     mut_es_lognormal,
@@ -98,6 +101,7 @@ class MuLambda(Strategy):
         self.n, self.comma, self.mu, self.lambda_ = ctx.n, comma, mu, lambda_
         self.cxpb, self.mutpb = cxpb, mutpb
         tb = self.tb = base.Toolbox()
+        tb.register("clone", clone)  # deepcopy's result, without deepcopy's cost
         tb.register("mate", cx_es_blend, alpha=alpha, sigma_min=sigma_min, rng=rng)
         tb.register("mutate", mut_es_lognormal, c=c, indpb=indpb, sigma_min=sigma_min, rng=rng)
         self.population = []
@@ -106,8 +110,21 @@ class MuLambda(Strategy):
             ind.strategy = np.full(ctx.n, float(sigma))
             self.population.append(ind)
         self.offspring = None
+        # every offspring a mutant of all genes (the defaults): the same draws and arithmetic
+        # on arrays, one Generator call per generation instead of DEAP individuals
+        self.fast = cxpb == 0.0 and mutpb == 1.0 and indpb >= 1.0
+        if self.fast:
+            self.rng, self.sigma_min = rng, sigma_min
+            self.tau = c / math.sqrt(2.0 * math.sqrt(ctx.n))
+            self.tau0 = c / math.sqrt(2.0 * ctx.n)
+            self.px = np.array(self.population, dtype=np.float64)  # parents (mu, n)
+            self.ps = np.array([ind.strategy for ind in self.population])  # their steps
+            self.pf = None  # their losses
+            self.ox = None
 
     def ask(self) -> np.ndarray:
+        if self.fast:
+            return self._ask_fast()
         if self.offspring is None:  # generation 0: the parents
             self.offspring = self.population
         else:
@@ -118,9 +135,44 @@ class MuLambda(Strategy):
         return as_matrix(self.invalid) if self.invalid else np.empty((0, self.n))
 
     def stats(self) -> dict:
+        if self.fast:
+            return {"median_step": float(np.median(self.ps))}
         return {"median_step": float(np.median([ind.strategy for ind in self.population]))}
 
+    def _ask_fast(self) -> np.ndarray:
+        """varOr with cxpb = 0, mutpb = 1 and mutESLogNormal with indpb = 1, vectorised: per
+        offspring varOr's draws from ``rnd`` (op choice, parent), then ``mut_es_lognormal``'s
+        1 + 2n normals in one (lambda, 1 + 2n) block (the same numbers the per-offspring calls
+        draw, in the same order)."""
+        if self.pf is None:  # generation 0: the parents
+            return self.px
+        rnd, mu, n = self.rnd, self.mu, self.n
+        js = np.empty(self.lambda_, dtype=np.intp)
+        for i in range(self.lambda_):
+            rnd.random()  # varOr's op choice: always mutation here
+            js[i] = rnd.choice(range(mu))
+        Z = self.rng.standard_normal((self.lambda_, 1 + 2 * n))
+        g0 = self.tau0 * Z[:, :1]
+        self.os = np.maximum(self.ps[js] * np.exp(g0 + self.tau * Z[:, 1 : n + 1]), self.sigma_min)
+        self.ox = self.px[js] + self.os * Z[:, n + 1 :]
+        return self.ox
+
+    def _tell_fast(self, losses) -> None:
+        if self.pf is None:
+            self.pf = np.array(losses, dtype=np.float64)
+            return
+        if self.comma:
+            fx, fs, ff = self.ox, self.os, losses
+        else:
+            fx = np.concatenate([self.px, self.ox])
+            fs = np.concatenate([self.ps, self.os])
+            ff = np.concatenate([self.pf, losses])
+        best = np.argsort(ff, kind="stable")[: self.mu]  # selBest: DEAP's stable sort
+        self.px, self.ps, self.pf = fx[best], fs[best], ff[best]
+
     def tell(self, losses) -> None:
+        if self.fast:
+            return self._tell_fast(losses)
         Evolution.assign(self.invalid, losses)
         offspring = self.offspring
         if offspring is self.population:  # generation 0
