@@ -204,8 +204,10 @@ class Evolution:
         for ind, L in zip(pop, losses, strict=True):
             ind.fitness.values = (float(L),)
 
-    def tell(self, X: np.ndarray, losses: np.ndarray, **stats) -> bool:
-        """Charge one generation of P = len(losses) evaluations; True when the run must stop."""
+    def tell(self, X: np.ndarray, losses: np.ndarray, stats_fn=None, **stats) -> bool:
+        """Charge one generation of P = len(losses) evaluations; True when the run must stop.
+        ``stats`` (or ``stats_fn()``, called only when a Logbook row is written) go to the
+        Logbook."""
         P = int(losses.shape[0])
         tr = self.trace
         tr.add_cost(evals=P, fwd_steps=P * self.seq_steps)
@@ -218,6 +220,8 @@ class Evolution:
         logged = tr.record(self.best_loss, self.best_theta)
         stop = self._decide(P, losses, logged)
         if logged or stop:  # Logbook rows at the trace's (log-spaced) points and at the end
+            if stats_fn is not None:
+                stats = {**stats_fn(), **stats}
             finite = losses[np.isfinite(losses)]
             self.logbook.record(
                 gen=self.gen,
@@ -289,10 +293,9 @@ def evolve(evo: Evolution, ctx: Context, make: Callable, hyper: dict, *, restart
     while True:
         X = _as_population(strategy.ask(), n, who)
         losses = evo.evaluate(X)
-        stats = strategy.stats()
-        if restarts:
-            stats["restart"] = reasons.total()
-        if evo.tell(X, losses, **stats):
+        # stats() before tell(), but only for generations the Logbook keeps
+        extra = {"restart": reasons.total()} if restarts else {}
+        if evo.tell(X, losses, strategy.stats, **extra):
             if restarts or reasons:
                 total = dict(spent)  # (Counter's + would drop zero counts)
                 for k, v in strategy.counters().items():
