@@ -34,6 +34,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 import tomllib
 import types
@@ -142,6 +143,24 @@ class ToolkitRegistry:
 
     label = "toolkit"
 
+    # -- methods registered outside the toolkit (toolkit.train.register_strategy, register) ----
+    def __getstate__(self) -> dict:
+        """Pickled for the workers with the modules that registered methods of their own
+        (``toolkit.train.registry.PLUGINS``), which the workers import before they train."""
+        reg = sys.modules.get("toolkit.train.registry")
+        return {**self.__dict__, "plugins": tuple(getattr(reg, "PLUGINS", ()))}
+
+    def _methods(self) -> dict:
+        """:data:`toolkit.train.METHODS`, after importing the plugin modules: those the parent
+        had (pickled with this registry) and those named in ``$BPTT_PLUGINS`` (comma-separated)."""
+        from toolkit.train import METHODS
+        from toolkit.train.registry import load_plugins
+
+        mods = [*self.__dict__.get("plugins", ()), *os.environ.get("BPTT_PLUGINS", "").split(",")]
+        if any(m.strip() for m in mods):
+            load_plugins(mods)
+        return METHODS
+
     def task_names(self) -> list[str]:
         import toolkit.tasks
 
@@ -153,28 +172,20 @@ class ToolkitRegistry:
         return toolkit.tasks.get(name, **params)
 
     def method_names(self) -> list[str]:
-        from toolkit.train import METHODS
-
-        return sorted(METHODS)
+        return sorted(self._methods())
 
     def validate_method(self, name: str, hyper: dict) -> dict:
         """Resolved hyperparameters (defaults filled in); ValueError naming the parameter."""
-        from toolkit.train import METHODS
-
-        method = METHODS[name]
+        method = self._methods()[name]
         checked = method.validate(dict(hyper))
         return {**dict(method.defaults), **(hyper if checked is None else dict(checked))}
 
     def method_params(self, name: str) -> dict:
         """The method's hyperparameter declarations {name: Param} (the knobs it can tune)."""
-        from toolkit.train import METHODS
-
-        return dict(METHODS[name].params)
+        return dict(self._methods()[name].params)
 
     def method_family(self, name: str) -> str:
-        from toolkit.train import METHODS
-
-        return METHODS[name].family
+        return self._methods()[name].family
 
     def make_net(self, task, net: dict):
         """The net of a resolved ``[net]`` table; ``cell`` (default elman) picks the class
@@ -187,6 +198,7 @@ class ToolkitRegistry:
         from toolkit.train import run
         from toolkit.train.trace import Budget
 
+        self._methods()  # a worker imports the plugin modules first
         return run(
             method,
             net,

@@ -70,6 +70,14 @@ EXTRA_COLORS = ("#44AA99", "#117733", "#88CCEE", "#CC6677", "#DDCC77", "#F0E442"
 EXTRA_MARKERS = ("p", ">", "8", "H", "d", "1", "2")
 
 
+def _family(name: str) -> str | None:
+    """The registered method's family ("gradient" | "evolution"), None for a path or unknown."""
+    from toolkit.train import METHODS
+
+    m = METHODS.get(name)
+    return None if m is None else m.family
+
+
 def _known_styles() -> dict[str, tuple[str, str, str]]:
     """{name: (colour, marker, label)}: registered methods in their order, then the paths."""
     from toolkit.train import METHODS
@@ -1042,7 +1050,7 @@ def fig_cliff(
                     zorder=4,
                 )
                 n = int(s["step"].max())
-                unit = "generations" if mth in ("cmaes", "es_comma", "es_plus", "ga") else "steps"
+                unit = "generations" if _family(mth) == "evolution" else "steps"
                 we, be = float(s["w"].iloc[-1]), float(s["b"].iloc[-1])
                 edge = (
                     ", thrown to the edge"

@@ -14,8 +14,9 @@ Papers:
 * Auger & Hansen 2005, "A restart CMA evolution strategy with increasing population size",
   CEC 2005 -- IPOP-CMA-ES: on a termination criterion restart with the population doubled.
 
-The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``) with
-the whole population evaluated in one ``net.population_loss`` call. Sampling draws exactly what
+The generation loop is DEAP's ``eaGenerateUpdate`` (ask = ``generate``, tell = ``update``), run by
+the one ask/tell loop of :mod:`toolkit.train.strategy` (which also restarts), with the whole
+population evaluated in one ``net.population_loss`` call. Sampling draws exactly what
 ``deap.cma.Strategy.generate`` draws, but from the run's private ``numpy.random.RandomState``
 (``random_state``) instead of the global ``numpy.random``: no global random state is used.
 """
@@ -23,19 +24,14 @@ the whole population evaluated in one ``net.population_loss`` call. Sampling dra
 from __future__ import annotations
 
 import math
-from collections import Counter, deque
+from collections import deque
 
 import numpy as np
 from deap import cma
 
 from toolkit.params import Param
-from toolkit.train.es_common import (
-    Evolution,
-    individuals,
-    init_scale_param,
-    run_streams,
-)
-from toolkit.train.registry import Method, register
+from toolkit.train.es_common import individuals
+from toolkit.train.strategy import Context, Strategy, init_scale_param, register_strategy
 
 
 def default_lambda(n: int) -> int:
@@ -62,7 +58,26 @@ def _standard_normal(strategy, shape) -> np.ndarray:
     return rs.standard_normal(shape)
 
 
-class LazyStrategy(cma.Strategy):
+class _ArrayAskTell:
+    """ask/tell on arrays, without DEAP individuals (the loop's fast path, same numbers)."""
+
+    sampler = "legacy"
+
+    def sample(self, shape) -> np.ndarray:
+        """z ~ N(0, I): from ``random_state`` as DEAP draws (``sampler = "legacy"``), or from
+        the Generator ``random_state`` (``"generator"``: about 4x faster, other numbers)."""
+        if self.sampler == "generator":
+            return self.random_state.standard_normal(shape)
+        return _standard_normal(self, shape)
+
+    def tell_array(self, X, losses) -> None:
+        """DEAP's ``update`` given the thetas X (lambda, n) and their losses: sorting by loss,
+        ties in ask order (as DEAP's stable sort of the fitnesses), then ``update_sorted``."""
+        order = np.argsort(losses, kind="stable")[: self.mu]
+        self.update_sorted(X[order])
+
+
+class LazyStrategy(_ArrayAskTell, cma.Strategy):
     """``deap.cma.Strategy`` with the lazy eigendecomposition of the reference CMA-ES.
 
     ``update`` performs exactly DEAP's arithmetic for the mean, the evolution paths, C and sigma
@@ -98,9 +113,12 @@ class LazyStrategy(cma.Strategy):
         """Sample lambda thetas: X (lambda, n) = centroid + sigma * z BD^T, z ~ N(0, I) drawn
         from ``random_state`` exactly as ``deap.cma.Strategy.generate`` draws from the global
         ``numpy.random``; plus the rows of X as Individuals (views, no copy)."""
-        arz = _standard_normal(self, (self.lambda_, self.dim))
-        X = self.centroid + self.sigma * np.dot(arz, self.BD.T)
+        X = self.ask_array()
         return X, individuals(X)
+
+    def ask_array(self) -> np.ndarray:
+        arz = self.sample((self.lambda_, self.dim))
+        return self.centroid + self.sigma * np.dot(arz, self.BD.T)
 
     def generate(self, ind_init):
         """DEAP's ask: a list of ``ind_init(row)`` (same draws and values as DEAP's)."""
@@ -111,7 +129,12 @@ class LazyStrategy(cma.Strategy):
     def update(self, population):
         """DEAP's ``Strategy.update`` with the eigendecomposition done every ``eigen_gap``."""
         population.sort(key=lambda ind: ind.fitness, reverse=True)
+        self.update_sorted(np.array(population[0 : self.mu], dtype=np.float64))
 
+    def update_sorted(self, best):
+        """The update from the ``mu`` best thetas (mu, n), best first: what ``update`` does
+        after DEAP's sort (``tell_array`` gets them without DEAP individuals)."""
+        population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
         c_diff = self.centroid - old_centroid
@@ -181,7 +204,7 @@ class LazyStrategy(cma.Strategy):
         return float(self.sigma * math.sqrt(max(float(np.max(np.diag(self.C))), 0.0)))
 
 
-class SepStrategy(cma.Strategy):
+class SepStrategy(_ArrayAskTell, cma.Strategy):
     """sep-CMA-ES (Ros & Hansen 2008) on DEAP's Strategy: C is diagonal, O(n) per sample.
 
     Same parameters as ``deap.cma.Strategy`` (``computeParams``), except that ``ccov1`` and
@@ -215,9 +238,12 @@ class SepStrategy(cma.Strategy):
                 self.ccovmu = min(1.0 - self.ccov1, self.ccovmu * f)
 
     def ask(self) -> tuple[np.ndarray, list]:
-        arz = _standard_normal(self, (self.lambda_, self.dim))
-        X = self.centroid + self.sigma * (arz * self.diagD)
+        X = self.ask_array()
         return X, individuals(X)
+
+    def ask_array(self) -> np.ndarray:
+        arz = self.sample((self.lambda_, self.dim))
+        return self.centroid + self.sigma * (arz * self.diagD)
 
     def generate(self, ind_init):
         X, _ = self.ask()
@@ -226,6 +252,11 @@ class SepStrategy(cma.Strategy):
     def update(self, population):
         """DEAP's update restricted to diag(C) (Ros & Hansen 2008, eqs. 1-5)."""
         population.sort(key=lambda ind: ind.fitness, reverse=True)
+        self.update_sorted(np.array(population[0 : self.mu], dtype=np.float64))
+
+    def update_sorted(self, best):
+        """The update from the ``mu`` best thetas (mu, n), best first."""
+        population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
         c_diff = self.centroid - old_centroid
@@ -323,100 +354,94 @@ def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, t
     return None
 
 
-def train(
-    net,
-    data,
-    *,
-    rng,
-    seed_seq,
-    budget,
-    target_loss=None,
-    solved=None,
-    trace,
-    sigma,
-    lambda_,
-    mu,
-    weights,
-    eigen_gap,
-    diagonal,
-    restarts,
-    incpopsize,
-    init_scale,
-    tolfun,
-    tolx,
-):
-    """CMA-ES (``eaGenerateUpdate`` ask/tell) until solved, target, budget or divergence.
+class CMAES(Strategy):
+    """CMA-ES as ask/tell on a :class:`LazyStrategy` or :class:`SepStrategy` (DEAP's
+    ``eaGenerateUpdate``: ask = ``generate``, tell = ``update``), with the restart criteria.
 
     Each (re)start draws its mean from ``net.init(rng, scale=init_scale)`` and starts with step
-    size ``sigma``. When a termination criterion fires (TolHistFun, TolX, ConditionCov, or the
-    strategy's own numerics breaking down), the strategy restarts with the population
+    size ``sigma``. ``stop()`` names a termination criterion (TolHistFun, TolX, ConditionCov, or
+    the strategy's own numerics breaking down); the loop then restarts with the population
     multiplied by ``incpopsize`` (IPOP) while fewer than ``restarts`` doublings were done, then
-    with the last population size -- so the whole budget is used. The final message counts the
-    restarts by reason.
+    with the last population size -- so the whole budget is used.
     """
-    _, rs = run_streams(seed_seq)  # private RandomState: sampling draws from it
-    evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
-    n = int(net.n_params)
-    lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
-    reasons: Counter = Counter()  # why each restart happened
-    n_eigen = 0
-    while True:
-        k = min(sum(reasons.values()), restarts)
-        lam = max(2, int(round(lam0 * incpopsize**k)))
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        sigma,
+        lambda_,
+        mu,
+        weights,
+        eigen_gap,
+        diagonal,
+        restarts,
+        incpopsize,
+        init_scale,
+        tolfun,
+        tolx,
+    ):
+        n = ctx.n
+        rs = ctx.random_state  # private RandomState: sampling draws from it
+        lam0 = default_lambda(n) if lambda_ is None else int(lambda_)
+        k = min(ctx.restart, restarts)
+        lam = self.lam = max(2, int(round(lam0 * incpopsize**k)))
         params = {"lambda_": lam, "weights": weights}
         if mu is not None:
             params["mu"] = max(1, min(lam, int(round(mu * lam / lam0))))
-        centroid = net.init(rng, scale=init_scale)
+        centroid = ctx.init(init_scale)
         if diagonal:
-            strategy = SepStrategy(centroid, sigma, random_state=rs, **params)
+            self.s = SepStrategy(centroid, sigma, random_state=rs, **params)
         else:
-            strategy = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, random_state=rs, **params)
-        hist_len = 10 + math.ceil(30 * n / lam)
-        hist: deque = deque(maxlen=hist_len)
-        reason = None
-        while reason is None:
-            X, pop = strategy.ask()  # toolbox.generate
-            losses = evo.evaluate(X)  # one jitted call for the whole population
-            evo.assign(pop, losses)
-            stats = {"sigma": float(strategy.sigma), "lambda_": lam, "restart": reasons.total()}
-            if evo.tell(X, losses, **stats):
-                n_eigen += getattr(strategy, "n_eigen", 0)
-                why = ", ".join(f"{r} x{c}" for r, c in sorted(reasons.items()))
-                evo.note(
-                    f"{reasons.total()} restarts"
-                    + (f" ({why})" if why else "")
-                    + ("" if diagonal else f", {n_eigen} eigendecompositions")
-                )
-                return evo.finish()
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                try:
-                    strategy.update(pop)  # toolbox.update
-                    ok = strategy.healthy()
-                except np.linalg.LinAlgError:
-                    ok = False
-            hist.append(float(losses.min()))
-            if not ok:  # the strategy's numerics broke down (not the network): restart
-                reason = "numerics"
-            else:
-                reason = _termination(strategy, hist, hist_len, losses, sigma, tolfun, tolx)
-        n_eigen += getattr(strategy, "n_eigen", 0)
-        reasons[reason] += 1
+            self.s = LazyStrategy(centroid, sigma, eigen_gap=eigen_gap, random_state=rs, **params)
+        self.sigma0, self.tolfun, self.tolx = sigma, tolfun, tolx
+        self.hist_len = 10 + math.ceil(30 * n / lam)
+        self.hist: deque = deque(maxlen=self.hist_len)
+        self.reason = None
+
+    def ask(self) -> np.ndarray:
+        self.X = self.s.ask_array()  # toolbox.generate, without DEAP individuals
+        return self.X
+
+    def stats(self) -> dict:
+        return {"sigma": float(self.s.sigma), "lambda_": self.lam}
+
+    def tell(self, losses) -> None:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            try:
+                self.s.tell_array(self.X, losses)  # toolbox.update
+                ok = self.s.healthy()
+            except np.linalg.LinAlgError:
+                ok = False
+        self.hist.append(float(losses.min()))
+        if not ok:  # the strategy's numerics broke down (not the network): restart
+            self.reason = "numerics"
+        else:
+            self.reason = _termination(
+                self.s, self.hist, self.hist_len, losses, self.sigma0, self.tolfun, self.tolx
+            )
+
+    def stop(self) -> str | None:
+        return self.reason
+
+    def counters(self) -> dict:
+        if isinstance(self.s, SepStrategy):
+            return {}
+        return {"eigendecompositions": self.s.n_eigen}
 
 
-register(
-    Method(
-        name="cmaes",
-        family="evolution",
-        params=PARAMS,
-        check=check,
-        label="CMA-ES",
-        color="#D55E00",  # vermillion
-        marker="s",
-        order=5,
-        train=train,
-        doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
-        "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "
-        "(Auger & Hansen 2005).",
-        tags=("deap", "cma"),
-    )
+register_strategy(
+    "cmaes",
+    CMAES,
+    params=PARAMS,
+    check=check,
+    label="CMA-ES",
+    color="#D55E00",  # vermillion
+    marker="s",
+    order=5,
+    doc="CMA-ES (Hansen & Ostermeier 2001) on deap.cma.Strategy, lazy eigendecomposition "
+    "(Hansen 2016), optional sep-CMA-ES (Ros & Hansen 2008) and IPOP restarts "
+    "(Auger & Hansen 2005).",
+    tags=("deap", "cma"),
+    restarts=True,
 )

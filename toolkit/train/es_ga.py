@@ -23,18 +23,16 @@ from deap import base, tools
 
 from toolkit.params import Param
 from toolkit.train.es_common import (
-    Evolution,
     as_matrix,
+    clone,
     cx_blend,
     cx_two_point,
     individual,
-    init_scale_param,
     mut_gaussian,
-    run_streams,
     sel_tournament,
     var_and,
 )
-from toolkit.train.registry import Method, register
+from toolkit.train.strategy import Context, Evolution, Strategy, init_scale_param, register_strategy
 
 PARAMS = {
     "pop_size": Param(100, "int", lo=2, doc="population size"),
@@ -63,77 +61,73 @@ def check(h: dict) -> list[tuple[str, str]]:
     return []
 
 
-def train(
-    net,
-    data,
-    *,
-    rng,
-    seed_seq,
-    budget,
-    target_loss=None,
-    solved=None,
-    trace,
-    pop_size,
-    tournsize,
-    cxpb,
-    mutpb,
-    crossover,
-    alpha,
-    mut_sigma,
-    mut_indpb,
-    elite,
-    init_scale,
-):
-    rnd, _ = run_streams(seed_seq)  # private: selection and varAnd draw from it
-    evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
-    n = int(net.n_params)
-    tb = base.Toolbox()
-    if crossover == "blend":
-        tb.register("mate", cx_blend, alpha=alpha, rng=rng)
-    else:
-        tb.register("mate", cx_two_point, rng=rng)
-    tb.register("mutate", mut_gaussian, sigma=mut_sigma, indpb=mut_indpb, rng=rng)
-    tb.register("select", sel_tournament, tournsize=tournsize, rnd=rnd)
-    hof = tools.HallOfFame(elite, similar=np.array_equal) if elite else None
+class GA(Strategy):
+    """DEAP's ``eaSimple`` as ask/tell: ask = selection + ``varAnd`` (the changed individuals
+    only; generation 0: the initial population), tell = fitness, hall of fame, elitism."""
 
-    def evaluate(pop) -> bool:
-        invalid = [ind for ind in pop if not ind.fitness.valid]
-        X = as_matrix(invalid) if invalid else np.empty((0, n))
-        losses = evo.evaluate(X)
-        evo.assign(invalid, losses)
-        return evo.tell(X, losses)
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        pop_size,
+        tournsize,
+        cxpb,
+        mutpb,
+        crossover,
+        alpha,
+        mut_sigma,
+        mut_indpb,
+        elite,
+        init_scale,
+    ):
+        rng, self.rnd = ctx.rng, ctx.random  # private: selection and varAnd draw from rnd
+        self.n, self.cxpb, self.mutpb, self.elite = ctx.n, cxpb, mutpb, elite
+        tb = self.tb = base.Toolbox()
+        tb.register("clone", clone)  # deepcopy's result, without deepcopy's cost
+        if crossover == "blend":
+            tb.register("mate", cx_blend, alpha=alpha, rng=rng)
+        else:
+            tb.register("mate", cx_two_point, rng=rng)
+        tb.register("mutate", mut_gaussian, sigma=mut_sigma, indpb=mut_indpb, rng=rng)
+        tb.register("select", sel_tournament, tournsize=tournsize, rnd=self.rnd)
+        self.hof = tools.HallOfFame(elite, similar=np.array_equal) if elite else None
+        self.population = [individual(ctx.init(init_scale)) for _ in range(pop_size)]
+        self.gen = 0
 
-    population = [individual(net.init(rng, scale=init_scale)) for _ in range(pop_size)]
-    if evaluate(population):
-        return evo.finish()
-    if hof is not None:
-        hof.update(population)
-    while True:
-        offspring = tb.select(population, len(population))
-        offspring = var_and(offspring, tb, cxpb, mutpb, rnd)
-        if evaluate(offspring):
-            return evo.finish()
+    def ask(self) -> np.ndarray:
+        if self.gen == 0:
+            self.offspring = self.population
+        else:
+            offspring = self.tb.select(self.population, len(self.population))
+            self.offspring = var_and(offspring, self.tb, self.cxpb, self.mutpb, self.rnd)
+        self.invalid = [ind for ind in self.offspring if not ind.fitness.valid]
+        return as_matrix(self.invalid) if self.invalid else np.empty((0, self.n))
+
+    def tell(self, losses) -> None:
+        Evolution.assign(self.invalid, losses)
+        offspring, hof = self.offspring, self.hof
+        self.gen += 1
         if hof is not None:
             hof.update(offspring)
-            worst = sorted(range(len(offspring)), key=lambda i: offspring[i].fitness)[:elite]
+        if offspring is self.population:  # generation 0: the initial population
+            return
+        if hof is not None:
+            worst = sorted(range(len(offspring)), key=lambda i: offspring[i].fitness)[: self.elite]
             for i, best in zip(worst, hof, strict=False):
-                offspring[i] = tb.clone(best)
-        population[:] = offspring
+                offspring[i] = self.tb.clone(best)
+        self.population[:] = offspring
 
 
-register(
-    Method(
-        name="ga",
-        family="evolution",
-        params=PARAMS,
-        check=check,
-        label="GA",
-        color="#999933",  # olive (Tol)
-        marker="h",
-        order=8,
-        train=train,
-        doc="Real-coded GA (DEAP eaSimple: tournament, blend/two-point crossover, Gaussian "
-        "mutation) with hall-of-fame elitism.",
-        tags=("deap", "ga"),
-    )
+register_strategy(
+    "ga",
+    GA,
+    params=PARAMS,
+    check=check,
+    label="GA",
+    color="#999933",  # olive (Tol)
+    marker="h",
+    order=8,
+    doc="Real-coded GA (DEAP eaSimple: tournament, blend/two-point crossover, Gaussian "
+    "mutation) with hall-of-fame elitism.",
+    tags=("deap", "ga"),
 )

@@ -22,21 +22,21 @@ ended 2-20x higher in loss at equal evaluations. Set cxpb > 0 for blend recombin
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from deap import base, tools
 
 from toolkit.params import Param
 from toolkit.train.es_common import (
-    Evolution,
     as_matrix,
+    clone,
     cx_es_blend,
     individual,
-    init_scale_param,
     mut_es_lognormal,
-    run_streams,
     var_or,
 )
-from toolkit.train.registry import Method, register
+from toolkit.train.strategy import Context, Evolution, Strategy, init_scale_param, register_strategy
 
 
 def _unit(default, doc, lo_open=False):
@@ -76,17 +76,16 @@ def _check(comma: bool):
     return check
 
 
-def _trainer(comma: bool):
-    def train(
-        net,
-        data,
+class MuLambda(Strategy):
+    """DEAP's ``eaMuCommaLambda`` / ``eaMuPlusLambda`` as ask/tell: ask = ``varOr`` offspring
+    (the ones without a fitness; generation 0: the parents), tell = fitness, then the mu best
+    of the offspring (comma) or of parents + offspring (plus) survive (``tools.selBest``)."""
+
+    def __init__(
+        self,
+        ctx: Context,
         *,
-        rng,
-        seed_seq,
-        budget,
-        target_loss=None,
-        solved=None,
-        trace,
+        comma,
         mu,
         lambda_,
         sigma,
@@ -98,55 +97,108 @@ def _trainer(comma: bool):
         sigma_min,
         init_scale,
     ):
-        rnd, _ = run_streams(seed_seq)  # private: varOr draws from it
-        evo = Evolution(
-            net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace
-        )
-        n = int(net.n_params)
-        tb = base.Toolbox()
+        rng, self.rnd = ctx.rng, ctx.random  # private: varOr draws from rnd
+        self.n, self.comma, self.mu, self.lambda_ = ctx.n, comma, mu, lambda_
+        self.cxpb, self.mutpb = cxpb, mutpb
+        tb = self.tb = base.Toolbox()
+        tb.register("clone", clone)  # deepcopy's result, without deepcopy's cost
         tb.register("mate", cx_es_blend, alpha=alpha, sigma_min=sigma_min, rng=rng)
         tb.register("mutate", mut_es_lognormal, c=c, indpb=indpb, sigma_min=sigma_min, rng=rng)
-
-        population = []
+        self.population = []
         for _ in range(mu):
-            ind = individual(net.init(rng, scale=init_scale))
-            ind.strategy = np.full(n, float(sigma))
-            population.append(ind)
+            ind = individual(ctx.init(init_scale))
+            ind.strategy = np.full(ctx.n, float(sigma))
+            self.population.append(ind)
+        self.offspring = None
+        # every offspring a mutant of all genes (the defaults): the same draws and arithmetic
+        # on arrays, one Generator call per generation instead of DEAP individuals
+        self.fast = cxpb == 0.0 and mutpb == 1.0 and indpb >= 1.0
+        if self.fast:
+            self.rng, self.sigma_min = rng, sigma_min
+            self.tau = c / math.sqrt(2.0 * math.sqrt(ctx.n))
+            self.tau0 = c / math.sqrt(2.0 * ctx.n)
+            self.px = np.array(self.population, dtype=np.float64)  # parents (mu, n)
+            self.ps = np.array([ind.strategy for ind in self.population])  # their steps
+            self.pf = None  # their losses
+            self.ox = None
 
-        def evaluate(pop) -> bool:
-            invalid = [ind for ind in pop if not ind.fitness.valid]
-            X = as_matrix(invalid) if invalid else np.empty((0, n))
-            losses = evo.evaluate(X)
-            evo.assign(invalid, losses)
-            med = float(np.median([ind.strategy for ind in population]))
-            return evo.tell(X, losses, median_step=med)
+    def ask(self) -> np.ndarray:
+        if self.fast:
+            return self._ask_fast()
+        if self.offspring is None:  # generation 0: the parents
+            self.offspring = self.population
+        else:
+            self.offspring = var_or(
+                self.population, self.tb, self.lambda_, self.cxpb, self.mutpb, self.rnd
+            )
+        self.invalid = [ind for ind in self.offspring if not ind.fitness.valid]
+        return as_matrix(self.invalid) if self.invalid else np.empty((0, self.n))
 
-        if evaluate(population):  # generation 0: the parents
-            return evo.finish()
-        while True:
-            offspring = var_or(population, tb, lambda_, cxpb, mutpb, rnd)
-            if evaluate(offspring):
-                return evo.finish()
-            pool = offspring if comma else population + offspring
-            population[:] = tools.selBest(pool, mu)
+    def stats(self) -> dict:
+        if self.fast:
+            return {"median_step": float(np.median(self.ps))}
+        return {"median_step": float(np.median([ind.strategy for ind in self.population]))}
 
-    return train
+    def _ask_fast(self) -> np.ndarray:
+        """varOr with cxpb = 0, mutpb = 1 and mutESLogNormal with indpb = 1, vectorised: per
+        offspring varOr's draws from ``rnd`` (op choice, parent), then ``mut_es_lognormal``'s
+        1 + 2n normals in one (lambda, 1 + 2n) block (the same numbers the per-offspring calls
+        draw, in the same order)."""
+        if self.pf is None:  # generation 0: the parents
+            return self.px
+        rnd, mu, n = self.rnd, self.mu, self.n
+        js = np.empty(self.lambda_, dtype=np.intp)
+        for i in range(self.lambda_):
+            rnd.random()  # varOr's op choice: always mutation here
+            js[i] = rnd.choice(range(mu))
+        Z = self.rng.standard_normal((self.lambda_, 1 + 2 * n))
+        g0 = self.tau0 * Z[:, :1]
+        self.os = np.maximum(self.ps[js] * np.exp(g0 + self.tau * Z[:, 1 : n + 1]), self.sigma_min)
+        self.ox = self.px[js] + self.os * Z[:, n + 1 :]
+        return self.ox
+
+    def _tell_fast(self, losses) -> None:
+        if self.pf is None:
+            self.pf = np.array(losses, dtype=np.float64)
+            return
+        if self.comma:
+            fx, fs, ff = self.ox, self.os, losses
+        else:
+            fx = np.concatenate([self.px, self.ox])
+            fs = np.concatenate([self.ps, self.os])
+            ff = np.concatenate([self.pf, losses])
+        best = np.argsort(ff, kind="stable")[: self.mu]  # selBest: DEAP's stable sort
+        self.px, self.ps, self.pf = fx[best], fs[best], ff[best]
+
+    def tell(self, losses) -> None:
+        if self.fast:
+            return self._tell_fast(losses)
+        Evolution.assign(self.invalid, losses)
+        offspring = self.offspring
+        if offspring is self.population:  # generation 0
+            return
+        pool = offspring if self.comma else self.population + offspring
+        self.population[:] = tools.selBest(pool, self.mu)
+
+
+def _make(comma: bool):
+    def make(ctx: Context, **hyper) -> MuLambda:
+        return MuLambda(ctx, comma=comma, **hyper)
+
+    return make
 
 
 for _name, _comma, _paper, _style in (
     ("es_comma", True, "(mu, lambda)", ("(μ,λ)-ES", "#E69F00", "P", 6)),  # orange
     ("es_plus", False, "(mu + lambda)", ("(μ+λ)-ES", "#882255", "X", 7)),  # wine (Tol)
 ):
-    register(
-        Method(
-            name=_name,
-            family="evolution",
-            params=PARAMS,
-            check=_check(_comma),
-            train=_trainer(_comma),
-            doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
-            "DEAP's varOr / strategy-vector pattern.",
-            tags=("deap", "es"),
-            **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
-        )
+    register_strategy(
+        _name,
+        _make(_comma),
+        params=PARAMS,
+        check=_check(_comma),
+        doc=f"{_paper}-ES with self-adaptive per-gene step sizes (Beyer & Schwefel 2002), "
+        "DEAP's varOr / strategy-vector pattern.",
+        tags=("deap", "es"),
+        **dict(zip(("label", "color", "marker", "order"), _style, strict=True)),
     )

@@ -7,15 +7,17 @@ U(-r, r) -- the paper used r = 100 -- until the task is solved or the budget is 
 latch and parity problems this beats many published gradient methods.
 
 Draws are made ``batch`` at a time from the run's Generator (the distribution of
-``net.init(rng, scale=r)``) and each batch is one ``net.population_loss`` call; ``seed_seq``
-is not used (no other stream is needed, and no global random state is touched).
+``net.init(rng, scale=r)``) and each batch is one ``net.population_loss`` call (the ask/tell
+loop of :mod:`toolkit.train.strategy`); ``seed_seq`` is not used (no other stream is needed, and
+no global random state is touched).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from toolkit.params import Param
-from toolkit.train.es_common import Evolution
-from toolkit.train.registry import Method, register
+from toolkit.train.strategy import Context, Strategy, register_strategy
 
 PARAMS = {
     "r": Param(100.0, "float", lo=0.0, lo_open=True, doc="weights ~ U(-r, r) (the paper: 100)"),
@@ -23,26 +25,27 @@ PARAMS = {
 }
 
 
-def train(net, data, *, rng, seed_seq, budget, target_loss=None, solved=None, trace, r, batch):
-    evo = Evolution(net, data, budget=budget, target_loss=target_loss, solved=solved, trace=trace)
-    n = int(net.n_params)
-    while True:
-        X = rng.uniform(-r, r, size=(batch, n))
-        if evo.tell(X, evo.evaluate(X)):
-            return evo.finish()
+class RandomGuessing(Strategy):
+    """ask: ``batch`` guesses U(-r, r)^n from the run's Generator; tell: nothing to learn."""
+
+    def __init__(self, ctx: Context, r: float, batch: int):
+        self.rng, self.r, self.shape = ctx.rng, float(r), (int(batch), ctx.n)
+
+    def ask(self) -> np.ndarray:
+        return self.rng.uniform(-self.r, self.r, size=self.shape)
+
+    def tell(self, losses) -> None:
+        pass
 
 
-register(
-    Method(
-        name="random",
-        family="evolution",
-        params=PARAMS,
-        label="random guessing",
-        color="#000000",
-        marker="*",
-        order=9,
-        train=train,
-        doc="Random weight guessing, U(-r, r) (Schmidhuber, Hochreiter & Bengio 2001).",
-        tags=("baseline",),
-    )
+register_strategy(
+    "random",
+    RandomGuessing,
+    params=PARAMS,
+    label="random guessing",
+    color="#000000",
+    marker="*",
+    order=9,
+    doc="Random weight guessing, U(-r, r) (Schmidhuber, Hochreiter & Bengio 2001).",
+    tags=("baseline",),
 )

@@ -40,6 +40,9 @@ class Method:
     color: str = ""
     marker: str = ""
     order: int = 100
+    #: check_net(resolved, n_params) -> [(key, message)]: limits that depend on the network's
+    #: size, checked by :func:`run` before any work (e.g. xNES's largest n)
+    check_net: Callable[[dict, int], list[tuple[str, str]]] | None = None
 
     @property
     def defaults(self) -> dict:
@@ -54,15 +57,62 @@ class Method:
 
 
 METHODS: dict[str, Method] = {}
+#: modules outside the toolkit that registered methods, in order: sweep workers import them
+#: (``toolkit.config.ToolkitRegistry`` carries the list), so a user's method runs there too
+PLUGINS: list[str] = []
 
 
 def register(method: Method) -> Method:
+    """Add ``method`` to :data:`METHODS`; ValueError for a duplicate name or a bad family.
+
+    A method defined outside the toolkit is remembered by its module (:data:`PLUGINS`), which
+    the sweep's worker processes import before they train: define user methods in an
+    importable module, not in ``__main__``."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register: expected a toolkit.train.Method, got {method!r}")
     if method.name in METHODS:
         raise ValueError(f"method {method.name!r} is registered twice")
     if method.family not in ("gradient", "evolution"):
         raise ValueError(f"method {method.name!r}: family must be 'gradient' or 'evolution'")
     METHODS[method.name] = method
+    module = getattr(getattr(method.train, "strategy", method.train), "__module__", None)
+    if module and module.split(".")[0] != "toolkit" and module not in PLUGINS:
+        PLUGINS.append(module)
     return method
+
+
+def unregister(name: str) -> Method:
+    """Remove the method ``name`` from :data:`METHODS` (tests, notebooks); returns it."""
+    m = get_method(name)
+    del METHODS[name]
+    module = getattr(getattr(m.train, "strategy", m.train), "__module__", None)
+    if module in PLUGINS and not any(
+        getattr(getattr(o.train, "strategy", o.train), "__module__", None) == module
+        for o in METHODS.values()
+    ):
+        PLUGINS.remove(module)
+    return m
+
+
+def load_plugins(modules) -> None:
+    """Import ``modules`` (names, or one comma-separated string), which register methods.
+
+    ValueError naming the module when one cannot be imported (a method in ``__main__`` cannot
+    be imported by a worker process: put it in a module on ``sys.path``)."""
+    import importlib
+
+    if isinstance(modules, str):
+        modules = [m.strip() for m in modules.split(",")]
+    for mod in modules:
+        if not mod or mod == "__main__":
+            continue
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            raise ValueError(
+                f"plugin module {mod!r} (methods registered outside the toolkit) cannot be "
+                f"imported: {e}"
+            ) from e
 
 
 def by_family(family: str) -> list[str]:
@@ -75,7 +125,9 @@ def get_method(name: str) -> Method:
         return METHODS[name]
     except KeyError:
         raise ValueError(
-            f"method: unknown name {name!r}; known methods: {', '.join(sorted(METHODS))}"
+            f"method: unknown name {name!r}; known methods: {', '.join(sorted(METHODS))} "
+            "(a method of your own must be registered in an importable module, imported "
+            "before the sweep or named in $BPTT_PLUGINS)"
         ) from None
 
 
@@ -126,6 +178,12 @@ def run(
         )
     check_fits(net, task, data)
     resolved = dict(hyper) if validated else m.validate(hyper)
+    if m.check_net is not None:
+        problems = m.check_net(resolved, int(net.n_params))
+        if problems:
+            from toolkit.params import ParamError
+
+            raise ParamError(problems, method)
     if isinstance(budget, dict):
         budget = Budget.from_dict(budget)
     if target_loss is not None and not (float(target_loss) >= 0):
