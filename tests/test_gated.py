@@ -2,12 +2,18 @@
 finite differences (full and truncated k), torch.nn.LSTM / nn.GRU autograd (skipped without
 torch), population_loss == loss bit for bit, the state API and bad input."""
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import reference as ref
 
+import toolkit
 from toolkit import GRU, LSTM
-from toolkit.nets import CELLS, make_net
+from toolkit.nets import CELLS, grad_cost_ratio, make_net
+from toolkit.train import METHODS, run
 
 CELLS_ = {"lstm": LSTM, "gru": GRU}
 OUTPUTS = ["linear", "sigmoid", "softmax"]
@@ -263,3 +269,58 @@ def test_matches_torch_autograd(cell, output):
     assert L == pytest.approx(Lt.item(), rel=1e-10)
     scale = np.abs(g_t).max()
     np.testing.assert_allclose(g, g_t, rtol=1e-10, atol=1e-10 * scale)
+
+
+# -- in the trainers ---------------------------------------------------------------------------
+def _echo(B=3, T=9, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, size=(B, T, 1))
+    y = np.roll(x, 1, axis=1)
+    mask = np.ones((B, T))
+    mask[:, 0] = 0.0
+    return x, y, mask
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_k1k2_carries_the_whole_state(cell):
+    """BPTT(k1=2, k2=3) by hand through the public API, one epoch of SGD on the summed loss
+    (the LSTM's state is [h, c]: losing c between blocks would change the updates). The
+    trainer's 6th evaluation (the next epoch's first) spends the budget before its update."""
+    net = CELLS_[cell](1, 3, 1)
+    x, y, mask = _echo(B=2)
+    lr = 0.1
+    th = net.init(np.random.default_rng(np.random.SeedSequence(4)))  # what run(seed=4) draws
+    hist = [np.zeros((2, net.n_state))]  # state before step 0, 1, ...
+    for t0 in range(0, 9, 2):
+        t1 = min(t0 + 2, 9)
+        hist += list(net.states(th, x[:, t0:t1], h0=hist[t0]).transpose(1, 0, 2))
+        s = max(0, t1 - 3)
+        mw = np.zeros((2, t1 - s))
+        mw[:, t0 - s :] = mask[:, t0:t1]
+        _, g = net.loss_and_grad(th, x[:, s:t1], y[:, s:t1], mw, h0=hist[s])
+        th = th - lr * g
+    tr = run("bptt_k1k2", net, None, (x, y, mask), seed=4, budget={"evals": 6}, k1=2, k2=3,
+             lr=lr, reduction="sum")  # fmt: skip
+    np.testing.assert_allclose(tr.final_theta, th, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_every_method_trains_a_gated_cell(cell):
+    """Each registered method runs on the cell to its budget without an error, and the
+    gradient methods are charged the cell's calibrated gradient cost."""
+    net = CELLS_[cell](1, 3, 1)
+    x, y, mask = _echo()
+    data = SimpleNamespace(x=x, y=y, mask=mask)
+    ratio = grad_cost_ratio(net)
+    table = json.loads((Path(toolkit.__file__).parent / "grad_cost.json").read_text())
+    r2, r4 = table["ratio_by_cell"][cell]["2"], table["ratio_by_cell"][cell]["4"]
+    assert ratio == pytest.approx(r2 + (r4 - r2) * np.log(3 / 2) / np.log(2), rel=1e-12)
+    for name, m in METHODS.items():
+        tr = run(name, net, None, data, seed=1, budget={"fwd_equiv": 3000})
+        assert tr.outcome in ("budget", "target", "solved"), (name, tr.outcome, tr.message)
+        assert np.isfinite(tr.best_loss)
+        if m.family == "gradient":
+            s = tr.summary()
+            assert s["fwd_equiv"] == pytest.approx(s["fwd_steps"] + ratio * s["grad_steps"])
+    tr = run("bptt_online", net, None, data, seed=1, budget={"evals": 3}, average="copies")
+    assert tr.outcome == "error" and "Elman nets only" in tr.message

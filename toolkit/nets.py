@@ -555,15 +555,19 @@ _RATIO_FILE = Path(__file__).with_name("grad_cost.json")
 _RATIO_CACHE: dict | None = None
 
 
-def grad_cost_ratio(net: Elman) -> float:
+def grad_cost_ratio(net) -> float:
     """Measured cost of one BPTT gradient over a batch relative to one forward loss pass over
-    the same batch, for this hidden size (log-interpolated in H from the calibration table
-    ``toolkit/grad_cost.json``, written by ``bptt bench --calibrate``). A table, not a live
-    measurement, so forward-pass equivalents are deterministic."""
+    the same batch, for this cell and hidden size (log-interpolated in H from the calibration
+    table ``toolkit/grad_cost.json``, written by ``python benchmarks/bench_core.py
+    --calibrate``: ``ratio_by_hidden`` for Elman nets, ``ratio_by_cell[cell]`` for the other
+    cells, Elman's where a cell has no table). A table, not a live measurement, so
+    forward-pass equivalents are deterministic."""
     global _RATIO_CACHE
     if _RATIO_CACHE is None:
         _RATIO_CACHE = json.loads(_RATIO_FILE.read_text())
-    table = sorted((int(h), float(r)) for h, r in _RATIO_CACHE["ratio_by_hidden"].items())
+    by_cell = _RATIO_CACHE.get("ratio_by_cell", {})
+    ratios = by_cell.get(getattr(net, "cell", "elman"), _RATIO_CACHE["ratio_by_hidden"])
+    table = sorted((int(h), float(r)) for h, r in ratios.items())
     hs = np.log([h for h, _ in table])
     rs = [r for _, r in table]
     return float(np.interp(math.log(net.n_hidden), hs, rs))
