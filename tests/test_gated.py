@@ -324,3 +324,57 @@ def test_every_method_trains_a_gated_cell(cell):
             assert s["fwd_equiv"] == pytest.approx(s["fwd_steps"] + ratio * s["grad_steps"])
     tr = run("bptt_online", net, None, data, seed=1, budget={"evals": 3}, average="copies")
     assert tr.outcome == "error" and "Elman nets only" in tr.message
+
+
+# -- in an experiment: config, sweep, store, report prose ---------------------------------------
+SMOKE = """
+name = "gated_smoke"
+seed = 5
+replicates = 2
+[task]
+name = "latch"
+params = {{ T = 5 }}
+[net]
+cell = "{cell}"
+n_hidden = 3
+[budget]
+fwd_equiv = 2e4
+[methods.bptt_adam]
+lr = 0.03
+[methods.cmaes]
+sigma = 0.3
+"""
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_smoke_sweep(tmp_path, cell):
+    """``[net] cell`` through the whole path: the config, a sweep of BPTT (Adam) and CMA-ES,
+    the stored cell column and parameter count, the report's description of the network."""
+    from toolkit import analysis, config, store, sweep, tasks
+
+    cfg = tmp_path / "gated_smoke.toml"
+    cfg.write_text(SMOKE.format(cell=cell))
+    out = tmp_path / "res"
+    res = sweep.run_sweep(cfg, out=out, jobs=1, progress=False, echo=lambda *a: None)
+    assert res.ok
+    runs = store.load_runs(out)
+    assert len(runs) == 4 and set(runs["method"]) == {"bptt_adam", "cmaes"}
+    assert (runs["cell"] == cell).all() and runs["hidden"].isna().all()
+    task = tasks.get("latch", T=5)
+    assert (runs["n_params"] == CELLS_[cell](task.n_in, 3, task.n_out).n_params).all()
+    assert set(runs["outcome"]) <= {"budget", "solved", "target"}, runs["message"].tolist()
+    assert (runs["fwd_equiv"] >= 2e4).all()
+    assert analysis.describe_config(runs).startswith(f"{CELLS_[cell].__name__} H=3")
+    # the run key holds the cell, so an Elman sweep of the same file is a different set of runs
+    elman = tmp_path / "elman.toml"
+    elman.write_text(SMOKE.format(cell="elman"))
+    ids = {r["run_id"] for r in config.load_config(elman).runs}
+    assert ids.isdisjoint(set(runs["run_id"]))
+    # the report names the cell where it is in the results (and Elman-only prose otherwise)
+    from toolkit import report
+
+    text = report.render_report(tmp_path)
+    name = CELLS_[cell].__name__
+    assert f"for Elman and {name} networks: results" in text
+    assert f"| res | {cell} | 3 | – |" in text  # the results directory names the row
+    assert f"The {name} (cell = {cell};" in text
