@@ -5,10 +5,11 @@ repeated calls in this one process, printed as sequence-steps per second with ra
 noisy shared machine still gives comparable numbers. PyTorch and JAX are optional
 (`pip install -e .[bench]`); a missing one is reported and skipped.
 
-    python benchmarks/bench_core.py [--quick] [--calibrate]
+    python benchmarks/bench_core.py [--quick] [--calibrate [CELL ...]]
 
 --calibrate also measures the cost of a gradient relative to a forward loss pass for a range
-of hidden sizes and writes toolkit/grad_cost.json (forward-pass equivalents use it).
+of hidden sizes and writes toolkit/grad_cost.json (forward-pass equivalents use it), for
+every cell with a gradient, or only for the cells named (``--calibrate lstm gru``).
 """
 
 from __future__ import annotations
@@ -50,11 +51,11 @@ def timeit(fn, min_time=0.3, min_reps=5, max_reps=2000):
     return statistics.median(times)
 
 
-def make_data(H, T, B, seed=0, I=1, O=1):
-    from toolkit import Elman
+def make_data(H, T, B, seed=0, I=1, O=1, cell="elman"):
+    from toolkit.nets import CELLS
 
     rng = np.random.default_rng(seed)
-    net = Elman(I, H, O)
+    net = CELLS[cell](I, H, O)
     theta = net.init(rng)
     x = rng.normal(size=(B, T, I))
     y = rng.normal(size=(B, T, O))
@@ -62,14 +63,14 @@ def make_data(H, T, B, seed=0, I=1, O=1):
 
 
 # -- competitors ---------------------------------------------------------------------------
-def numba_grad(H, T, B):
-    net, theta, x, y = make_data(H, T, B)
+def numba_grad(H, T, B, cell="elman"):
+    net, theta, x, y = make_data(H, T, B, cell=cell)
     x, y, mask, h0 = net.check_data(x, y)
     return lambda: net.loss_and_grad(theta, x, y, mask, h0=h0, check=False)
 
 
-def numba_forward(H, T, B):
-    net, theta, x, y = make_data(H, T, B)
+def numba_forward(H, T, B, cell="elman"):
+    net, theta, x, y = make_data(H, T, B, cell=cell)
     x, y, mask, h0 = net.check_data(x, y)
     return lambda: net.loss(theta, x, y, mask, h0=h0, check=False)
 
@@ -202,21 +203,35 @@ def compile_times():
     return out
 
 
-def calibrate(quick=False):
-    """Gradient cost / forward-loss cost, per hidden size (B=8, T=100), into grad_cost.json."""
-    ratios = {}
-    for H in (1, 2, 4, 8, 16, 32, 64, 128):
-        tg = timeit(numba_grad(H, 100, 8), min_time=0.1 if quick else 0.4)
-        tf = timeit(numba_forward(H, 100, 8), min_time=0.1 if quick else 0.4)
-        ratios[str(H)] = round(tg / tf, 2)
-        print(f"  calibrate H={H:4d}: gradient / forward = {tg / tf:.2f}")
+def calibrate(quick=False, cells=()):
+    """Gradient cost / forward-loss cost, per hidden size (B=8, T=100), into grad_cost.json:
+    Elman's table (``ratio_by_hidden``) and each other cell's (``ratio_by_cell``). ``cells``
+    names the tables to measure (empty: all); the others are kept as they are."""
+    from toolkit.nets import CELLS
+
     path = ROOT / "toolkit" / "grad_cost.json"
+    old = json.loads(path.read_text()) if path.exists() else {}
+    by_cell = dict(old.get("ratio_by_cell", {}))
+    elman = old.get("ratio_by_hidden", {})
+    todo = list(cells) or [c for c, k in CELLS.items() if getattr(k, "has_gradient", True)]
+    for cell in todo:
+        ratios = {}
+        for H in (1, 2, 4, 8, 16, 32, 64, 128):
+            tg = timeit(numba_grad(H, 100, 8, cell), min_time=0.1 if quick else 0.4)
+            tf = timeit(numba_forward(H, 100, 8, cell), min_time=0.1 if quick else 0.4)
+            ratios[str(H)] = round(tg / tf, 2)
+            print(f"  calibrate {cell} H={H:4d}: gradient / forward = {tg / tf:.2f}")
+        if cell == "elman":
+            elman = ratios
+        else:
+            by_cell[cell] = ratios
     path.write_text(
         json.dumps(
             {
                 "note": "cost of one BPTT gradient / one forward loss pass, B=8, T=100, "
                 "one thread; written by `python benchmarks/bench_core.py --calibrate`",
-                "ratio_by_hidden": ratios,
+                "ratio_by_hidden": elman,
+                "ratio_by_cell": by_cell,
             },
             indent=1,
         )
@@ -228,7 +243,13 @@ def calibrate(quick=False):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer sizes, shorter timings")
-    ap.add_argument("--calibrate", action="store_true", help="rewrite toolkit/grad_cost.json")
+    ap.add_argument(
+        "--calibrate",
+        nargs="*",
+        metavar="CELL",
+        default=None,
+        help="rewrite toolkit/grad_cost.json: the tables of the cells named (none: all)",
+    )
     args = ap.parse_args(argv)
     min_time = 0.15 if args.quick else 0.5
     has_torch, has_jax = available("torch"), available("jax")
@@ -287,9 +308,9 @@ def main(argv=None):
         f"  numba {P * B * T / t_nb:.3g}/s, jax vmap {P * B * T / t_jx:.3g}/s, "
         f"numba is {t_jx / t_nb:.1f}x jax"
     )
-    if args.calibrate:
+    if args.calibrate is not None:
         print("== Calibration of forward-pass equivalents")
-        calibrate(args.quick)
+        calibrate(args.quick, args.calibrate)
     return rows
 
 

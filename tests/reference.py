@@ -182,6 +182,19 @@ def central_diff(f, theta, eps=1e-6):
     return g
 
 
+def central_diff4(f, theta, eps=1e-3):
+    """Fourth-order central differences, (8 (f(+e) - f(-e)) - (f(+2e) - f(-2e))) / 12e:
+    truncation O(eps^4), so a larger eps keeps the rounding error of f small too."""
+    g = np.zeros_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        g[i] = (8 * (f(theta + e) - f(theta - e)) - (f(theta + 2 * e) - f(theta - 2 * e))) / (
+            12 * eps
+        )
+    return g
+
+
 # --------------------------------------------------------------------------------------
 # architecture A1 (toolkit/a1.py): hidden units first, then the recurrent output unit
 # --------------------------------------------------------------------------------------
@@ -229,3 +242,105 @@ def a1_loss(theta, x, y, mask, I, H, hidden="tanh", output="sigmoid"):
                 else:
                     L += mask[b, t] * 0.5 * (o[b, t] - yt) ** 2
     return L
+
+
+# --------------------------------------------------------------------------------------
+# gated cells (toolkit/gated.py): LSTM with forget gate and GRU, as torch.nn.LSTM / nn.GRU
+# --------------------------------------------------------------------------------------
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def gated_unpack(cell, theta, I, H, O):
+    """The named blocks: LSTM W_xh (4H,I), W_hh (4H,H), b_h (4H,); GRU W_xh (3H,I),
+    W_hh (3H,H), b_h (3H,), b_hn (H,); then W_hy (O,H), b_y (O,)."""
+    n = 4 if cell == "lstm" else 3
+    shapes = [("W_xh", (n * H, I)), ("W_hh", (n * H, H)), ("b_h", (n * H,))]
+    if cell == "gru":
+        shapes.append(("b_hn", (H,)))
+    shapes += [("W_hy", (O, H)), ("b_y", (O,))]
+    p, o = {}, 0
+    for name, shape in shapes:
+        size = int(np.prod(shape))
+        p[name] = theta[o : o + size].reshape(shape)
+        o += size
+    assert o == theta.size, (o, theta.size)
+    return p
+
+
+def lstm_step(p, a, h, c):
+    """One LSTM step, the equations of torch.nn.LSTM: gates i, f, g, o."""
+    H = h.size
+    zz = p["W_xh"] @ a + p["W_hh"] @ h + p["b_h"]
+    i, f = sigmoid(zz[:H]), sigmoid(zz[H : 2 * H])
+    g, o = np.tanh(zz[2 * H : 3 * H]), sigmoid(zz[3 * H :])
+    c = f * c + i * g
+    return o * np.tanh(c), c
+
+
+def gru_step(p, a, h):
+    """One GRU step, the equations of torch.nn.GRU: r applied to (W_hn h + b_hn)."""
+    H = h.size
+    W_x, W_h, b = p["W_xh"], p["W_hh"], p["b_h"]
+    r = sigmoid(W_x[:H] @ a + W_h[:H] @ h + b[:H])
+    z = sigmoid(W_x[H : 2 * H] @ a + W_h[H : 2 * H] @ h + b[H : 2 * H])
+    n = np.tanh(W_x[2 * H :] @ a + b[2 * H :] + r * (W_h[2 * H :] @ h + p["b_hn"]))
+    return (1.0 - z) * n + z * h
+
+
+def gated_step(cell, p, a, s):
+    """state s ([h, c] for the LSTM, h for the GRU) -> the next state."""
+    if cell == "lstm":
+        H = s.size // 2
+        return np.concatenate(lstm_step(p, a, s[:H], s[H:]))
+    return gru_step(p, a, s)
+
+
+def gated_forward(cell, theta, x, sizes, output="linear", h0=None):
+    """h (B,T,H), yhat (B,T,O), states (B,T,n_state): one sequence and one step at a time."""
+    I, H, O = sizes
+    p = gated_unpack(cell, theta, I, H, O)
+    n_state = 2 * H if cell == "lstm" else H
+    B, T, _ = x.shape
+    S = np.zeros((B, T, n_state))
+    yhat = np.zeros((B, T, O))
+    for b in range(B):
+        s = np.zeros(n_state) if h0 is None else h0[b]
+        for t in range(T):
+            s = gated_step(cell, p, x[b, t], s)
+            S[b, t] = s
+            yhat[b, t] = out_fn(p["W_hy"] @ s[:H] + p["b_y"], output)
+    return S[:, :, :H], yhat, S
+
+
+def gated_loss(cell, theta, x, y, mask, sizes, output="linear", h0=None):
+    I, H, O = sizes
+    p = gated_unpack(cell, theta, I, H, O)
+    h, _, _ = gated_forward(cell, theta, x, sizes, output, h0)
+    B, T, _ = x.shape
+    mask = np.ones((B, T)) if mask is None else mask
+    return sum(
+        mask[b, t] * step_loss(p["W_hy"] @ h[b, t] + p["b_y"], y[b, t], output)
+        for b in range(B)
+        for t in range(T)
+    )
+
+
+def gated_truncated_objective(cell, theta, theta_const, x, y, mask, k, sizes, output, h0=None):
+    """As :func:`truncated_objective`: each loss term l_s from k steps with ``theta`` run from
+    the state at s-k (h and c) of a forward pass with ``theta_const``."""
+    I, H, O = sizes
+    _, _, Sc = gated_forward(cell, theta_const, x, sizes, output, h0)
+    p = gated_unpack(cell, theta, I, H, O)
+    n_state = Sc.shape[2]
+    B, T, _ = x.shape
+    mask = np.ones((B, T)) if mask is None else mask
+    J = 0.0
+    for b in range(B):
+        for s in range(T):
+            lo = max(0, s - k + 1)
+            st = Sc[b, lo - 1] if lo > 0 else (np.zeros(n_state) if h0 is None else h0[b])
+            for r in range(lo, s + 1):
+                st = gated_step(cell, p, x[b, r], st)
+            J += mask[b, s] * step_loss(p["W_hy"] @ st[:H] + p["b_y"], y[b, s], output)
+    return J

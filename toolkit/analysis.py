@@ -349,7 +349,9 @@ def annotate(runs: pd.DataFrame, *, exclude: Iterable[str] = ()) -> pd.DataFrame
     method_keys = set().union(*mparams.tolist()) if len(out) else set()
     task_keys = set().union(*tparams.tolist()) if len(out) else set()
     net_cols = [
-        c for c in ("n_hidden", "hidden", "recurrent", "window", "output") if c in out.columns
+        c
+        for c in ("cell", "n_hidden", "hidden", "recurrent", "window", "output")
+        if c in out.columns
     ]
 
     def setting_name(grid_col: str) -> str:
@@ -402,6 +404,18 @@ def annotate(runs: pd.DataFrame, *, exclude: Iterable[str] = ()) -> pd.DataFrame
     return out
 
 
+_CELL_NAMES = {"elman": "Elman", "a1": "A1", "lstm": "LSTM", "gru": "GRU"}
+
+
+def _cell_name(runs: pd.DataFrame) -> str:
+    """The network cell of ``runs`` as the report names it ("Elman" for results without the
+    column, or with more than one cell)."""
+    if "cell" in runs.columns and runs["cell"].nunique() == 1:
+        c = str(runs["cell"].iloc[0])
+        return _CELL_NAMES.get(c, c)
+    return "Elman"
+
+
 def describe_config(runs: pd.DataFrame) -> str:
     """A short description of what is constant in ``runs``: network, seeds per series.
 
@@ -415,7 +429,7 @@ def describe_config(runs: pd.DataFrame) -> str:
             act = f" {runs['hidden'].iloc[0]}"
             if "output" in runs.columns and runs["output"].nunique() == 1:
                 act += f"/{runs['output'].iloc[0]}"
-        s = f"Elman H={_fmt(h)}{act}"
+        s = f"{_cell_name(runs)} H={_fmt(h)}{act}"
         if "n_params" in runs.columns and runs["n_params"].nunique() == 1:
             s += f", {_fmt(runs['n_params'].iloc[0])} weights"
         parts.append(s)

@@ -138,6 +138,30 @@ def check_sequences(x, y, mask, n_in: int, n_out: int):
     return x, y, mask
 
 
+def check_k(k) -> int:
+    """The unfold depth k (None or an int >= 1) as the kernels take it: 0 for None (full)."""
+    if k is None:
+        return 0
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k: expected None or an int >= 1, got {k!r}")
+    if k < 1:
+        raise ValueError(f"k: expected None or an int >= 1 (the unfold depth), got {k}")
+    return int(k)
+
+
+def uniform_init(rng, n: int, n_hidden: int, scale: float | None) -> np.ndarray:
+    """n parameters ~ U(-s, s), s = 1/sqrt(n_hidden) (PyTorch's nn.RNN/LSTM/GRU) unless
+    ``scale`` is given. rng: numpy.random.Generator or int seed."""
+    if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
+        rng = np.random.default_rng(int(rng))
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng: expected a numpy.random.Generator or int, got {rng!r}")
+    s = 1.0 / math.sqrt(n_hidden) if scale is None else float(scale)
+    if not (s > 0) or not math.isfinite(s):
+        raise ValueError(f"scale: expected a positive finite number, got {scale!r}")
+    return rng.uniform(-s, s, size=n)
+
+
 def register_cell(cls: type) -> type:
     """Class decorator: ``CELLS[cls.cell] = cls`` (see docs/CONTRACTS.md, the net protocol)."""
     if cls.cell in CELLS:
@@ -337,14 +361,7 @@ class Elman:
     def init(self, rng, scale: float | None = None) -> np.ndarray:
         """theta with every weight and bias ~ U(-s, s), s = 1/sqrt(n_hidden) (as PyTorch's
         nn.RNN) unless ``scale`` is given. rng: numpy.random.Generator or int seed."""
-        if isinstance(rng, int | np.integer) and not isinstance(rng, bool):
-            rng = np.random.default_rng(int(rng))
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"rng: expected a numpy.random.Generator or int, got {rng!r}")
-        s = 1.0 / math.sqrt(self.n_hidden) if scale is None else float(scale)
-        if not (s > 0) or not math.isfinite(s):
-            raise ValueError(f"scale: expected a positive finite number, got {scale!r}")
-        return rng.uniform(-s, s, size=self.n_params)
+        return uniform_init(rng, self.n_params, self.n_hidden, scale)
 
     def unpack(self, theta) -> dict:
         """dict of the five blocks. Views into theta (writing into them writes theta) when no
@@ -431,6 +448,16 @@ class Elman:
             x, _, _, h0 = self._fast(x, None, None, h0)
         return kernels.forward(self._full(theta), self._windowed(x), h0, *self._sizes())
 
+    @property
+    def n_state(self) -> int:
+        """Width of the recurrent state that h0 takes and step() returns: H (the state is h)."""
+        return self.n_hidden
+
+    def states(self, theta, x, h0=None, check=True):
+        """The state after every step, (B,T,n_state): h, as forward() gives it. Trainers that
+        carry the state across windows (BPTT(k1, k2)) use this, so they serve every cell."""
+        return self.forward(theta, x, h0=h0, check=check)[0]
+
     def step(self, theta, h_prev, a, check=True):
         """One recurrent step f(h_prev, a) = act(W_xh a + W_hh h_prev + b_h): (B,H),(B,I)->(B,H)."""
         a = _as_array(a, "a", 2) if check else np.asarray(a)
@@ -454,14 +481,7 @@ class Elman:
         h0 (B,H), the initial context, is held constant. ``check=False`` skips validation of
         x, y, mask, h0 (for trainers that validated them once with :meth:`check_data`).
         """
-        if k is None:
-            kk = 0
-        else:
-            if isinstance(k, bool) or not isinstance(k, int | np.integer):
-                raise TypeError(f"k: expected None or an int >= 1, got {k!r}")
-            if k < 1:
-                raise ValueError(f"k: expected None or an int >= 1 (the unfold depth), got {k}")
-            kk = int(k)
+        kk = check_k(k)
         theta = self._theta(theta, check_finite=check)
         if check:
             x, y, mask, h0 = self.check_data(x, y, mask, h0)
@@ -535,15 +555,19 @@ _RATIO_FILE = Path(__file__).with_name("grad_cost.json")
 _RATIO_CACHE: dict | None = None
 
 
-def grad_cost_ratio(net: Elman) -> float:
+def grad_cost_ratio(net) -> float:
     """Measured cost of one BPTT gradient over a batch relative to one forward loss pass over
-    the same batch, for this hidden size (log-interpolated in H from the calibration table
-    ``toolkit/grad_cost.json``, written by ``bptt bench --calibrate``). A table, not a live
-    measurement, so forward-pass equivalents are deterministic."""
+    the same batch, for this cell and hidden size (log-interpolated in H from the calibration
+    table ``toolkit/grad_cost.json``, written by ``python benchmarks/bench_core.py
+    --calibrate``: ``ratio_by_hidden`` for Elman nets, ``ratio_by_cell[cell]`` for the other
+    cells, Elman's where a cell has no table). A table, not a live measurement, so
+    forward-pass equivalents are deterministic."""
     global _RATIO_CACHE
     if _RATIO_CACHE is None:
         _RATIO_CACHE = json.loads(_RATIO_FILE.read_text())
-    table = sorted((int(h), float(r)) for h, r in _RATIO_CACHE["ratio_by_hidden"].items())
+    by_cell = _RATIO_CACHE.get("ratio_by_cell", {})
+    ratios = by_cell.get(getattr(net, "cell", "elman"), _RATIO_CACHE["ratio_by_hidden"])
+    table = sorted((int(h), float(r)) for h, r in ratios.items())
     hs = np.log([h for h, _ in table])
     rs = [r for _, r in table]
     return float(np.interp(math.log(net.n_hidden), hs, rs))
@@ -551,3 +575,4 @@ def grad_cost_ratio(net: Elman) -> float:
 
 # the other network cells register themselves on import (after everything above is defined)
 from toolkit import a1 as _a1  # noqa: E402,F401
+from toolkit import gated as _gated  # noqa: E402,F401

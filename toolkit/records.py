@@ -64,9 +64,10 @@ RUN_RECORD = (
     Column("family", "object", "method family: gradient | evolution", _R),
     Column("n_hidden", "Int64", "hidden units", _R),
     Column("n_params", "Int64", "weights (length of theta); null when the net was not built"),
-    Column("hidden", "object", "hidden activation", _R),
+    Column("hidden", "object", "hidden activation (null for lstm, gru)", _R),
     Column("recurrent", "object", "bool; false: W_hh = 0 (feed-forward variant)", True),
     Column("window", "object", "int; input window of the network", 1),
+    Column("cell", "object", "network cell ([net] cell: elman, a1, lstm, gru)", "elman"),
     Column("output", "object", "output nonlinearity (from the task)", _R),
     Column("outcome", "object", "solved|target|budget|diverged|error", "error", summary=True),
     Column("evals", "Int64", "loss evaluations", 0, summary=True),
@@ -141,6 +142,8 @@ def from_summary(summary: dict) -> dict:
 FORMER = {
     "recurrent": ("grid.net.recurrent", "grid.recurrent"),
     "window": ("grid.net.window", "grid.window"),
+    "cell": (),  # rows written before the column: Elman nets (A1 runs then held "a1" only in
+    # their run key), so a reader of old results sees "elman"
 }
 
 

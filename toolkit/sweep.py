@@ -107,9 +107,10 @@ def _base_row(spec: dict) -> dict:
         method_params=canonical(spec["method_params"]),
         family=spec.get("family"),
         n_hidden=net["n_hidden"],
-        hidden=net["hidden"],
+        hidden=net.get("hidden"),  # None for the gated cells (their activations are fixed)
         recurrent=net.get("recurrent", True),
         window=net.get("window", 1),
+        cell=net.get("cell", "elman"),
         output=spec.get("output"),
         target_loss=math.nan if spec.get("target_loss") is None else spec["target_loss"],
         budget_evals=budget.get("evals"),
@@ -278,7 +279,7 @@ def format_run_table(runs: list[dict], stored: Iterable[str] = ()) -> str:
             "method": r["method"],
             "method_params": _compact(r["method_params"]),
             "n_hidden": r["net"]["n_hidden"],
-            "hidden": r["net"]["hidden"],
+            "hidden": r["net"].get("hidden", "-"),
         }
         for k in grid_cols:
             v = r["grid"].get(k)

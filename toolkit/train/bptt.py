@@ -291,7 +291,7 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
             n = mb.sum()
             if n == 0:
                 continue
-            h0 = np.zeros((xb.shape[0], net.n_hidden))
+            h0 = np.zeros((xb.shape[0], net.n_state))
             L, g = net.loss_and_grad(theta, xb, yb, mb, k=k, h0=h0, check=False)
             run.trace.add_cost(evals=1, grad_steps=xb.shape[0] * T)
             g, grad_norm = clip_by_norm(run.gradient(g, n, theta), run.h["clip"])
@@ -319,6 +319,11 @@ class _Copies:
     error, by backpropagation written out in NumPy."""
 
     def __init__(self, net, k):
+        if getattr(net, "cell", "elman") != "elman":
+            raise ValueError(
+                f"average: 'copies' is written out for Elman nets only, not {net.cell!r}; "
+                "use 'shared' (the same trajectory for SGD and momentum)"
+            )
         self.net, self.dact = net, _DACT[net.hidden]
         self.G = np.zeros((k, net.n_params))  # row i: copy i's gradient, as a full theta
         self.rows = [net.unpack(self.G[i]) for i in range(k)]  # views into the rows
@@ -376,8 +381,8 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
     own context (batch_size=1 is the textbook algorithm)."""
     B, T, _I = x.shape
     f_part = net.pack(
-        {n: np.full(s, n in ("W_xh", "W_hh", "b_h"), dtype=float) for n, s in net.shapes.items()}
-    ).astype(bool)  # f's weights in theta
+        {n: np.full(s, n not in ("W_hy", "b_y"), dtype=float) for n, s in net.shapes.items()}
+    ).astype(bool)  # f's weights in theta: all but the readout g's
     scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
     copies = _Copies(net, k) if average == "copies" else None
     while True:  # epochs
@@ -386,7 +391,7 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
             idx = order[i : i + batch_size]
             xs, ys, ms = x[idx], y[idx], mask[idx]
             b = len(idx)
-            x_ctx = np.zeros((b, net.n_hidden))  # the context x starts at the zero vector
+            x_ctx = np.zeros((b, net.n_state))  # the context x starts at the zero vector
             for t in range(T - k + 1):
                 a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
                 m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1] and its weight
@@ -423,11 +428,10 @@ def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
     Each epoch starts the streams from the zero state."""
     B, T, _I = x.shape
     while True:  # epochs
-        hist = np.zeros((B, T + 1, net.n_hidden))  # hist[:, s] = state before step s
+        hist = np.zeros((B, T + 1, net.n_state))  # hist[:, s] = state before step s
         for t0 in range(0, T, k1):
             t1 = min(t0 + k1, T)  # this block: steps t0..t1-1
-            h, _ = net.forward(theta, x[:, t0:t1], h0=hist[:, t0], check=False)
-            hist[:, t0 + 1 : t1 + 1] = h
+            hist[:, t0 + 1 : t1 + 1] = net.states(theta, x[:, t0:t1], h0=hist[:, t0], check=False)
             run.trace.add_cost(fwd_steps=B * (t1 - t0))
             s = max(0, t1 - k2)  # the window: steps s..t1-1, errors of steps t0..t1-1 only
             mw = np.zeros((B, t1 - s))

@@ -1,0 +1,364 @@
+"""Numba kernels for the gated cells, LSTM and GRU: forward, loss, BPTT(k) gradients,
+population loss. Pure functions over contiguous float64 arrays and ints, like
+:mod:`toolkit.kernels`; :mod:`toolkit.gated` validates, converts and allocates.
+
+``cell`` code 0 is the LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers,
+Schmidhuber & Cummins 2000) as ``torch.nn.LSTM`` computes it, gates in torch's order
+i, f, g, o, state (h, c)::
+
+    [i; f; g; o] = [sig; sig; tanh; sig](W_xh a_t + W_hh h_{t-1} + b_h)      (4H,)
+    c_t = f * c_{t-1} + i * g,      h_t = o * tanh(c_t)
+
+``cell`` code 1 is the GRU (Cho et al. 2014) as ``torch.nn.GRU`` computes it, rows in
+torch's order r, z, n, with the reset gate applied to (W_hn h + b_hn) as torch does::
+
+    r = sig(W_xr a + W_hr h + b_r),  z = sig(W_xz a + W_hz h + b_z)
+    n = tanh(W_xn a + b_n + r * (W_hn h + b_hn)),    h_t = (1 - z) * n + z * h_{t-1}
+
+The readout and the losses are those of the Elman kernels: yhat_t = out(W_hy h_t + b_y),
+L = sum_{b,t} mask[b,t] * l(yhat, y) (linear/mse, sigmoid/bce, softmax/ce; dl/dz = yhat - y,
+softmax yhat * sum(y) - y).
+
+theta layout (C order), n_g = 4 (LSTM) or 3 (GRU) gate blocks of H rows each:
+W_xh (n_g H, I), W_hh (n_g H, H), b_h (n_g H,), [GRU only: b_hn (H,)], W_hy (O,H), b_y (O,).
+One bias per gate row: torch's two (b_ih + b_hh) only enter as their sum, except the GRU's
+b_hn, which sits inside r * (...) and is its own block.
+
+State arrays: HS (B, T+1, H) with HS[b, t+1] = h_t and HS[b, 0] = h_{-1}; CS (B, T+1, H) the
+LSTM's cells likewise (unused by the GRU); G (B, T, 4H) per step: the LSTM's gate values
+i, f, g, o, or the GRU's r, z, n and W_hn h_{t-1} + b_hn.
+
+Gradients: ``k <= 0`` or ``k >= T`` is full BPTT; ``k >= 1`` is Williams & Peng's BPTT(h)
+with unfold depth k: the error at step s reaches the parameter uses at steps s-k+1..s, and
+the state at s-k (h and, for the LSTM, c) is held constant. O(T k H^2) per sequence.
+
+Floating point: no fast-math flags at all (strict IEEE operations in program order), so
+every function computes the same bits wherever it is inlined. ``loss``, ``loss_and_grad``
+and ``population_loss`` run one forward routine (:func:`_run`) and one loss routine
+(:func:`_loss`), which sum over b, then t, in that fixed order: ``population_loss`` gives
+exactly the bits of ``loss`` for each network, and ``loss_and_grad`` the same loss. Plain
+loops, no SIMD tiles: correctness first.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+LSTM, GRU = 0, 1
+#: gate blocks of H rows: 4 for the LSTM (i, f, g, o), 3 for the GRU (r, z, n)
+N_GATES = (4, 3)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sig(z):
+    if z >= 0.0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
+@njit(cache=True, error_model="numpy")
+def offsets(cell, I, H, O):
+    """Offsets in theta: W_xh, W_hh, b_h, b_hn (GRU; = W_hy's for the LSTM), W_hy, b_y, n."""
+    ng = 4 if cell == LSTM else 3
+    whh = ng * H * I
+    bh = whh + ng * H * H
+    bhn = bh + ng * H
+    wy = bhn + (H if cell == GRU else 0)
+    by = wy + O * H
+    return whh, bh, bhn, wy, by, by + O
+
+
+def n_params(cell: int, I: int, H: int, O: int) -> int:
+    """Length of theta: n_g H (I + H + 1) [+ H for the GRU's b_hn] + O (H + 1)."""
+    return int(offsets(cell, I, H, O)[5])
+
+
+@njit(cache=True, error_model="numpy")
+def _run(cell, theta, x, h0, I, H, O, HS, CS, G):
+    """Forward pass of one theta over x (B,T,I) from the state h0 (B, H) (GRU) or (B, 2H)
+    (LSTM: [h, c]): fills HS, CS and G (module docstring)."""
+    B, T = x.shape[0], x.shape[1]
+    whh, bh, bhn, _, _, _ = offsets(cell, I, H, O)
+    ng = 4 if cell == LSTM else 3
+    a = np.empty(ng * H)  # x-side pre-activations (with b_h)
+    r_ = np.empty(ng * H)  # h-side products W_hh h_{t-1}
+    for b in range(B):
+        for j in range(H):
+            HS[b, 0, j] = h0[b, j]
+            if cell == LSTM:
+                CS[b, 0, j] = h0[b, H + j]
+        for t in range(T):
+            for q in range(ng * H):
+                s = theta[bh + q]
+                for i in range(I):
+                    s += theta[q * I + i] * x[b, t, i]
+                a[q] = s
+                s = 0.0
+                for j in range(H):
+                    s += theta[whh + q * H + j] * HS[b, t, j]
+                r_[q] = s
+            if cell == LSTM:
+                for j in range(H):
+                    ig = _sig(a[j] + r_[j])
+                    fg = _sig(a[H + j] + r_[H + j])
+                    gg = math.tanh(a[2 * H + j] + r_[2 * H + j])
+                    og = _sig(a[3 * H + j] + r_[3 * H + j])
+                    c = fg * CS[b, t, j] + ig * gg
+                    G[b, t, j] = ig
+                    G[b, t, H + j] = fg
+                    G[b, t, 2 * H + j] = gg
+                    G[b, t, 3 * H + j] = og
+                    CS[b, t + 1, j] = c
+                    HS[b, t + 1, j] = og * math.tanh(c)
+            else:
+                for j in range(H):
+                    rg = _sig(a[j] + r_[j])
+                    zg = _sig(a[H + j] + r_[H + j])
+                    hn = r_[2 * H + j] + theta[bhn + j]
+                    n = math.tanh(a[2 * H + j] + rg * hn)
+                    G[b, t, j] = rg
+                    G[b, t, H + j] = zg
+                    G[b, t, 2 * H + j] = n
+                    G[b, t, 3 * H + j] = hn
+                    HS[b, t + 1, j] = (1.0 - zg) * n + zg * HS[b, t, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _zout(theta, wy, by, HS, b, t1, H, zo):
+    """zo = W_hy h + b_y for h = HS[b, t1]."""
+    for o in range(zo.shape[0]):
+        s = theta[by + o]
+        for j in range(H):
+            s += theta[wy + o * H + j] * HS[b, t1, j]
+        zo[o] = s
+
+
+@njit(cache=True, error_model="numpy")
+def _step_loss(zo, y, b, t, m, out, DZ):
+    """m * l(out(zo), y[b, t]); writes m * dl/dz into DZ[b, t]."""
+    O = zo.shape[0]
+    L = 0.0
+    if out == 0:
+        for o in range(O):
+            d = zo[o] - y[b, t, o]
+            L += 0.5 * d * d
+            DZ[b, t, o] = m * d
+    elif out == 1:
+        for o in range(O):
+            z = zo[o]
+            L += max(z, 0.0) + math.log1p(math.exp(-abs(z))) - y[b, t, o] * z
+            DZ[b, t, o] = m * (_sig(z) - y[b, t, o])
+    else:
+        zmax = zo[0]
+        for o in range(1, O):
+            zmax = max(zmax, zo[o])
+        s = 0.0
+        for o in range(O):
+            s += math.exp(zo[o] - zmax)
+        lse = zmax + math.log(s)
+        ysum = 0.0
+        for o in range(O):
+            ysum += y[b, t, o]
+            L += y[b, t, o] * (lse - zo[o])
+        for o in range(O):
+            DZ[b, t, o] = m * (math.exp(zo[o] - lse) * ysum - y[b, t, o])
+    return m * L
+
+
+@njit(cache=True, error_model="numpy")
+def _loss(cell, theta, HS, y, mask, I, H, O, out, zo, DZ):
+    """sum over b, then t, of mask[b,t] * l(yhat, y); DZ (B,T,O) gets mask * dl/dz (zero
+    where the mask is zero)."""
+    B, T = mask.shape[0], mask.shape[1]
+    _, _, _, wy, by, _ = offsets(cell, I, H, O)
+    L = 0.0
+    for b in range(B):
+        for t in range(T):
+            m = mask[b, t]
+            if m != 0.0:
+                _zout(theta, wy, by, HS, b, t + 1, H, zo)
+                L += _step_loss(zo, y, b, t, m, out, DZ)
+            else:
+                for o in range(O):
+                    DZ[b, t, o] = 0.0
+    return L
+
+
+@njit(cache=True, error_model="numpy")
+def forward(cell, theta, x, h0, I, H, O, out):
+    """x (B,T,I), h0 (B, n_state) -> HS (B,T+1,H), CS (B,T+1,H), yhat (B,T,O)."""
+    B, T = x.shape[0], x.shape[1]
+    HS = np.empty((B, T + 1, H))
+    CS = np.zeros((B, T + 1, H))
+    G = np.empty((B, T, 4 * H))
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    _, _, _, wy, by, _ = offsets(cell, I, H, O)
+    yhat = np.empty((B, T, O))
+    zo = np.empty(O)
+    for b in range(B):
+        for t in range(T):
+            _zout(theta, wy, by, HS, b, t + 1, H, zo)
+            if out == 0:
+                for o in range(O):
+                    yhat[b, t, o] = zo[o]
+            elif out == 1:
+                for o in range(O):
+                    yhat[b, t, o] = _sig(zo[o])
+            else:
+                zmax = zo[0]
+                for o in range(1, O):
+                    zmax = max(zmax, zo[o])
+                s = 0.0
+                for o in range(O):
+                    e = math.exp(zo[o] - zmax)
+                    yhat[b, t, o] = e
+                    s += e
+                for o in range(O):
+                    yhat[b, t, o] /= s
+    return HS, CS, yhat
+
+
+@njit(cache=True, error_model="numpy")
+def loss(cell, theta, x, y, mask, h0, I, H, O, out):
+    """Scalar loss: sum over b, then t, of mask[b,t] * l(yhat[b,t], y[b,t])."""
+    B, T = x.shape[0], x.shape[1]
+    HS = np.empty((B, T + 1, H))
+    CS = np.empty((B, T + 1, H))
+    G = np.empty((B, T, 4 * H))
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    return _loss(cell, theta, HS, y, mask, I, H, O, out, np.empty(O), np.empty((B, T, O)))
+
+
+@njit(cache=True, error_model="numpy")
+def population_loss(cell, thetas, x, y, mask, h0, I, H, O, out):
+    """thetas (P, n_params) -> losses (P,): the routines of :func:`loss`, one network at a
+    time over buffers allocated once, so each loss has the bits of loss() of that network."""
+    P, B, T = thetas.shape[0], x.shape[0], x.shape[1]
+    HS = np.empty((B, T + 1, H))
+    CS = np.empty((B, T + 1, H))
+    G = np.empty((B, T, 4 * H))
+    zo = np.empty(O)
+    DZ = np.empty((B, T, O))
+    Ls = np.empty(P)
+    for p in range(P):
+        theta = thetas[p]
+        _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+        Ls[p] = _loss(cell, theta, HS, y, mask, I, H, O, out, zo, DZ)
+    return Ls
+
+
+@njit(cache=True, error_model="numpy")
+def _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh_prev, dc_prev):
+    """Backpropagate through step t of sequence b: given dh = dL/dh_t and (LSTM) dc =
+    dL/dc_t from later steps, add the gradients of the parameter uses at step t into g and
+    write dL/dh_{t-1} into dh_prev and (LSTM) dL/dc_{t-1} into dc_prev. dz, dzh: scratch
+    (4H,) for the x-side and the h-side pre-activation errors."""
+    whh, bh, bhn, _, _, _ = offsets(cell, I, H, O)
+    ng = 4 if cell == LSTM else 3
+    if cell == LSTM:
+        for j in range(H):
+            ig = G[b, t, j]
+            fg = G[b, t, H + j]
+            gg = G[b, t, 2 * H + j]
+            og = G[b, t, 3 * H + j]
+            tc = math.tanh(CS[b, t + 1, j])
+            dct = dc[j] + dh[j] * og * (1.0 - tc * tc)
+            dz[j] = dct * gg * ig * (1.0 - ig)
+            dz[H + j] = dct * CS[b, t, j] * fg * (1.0 - fg)
+            dz[2 * H + j] = dct * ig * (1.0 - gg * gg)
+            dz[3 * H + j] = dh[j] * tc * og * (1.0 - og)
+            dc_prev[j] = dct * fg
+            dh_prev[j] = 0.0
+        for q in range(ng * H):
+            dzh[q] = dz[q]
+    else:
+        for j in range(H):
+            rg = G[b, t, j]
+            zg = G[b, t, H + j]
+            n = G[b, t, 2 * H + j]
+            hn = G[b, t, 3 * H + j]
+            dan = dh[j] * (1.0 - zg) * (1.0 - n * n)  # error of n's pre-activation
+            dz[j] = dan * hn * rg * (1.0 - rg)
+            dz[H + j] = dh[j] * (HS[b, t, j] - n) * zg * (1.0 - zg)
+            dz[2 * H + j] = dan
+            dzh[j] = dz[j]
+            dzh[H + j] = dz[H + j]
+            dzh[2 * H + j] = dan * rg  # error of W_hn h + b_hn
+            g[bhn + j] += dzh[2 * H + j]
+            dh_prev[j] = dh[j] * zg
+    for q in range(ng * H):
+        d = dz[q]
+        e = dzh[q]
+        for i in range(I):
+            g[q * I + i] += d * x[b, t, i]
+        for j in range(H):
+            g[whh + q * H + j] += e * HS[b, t, j]
+        g[bh + q] += d
+    for q in range(ng * H):
+        e = dzh[q]
+        for j in range(H):
+            dh_prev[j] += theta[whh + q * H + j] * e
+
+
+@njit(cache=True, error_model="numpy")
+def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
+    """Loss and its gradient w.r.t. theta by BPTT; k <= 0 or k >= T: full, else BPTT(h=k).
+
+    x (B,T,I), y (B,T,O), mask (B,T), h0 (B, n_state) held constant. Returns (L, g)."""
+    B, T = x.shape[0], x.shape[1]
+    _, _, _, wy, by, _ = offsets(cell, I, H, O)
+    HS = np.empty((B, T + 1, H))
+    CS = np.zeros((B, T + 1, H))
+    G = np.empty((B, T, 4 * H))
+    DZ = np.empty((B, T, O))
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    L = _loss(cell, theta, HS, y, mask, I, H, O, out, np.empty(O), DZ)
+    g = np.zeros_like(theta)
+    dh = np.empty(H)
+    dc = np.empty(H)
+    dh2 = np.empty(H)
+    dc2 = np.empty(H)
+    dz = np.empty(4 * H)
+    dzh = np.empty(4 * H)
+    full = k <= 0 or k >= T
+    for b in range(B):
+        hi = -1
+        for t in range(T):
+            if mask[b, t] != 0.0:
+                hi = t
+                # readout: gW_hy += dz h_t^T, gb_y += dz
+                for o in range(O):
+                    d = DZ[b, t, o]
+                    for j in range(H):
+                        g[wy + o * H + j] += d * HS[b, t + 1, j]
+                    g[by + o] += d
+        if full:
+            for j in range(H):
+                dh2[j] = 0.0  # dL/dh_t, dL/dc_t from the steps after t
+                dc2[j] = 0.0
+            for t in range(hi, -1, -1):
+                for j in range(H):
+                    s = dh2[j]
+                    for o in range(O):
+                        s += theta[wy + o * H + j] * DZ[b, t, o]
+                    dh[j] = s
+                    dc[j] = dc2[j]
+                _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh2, dc2)
+        else:
+            for s_ in range(hi + 1):
+                if mask[b, s_] == 0.0:
+                    continue
+                for j in range(H):
+                    s = 0.0
+                    for o in range(O):
+                        s += theta[wy + o * H + j] * DZ[b, s_, o]
+                    dh[j] = s
+                    dc[j] = 0.0
+                for r in range(s_, max(0, s_ - k + 1) - 1, -1):
+                    _back_step(cell, theta, x, HS, CS, G, b, r, I, H, O, dh, dc, g, dz, dzh,
+                               dh2, dc2)  # fmt: skip
+                    dh, dh2 = dh2, dh
+                    dc, dc2 = dc2, dc
+    return L, g
