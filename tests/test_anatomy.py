@@ -29,9 +29,9 @@ def _follow(monkeypatch):
         log.append((self.evals, self.fwd_steps, self.grad_steps, float(loss), grad_norm, th))
         return record(self, loss, theta, grad_norm, force)
 
-    def gen(self, X, losses, **stats):
+    def gen(self, X, losses, *args, **stats):
         log.append(("generation", np.asarray(X).tobytes(), np.asarray(losses).tobytes()))
-        return tell(self, X, losses, **stats)
+        return tell(self, X, losses, *args, **stats)
 
     monkeypatch.setattr(trace_mod.Trace, "record", rec)
     monkeypatch.setattr(es_common.Evolution, "tell", gen)

@@ -469,5 +469,8 @@ def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
     est = sweep.estimate_cost([{**r, "budget": {"fwd_equiv": 1.0}}])
     assert est["cpu_s"] == config.SECONDS_PER_STEP + n * config.SECONDS_PER_WEIGHT_STEP, fe
     p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstm'"))
+    lstm = config.load(p).parts[0].exp  # a registered cell: its own run keys
+    assert {r["run_id"] for r in lstm.runs}.isdisjoint(r["run_id"] for r in plain.runs)
+    p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstn'"))
     problems, msg = _problems(tmp_path, p.read_text())
     assert [k for k, _ in problems] == ["net"] and "unknown network cell" in msg

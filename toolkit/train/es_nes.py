@@ -140,7 +140,7 @@ register_strategy(
     params=_params("sigma learning rate; None: (3 + ln n) / (5 sqrt n)"),
     label="SNES",
     color="#44AA99",  # teal (Tol)
-    marker="<",
+    marker="p",
     order=11,
     doc="Separable NES (Schaul et al. 2011; Wierstra et al. 2014, Alg. 6).",
     tags=("nes",),
@@ -157,7 +157,7 @@ register_strategy(
     check_net=check_xnes_size,
     label="xNES",
     color="#88CCEE",  # cyan (Tol)
-    marker=">",
+    marker="H",
     order=12,
     doc="Exponential NES, full covariance (Glasmachers et al. 2010; Wierstra et al. 2014, Alg. 5).",
     tags=("nes",),

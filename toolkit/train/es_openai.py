@@ -82,7 +82,7 @@ register_strategy(
     check=check,
     label="OpenAI-ES",
     color="#117733",  # green (Tol)
-    marker="v",
+    marker="8",
     order=10,
     doc="OpenAI-ES (Salimans et al. 2017): mirrored sampling, centred ranks, Adam.",
     tags=("nes",),

@@ -89,7 +89,7 @@ register_strategy(
     params=PARAMS,
     label="PGPE",
     color="#CC6677",  # rose (Tol)
-    marker="^",
+    marker="d",
     order=13,
     doc="PGPE with symmetric sampling and reward normalisation (Sehnke et al. 2010).",
     tags=("nes",),

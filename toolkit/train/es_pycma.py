@@ -117,7 +117,7 @@ register_strategy(
     params=PARAMS,
     label="CMA-ES (pycma)",
     color="#DDCC77",  # sand (Tol)
-    marker="D",
+    marker=">",
     order=6,
     doc="The reference CMA-ES, pycma (Hansen 2016), with IPOP (Auger & Hansen 2005) and BIPOP "
     "(Hansen 2009) restarts.",
