@@ -475,3 +475,21 @@ def test_question_c_not_measured_without_a_second_cell(tmp_path):
     v = C.verdict_c({"lag": store.read_results(tmp_path / "lag")})
     assert not v["measured"] and v["label"] == "not measured"
     assert not C.verdict_c({})["measured"]
+
+
+def test_question_c_pairs_cells_run_in_their_own_parts(tmp_path):
+    """The lag experiment runs each gated cell in its own part (a 'grid.setup' column): the
+    part must not split the condition, or no cell would have an Elman arm to be compared with."""
+    s = {("delayed_recall", m, True): (k, 1e3) for m, k in (("bptt_adam", 2), ("cmaes", 3))}
+    s[("delayed_recall", "bptt_adam", False)] = (25, 1e3)
+    write_experiment(tmp_path, "lag", s, seeds=30)
+    f = tmp_path / "lag" / "runs.parquet"
+    runs = pd.read_parquet(f)
+    elman = runs["recurrent"].astype(bool)
+    runs["cell"] = np.where(elman, "elman", "lstm")
+    runs["grid.setup"] = np.where(elman, "delayed_recall", "delayed_recall_lstm")
+    runs["recurrent"], runs["window"] = True, 1
+    runs.to_parquet(f, index=False)
+    v = C.verdict_c({"lag": store.read_results(tmp_path / "lag")})
+    assert v["measured"] and v["conditions"]["outcome"].tolist() == ["architecture"]
+    assert not v["conditions"]["condition"].str.contains("setup").any()

@@ -171,7 +171,9 @@ def budget_limited(ann: pd.DataFrame, by) -> dict[tuple, tuple[float, int]]:
 # claim (a): speed panels
 # ------------------------------------------------------------------------------------------
 PRIMARY_GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")  # declared before the runs
-PRIMARY_EVO = ("cmaes", "es_comma", "es_plus", "ga", "random")
+PRIMARY_EVO = (
+    "cmaes", "cmaes_pycma", "openai_es", "snes", "xnes", "pgpe", "es_comma", "es_plus", "ga", "random"
+)  # fmt: skip
 COST_RATIOS = (1.5, 2.0, 2.5, 3.0)  # gradient/forward cost ratios of the sensitivity table
 
 
@@ -1177,7 +1179,7 @@ def lag_cells(exp: Results) -> pd.DataFrame | None:
     runs = runs.assign(cell=cell.fillna(BASE_CELL).astype(str))
     if not (runs["cell"] != BASE_CELL).any():
         return None
-    ann = A.annotate(runs, exclude=CELL_KEYS)
+    ann = A.annotate(runs, exclude=(*CELL_KEYS, "setup"))  # a cell's runs may be its own part
     ann["cell"] = runs["cell"].to_numpy()
     ann["method"] = runs["method"].astype(str).to_numpy()
     out = []
