@@ -172,7 +172,8 @@ def budget_limited(ann: pd.DataFrame, by) -> dict[tuple, tuple[float, int]]:
 # ------------------------------------------------------------------------------------------
 PRIMARY_GRAD = ("bptt_adam", "bptt_momentum", "bptt_online")  # declared before the runs
 PRIMARY_EVO = (
-    "cmaes", "cmaes_pycma", "openai_es", "snes", "xnes", "pgpe", "es_comma", "es_plus", "ga", "random"
+    "cmaes", "cmaes_pycma", "openai_es", "snes", "xnes", "pgpe", "es_comma", "es_plus", "ga",
+    "random",
 )  # fmt: skip
 COST_RATIOS = (1.5, 2.0, 2.5, 3.0)  # gradient/forward cost ratios of the sensitivity table
 
