@@ -29,6 +29,7 @@ Python layer around the kernels: checks, workspace, packing). Columns:
     solved    share in ``task.solved`` (its own forward pass included), with the calls
     rest      1 - kernel - net - solved: the trainer's loop, optimizer, trace, strategy
     us/upd    wall microseconds per update (or generation), kernel microseconds beside it
+    instr     what the wrappers add: instrumented / plain wall time - 1 (it sits in "rest")
 
 Medians over R repeats (default 3) after one warm-up run per row (Numba compile excluded);
 one thread. The BPTT rates are the baseline of issue 18's ">= 3x updates/s for H <= 8":
@@ -273,6 +274,7 @@ class Row:
     solved_calls: float
     wall_us: float
     kernel_us: float
+    instr: float
     target: float = field(default=0.0)
 
     @property
@@ -310,6 +312,7 @@ def measure(cfg: Config, label: str, method: str, hyper: dict, steps: int, repea
         solved_calls=med(inst, "solved_calls"),
         wall_us=1e6 / rate,
         kernel_us=med(inst, "kernel_us"),
+        instr=med(inst, "wall") / med(plain, "wall") - 1.0,
         target=TARGET_SHARE[family],
     )
 
@@ -365,7 +368,7 @@ def table(rows: list[Row], baseline: dict | None = None) -> str:
     rates = (baseline or {}).get("rates", {})
     head = (
         f"{'condition':<16} {'method':<17} {'n':>4} {'steps':>6} {'upd/s':>8} {'us/upd':>8} "
-        f"{'krn us':>7} {'kernel':>7} {'net':>6} {'solved':>7} {'rest':>6}  target"
+        f"{'krn us':>7} {'kernel':>7} {'net':>6} {'solved':>7} {'rest':>6} {'instr':>6}  target"
     )
     if rates:
         head += f"   {'x base':>6}"
@@ -375,7 +378,8 @@ def table(rows: list[Row], baseline: dict | None = None) -> str:
         line = (
             f"{r.config:<16} {r.label:<17} {r.n_params:>4} {r.steps:>6.0f} {r.rate:>8.0f} "
             f"{r.wall_us:>8.1f} {r.kernel_us:>7.1f} {100 * r.kernel:>6.1f}% {100 * r.net:>5.1f}% "
-            f"{100 * r.solved:>6.2f}% {100 * r.rest:>5.1f}%  {ok} >= {100 * r.target:.0f}%"
+            f"{100 * r.solved:>6.2f}% {100 * r.rest:>5.1f}% {100 * r.instr:>+5.0f}%  "
+            f"{ok} >= {100 * r.target:.0f}%"
         )
         if rates:
             base = rates.get(r.key)
