@@ -6,7 +6,11 @@
                       (`pip install -e .[bench]` for the last two), compile times cold/warm;
                       --calibrate rewrites toolkit/grad_cost.json (forward-pass equivalents).
 2. bench_evolve.py -- CMA-ES generations per second and the DEAP/Python overhead share.
-3. bench_suite.py  -- the experiment suite at the smoke scale, wall and CPU time (skipped with
+3. bench_train.py  -- training runs of the experiments' typical configurations (BPTT-Adam
+                      full batch and minibatch, online BPTT, CMA-ES, (mu, lambda)-ES):
+                      updates/s and the share of wall time inside the compiled kernels, against
+                      issue 18's targets and the stored baseline (bench_train_baseline.json).
+4. bench_suite.py  -- the experiment suite at the smoke scale, wall and CPU time (skipped with
                       --quick).
 
 Benchmarks are never part of `make test`: they time, tests check.
@@ -34,6 +38,10 @@ def main(argv=None) -> int:
     import bench_evolve
 
     bench_evolve.main(["--quick"] if args.quick else [])
+    print()
+    import bench_train
+
+    bench_train.main(["--quick"] if args.quick else [])
     if not args.quick:
         print()
         import bench_suite

@@ -1,0 +1,66 @@
+"""benchmarks/bench_train.py on one tiny configuration: the table's structure, no wall clock."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+import bench_train  # noqa: E402
+
+from toolkit import kernels  # noqa: E402
+from toolkit.nets import Elman  # noqa: E402
+
+TINY = bench_train.Config(
+    "tiny xor H=2", "temporal_xor", {"mask": "predictable", "T": 6, "n_train": 4}, 2, 2,
+    {"k": 3, "lr": 0.3},
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    return bench_train.run_all(configs=(TINY,), updates=6, gens=3, repeats=1)
+
+
+def test_rows_cover_every_method_with_valid_shares(rows):
+    assert [r.method for r in rows] == [
+        "bptt_adam",
+        "bptt_adam",
+        "bptt_online",
+        "cmaes",
+        "es_comma",
+    ]
+    for r in rows:
+        for share in (r.kernel, r.net, r.solved):
+            assert 0.0 <= share <= 1.0, r
+        assert r.kernel + r.net + r.solved <= 1.0 + 1e-9, r
+        assert r.rate > 0 and r.wall_us > 0 and r.kernel_us > 0, r
+        assert r.steps == (6 if r.family == "gradient" else 3), r
+        assert r.target == bench_train.TARGET_SHARE[r.family]
+        assert r.solved_calls >= 1, r  # the real check ran, and did not stop the run
+
+
+def test_table_and_baseline_ratio(rows, tmp_path):
+    text = bench_train.table(rows)
+    lines = text.splitlines()
+    assert len(lines) == 1 + len(rows)
+    assert "kernel" in lines[0] and "x base" not in lines[0]
+    path = tmp_path / "base.json"
+    bench_train.write_baseline(rows, "abc", path)
+    base = bench_train.read_baseline(path)
+    assert base["commit"] == "abc" and set(base["rates"]) == {r.key for r in rows}
+    with_ratio = bench_train.table(rows, base).splitlines()
+    assert "x base" in with_ratio[0]
+    assert all("1.00x" in line for line in with_ratio[1:])
+
+
+def test_instrumentation_is_undone():
+    saved = {n: getattr(kernels, n) for n in bench_train.KERNELS}
+    methods = {n: Elman.__dict__[n] for n in bench_train.NET_METHODS}
+    with bench_train.instrumented(bench_train.Clock()):
+        assert kernels.loss_and_grad is not saved["loss_and_grad"]
+    assert {n: getattr(kernels, n) for n in bench_train.KERNELS} == saved
+    assert {n: Elman.__dict__[n] for n in bench_train.NET_METHODS} == methods
