@@ -5,6 +5,7 @@
 1. bench_core.py   -- the Numba BPTT core beside the NumPy reference, PyTorch and JAX
                       (`pip install -e .[bench]` for the last two), compile times cold/warm;
                       --calibrate rewrites toolkit/grad_cost.json (forward-pass equivalents).
+1b. bench_gated.py -- LSTM and GRU beside torch eager and JAX (issue 17's ratios).
 2. bench_evolve.py -- CMA-ES generations per second and the DEAP/Python overhead share.
 3. bench_train.py  -- training runs of the experiments' typical configurations (BPTT-Adam
                       full batch and minibatch, online BPTT, CMA-ES, (mu, lambda)-ES):
@@ -34,6 +35,10 @@ def main(argv=None) -> int:
 
     core_args = (["--quick"] if args.quick else []) + (["--calibrate"] if args.calibrate else [])
     bench_core.main(core_args)
+    print()
+    import bench_gated
+
+    bench_gated.main(["--quick"] if args.quick else [])
     print()
     import bench_evolve
 
