@@ -493,3 +493,25 @@ def test_question_c_pairs_cells_run_in_their_own_parts(tmp_path):
     v = C.verdict_c({"lag": store.read_results(tmp_path / "lag")})
     assert v["measured"] and v["conditions"]["outcome"].tolist() == ["architecture"]
     assert not v["conditions"]["condition"].str.contains("setup").any()
+
+
+def test_question_c_reports_guessing_on_elman_in_its_conditions(tmp_path):
+    """Random guessing's successes on Elman in question (c)'s conditions are carried beside
+    the answer (a task guessing solves favours search), and are absent when guessing did not
+    run there."""
+    v = _lag(
+        tmp_path,
+        {
+            ("elman", "bptt_adam"): 2,
+            ("lstm", "bptt_adam"): 4,
+            ("elman", "cmaes"): 25,
+            ("elman", "random"): 17,
+        },  # fmt: skip
+    )
+    g = v["guessing"]
+    assert g is not None and g[["k", "n"]].values.tolist() == [[17, 30]]
+    assert g["condition"].tolist() == v["conditions"]["condition"].tolist()
+    assert C.primary(pd.Series(["cmaes", "random"]), C.PRIMARY_EVO) == "cmaes"  # not the arm
+    v2 = _lag(tmp_path / "b", {("elman", "bptt_adam"): 2, ("lstm", "bptt_adam"): 4,
+                               ("elman", "cmaes"): 25})  # fmt: skip
+    assert v2["guessing"] is None

@@ -1167,12 +1167,10 @@ C_COLS = ["condition", "kind", "what", "a", "k_a", "n_a", "b", "k_b", "n_b", "d"
 OUTCOMES_C = ("architecture", "algorithm", "both", "neither", "undecided", "uninformative")
 
 
-def lag_cells(exp: Results) -> pd.DataFrame | None:
-    """Successes per (condition, cell, method) of the lag experiment, for the declared primary
-    methods (:data:`PRIMARY_GRAD`, :data:`PRIMARY_EVO`, by name) in the conditions where a cell
-    other than Elman ran: columns condition, cell, method, k, n. The condition is the task and
-    its settings (lag); the cell's own net settings do not split it. None when no gated (or
-    other) cell ran."""
+def _cells_annotated(exp: Results) -> pd.DataFrame | None:
+    """The lag experiment's usable runs annotated by condition, with columns cell and method;
+    the condition ignores the cell's own net settings and the part (``setup``). None when no
+    cell other than Elman ran."""
     runs = usable(exp)
     if runs is None:
         return None
@@ -1183,6 +1181,36 @@ def lag_cells(exp: Results) -> pd.DataFrame | None:
     ann = A.annotate(runs, exclude=(*CELL_KEYS, "setup"))  # a cell's runs may be its own part
     ann["cell"] = runs["cell"].to_numpy()
     ann["method"] = runs["method"].astype(str).to_numpy()
+    return ann
+
+
+def lag_guessing(exp: Results) -> pd.DataFrame | None:
+    """Random weight guessing's successes on Elman in question (c)'s conditions (those where a
+    gated cell ran too): columns condition, k, n; None when guessing did not run there.
+    Descriptive: where guessing solves a condition, the task itself favours search
+    (Schmidhuber, Hochreiter & Bengio 2001), which the report says beside the answer."""
+    ann = _cells_annotated(exp)
+    if ann is None:
+        return None
+    out = []
+    for cond, g in ann.groupby("condition", sort=True):
+        if not (g["cell"] != BASE_CELL).any():
+            continue
+        h = g[(g["method"] == "random") & (g["cell"] == BASE_CELL)]
+        if len(h):
+            out.append((cond, int(h["outcome"].isin(A.SUCCESS_OUTCOMES).sum()), len(h)))
+    return pd.DataFrame(out, columns=["condition", "k", "n"]) if out else None
+
+
+def lag_cells(exp: Results) -> pd.DataFrame | None:
+    """Successes per (condition, cell, method) of the lag experiment, for the declared primary
+    methods (:data:`PRIMARY_GRAD`, :data:`PRIMARY_EVO`, by name) in the conditions where a cell
+    other than Elman ran: columns condition, cell, method, k, n. The condition is the task and
+    its settings (lag); the cell's own net settings do not split it. None when no gated (or
+    other) cell ran."""
+    ann = _cells_annotated(exp)
+    if ann is None:
+        return None
     out = []
     for cond, g in ann.groupby("condition", sort=True):
         if not (g["cell"] != BASE_CELL).any() or not (g["cell"] == BASE_CELL).any():
@@ -1307,4 +1335,5 @@ def verdict_c(exps: dict[str, Results]) -> dict:
         "n_min": n_min,
         "n_max": n_max,
         "counts": outcome_counts(conds),
+        "guessing": lag_guessing(exp),
     }

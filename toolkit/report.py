@@ -1486,6 +1486,16 @@ def _verdict_c(exps: dict[str, Results]) -> dict:
         f"{counts.get('algorithm', 0)}, both {counts.get('both', 0)}"
     )
     para = f"**Answer: {label}.** In the lag experiment, " + "; ".join(clauses) + "."
+    guess = v.get("guessing")
+    if guess is not None and (guess["k"] > 0).any():
+        solved = ", ".join(f"{r.k}/{r.n} on {r.condition}" for r in guess.itertuples() if r.k > 0)
+        para += (
+            f" Read the answer with the task in mind: random weight guessing on Elman also "
+            f"solved {solved}. Where guessing solves a task, search is favoured by the task "
+            "(Schmidhuber, Hochreiter & Bengio 2001 found the two-sequence problem easy for "
+            "guessing); the LSTM paper's answer, the architecture, came from tasks that "
+            "guessing cannot solve, such as delayed recall at long lags."
+        )
     cell_rate = [
         [r.condition, r.cell, _label(r.method), f"{r.k}/{r.n} = {r.k / r.n:.2f}" if r.n else "–"]
         for r in v["table"].itertuples()
