@@ -76,29 +76,54 @@ def n_params(cell: int, I: int, H: int, O: int) -> int:
 
 
 @njit(cache=True, error_model="numpy")
-def _run(cell, theta, x, h0, I, H, O, HS, CS, G):
+def _acc_t(acc, M, v, n, m):
+    """acc[q] += sum_j M[j, q] v[j] for q < m, each acc[q] adding its n terms one at a time
+    in the order j = 0..n-1 (the bits of the scalar loop ``for j: acc[q] += M[j, q] * v[j]``).
+    The inner loops run over independent q, so they vectorise without reassociation; j is
+    unrolled by 4 as ``acc + p0 + p1 + p2 + p3``, which Python and Numba evaluate left to
+    right, i.e. in the same order."""
+    j = 0
+    while j + 4 <= n:
+        v0 = v[j]
+        v1 = v[j + 1]
+        v2 = v[j + 2]
+        v3 = v[j + 3]
+        for q in range(m):
+            acc[q] = acc[q] + M[j, q] * v0 + M[j + 1, q] * v1 + M[j + 2, q] * v2 + M[j + 3, q] * v3
+        j += 4
+    while j < n:
+        vj = v[j]
+        for q in range(m):
+            acc[q] += M[j, q] * vj
+        j += 1
+
+
+@njit(cache=True, error_model="numpy")
+def _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_):
     """Forward pass of one theta over x (B,T,I) from the state h0 (B, H) (GRU) or (B, 2H)
-    (LSTM: [h, c]): fills HS, CS and G (module docstring)."""
+    (LSTM: [h, c]): fills HS, CS and G (module docstring). Scratch: WX (I, n_g H), WT (H,
+    n_g H) get W_xh^T and W_hh^T of this theta; a, r_ (n_g H,)."""
     B, T = x.shape[0], x.shape[1]
     whh, bh, bhn, _, _, _ = offsets(cell, I, H, O)
     ng = 4 if cell == LSTM else 3
-    a = np.empty(ng * H)  # x-side pre-activations (with b_h)
-    r_ = np.empty(ng * H)  # h-side products W_hh h_{t-1}
+    n = ng * H
+    for q in range(n):
+        for i in range(I):
+            WX[i, q] = theta[q * I + i]
+        for j in range(H):
+            WT[j, q] = theta[whh + q * H + j]
     for b in range(B):
         for j in range(H):
             HS[b, 0, j] = h0[b, j]
             if cell == LSTM:
                 CS[b, 0, j] = h0[b, H + j]
         for t in range(T):
-            for q in range(ng * H):
-                s = theta[bh + q]
-                for i in range(I):
-                    s += theta[q * I + i] * x[b, t, i]
-                a[q] = s
-                s = 0.0
-                for j in range(H):
-                    s += theta[whh + q * H + j] * HS[b, t, j]
-                r_[q] = s
+            # x-side pre-activations from b_h, h-side products W_hh h_{t-1} from 0.0
+            for q in range(n):
+                a[q] = theta[bh + q]
+                r_[q] = 0.0
+            _acc_t(a, WX, x[b, t], I, n)
+            _acc_t(r_, WT, HS[b, t], H, n)
             if cell == LSTM:
                 for j in range(H):
                     ig = _sig(a[j] + r_[j])
@@ -117,12 +142,19 @@ def _run(cell, theta, x, h0, I, H, O, HS, CS, G):
                     rg = _sig(a[j] + r_[j])
                     zg = _sig(a[H + j] + r_[H + j])
                     hn = r_[2 * H + j] + theta[bhn + j]
-                    n = math.tanh(a[2 * H + j] + rg * hn)
+                    n_ = math.tanh(a[2 * H + j] + rg * hn)
                     G[b, t, j] = rg
                     G[b, t, H + j] = zg
-                    G[b, t, 2 * H + j] = n
+                    G[b, t, 2 * H + j] = n_
                     G[b, t, 3 * H + j] = hn
-                    HS[b, t + 1, j] = (1.0 - zg) * n + zg * HS[b, t, j]
+                    HS[b, t + 1, j] = (1.0 - zg) * n_ + zg * HS[b, t, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _scratch(cell, I, H):
+    """WX (I, n_g H), WT (H, n_g H), a, r_ (n_g H,): the forward pass's scratch."""
+    n = (4 if cell == LSTM else 3) * H
+    return np.empty((I, n)), np.empty((H, n)), np.empty(n), np.empty(n)
 
 
 @njit(cache=True, error_model="numpy")
@@ -193,7 +225,8 @@ def forward(cell, theta, x, h0, I, H, O, out):
     HS = np.empty((B, T + 1, H))
     CS = np.zeros((B, T + 1, H))
     G = np.empty((B, T, 4 * H))
-    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    WX, WT, a, r_ = _scratch(cell, I, H)
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     _, _, _, wy, by, _ = offsets(cell, I, H, O)
     yhat = np.empty((B, T, O))
     zo = np.empty(O)
@@ -227,7 +260,8 @@ def loss(cell, theta, x, y, mask, h0, I, H, O, out):
     HS = np.empty((B, T + 1, H))
     CS = np.empty((B, T + 1, H))
     G = np.empty((B, T, 4 * H))
-    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    WX, WT, a, r_ = _scratch(cell, I, H)
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     return _loss(cell, theta, HS, y, mask, I, H, O, out, np.empty(O), np.empty((B, T, O)))
 
 
@@ -242,9 +276,10 @@ def population_loss(cell, thetas, x, y, mask, h0, I, H, O, out):
     zo = np.empty(O)
     DZ = np.empty((B, T, O))
     Ls = np.empty(P)
+    WX, WT, a, r_ = _scratch(cell, I, H)
     for p in range(P):
         theta = thetas[p]
-        _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+        _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
         Ls[p] = _loss(cell, theta, HS, y, mask, I, H, O, out, zo, DZ)
     return Ls
 
@@ -313,7 +348,8 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
     CS = np.zeros((B, T + 1, H))
     G = np.empty((B, T, 4 * H))
     DZ = np.empty((B, T, O))
-    _run(cell, theta, x, h0, I, H, O, HS, CS, G)
+    WX, WT, a, r_ = _scratch(cell, I, H)
+    _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     L = _loss(cell, theta, HS, y, mask, I, H, O, out, np.empty(O), DZ)
     g = np.zeros_like(theta)
     dh = np.empty(H)
