@@ -285,12 +285,15 @@ def population_loss(cell, thetas, x, y, mask, h0, I, H, O, out):
 
 
 @njit(cache=True, error_model="numpy")
-def _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh_prev, dc_prev):
+def _back_step(
+    cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh_prev, dc_prev, W, GH
+):
     """Backpropagate through step t of sequence b: given dh = dL/dh_t and (LSTM) dc =
     dL/dc_t from later steps, add the gradients of the parameter uses at step t into g and
     write dL/dh_{t-1} into dh_prev and (LSTM) dL/dc_{t-1} into dc_prev. dz, dzh: scratch
-    (4H,) for the x-side and the h-side pre-activation errors."""
-    whh, bh, bhn, _, _, _ = offsets(cell, I, H, O)
+    (4H,) for the x-side and the h-side pre-activation errors. W (n_g H, H): a copy of W_hh;
+    GH (n_g H, H): W_hh's gradient, accumulated here and copied into g by the caller."""
+    _, bh, bhn, _, _, _ = offsets(cell, I, H, O)
     ng = 4 if cell == LSTM else 3
     if cell == LSTM:
         for j in range(H):
@@ -323,18 +326,19 @@ def _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh_
             dzh[2 * H + j] = dan * rg  # error of W_hn h + b_hn
             g[bhn + j] += dzh[2 * H + j]
             dh_prev[j] = dh[j] * zg
-    for q in range(ng * H):
+    n = ng * H
+    for q in range(n):
         d = dz[q]
-        e = dzh[q]
         for i in range(I):
             g[q * I + i] += d * x[b, t, i]
-        for j in range(H):
-            g[whh + q * H + j] += e * HS[b, t, j]
         g[bh + q] += d
-    for q in range(ng * H):
+    hp = HS[b, t]
+    for q in range(n):
         e = dzh[q]
         for j in range(H):
-            dh_prev[j] += theta[whh + q * H + j] * e
+            GH[q, j] += e * hp[j]
+    # dh_prev[j] += W_hh[q, j] dzh[q] in the order q = 0..n-1
+    _acc_t(dh_prev, W, dzh, n, H)
 
 
 @njit(cache=True, error_model="numpy")
@@ -359,6 +363,13 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
     dz = np.empty(4 * H)
     dzh = np.empty(4 * H)
     full = k <= 0 or k >= T
+    whh = offsets(cell, I, H, O)[0]
+    n = WT.shape[1]
+    W = np.empty((n, H))
+    for q in range(n):
+        for j in range(H):
+            W[q, j] = theta[whh + q * H + j]
+    GH = np.zeros((n, H))
     for b in range(B):
         hi = -1
         for t in range(T):
@@ -376,25 +387,32 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
                 dc2[j] = 0.0
             for t in range(hi, -1, -1):
                 for j in range(H):
-                    s = dh2[j]
-                    for o in range(O):
-                        s += theta[wy + o * H + j] * DZ[b, t, o]
-                    dh[j] = s
+                    dh[j] = dh2[j]
                     dc[j] = dc2[j]
-                _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh2, dc2)
+                for o in range(O):  # dh[j] += W_hy[o, j] dz_o in the order o = 0..O-1
+                    d = DZ[b, t, o]
+                    for j in range(H):
+                        dh[j] += theta[wy + o * H + j] * d
+                _back_step(
+                    cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh2, dc2, W, GH
+                )
         else:
             for s_ in range(hi + 1):
                 if mask[b, s_] == 0.0:
                     continue
                 for j in range(H):
-                    s = 0.0
-                    for o in range(O):
-                        s += theta[wy + o * H + j] * DZ[b, s_, o]
-                    dh[j] = s
+                    dh[j] = 0.0
                     dc[j] = 0.0
+                for o in range(O):
+                    d = DZ[b, s_, o]
+                    for j in range(H):
+                        dh[j] += theta[wy + o * H + j] * d
                 for r in range(s_, max(0, s_ - k + 1) - 1, -1):
                     _back_step(cell, theta, x, HS, CS, G, b, r, I, H, O, dh, dc, g, dz, dzh,
-                               dh2, dc2)  # fmt: skip
+                               dh2, dc2, W, GH)  # fmt: skip
                     dh, dh2 = dh2, dh
                     dc, dc2 = dc2, dc
+    for q in range(n):
+        for j in range(H):
+            g[whh + q * H + j] = GH[q, j]
     return L, g
