@@ -284,15 +284,70 @@ def population_loss(cell, thetas, x, y, mask, h0, I, H, O, out):
     return Ls
 
 
+#: steps whose W_hh gradient terms are held before they are added, in order, to GH
+KC = 64
+
+
+@njit(cache=True, error_model="numpy")
+def _flush(GH, EST, HP, k):
+    """GH[q, j] += EST[q, s] HP[s, j] for s = 0..k-1, one term at a time in that order (the
+    bits of adding each step's outer product as it comes), four rows of GH at a time so that
+    they stay in L1 while the k held steps stream past."""
+    n, H = GH.shape[0], GH.shape[1]
+    q = 0
+    while q + 4 <= n:
+        for s in range(k):
+            e0 = EST[q, s]
+            e1 = EST[q + 1, s]
+            e2 = EST[q + 2, s]
+            e3 = EST[q + 3, s]
+            for j in range(H):
+                h = HP[s, j]
+                GH[q, j] += e0 * h
+                GH[q + 1, j] += e1 * h
+                GH[q + 2, j] += e2 * h
+                GH[q + 3, j] += e3 * h
+        q += 4
+    while q < n:
+        for s in range(k):
+            e = EST[q, s]
+            for j in range(H):
+                GH[q, j] += e * HP[s, j]
+        q += 1
+
+
 @njit(cache=True, error_model="numpy")
 def _back_step(
-    cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh_prev, dc_prev, W, GH
+    cell,
+    theta,
+    x,
+    HS,
+    CS,
+    G,
+    b,
+    t,
+    I,
+    H,
+    O,
+    dh,
+    dc,
+    g,
+    dz,
+    dzh,
+    dh_prev,
+    dc_prev,
+    W,
+    GH,
+    EST,
+    HP,
+    HN,
 ):
     """Backpropagate through step t of sequence b: given dh = dL/dh_t and (LSTM) dc =
     dL/dc_t from later steps, add the gradients of the parameter uses at step t into g and
     write dL/dh_{t-1} into dh_prev and (LSTM) dL/dc_{t-1} into dc_prev. dz, dzh: scratch
     (4H,) for the x-side and the h-side pre-activation errors. W (n_g H, H): a copy of W_hh;
-    GH (n_g H, H): W_hh's gradient, accumulated here and copied into g by the caller."""
+    GH (n_g H, H): W_hh's gradient, copied into g by the caller; its terms are held in EST
+    (n_g H, KC), HP (KC, H), HN[0] of them, and added by :func:`_flush`."""
     _, bh, bhn, _, _, _ = offsets(cell, I, H, O)
     ng = 4 if cell == LSTM else 3
     if cell == LSTM:
@@ -332,11 +387,16 @@ def _back_step(
         for i in range(I):
             g[q * I + i] += d * x[b, t, i]
         g[bh + q] += d
-    hp = HS[b, t]
+    # W_hh's gradient: hold this step's (dzh, h_{t-1}) in column/row kh of EST, HP
+    kh = HN[0]
     for q in range(n):
-        e = dzh[q]
-        for j in range(H):
-            GH[q, j] += e * hp[j]
+        EST[q, kh] = dzh[q]
+    for j in range(H):
+        HP[kh, j] = HS[b, t, j]
+    HN[0] = kh + 1
+    if kh + 1 == KC:
+        _flush(GH, EST, HP, KC)
+        HN[0] = 0
     # dh_prev[j] += W_hh[q, j] dzh[q] in the order q = 0..n-1
     _acc_t(dh_prev, W, dzh, n, H)
 
@@ -370,6 +430,9 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
         for j in range(H):
             W[q, j] = theta[whh + q * H + j]
     GH = np.zeros((n, H))
+    EST = np.empty((n, KC))
+    HP = np.empty((KC, H))
+    HN = np.zeros(1, np.int64)
     for b in range(B):
         hi = -1
         for t in range(T):
@@ -393,9 +456,8 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
                     d = DZ[b, t, o]
                     for j in range(H):
                         dh[j] += theta[wy + o * H + j] * d
-                _back_step(
-                    cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh2, dc2, W, GH
-                )
+                _back_step(cell, theta, x, HS, CS, G, b, t, I, H, O, dh, dc, g, dz, dzh, dh2, dc2,
+                           W, GH, EST, HP, HN)  # fmt: skip
         else:
             for s_ in range(hi + 1):
                 if mask[b, s_] == 0.0:
@@ -409,9 +471,10 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
                         dh[j] += theta[wy + o * H + j] * d
                 for r in range(s_, max(0, s_ - k + 1) - 1, -1):
                     _back_step(cell, theta, x, HS, CS, G, b, r, I, H, O, dh, dc, g, dz, dzh,
-                               dh2, dc2, W, GH)  # fmt: skip
+                               dh2, dc2, W, GH, EST, HP, HN)  # fmt: skip
                     dh, dh2 = dh2, dh
                     dc, dc2 = dc2, dc
+    _flush(GH, EST, HP, HN[0])
     for q in range(n):
         for j in range(H):
             g[whh + q * H + j] = GH[q, j]
