@@ -25,8 +25,9 @@ One bias per gate row: torch's two (b_ih + b_hh) only enter as their sum, except
 b_hn, which sits inside r * (...) and is its own block.
 
 State arrays: HS (B, T+1, H) with HS[b, t+1] = h_t and HS[b, 0] = h_{-1}; CS (B, T+1, H) the
-LSTM's cells likewise (unused by the GRU); G (B, T, 4H) per step: the LSTM's gate values
-i, f, g, o, or the GRU's r, z, n and W_hn h_{t-1} + b_hn.
+LSTM's cells likewise (unused by the GRU); G (B, T, 5H) per step: the LSTM's gate values
+i, f, g, o and tanh(c_t) (so the backward pass need not recompute it), or the GRU's r, z, n
+and W_hn h_{t-1} + b_hn (its last H unused).
 
 Gradients: ``k <= 0`` or ``k >= T`` is full BPTT; ``k >= 1`` is Williams & Peng's BPTT(h)
 with unfold depth k: the error at step s reaches the parameter uses at steps s-k+1..s, and
@@ -136,7 +137,9 @@ def _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_):
                     G[b, t, 2 * H + j] = gg
                     G[b, t, 3 * H + j] = og
                     CS[b, t + 1, j] = c
-                    HS[b, t + 1, j] = og * math.tanh(c)
+                    tc = math.tanh(c)
+                    G[b, t, 4 * H + j] = tc
+                    HS[b, t + 1, j] = og * tc
             else:
                 for j in range(H):
                     rg = _sig(a[j] + r_[j])
@@ -224,7 +227,7 @@ def forward(cell, theta, x, h0, I, H, O, out):
     B, T = x.shape[0], x.shape[1]
     HS = np.empty((B, T + 1, H))
     CS = np.zeros((B, T + 1, H))
-    G = np.empty((B, T, 4 * H))
+    G = np.empty((B, T, 5 * H))
     WX, WT, a, r_ = _scratch(cell, I, H)
     _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     _, _, _, wy, by, _ = offsets(cell, I, H, O)
@@ -259,7 +262,7 @@ def loss(cell, theta, x, y, mask, h0, I, H, O, out):
     B, T = x.shape[0], x.shape[1]
     HS = np.empty((B, T + 1, H))
     CS = np.empty((B, T + 1, H))
-    G = np.empty((B, T, 4 * H))
+    G = np.empty((B, T, 5 * H))
     WX, WT, a, r_ = _scratch(cell, I, H)
     _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     return _loss(cell, theta, HS, y, mask, I, H, O, out, np.empty(O), np.empty((B, T, O)))
@@ -272,7 +275,7 @@ def population_loss(cell, thetas, x, y, mask, h0, I, H, O, out):
     P, B, T = thetas.shape[0], x.shape[0], x.shape[1]
     HS = np.empty((B, T + 1, H))
     CS = np.empty((B, T + 1, H))
-    G = np.empty((B, T, 4 * H))
+    G = np.empty((B, T, 5 * H))
     zo = np.empty(O)
     DZ = np.empty((B, T, O))
     Ls = np.empty(P)
@@ -356,7 +359,7 @@ def _back_step(
             fg = G[b, t, H + j]
             gg = G[b, t, 2 * H + j]
             og = G[b, t, 3 * H + j]
-            tc = math.tanh(CS[b, t + 1, j])
+            tc = G[b, t, 4 * H + j]  # tanh(c_t), kept by the forward pass
             dct = dc[j] + dh[j] * og * (1.0 - tc * tc)
             dz[j] = dct * gg * ig * (1.0 - ig)
             dz[H + j] = dct * CS[b, t, j] * fg * (1.0 - fg)
@@ -410,7 +413,7 @@ def loss_and_grad(cell, theta, x, y, mask, h0, I, H, O, out, k):
     _, _, _, wy, by, _ = offsets(cell, I, H, O)
     HS = np.empty((B, T + 1, H))
     CS = np.zeros((B, T + 1, H))
-    G = np.empty((B, T, 4 * H))
+    G = np.empty((B, T, 5 * H))
     DZ = np.empty((B, T, O))
     WX, WT, a, r_ = _scratch(cell, I, H)
     _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
