@@ -99,52 +99,11 @@ def _acc_t(acc, M, v, n, m):
         j += 1
 
 
-#: sequences run in lock-step by the forward pass, so each row of W_hh^T serves NB of them
-NB = 4
-
-
 @njit(cache=True, error_model="numpy")
-def _acc_t4(R, M, HS, b0, t, n, m):
-    """R[s, q] += sum_j M[j, q] HS[b0 + s, t, j] for s < 4 and q < m, each R[s, q] adding its
-    n terms one at a time in the order j = 0..n-1 (as :func:`_acc_t` for each s), with each
-    pair of rows of M loaded once for the four sequences."""
-    j = 0
-    while j + 2 <= n:
-        u0 = HS[b0, t, j]
-        u1 = HS[b0 + 1, t, j]
-        u2 = HS[b0 + 2, t, j]
-        u3 = HS[b0 + 3, t, j]
-        w0 = HS[b0, t, j + 1]
-        w1 = HS[b0 + 1, t, j + 1]
-        w2 = HS[b0 + 2, t, j + 1]
-        w3 = HS[b0 + 3, t, j + 1]
-        for q in range(m):
-            p = M[j, q]
-            r = M[j + 1, q]
-            R[0, q] = R[0, q] + p * u0 + r * w0
-            R[1, q] = R[1, q] + p * u1 + r * w1
-            R[2, q] = R[2, q] + p * u2 + r * w2
-            R[3, q] = R[3, q] + p * u3 + r * w3
-        j += 2
-    if j < n:
-        u0 = HS[b0, t, j]
-        u1 = HS[b0 + 1, t, j]
-        u2 = HS[b0 + 2, t, j]
-        u3 = HS[b0 + 3, t, j]
-        for q in range(m):
-            p = M[j, q]
-            R[0, q] += p * u0
-            R[1, q] += p * u1
-            R[2, q] += p * u2
-            R[3, q] += p * u3
-
-
-@njit(cache=True, error_model="numpy")
-def _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, A, R):
+def _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_):
     """Forward pass of one theta over x (B,T,I) from the state h0 (B, H) (GRU) or (B, 2H)
     (LSTM: [h, c]): fills HS, CS and G (module docstring). Scratch: WX (I, n_g H), WT (H,
-    n_g H) get W_xh^T and W_hh^T of this theta; A, R (NB, n_g H). Sequences run NB at a
-    time in lock-step; each one's arithmetic is that of running it alone."""
+    n_g H) get W_xh^T and W_hh^T of this theta; a, r_ (n_g H,)."""
     B, T = x.shape[0], x.shape[1]
     whh, bh, bhn, _, _, _ = offsets(cell, I, H, O)
     ng = 4 if cell == LSTM else 3
@@ -154,63 +113,51 @@ def _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, A, R):
             WX[i, q] = theta[q * I + i]
         for j in range(H):
             WT[j, q] = theta[whh + q * H + j]
-    for b0 in range(0, B, NB):
-        nb = min(NB, B - b0)
-        for b in range(b0, b0 + nb):
-            for j in range(H):
-                HS[b, 0, j] = h0[b, j]
-                if cell == LSTM:
-                    CS[b, 0, j] = h0[b, H + j]
+    for b in range(B):
+        for j in range(H):
+            HS[b, 0, j] = h0[b, j]
+            if cell == LSTM:
+                CS[b, 0, j] = h0[b, H + j]
         for t in range(T):
             # x-side pre-activations from b_h, h-side products W_hh h_{t-1} from 0.0
-            for s in range(nb):
-                a = A[s]
-                for q in range(n):
-                    a[q] = theta[bh + q]
-                    R[s, q] = 0.0
-                _acc_t(a, WX, x[b0 + s, t], I, n)
-            if nb == NB:
-                _acc_t4(R, WT, HS, b0, t, H, n)
+            for q in range(n):
+                a[q] = theta[bh + q]
+                r_[q] = 0.0
+            _acc_t(a, WX, x[b, t], I, n)
+            _acc_t(r_, WT, HS[b, t], H, n)
+            if cell == LSTM:
+                for j in range(H):
+                    ig = _sig(a[j] + r_[j])
+                    fg = _sig(a[H + j] + r_[H + j])
+                    gg = math.tanh(a[2 * H + j] + r_[2 * H + j])
+                    og = _sig(a[3 * H + j] + r_[3 * H + j])
+                    c = fg * CS[b, t, j] + ig * gg
+                    G[b, t, j] = ig
+                    G[b, t, H + j] = fg
+                    G[b, t, 2 * H + j] = gg
+                    G[b, t, 3 * H + j] = og
+                    CS[b, t + 1, j] = c
+                    tc = math.tanh(c)
+                    G[b, t, 4 * H + j] = tc
+                    HS[b, t + 1, j] = og * tc
             else:
-                for s in range(nb):
-                    _acc_t(R[s], WT, HS[b0 + s, t], H, n)
-            for s in range(nb):
-                b = b0 + s
-                a = A[s]
-                r_ = R[s]
-                if cell == LSTM:
-                    for j in range(H):
-                        ig = _sig(a[j] + r_[j])
-                        fg = _sig(a[H + j] + r_[H + j])
-                        gg = math.tanh(a[2 * H + j] + r_[2 * H + j])
-                        og = _sig(a[3 * H + j] + r_[3 * H + j])
-                        c = fg * CS[b, t, j] + ig * gg
-                        G[b, t, j] = ig
-                        G[b, t, H + j] = fg
-                        G[b, t, 2 * H + j] = gg
-                        G[b, t, 3 * H + j] = og
-                        CS[b, t + 1, j] = c
-                        tc = math.tanh(c)
-                        G[b, t, 4 * H + j] = tc
-                        HS[b, t + 1, j] = og * tc
-                else:
-                    for j in range(H):
-                        rg = _sig(a[j] + r_[j])
-                        zg = _sig(a[H + j] + r_[H + j])
-                        hn = r_[2 * H + j] + theta[bhn + j]
-                        n_ = math.tanh(a[2 * H + j] + rg * hn)
-                        G[b, t, j] = rg
-                        G[b, t, H + j] = zg
-                        G[b, t, 2 * H + j] = n_
-                        G[b, t, 3 * H + j] = hn
-                        HS[b, t + 1, j] = (1.0 - zg) * n_ + zg * HS[b, t, j]
+                for j in range(H):
+                    rg = _sig(a[j] + r_[j])
+                    zg = _sig(a[H + j] + r_[H + j])
+                    hn = r_[2 * H + j] + theta[bhn + j]
+                    n_ = math.tanh(a[2 * H + j] + rg * hn)
+                    G[b, t, j] = rg
+                    G[b, t, H + j] = zg
+                    G[b, t, 2 * H + j] = n_
+                    G[b, t, 3 * H + j] = hn
+                    HS[b, t + 1, j] = (1.0 - zg) * n_ + zg * HS[b, t, j]
 
 
 @njit(cache=True, error_model="numpy")
 def _scratch(cell, I, H):
-    """WX (I, n_g H), WT (H, n_g H), A, R (NB, n_g H): the forward pass's scratch."""
+    """WX (I, n_g H), WT (H, n_g H), a, r_ (n_g H,): the forward pass's scratch."""
     n = (4 if cell == LSTM else 3) * H
-    return np.empty((I, n)), np.empty((H, n)), np.empty((NB, n)), np.empty((NB, n))
+    return np.empty((I, n)), np.empty((H, n)), np.empty(n), np.empty(n)
 
 
 @njit(cache=True, error_model="numpy")
