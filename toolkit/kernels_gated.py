@@ -294,22 +294,52 @@ KC = 64
 @njit(cache=True, error_model="numpy")
 def _flush(GH, EST, HP, k):
     """GH[q, j] += EST[q, s] HP[s, j] for s = 0..k-1, one term at a time in that order (the
-    bits of adding each step's outer product as it comes), four rows of GH at a time so that
-    they stay in L1 while the k held steps stream past."""
+    bits of adding each step's outer product as it comes): four rows of GH at a time, four
+    steps per pass as ``GH + p0 + p1 + p2 + p3`` (evaluated left to right), so the rows stay
+    in L1 and each element is loaded and stored once per four terms."""
     n, H = GH.shape[0], GH.shape[1]
     q = 0
     while q + 4 <= n:
-        for s in range(k):
-            e0 = EST[q, s]
-            e1 = EST[q + 1, s]
-            e2 = EST[q + 2, s]
-            e3 = EST[q + 3, s]
+        s = 0
+        while s + 4 <= k:
+            a0 = EST[q, s]
+            a1 = EST[q, s + 1]
+            a2 = EST[q, s + 2]
+            a3 = EST[q, s + 3]
+            b0 = EST[q + 1, s]
+            b1 = EST[q + 1, s + 1]
+            b2 = EST[q + 1, s + 2]
+            b3 = EST[q + 1, s + 3]
+            c0 = EST[q + 2, s]
+            c1 = EST[q + 2, s + 1]
+            c2 = EST[q + 2, s + 2]
+            c3 = EST[q + 2, s + 3]
+            d0 = EST[q + 3, s]
+            d1 = EST[q + 3, s + 1]
+            d2 = EST[q + 3, s + 2]
+            d3 = EST[q + 3, s + 3]
             for j in range(H):
-                h = HP[s, j]
-                GH[q, j] += e0 * h
-                GH[q + 1, j] += e1 * h
-                GH[q + 2, j] += e2 * h
-                GH[q + 3, j] += e3 * h
+                h0 = HP[s, j]
+                h1 = HP[s + 1, j]
+                h2 = HP[s + 2, j]
+                h3 = HP[s + 3, j]
+                GH[q, j] = GH[q, j] + a0 * h0 + a1 * h1 + a2 * h2 + a3 * h3
+                GH[q + 1, j] = GH[q + 1, j] + b0 * h0 + b1 * h1 + b2 * h2 + b3 * h3
+                GH[q + 2, j] = GH[q + 2, j] + c0 * h0 + c1 * h1 + c2 * h2 + c3 * h3
+                GH[q + 3, j] = GH[q + 3, j] + d0 * h0 + d1 * h1 + d2 * h2 + d3 * h3
+            s += 4
+        while s < k:
+            a0 = EST[q, s]
+            b0 = EST[q + 1, s]
+            c0 = EST[q + 2, s]
+            d0 = EST[q + 3, s]
+            for j in range(H):
+                h0 = HP[s, j]
+                GH[q, j] += a0 * h0
+                GH[q + 1, j] += b0 * h0
+                GH[q + 2, j] += c0 * h0
+                GH[q + 3, j] += d0 * h0
+            s += 1
         q += 4
     while q < n:
         for s in range(k):
