@@ -422,11 +422,12 @@ def _back_step(
             g[bhn + j] += dzh[2 * H + j]
             dh_prev[j] = dh[j] * zg
     n = ng * H
+    for i in range(I):  # each element gets one term per step: any loop order, same bits
+        xi = x[b, t, i]
+        for q in range(n):
+            g[q * I + i] += dz[q] * xi
     for q in range(n):
-        d = dz[q]
-        for i in range(I):
-            g[q * I + i] += d * x[b, t, i]
-        g[bh + q] += d
+        g[bh + q] += dz[q]
     # W_hh's gradient: hold this step's (dzh, h_{t-1}) in column/row kh of EST, HP
     kh = HN[0]
     for q in range(n):
