@@ -33,6 +33,9 @@ kept alive by name (``simd.keep``).
 Floating point: scalar code uses ``fastmath`` limited to reassociation and FMA contraction;
 vector code uses no fast-math at all. There are no finite-math assumptions, so overflow still
 yields inf/nan for divergence checks. Results are identical run to run on the same machine.
+
+Invariants a contributor must keep (summation order, pointer lifetime, tile contracts, the
+AVX2 and AVX-512 paths): docs/KERNELS.md.
 """
 
 import math
