@@ -68,6 +68,15 @@ def classes(output, seed=0, B=5, T=9, I=2, O=3):
     return x, y, mask
 
 
+def sparse(seed=0, B=4, T=14):
+    """Echo data whose targets count only at a few steps: online BPTT skips most windows (the
+    context still advances)."""
+    x, y, mask = echo(seed, B=B, T=T)
+    mask[:] = 0.0
+    mask[:, [5, 6, 11, T - 1]] = 1.0
+    return x, y, mask
+
+
 def elman(H=3, **kw):
     return lambda: Elman(1, H, 1, **kw)
 
@@ -177,6 +186,23 @@ CASES = {
         {"lr": 0.05, "k": 2, "average": "copies", "optimizer": "momentum", "batch_size": 3},
         {},
     ),
+    "online_sparse": (elman(), sparse(), "bptt_online", {"lr": 0.1, "k": 3}, {}),
+    "online_sparse_b2_adam": (
+        elman(),
+        sparse(),
+        "bptt_online",
+        {"lr": 0.02, "k": 4, "batch_size": 2, "optimizer": "adam"},
+        {},
+    ),
+    "online_sparse_copies": (
+        elman(),
+        sparse(),
+        "bptt_online",
+        {"lr": 0.05, "k": 2, "average": "copies", "optimizer": "momentum"},
+        {},
+    ),
+    "online_gru_sparse": (lambda: GRU(1, 3, 1), sparse(), "bptt_online", {"lr": 0.1, "k": 3}, {}),
+    "online_lstm": (lambda: LSTM(1, 3, 1), echo(), "bptt_online", {"lr": 0.1, "k": 4}, {}),
     "k1k2_sgd": (elman(), echo(T=24), "bptt_k1k2", {"lr": 0.1, "k1": 3, "k2": 6}, {}),
     "k1k2_adam_clip": (
         elman(),
