@@ -436,6 +436,11 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
     scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
     shared = scale if average == "shared" else None
     copies = _Copies(net, k) if average == "copies" else None
+    # the context is advanced lazily: the steps between two updates use the same theta, so
+    # they run as one call when the cell's states over a block are its steps one by one
+    # (Elman without input lags: one kernel, each step computed alone); the context after a
+    # sequence's last window is never used, and its steps are counted, not computed
+    block = getattr(net, "cell", "elman") == "elman" and getattr(net, "window", 1) == 1
     while True:  # epochs
         order = rng.permutation(B) if shuffle else np.arange(B)
         for i in range(0, B, batch_size):
@@ -443,12 +448,25 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
             xs, ys, ms = x[idx], y[idx], mask[idx]
             b = len(idx)
             x_ctx = np.zeros((b, net.n_state))  # the context x starts at the zero vector
+            t_ctx = 0  # x_ctx is the context before step t_ctx
             mw = np.zeros((b, k))  # the window's mask: its end target only
+            counts = (ms[:, k - 1 :] > 0).any(axis=0)  # windows that end at a counted target
+            fwd = 0  # forward steps not yet added to the trace
             for t in range(T - k + 1):
-                a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
-                m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1] and its weight
-                n = m_end.sum()
-                if n > 0:
+                if counts[t]:  # the mask is non-negative: m_end.sum() > 0
+                    m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1], its weight
+                    n = m_end.sum()
+                    if t > t_ctx:  # x = f(x, a[s]) for s = t_ctx..t-1, with the current theta
+                        if block and t - t_ctx > 1:
+                            hs = net.states(theta, xs[:, t_ctx:t], h0=x_ctx, check=False)
+                            x_ctx = hs[:, -1]
+                        else:
+                            for s in range(t_ctx, t):
+                                x_ctx = net.step(theta, x_ctx, xs[:, s], check=False)
+                        t_ctx = t
+                    run.trace.add_cost(fwd_steps=fwd)
+                    fwd = 0
+                    a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
                     if copies:
                         L, g = copies.grads(theta, x_ctx, a, ys[:, t + k - 1], m_end)
                         g, grad_norm = copies.clip(run.gradient(g, n, theta), run.h["clip"])
@@ -464,8 +482,8 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
                         run.trace.add_cost(evals=1, grad_steps=b * k)
                         if end := run.update(theta, g, n, L, scale=shared):
                             return end
-                x_ctx = net.step(theta, x_ctx, xs[:, t], check=False)  # x = f(x, a[t])
-                run.trace.add_cost(fwd_steps=b)
+                fwd += b  # x = f(x, a[t]) (computed when the next window needs it)
+            run.trace.add_cost(fwd_steps=fwd)
 
 
 # ---------------------------------------------------------------------------------------
