@@ -333,12 +333,13 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
     full = None if bs < B else (x, y, mask, mask.sum())
     while True:  # epochs
         order = rng.permutation(B) if shuffle and bs < B else np.arange(B)
+        if not full:  # the epoch's order gathered once: each minibatch is a contiguous slice
+            xo, yo, mo = x[order], y[order], mask[order]
         for i in range(0, B, bs):
             if full:
                 xb, yb, mb, n = full
             else:
-                idx = order[i : i + bs]
-                xb, yb, mb = x[idx], y[idx], mask[idx]
+                xb, yb, mb = xo[i : i + bs], yo[i : i + bs], mo[i : i + bs]
                 n = mb.sum()
             if n == 0:
                 continue
