@@ -5,7 +5,15 @@ import math
 import numpy as np
 import pytest
 
-from toolkit.train.optim import SGD, Adam, clip_by_norm, lr_at, make_optimizer
+from toolkit.train.optim import (
+    SGD,
+    Adam,
+    clip_by_norm,
+    lr_at,
+    make_optimizer,
+    sum_squares,
+    update,
+)
 
 
 def readout_problem(seed=0, N=60, H=5, O=2):
@@ -114,3 +122,92 @@ def test_bad_names():
         make_optimizer("rmsprop")
     with pytest.raises(ValueError, match="schedule.*linear"):
         lr_at(0, 0.1, "linear")
+
+
+# -- the compiled steps against the NumPy code they replaced (issue 18), bit for bit ---------
+def _bits(a):
+    return np.asarray(a, dtype=np.float64).view(np.uint64)
+
+
+def _numpy_step(name, state, theta, g, lr, mu=0.9, nesterov=False, b1=0.9, b2=0.999, eps=1e-8):
+    """The NumPy optimizer steps as they were before the compiled kernels."""
+    if name == "sgd":
+        theta -= lr * g
+    elif name == "momentum":
+        state.setdefault("v", np.zeros_like(theta))
+        state["v"] *= mu
+        state["v"] += g
+        theta -= lr * (g + mu * state["v"]) if nesterov else lr * state["v"]
+    else:
+        if "m" not in state:
+            state.update(m=np.zeros_like(theta), v=np.zeros_like(theta), t=0)
+        state["t"] += 1
+        state["m"] = b1 * state["m"] + (1.0 - b1) * g
+        state["v"] = b2 * state["v"] + (1.0 - b2) * (g * g)
+        m_hat = state["m"] / (1.0 - b1 ** state["t"])
+        v_hat = state["v"] / (1.0 - b2 ** state["t"])
+        theta -= lr * m_hat / (np.sqrt(v_hat) + eps)
+    return theta
+
+
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("sgd", {}),
+        ("momentum", {"momentum": 0.8}),
+        ("momentum", {"momentum": 0.7, "nesterov": True}),
+        ("adam", {"beta1": 0.85, "beta2": 0.99, "eps": 1e-6}),
+    ],
+)
+@pytest.mark.parametrize("shape", [(7,), (3, 41), (300,)])
+def test_compiled_steps_are_numpys_bit_for_bit(name, kw, shape):
+    rng = np.random.default_rng(5)
+    opt = make_optimizer(name, **kw)
+    ref = {k.replace("momentum", "mu").replace("beta", "b"): v for k, v in kw.items()}
+    theta, state = rng.normal(size=shape), {}
+    expect = theta.copy()
+    for u in range(25):
+        g = rng.normal(size=shape) * 10.0 ** rng.integers(-4, 3)
+        lr = 0.1 / (1 + u)
+        opt.step(theta, g, lr)
+        _numpy_step(name, state, expect, g, lr, **ref)
+        assert np.array_equal(_bits(theta), _bits(expect)), u
+
+
+def test_sum_squares_is_numpys_pairwise_sum():
+    rng = np.random.default_rng(0)
+    for n in [*range(0, 300), 511, 1000, 1121, 4096, 10_007]:
+        g = rng.normal(size=n) * 10.0 ** rng.integers(-5, 5, size=n)
+        assert _bits(sum_squares(g)) == _bits(np.sum(g * g)), n
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adam"])
+@pytest.mark.parametrize(
+    "clip,wd,mean,scaled", [(None, 0.0, True, False), (0.3, 1e-3, False, True)]
+)
+def test_update_is_the_numpy_sequence_bit_for_bit(name, clip, wd, mean, scaled):
+    """optim.update = g * scale, / n, + wd * theta, clip_by_norm, step -- in one call."""
+    rng = np.random.default_rng(1)
+    n_params = 137
+    opt, state = make_optimizer(name, nesterov=True), {}
+    theta = rng.normal(size=n_params)
+    expect = theta.copy()
+    prev, gw = np.empty(n_params), np.empty(n_params)
+    scale = np.where(np.arange(n_params) < 100, 1.0 / 3, 1.0) if scaled else None
+    for _ in range(20):
+        g, n = rng.normal(size=n_params), float(rng.integers(1, 9))
+        before = theta.copy()
+        norm, finite = update(
+            opt, theta, g, prev, gw, 0.05, n=n, mean=mean, wd=wd, clip=clip, scale=scale
+        )
+        h = g * scale if scaled else g
+        h = h / n if mean else h
+        h = h + wd * expect if wd else h
+        h, norm_ref = clip_by_norm(h, clip)
+        _numpy_step(name, state, expect, h, 0.05, nesterov=True)
+        assert finite and np.array_equal(_bits(prev), _bits(before))
+        assert _bits(norm) == _bits(norm_ref)
+        assert np.array_equal(_bits(theta), _bits(expect))
+    theta[0] = 1e308
+    g = np.full(n_params, -1e308)
+    assert not update(opt, theta, g, prev, gw, 1e10)[1]  # overflow: not finite

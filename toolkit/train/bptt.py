@@ -43,7 +43,14 @@ from collections import deque
 import numpy as np
 
 from toolkit.params import Param
-from toolkit.train.optim import OPTIMIZERS, SCHEDULES, clip_by_norm, lr_at, make_optimizer
+from toolkit.train.optim import (
+    OPTIMIZERS,
+    SCHEDULES,
+    clip_by_norm,
+    lr_at,
+    make_optimizer,
+    update,
+)
 from toolkit.train.registry import Method, register
 from toolkit.train.trace import Budget
 
@@ -203,9 +210,13 @@ class _Run:
         self.epoch_loss = _EpochLoss(n_total)
         self.u = 0  # updates taken
         self._checked = None  # the best theta last handed to solved()
+        self._prev = self._gw = None  # update()'s workspace: theta before the step, gradient
+        self._constant_lr = hyper["schedule"] == "constant"
 
     @property
     def lr(self) -> float:
+        if self._constant_lr:
+            return self.h["lr"]
         return lr_at(self.u, self.h["lr"], **self.schedule)
 
     def gradient(self, g, n, theta):
@@ -224,7 +235,12 @@ class _Run:
             return "diverged", f"non-finite loss or gradient at evaluation {tr.evals}"
         logged = tr.record(self.epoch_loss(L, n), theta, grad_norm)
         target = self.target_loss is not None and tr.best_loss <= self.target_loss
-        spent = self.budget.spent(tr.evals, tr.fwd_equiv, tr.wall_s)
+        b = self.budget  # Budget.spent, without reading the clock when no wall_s limit is set
+        spent = (
+            (b.evals is not None and tr.evals >= b.evals)
+            or (b.fwd_equiv is not None and tr.fwd_equiv >= b.fwd_equiv)
+            or (b.wall_s is not None and tr.wall_s >= b.wall_s)
+        )
         if (
             self.solved is not None
             and (logged or target or spent)
@@ -238,6 +254,36 @@ class _Run:
             return "target", ""
         if spent:
             return "budget", ""
+        return None
+
+    def update(self, theta, g, n, L, scale=None):
+        """One whole update of 1-D theta (in place) from the raw gradient g of the summed loss
+        L over n counted targets: g * scale (if given), :meth:`gradient`, clipping,
+        :meth:`evaluated` and :meth:`step` -- one compiled call (optim.update). The step is
+        taken before the evaluation is recorded (with the parameters from before it, kept in
+        a workspace) and undone when the run ends there, so that the result is that of the
+        sequence gradient, evaluated, step. The outcome if the run ends."""
+        if self._prev is None or self._prev.shape != theta.shape:
+            self._prev, self._gw = np.empty_like(theta), np.empty_like(theta)
+        norm, finite = update(
+            self.opt,
+            theta,
+            g,
+            self._prev,
+            self._gw,
+            self.lr,
+            n=n,
+            mean=self.h["reduction"] == "mean",
+            wd=self.h["weight_decay"],
+            clip=self.h["clip"],
+            scale=scale,
+        )
+        if end := self.evaluated(L, n, self._prev, norm):
+            theta[:] = self._prev
+            return end
+        self.u += 1
+        if not finite:
+            return "diverged", f"non-finite parameters after update {self.u}"
         return None
 
     def step(self, theta, g):
@@ -283,21 +329,26 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
     """Epochs over minibatches of whole sequences; one BPTT(k) gradient and update each."""
     B, T, _I = x.shape
     bs = B if batch_size is None else batch_size
+    zeros = {}  # h0 per batch size: the kernels only read it
+    full = None if bs < B else (x, y, mask, mask.sum())
     while True:  # epochs
         order = rng.permutation(B) if shuffle and bs < B else np.arange(B)
+        if not full:  # the epoch's order gathered once: each minibatch is a contiguous slice
+            xo, yo, mo = x[order], y[order], mask[order]
         for i in range(0, B, bs):
-            idx = order[i : i + bs]
-            xb, yb, mb = (x, y, mask) if bs == B else (x[idx], y[idx], mask[idx])
-            n = mb.sum()
+            if full:
+                xb, yb, mb, n = full
+            else:
+                xb, yb, mb = xo[i : i + bs], yo[i : i + bs], mo[i : i + bs]
+                n = mb.sum()
             if n == 0:
                 continue
-            h0 = np.zeros((xb.shape[0], net.n_state))
-            L, g = net.loss_and_grad(theta, xb, yb, mb, k=k, h0=h0, check=False)
-            run.trace.add_cost(evals=1, grad_steps=xb.shape[0] * T)
-            g, grad_norm = clip_by_norm(run.gradient(g, n, theta), run.h["clip"])
-            if end := run.evaluated(L, n, theta, grad_norm):
-                return end
-            if end := run.step(theta, g):
+            b = xb.shape[0]
+            if b not in zeros:
+                zeros[b] = np.zeros((b, net.n_state))
+            L, g = net.loss_and_grad(theta, xb, yb, mb, k=k, h0=zeros[b], check=False)
+            run.trace.add_cost(evals=1, grad_steps=b * T)
+            if end := run.update(theta, g, n, L):
                 return end
 
 
@@ -384,7 +435,13 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
         {n: np.full(s, n not in ("W_hy", "b_y"), dtype=float) for n, s in net.shapes.items()}
     ).astype(bool)  # f's weights in theta: all but the readout g's
     scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
+    shared = scale if average == "shared" else None
     copies = _Copies(net, k) if average == "copies" else None
+    # the context is advanced lazily: the steps between two updates use the same theta, so
+    # they run as one call when the cell's states over a block are its steps one by one
+    # (Elman without input lags: one kernel, each step computed alone); the context after a
+    # sequence's last window is never used, and its steps are counted, not computed
+    block = getattr(net, "cell", "elman") == "elman" and getattr(net, "window", 1) == 1
     while True:  # epochs
         order = rng.permutation(B) if shuffle else np.arange(B)
         for i in range(0, B, batch_size):
@@ -392,28 +449,42 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
             xs, ys, ms = x[idx], y[idx], mask[idx]
             b = len(idx)
             x_ctx = np.zeros((b, net.n_state))  # the context x starts at the zero vector
+            t_ctx = 0  # x_ctx is the context before step t_ctx
+            mw = np.zeros((b, k))  # the window's mask: its end target only
+            counts = (ms[:, k - 1 :] > 0).any(axis=0)  # windows that end at a counted target
+            fwd = 0  # forward steps not yet added to the trace
             for t in range(T - k + 1):
-                a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
-                m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1] and its weight
-                n = m_end.sum()
-                if n > 0:
+                if counts[t]:  # the mask is non-negative: m_end.sum() > 0
+                    m_end = ms[:, t + k - 1]  # the window's end target y[t+k-1], its weight
+                    n = m_end.sum()
+                    if t > t_ctx:  # x = f(x, a[s]) for s = t_ctx..t-1, with the current theta
+                        if block and t - t_ctx > 1:
+                            hs = net.states(theta, xs[:, t_ctx:t], h0=x_ctx, check=False)
+                            x_ctx = hs[:, -1]
+                        else:
+                            for s in range(t_ctx, t):
+                                x_ctx = net.step(theta, x_ctx, xs[:, s], check=False)
+                        t_ctx = t
+                    run.trace.add_cost(fwd_steps=fwd)
+                    fwd = 0
+                    a = np.ascontiguousarray(xs[:, t : t + k])  # inputs a[t..t+k-1]
                     if copies:
                         L, g = copies.grads(theta, x_ctx, a, ys[:, t + k - 1], m_end)
                         g, grad_norm = copies.clip(run.gradient(g, n, theta), run.h["clip"])
+                        run.trace.add_cost(evals=1, grad_steps=b * k)
+                        if end := run.evaluated(L, n, theta, grad_norm):
+                            return end
+                        if end := copies.step(run, theta, g):
+                            return end
                     else:
-                        mw = np.zeros((b, k))
                         mw[:, -1] = m_end
                         yw = np.ascontiguousarray(ys[:, t : t + k])
                         L, g = net.loss_and_grad(theta, a, yw, mw, h0=x_ctx, check=False)
-                        g = run.gradient(g * scale if average == "shared" else g, n, theta)
-                        g, grad_norm = clip_by_norm(g, run.h["clip"])
-                    run.trace.add_cost(evals=1, grad_steps=b * k)
-                    if end := run.evaluated(L, n, theta, grad_norm):
-                        return end
-                    if end := copies.step(run, theta, g) if copies else run.step(theta, g):
-                        return end
-                x_ctx = net.step(theta, x_ctx, xs[:, t], check=False)  # x = f(x, a[t])
-                run.trace.add_cost(fwd_steps=b)
+                        run.trace.add_cost(evals=1, grad_steps=b * k)
+                        if end := run.update(theta, g, n, L, scale=shared):
+                            return end
+                fwd += b  # x = f(x, a[t]) (computed when the next window needs it)
+            run.trace.add_cost(fwd_steps=fwd)
 
 
 # ---------------------------------------------------------------------------------------
@@ -442,10 +513,7 @@ def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
             xw, yw, h0 = (np.ascontiguousarray(v) for v in (x[:, s:t1], y[:, s:t1], hist[:, s]))
             L, g = net.loss_and_grad(theta, xw, yw, mw, h0=h0, check=False)
             run.trace.add_cost(evals=1, grad_steps=B * (t1 - s))
-            g, grad_norm = clip_by_norm(run.gradient(g, n, theta), run.h["clip"])
-            if end := run.evaluated(L, n, theta, grad_norm):
-                return end
-            if end := run.step(theta, g):
+            if end := run.update(theta, g, n, L):
                 return end
 
 
