@@ -22,7 +22,10 @@ import make_train_bits as M  # noqa: E402
 def fixture():
     path = M.fixture_path()
     if not path.exists():
-        pytest.skip(f"no fixture for this kernel target: {path.name}")
+        pytest.skip(
+            f"no fixture for this kernel target ({path.name}); the AVX2 pass of `make test` "
+            "(tests/avx2.py) checks the portable haswell one"
+        )
     return np.load(path)
 
 
