@@ -310,7 +310,7 @@ def test_contracts_run_record_matches_records():
     table = doc[doc.index(begin) + len(begin) : doc.index(end)].rstrip("\n")
     assert table == records.markdown(), "regenerate it with records.markdown()"
     assert store.RUN_COLUMNS == tuple(c.name for c in records.RUN_RECORD)
-    assert set(store.TIMING_COLUMNS) == {"wall_s", "compile_s", "cpu_s"}
+    assert set(store.TIMING_COLUMNS) == {"wall_s", "eval_s", "compile_s", "cpu_s"}
 
 
 def test_new_row_declared_columns_only():

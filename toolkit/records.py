@@ -47,6 +47,11 @@ class Column:
 
 
 _NAN = math.nan
+_WALL_DOC = "wall seconds of training (compile time and solved checks excluded)"
+_EVAL_DOC = (
+    "forward sequence-steps of the solved checks on the test set "
+    "(evaluation: not in fwd_steps, fwd_equiv or the budget)"
+)
 #: default of a column that a new row must be given (from the run's spec)
 REQUIRED = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 _R = REQUIRED
@@ -78,7 +83,9 @@ RUN_RECORD = (
     Column("best_loss", "float64", "lowest training loss seen", _NAN, summary=True),
     Column("solved_at_evals", "float64", "evals when solved (NaN: not solved)", _NAN),
     Column("solved_at_fwd_equiv", "float64", "fwd_equiv when solved (NaN: not solved)", _NAN),
-    Column("wall_s", "float64", "wall seconds of training (compile excluded)", 0.0, True, True),
+    Column("eval_fwd_steps", "Int64", _EVAL_DOC, 0, summary=True),
+    Column("wall_s", "float64", _WALL_DOC, 0.0, True, True),
+    Column("eval_s", "float64", "wall seconds of the solved checks (test set)", 0.0, True, True),
     Column("compile_s", "float64", "seconds compiling/loading kernels", 0.0, True, True),
     Column("cpu_s", "float64", "CPU seconds of the run's thread, task to end", 0.0, True),
     Column("message", "object", "the method's closing message", "", summary=True),

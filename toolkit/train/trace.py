@@ -9,8 +9,13 @@ A :class:`Trace` stores, at log-spaced points of a run's cost and at its end:
   ``ratio`` is the gradient's measured cost relative to a forward pass for this network size
   (:func:`toolkit.nets.grad_cost_ratio`, a committed calibration table, so the column is
   deterministic); the raw counts are kept so anyone can re-weight them,
-* ``wall_s``     -- wall seconds since the run started, Numba compile time excluded,
+* ``wall_s``     -- wall seconds of training since the run started: Numba compile time and
+  the solved checks excluded,
 * ``loss``, ``best_loss`` and ``grad_norm`` (NaN where there is none).
+
+The solved checks on the test set are evaluation, not training (:meth:`Trace.add_eval`):
+their forward sequence-steps (``eval_fwd_steps``) and seconds (``eval_s``) are kept apart,
+out of the cost columns, the budget and ``wall_s``.
 
 Plus the final outcome (one of :data:`OUTCOMES`), the final and best theta, the seed, the
 compile seconds and an error message. Every column but ``wall_s`` is deterministic for a seed.
@@ -95,6 +100,8 @@ class Trace:
     evals: int = 0
     fwd_steps: int = 0
     grad_steps: int = 0
+    eval_fwd_steps: int = 0  # forward sequence-steps of the solved checks (evaluation)
+    eval_s: float = 0.0  # their wall seconds, not in wall_s
     loss: float = math.nan
     best_loss: float = math.inf
     outcome: str | None = None
@@ -117,10 +124,12 @@ class Trace:
 
     @property
     def wall_s(self) -> float:
-        """Seconds since :meth:`start`; frozen by :meth:`finish`."""
+        """Seconds of training since :meth:`start` (the solved checks' seconds, ``eval_s``,
+        taken out); frozen by :meth:`finish`."""
         if self._t0 is None:
             return 0.0
-        return (self._t_end if self._t_end is not None else time.perf_counter()) - self._t0
+        end = self._t_end if self._t_end is not None else time.perf_counter()
+        return end - self._t0 - self.eval_s
 
     @property
     def fwd_equiv(self) -> float:
@@ -131,6 +140,12 @@ class Trace:
         self.evals += int(evals)
         self.fwd_steps += int(fwd_steps)
         self.grad_steps += int(grad_steps)
+
+    def add_eval(self, seconds: float, fwd_steps: int) -> None:
+        """Account one solved check on the test set: its wall seconds (taken out of
+        ``wall_s``) and forward sequence-steps, apart from the training cost."""
+        self.eval_s += float(seconds)
+        self.eval_fwd_steps += int(fwd_steps)
 
     def record(
         self,
@@ -201,6 +216,8 @@ class Trace:
             "fwd_steps": self.fwd_steps,
             "grad_steps": self.grad_steps,
             "fwd_equiv": self.fwd_equiv,
+            "eval_fwd_steps": self.eval_fwd_steps,
+            "eval_s": self.eval_s,
             "final_loss": self.loss,
             "best_loss": self.best_loss,
             "wall_s": self.points["wall_s"][-1] if self.points["wall_s"] else 0.0,
