@@ -567,7 +567,9 @@ def _cost_units(exps: list[Results]) -> list[str]:
         "comes from the committed calibration table `toolkit/grad_cost.json` (log-interpolated "
         "in the hidden size), not from live timing, so the column is deterministic; the raw "
         "counts are stored too. Wall-clock seconds (compile time excluded) are reported "
-        "beside it as a check.",
+        "beside it as a check. The solved checks on the test set are evaluation, not "
+        "training: their forward steps (`eval_fwd_steps`) and seconds (`eval_s`) are stored "
+        "apart and counted in neither the cost, the budget nor the wall-clock seconds.",
         items and calib,
         items and note and f"Calibration: {note}",
         rows and "Ratios applied in the stored runs ((fwd_equiv − fwd_steps) / grad_steps):",
