@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 
 from toolkit.kernels import tiles
-from toolkit.kernels.simd import vload, vstore
+from toolkit.kernels.simd import ptr, vload, vstore
 
 
 @njit(cache=True)
@@ -17,8 +17,8 @@ def _tanh_all(z):
 @njit(cache=True)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias,
            bo, init, act):  # fmt: skip
-    tiles.product(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias,
-                  bo, init, act)  # fmt: skip
+    tiles.product(ptr(V1), v1, s1b, s1r, ptr(M1), m1, R1, ptr(V2), v2, s2b, s2r, ptr(M2), m2,
+                  R2, ptr(OUT), o, B, C, ptr(bias), bo, init, act)  # fmt: skip
 
 
 def test_vector_tanh_within_3_ulp_of_numpy():

@@ -4,13 +4,16 @@ Layout, and the rule it shows::
 
     simd.py    8-lane float64 vectors (f64x8) and data pointers, as Numba intrinsics
     tiles.py   the only module that imports simd: register-blocked tiles, the vector tanh and
-               activations, the output layer's vector code; it makes every pointer and keeps
-               every array alive while its pointer is in use, and gives the cells a small
-               product API on arrays and flat offsets (product, zout, loss_nonlinear, dmul)
-    elman.py   the Elman cell: plain loops and product calls, no vector, no pointer
+               activations, the output layer's vector code, and the small product API the
+               cells call (product, zout, loss_nonlinear, dmul, dact; ptr and keep)
+    elman.py   the Elman cell: plain loops and product calls, no vector
     gated.py   the LSTM and GRU cells: plain ordered scalar loops (they use no tiles yet)
 
-Only ``tiles.py`` sees pointers and vectors; the cells never import ``simd``. Debug mode:
+Only ``tiles.py`` works with vectors and opens pointers; the cells never import ``simd``.
+``product`` and ``loss_nonlinear`` take data pointers (Numba's reference counting of array
+arguments costs more than a small tile): a cell obtains one with ``tiles.ptr(a)``, hands it
+back to those functions unopened (never indexed, offset, stored or returned) and keeps ``a``
+alive by name (``tiles.keep(a)``) until the call has returned. Debug mode:
 ``BPTT_KERNEL_CHECKS=1`` in the environment (read once, at import) makes ``vload`` and
 ``vstore`` check their offsets and raise ``IndexError`` naming the offset and the array's
 length; the results are the same bits, and the compiled code goes to its own Numba cache

@@ -28,7 +28,16 @@ columns over 8-lane float64 vectors (exact IEEE operations, one fused multiply-a
 each element summed in the same order whatever tile it falls in), then the activation 8
 lanes at a time. The output layer (``zout``, ``loss_nonlinear``) and the delta update
 (``dmul``) are tile-module calls too. This module is a cell: plain loops over arrays and
-flat offsets, and calls of the tile module; it holds no vector and no pointer.
+flat offsets, and calls of the tile module; it holds no vector.
+
+Pointers here are opaque: ``ptr(a)`` (from the tile module) is only ever handed back to a
+tile-module function (``product``, ``loss_nonlinear``), never indexed, stored, returned or
+offset; the offsets travel as separate ints. They are used because Numba brackets every
+call that passes an array with two atomic reference-count updates per array, which at small
+H cost more than a tile (an inlined array-taking wrapper measured 1.1-1.5x slower at H <= 32).
+**A pointer does not keep its array alive**: Numba frees an array after the last use of its
+name, so every array whose pointer is handed on must be used by name after that call, with
+``keep(a)`` if nothing else uses it (the end of ``loss_and_grad``).
 
 Floating point: scalar code uses ``fastmath`` limited to reassociation and FMA contraction;
 vector code uses no fast-math at all. There are no finite-math assumptions, so overflow still
@@ -43,7 +52,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .tiles import FM, dact, dmul, loss_nonlinear, product, zout
+from .tiles import FM, dact, dmul, keep, loss_nonlinear, product, ptr, zout
 
 ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
@@ -77,8 +86,8 @@ def _prepare(theta, x, I, H, O):
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def _step(theta, W_xhT, W_hhT, XT, xo, HP, po, HO, oo, B, I, H, act):
     """HO[oo:] = act(b_h + A W_xh^T + HP[po:] W_hh^T) for the batch, A = XT[xo:] (B,I)."""
-    product(XT, xo, I, 1, W_xhT, 0, I, HP, po, H, 1, W_hhT, 0, H,
-            HO, oo, B, H, theta, H * I + H * H, 1, act)  # fmt: skip
+    product(ptr(XT), xo, I, 1, ptr(W_xhT), 0, I, ptr(HP), po, H, 1, ptr(W_hhT), 0, H,
+            ptr(HO), oo, B, H, ptr(theta), H * I + H * H, 1, act)  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
@@ -87,7 +96,7 @@ def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
     target y[yo:yo+O] and writes m * dl/dz into DZ[dzo:dzo+O]."""
     zout(theta, wy, by, HS, ho, H, zo)
     if out != 0:
-        return loss_nonlinear(zo, y, yo, m, out, DZ, dzo)
+        return loss_nonlinear(ptr(zo), zo.shape[0], ptr(y), yo, m, out, ptr(DZ), dzo)
     L = 0.0
     for o in range(zo.shape[0]):
         d = zo[o] - y[yo + o]
@@ -248,15 +257,16 @@ def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
     """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat), in blocks of 32
     rows, each while it is in cache: gW_hh += D^T h_{t-1} into g, and
     [W_xh | b_h]^T gradient += [a_t, 1]^T D into GX (I+1, H), X1 = [a_t, 1] rows (T*B, I+1)."""
+    pD, pHS, pX, pg, pGX = ptr(D), ptr(HS), ptr(X1), ptr(g), ptr(GX)
     J = I + 1
     for c0 in range(r0, r1, 32):
         n = min(c0 + 32, r1) - c0
         # gW_hh[j, c] += sum_r D[c0 + r, j] HS[c0 + r, c]  (V = the block of D, transposed)
-        product(D, c0 * H, 1, H, HS, c0 * H, n, D, 0, 1, H, HS, 0, 0, g, H * I, H, H,
-                HS, 0, 0, -1)  # fmt: skip
+        product(pD, c0 * H, 1, H, pHS, c0 * H, n, pD, 0, 1, H, pHS, 0, 0, pg, H * I, H, H,
+                pHS, 0, 0, -1)  # fmt: skip
         # GX[i, j] += sum_r X1[c0 + r, i] D[c0 + r, j]
-        product(X1, c0 * J, 1, J, D, c0 * H, n, X1, 0, 1, J, D, 0, 0, GX, 0, J, H,
-                D, 0, 0, -1)  # fmt: skip
+        product(pX, c0 * J, 1, J, pD, c0 * H, n, pX, 0, 1, J, pD, 0, 0, pGX, 0, J, H,
+                pD, 0, 0, -1)  # fmt: skip
 
 
 def grad_work_size(T, B, H):
@@ -302,10 +312,11 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                 first = min(first, t)
     if hi < 0:
         return L, g
+    pth, pHS, pDZ = ptr(theta), ptr(HS), ptr(DZ)
     # output layer: gW_hy[o, j] += sum_(t,b) dz[o] h_t[j], gb_y += sum dz
     r0, r1 = first * B, (hi + 1) * B
-    product(DZ, r0 * O, 1, O, HS, (r0 + B) * H, r1 - r0, DZ, 0, 1, O, HS, 0, 0, g, wy,
-            O, H, HS, 0, 0, -1)  # fmt: skip
+    product(pDZ, r0 * O, 1, O, pHS, (r0 + B) * H, r1 - r0, pDZ, 0, 1, O, pHS, 0, 0, ptr(g), wy,
+            O, H, pHS, 0, 0, -1)  # fmt: skip
     for i in range(r0 * O, r1 * O):
         g[by + i % O] += DZ[i]
     X1 = np.ones(T * B * (I + 1))  # rows [a_t, 1], for the gradients of W_xh and b_h
@@ -316,12 +327,13 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
         GR = np.empty(B * H)
+        pD, pGR = ptr(D), ptr(GR)
         done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
             # GR = delta_{t+1} W_hh + dz_t W_hy
             GR[:] = 0.0
-            product(D, (t + 1) * B * H, H, 1, theta, whh, H if t < hi else 0,
-                    DZ, t * B * O, O, 1, theta, wy, O, GR, 0, B, H, GR, 0, 0, -1)  # fmt: skip
+            product(pD, (t + 1) * B * H, H, 1, pth, whh, H if t < hi else 0,
+                    pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pGR, 0, 0, -1)  # fmt: skip
             dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
             if done - t * B >= 32 or t == 0:
                 _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
@@ -350,8 +362,8 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                         D[ro + j] += dl[j]
                     if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
                         gr[:] = 0.0
-                        product(dl, 0, H, 1, theta, whh, H, dl, 0, H, 1, theta, whh, 0,
-                                gr, 0, 1, H, theta, 0, 0, -1)  # fmt: skip
+                        product(ptr(dl), 0, H, 1, pth, whh, H, ptr(dl), 0, H, 1, pth, whh, 0,
+                                ptr(gr), 0, 1, H, pth, 0, 0, -1)  # fmt: skip
                         for j in range(H):  # HS row r holds h_{r-1}
                             dl[j] = gr[j] * dact(HS[ro + j], act)
         _wgrad(D, HS, X1, lo * B, (hi + 1) * B, g, GX, I, H)
@@ -359,4 +371,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
         for ii in range(I):
             g[j * I + ii] += GX[ii * H + j]
         g[bh + j] += GX[I * H + j]
+    keep(DZ)  # pointers to DZ, GR and D were in use up to here (see the module docstring)
+    keep(GR)
+    keep(D)
     return L, g

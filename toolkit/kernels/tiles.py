@@ -1,29 +1,29 @@
-"""The tile/product module: the only place in the kernels that sees 8-lane vectors and raw
-data pointers.
+"""The tile/product module: the only place in the kernels that works with 8-lane vectors and
+opens raw data pointers.
 
 Everything here is built on the intrinsics of :mod:`toolkit.kernels.simd` (``f64x8``,
 ``vload``/``vstore``, ``ptr``/``keep``); the cells (:mod:`toolkit.kernels.elman`, and the
 gated cells of :mod:`toolkit.kernels.gated`, which are plain ordered loops) import from here,
-never from ``simd``, and hold no pointer and no vector. What the cells call, all on arrays
-and flat element offsets:
+never from ``simd``. What the cells call (``__all__``):
 
-* :func:`product` -- ``OUT[o + b*C + c] = act(base + sum_r V1[v1 + b*s1b + r*s1r] *
-  M1[m1 + r*C + c] + sum_r V2[v2 + b*s2b + r*s2r] * M2[m2 + r*C + c])`` for b < B, c < C,
-  base = ``bias[bo + c]`` if ``init`` else the stored OUT value, ``act < 0``: none (the
-  register tiles below, then the activation 8 lanes at a time);
+* :func:`product` (``_tiles``) -- ``OUT[o + b*C + c] = act(base + sum_r V1[v1 + b*s1b +
+  r*s1r] * M1[m1 + r*C + c] + sum_r V2[v2 + b*s2b + r*s2r] * M2[m2 + r*C + c])`` for b < B,
+  c < C, base = ``bias[bo + c]`` if ``init`` else the stored OUT value, ``act < 0``: none
+  (the register tiles below, then the activation 8 lanes at a time);
 * :func:`zout` -- the output pre-activation ``W_hy h + b_y`` of one hidden row (8 lanes,
   then a fixed tree sum);
-* :func:`loss_nonlinear` -- the sigmoid and softmax output losses and their dz (scalar code,
-  out of line, on pointers so that its call costs no reference counting);
-* :func:`dmul` -- ``D = GR * act'(h)``, 8 lanes at a time;
-* :func:`dact` -- act'(z) from h = act(z), one element (scalar).
-
-``product`` and ``loss_nonlinear`` are inlined into their caller: they make the pointers
-there, call the out-of-line tile or loss code with them, and then ``keep`` every array they
-took, so a pointer never outlives its array's use by name (the rule of ``simd.ptr``) and no
-cell has to remember it. The tile functions themselves take pointers because Numba brackets
-every call that passes an array with two atomic reference-count updates per array, which at
-small H cost more than a tile.
+* :func:`loss_nonlinear` (``_loss_nonlinear``) -- the sigmoid and softmax output losses and
+  their dz (scalar code, out of line);
+* :func:`dmul` -- ``D = GR * act'(h)``, 8 lanes at a time; :func:`dact` -- act'(z) from
+  h = act(z), one element;
+* ``ptr`` and ``keep``: ``product`` and ``loss_nonlinear`` take data pointers, not arrays,
+  because Numba brackets every call that passes an array with two atomic reference-count
+  updates per array, which at small H cost more than a tile. A cell obtains a pointer with
+  ``ptr(a)`` and only hands it back to these two functions: it never indexes, offsets, stores
+  or returns one, and it keeps ``a`` alive by name (``keep(a)``) until the call has returned.
+  (An array API, with an inlined wrapper making the pointers here, was measured: the
+  wrapper's argument aliases cost reference counting that Numba did not prune, 1.1-1.5x
+  slower gradients and population losses at H <= 32.)
 
 Vector code here uses no fast-math at all (exact IEEE operations, one fused multiply-add per
 term); the scalar code shares the cells' ``FM`` (reassociation, contraction, no signed
@@ -486,37 +486,6 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
                 vstore(OUT, ob + c, _vact(vload(OUT, ob + c), act))
 
 
-# -- the product API the cells call --------------------------------------------------------
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def product(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
-            init, act):  # fmt: skip
-    """_tiles on arrays: the B x C block at OUT[o:] (see the module docstring and _tiles).
-    Inlined, so the caller pays no reference counting for the six arrays; each is kept alive
-    (by name) until the tiles have returned."""
-    _tiles(ptr(V1), v1, s1b, s1r, ptr(M1), m1, R1, ptr(V2), v2, s2b, s2r, ptr(M2), m2, R2,
-           ptr(OUT), o, B, C, ptr(bias), bo, init, act)  # fmt: skip
-    keep(V1)
-    keep(M1)
-    keep(V2)
-    keep(M2)
-    keep(OUT)
-    keep(bias)
-
-
-@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def loss_nonlinear(zo, y, yo, m, out, DZ, dzo):
-    """m * l(yhat, y) for the pre-activation zo (O,), target y[yo:yo+O], and m * dl/dz into
-    DZ[dzo:dzo+O], for the sigmoid (out 1) and softmax (out 2) outputs: _loss_nonlinear on
-    pointers, out of line, the arrays kept alive until it has returned."""
-    L = _loss_nonlinear(ptr(zo), zo.shape[0], ptr(y), yo, m, out, ptr(DZ), dzo)
-    keep(zo)
-    keep(y)
-    keep(DZ)
-    return L
-
-
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def zout(theta, wy, by, HS, ho, H, zo):
     """Output pre-activation W_hy h + b_y of h = HS[ho:ho+H] into zo (8 lanes, then a fixed
@@ -578,3 +547,12 @@ def dmul(GR, HS, ho, D, do, n, act):
         vstore(D, do + i, vmul(vload(GR, i), _vdact(vload(HS, ho + i), act)))
     for i in range(n8, n):
         D[do + i] = GR[i] * dact(HS[ho + i], act)
+
+
+# -- the product API the cells call ------------------------------------------------------------
+# product(pV1, v1, s1b, s1r, pM1, m1, R1, pV2, v2, s2b, s2r, pM2, m2, R2, pOUT, o, B, C, pbias,
+#         bo, init, act) and loss_nonlinear(pzo, O, py, yo, m, out, pDZ, dzo) take pointers that
+# the cells obtain with ptr(a) and hand on unopened; zout, dmul and dact take arrays.
+product = _tiles
+loss_nonlinear = _loss_nonlinear
+__all__ = ["FM", "dact", "dmul", "keep", "loss_nonlinear", "product", "ptr", "zout"]
