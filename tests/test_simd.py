@@ -4,21 +4,21 @@ import numpy as np
 import pytest
 from numba import njit
 
-from toolkit import kernels as K
-from toolkit.simd import ptr, vload, vstore
+from toolkit.kernels import tiles
+from toolkit.kernels.simd import ptr, vload, vstore
 
 
 @njit(cache=True)
 def _tanh_all(z):
     for i in range(0, z.shape[0], 8):
-        vstore(z, i, K._vtanh(vload(z, i)))
+        vstore(z, i, tiles._vtanh(vload(z, i)))
 
 
 @njit(cache=True)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias,
            bo, init, act):  # fmt: skip
-    K._tiles(ptr(V1), v1, s1b, s1r, ptr(M1), m1, R1, ptr(V2), v2, s2b, s2r, ptr(M2), m2, R2,
-             ptr(OUT), o, B, C, ptr(bias), bo, init, act)  # fmt: skip
+    tiles.product(ptr(V1), v1, s1b, s1r, ptr(M1), m1, R1, ptr(V2), v2, s2b, s2r, ptr(M2), m2,
+                  R2, ptr(OUT), o, B, C, ptr(bias), bo, init, act)  # fmt: skip
 
 
 def test_vector_tanh_within_3_ulp_of_numpy():

@@ -102,7 +102,7 @@ def version_text() -> str:
     from importlib import metadata
 
     from toolkit import __version__, store
-    from toolkit.simd import target_has_avx512
+    from toolkit.kernels.simd import target_has_avx512
 
     env = store.environment()
     commit, dirty = env["git"]["commit"], env["git"]["dirty"]

@@ -28,7 +28,7 @@ outputs and losses (a sum over batch and time, weighted by mask), the same unfol
 LSTM 4H(I + H + 1) + O(H + 1), GRU 3H(I + H + 1) + H + O(H + 1). Initialisation as torch:
 every parameter ~ U(-1/sqrt(H), 1/sqrt(H)) (no forget-gate bias offset).
 
-The kernels are in :mod:`toolkit.kernels_gated`.
+The kernels are in :mod:`toolkit.kernels.gated`.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ import time
 
 import numpy as np
 
-from toolkit import kernels, kernels_gated
+from toolkit import kernels
+from toolkit.kernels import gated as kernels_gated
 from toolkit.nets import (
     LOSS_OF_OUTPUT,
     OUTPUTS,

@@ -1,4 +1,4 @@
-"""Write tests/data/gated_bits.npz: the exact outputs of the gated kernels (toolkit/kernels_gated)
+"""Write tests/data/gated_bits.npz: the exact outputs of the gated kernels (toolkit/kernels/gated)
 for LSTM and GRU at several sizes, outputs, masks and initial states, which
 tests/test_gated_bits.py compares bit for bit (np.array_equal) with the current kernels.
 

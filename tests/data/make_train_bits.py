@@ -42,7 +42,7 @@ def target() -> str:
 
     from llvmlite import binding
 
-    from toolkit.simd import target_has_avx512
+    from toolkit.kernels.simd import target_has_avx512
 
     cpu = os.environ.get("NUMBA_CPU_NAME") or binding.get_host_cpu_name()
     if cpu == "haswell":

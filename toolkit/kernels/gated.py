@@ -1,6 +1,6 @@
 """Numba kernels for the gated cells, LSTM and GRU: forward, loss, BPTT(k) gradients,
 population loss. Pure functions over contiguous float64 arrays and ints, like
-:mod:`toolkit.kernels`; :mod:`toolkit.gated` validates, converts and allocates.
+:mod:`toolkit.kernels.elman`; :mod:`toolkit.gated` validates, converts and allocates.
 
 ``cell`` code 0 is the LSTM with forget gate (Hochreiter & Schmidhuber 1997; Gers,
 Schmidhuber & Cummins 2000) as ``torch.nn.LSTM`` computes it, gates in torch's order

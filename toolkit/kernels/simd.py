@@ -12,16 +12,63 @@ Every operation is an exact IEEE operation with no fast-math flags: ``vfma`` is 
 multiply-add (one rounding), nothing is reassociated, so a kernel written with these gives the
 same bits on every call.
 
-``vload``/``vstore`` take an array and a flat element offset from its data pointer; the caller
-guarantees that the eight elements from there are contiguous and in bounds.
+``vload``/``vstore`` take an array (or a pointer from ``ptr``) and a flat element offset from
+its data pointer; the caller guarantees that the eight elements from there are contiguous and
+in bounds.
+
+Only :mod:`toolkit.kernels.tiles` imports this module (the tests of the vector code aside):
+the cells are written on the tiles' product API and never see a vector or a pointer.
+
+Debug mode: with ``BPTT_KERNEL_CHECKS=1`` in the environment (read once, when this module is
+imported), ``ptr(a)`` hands back the data pointer together with the array's length (indexed
+``p[i]`` exactly as a pointer is, without the wrap-around of negative indices that array
+indexing adds), and ``vload``/``vstore`` check their offset, raising ``IndexError`` (naming
+the offset and the array's length) when ``i < 0`` or ``i + 8 > a.size``. Scalar code is
+compiled as in normal mode (its ``fastmath`` reassociation must meet the same code, or the
+bits could differ), so the results are the same bits, only slower.
+Numba's on-disk cache keys a function by its signature, and a public kernel's signature
+(arrays and ints) is the same in both modes, so each mode needs its own cache: in debug mode
+this module sets ``NUMBA_CACHE_DIR`` (the environment variable and Numba's config, before any
+kernel is decorated) to ``$NUMBA_CACHE_DIR/bptt-kernel-checks``, or, when that variable is
+unset, to ``toolkit/kernels/__pycache__/bptt-kernel-checks``; a normal-mode process that
+inherits such a directory goes back to its parent (or to Numba's default).
 """
+
+import os
 
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
+from numba.core import cgutils, config
 from numba.extending import intrinsic, models, register_model
 
 W = 8  # lanes
+
+CHECKS = os.environ.get("BPTT_KERNEL_CHECKS", "").strip() not in ("", "0")
+_CHECKS_DIR = "bptt-kernel-checks"
+_DEFAULT_BASE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__pycache__")
+
+
+def _set_cache_dir():
+    """Numba's cache directory for this mode (see the module docstring)."""
+    cur = os.environ.get("NUMBA_CACHE_DIR", "").rstrip("/\\")
+    inherited = os.path.basename(cur) == _CHECKS_DIR
+    base = os.path.dirname(cur) if inherited else cur
+    if base == _DEFAULT_BASE:
+        base = ""
+    if CHECKS:
+        new = os.path.join(base or _DEFAULT_BASE, _CHECKS_DIR)
+    elif inherited:
+        new = base
+    else:
+        return
+    if new:
+        os.environ["NUMBA_CACHE_DIR"] = new
+    else:
+        os.environ.pop("NUMBA_CACHE_DIR", None)
+    config.CACHE_DIR = new
+
+
+_set_cache_dir()
 
 
 def target_has_avx512() -> bool:
@@ -64,7 +111,7 @@ def _call(builder, name, args):
 F64P = types.CPointer(types.float64)
 
 
-def _ptr(context, builder, aryty, ary, idx):
+def _vec_ptr(context, builder, aryty, ary, idx):
     if isinstance(aryty, types.CPointer):
         data = ary
     else:
@@ -78,7 +125,7 @@ def _is_f64_array(a):
 
 
 @intrinsic
-def ptr(typingctx, a):
+def _ptr(typingctx, a):
     """The data pointer of a float64 array, as float64* (indexable: p[i], p[i] = v).
 
     Functions that take pointers instead of arrays are called without the two atomic
@@ -108,30 +155,153 @@ def keep(typingctx, a):
 
 
 @intrinsic
-def vload(typingctx, a, i):
+def _vload(typingctx, a, i):
     """a.flat-from-data[i : i + 8] as a vector."""
     if not (_is_f64_array(a) and isinstance(i, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
         idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        return builder.load(_ptr(context, builder, sig.args[0], args[0], idx), align=8)
+        return builder.load(_vec_ptr(context, builder, sig.args[0], args[0], idx), align=8)
 
     return f64x8(a, i), codegen
 
 
 @intrinsic
-def vstore(typingctx, a, i, v):
+def _vstore(typingctx, a, i, v):
     """a.flat-from-data[i : i + 8] = v."""
     if not (_is_f64_array(a) and isinstance(i, types.Integer) and v == f64x8):
         return None
 
     def codegen(context, builder, sig, args):
         idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        builder.store(args[2], _ptr(context, builder, sig.args[0], args[0], idx), align=8)
+        builder.store(args[2], _vec_ptr(context, builder, sig.args[0], args[0], idx), align=8)
         return context.get_dummy_value()
 
     return types.none(a, i, v), codegen
+
+
+if CHECKS:
+    import operator
+
+    from numba import njit
+    from numba.core.imputils import lower_builtin
+    from numba.core.typing.templates import AbstractTemplate, infer_global, signature
+
+    class CheckedF64P(types.Type):
+        """Debug mode's pointer: the data pointer and the array's length (elements)."""
+
+        def __init__(self):
+            super().__init__(name="checked_f64p")
+
+    checked_f64p = CheckedF64P()
+
+    @register_model(CheckedF64P)
+    class _CheckedModel(models.StructModel):
+        def __init__(self, dmm, fe_type):
+            super().__init__(dmm, fe_type, [("data", F64P), ("size", types.intp)])
+
+    @intrinsic
+    def ptr(typingctx, a):
+        """Debug mode: the data pointer with the array's length, so that vload and vstore
+        can check their offsets; indexed as p[i] exactly like the pointer of normal mode."""
+        if not (isinstance(a, types.Array) and a.dtype == types.float64):
+            return None
+
+        def codegen(context, builder, sig, args):
+            ary = context.make_array(sig.args[0])(context, builder, args[0])
+            p = cgutils.create_struct_proxy(checked_f64p)(context, builder)
+            p.data = ary.data
+            p.size = ary.nitems
+            return p._getvalue()
+
+        return checked_f64p(a), codegen
+
+    @intrinsic
+    def _data(typingctx, a):
+        """The float64* of an array or a checked pointer."""
+        if isinstance(a, types.Array) and a.dtype == types.float64:
+
+            def codegen(context, builder, sig, args):
+                return context.make_array(sig.args[0])(context, builder, args[0]).data
+
+        elif a == checked_f64p:
+
+            def codegen(context, builder, sig, args):
+                p = cgutils.create_struct_proxy(checked_f64p)(context, builder, value=args[0])
+                return p.data
+
+        else:
+            return None
+        return F64P(a), codegen
+
+    @intrinsic
+    def _size(typingctx, a):
+        """The number of elements of an array or behind a checked pointer."""
+        if isinstance(a, types.Array) and a.dtype == types.float64:
+
+            def codegen(context, builder, sig, args):
+                return context.make_array(sig.args[0])(context, builder, args[0]).nitems
+
+        elif a == checked_f64p:
+
+            def codegen(context, builder, sig, args):
+                p = cgutils.create_struct_proxy(checked_f64p)(context, builder, value=args[0])
+                return p.size
+
+        else:
+            return None
+        return types.intp(a), codegen
+
+    @infer_global(operator.getitem)
+    class _CheckedGetitem(AbstractTemplate):
+        def generic(self, args, kws):
+            if len(args) == 2 and args[0] == checked_f64p and isinstance(args[1], types.Integer):
+                return signature(types.float64, *args)
+
+    @infer_global(operator.setitem)
+    class _CheckedSetitem(AbstractTemplate):
+        def generic(self, args, kws):
+            if len(args) == 3 and args[0] == checked_f64p and isinstance(args[1], types.Integer):
+                return signature(types.none, args[0], args[1], types.float64)
+
+    # p[i] and p[i] = v as Numba lowers them for a float64* (no wrap-around, no check)
+    @lower_builtin(operator.getitem, CheckedF64P, types.Integer)
+    def _checked_getitem(context, builder, sig, args):
+        p = cgutils.create_struct_proxy(checked_f64p)(context, builder, value=args[0])
+        return builder.load(builder.gep(p.data, [args[1]]))
+
+    @lower_builtin(operator.setitem, CheckedF64P, types.Integer, types.Any)
+    def _checked_setitem(context, builder, sig, args):
+        p = cgutils.create_struct_proxy(checked_f64p)(context, builder, value=args[0])
+        builder.store(args[2], builder.gep(p.data, [args[1]]))
+        return context.get_dummy_value()
+
+    @njit
+    def _out_of_bounds(what, i, n):
+        raise IndexError(
+            ("vload" if what == 0 else "vstore") + ": elements " + str(i) + ".." + str(i + W - 1)
+            + " of an array of length " + str(n)
+        )  # fmt: skip
+
+    @njit(inline="always")
+    def vload(a, i):
+        """Debug mode: _vload after checking that the 8 elements from i are in bounds."""
+        n = _size(a)
+        if i < 0 or i + W > n:
+            _out_of_bounds(0, i, n)
+        return _vload(_data(a), i)
+
+    @njit(inline="always")
+    def vstore(a, i, v):
+        """Debug mode: _vstore after checking that the 8 elements from i are in bounds."""
+        n = _size(a)
+        if i < 0 or i + W > n:
+            _out_of_bounds(1, i, n)
+        _vstore(_data(a), i, v)
+
+else:
+    ptr, vload, vstore = _ptr, _vload, _vstore
 
 
 @intrinsic

@@ -1,0 +1,377 @@
+"""Numba kernels for Elman networks: forward, loss, BPTT gradients, population loss.
+
+Pure functions over contiguous float64 arrays and ints; no Python objects, no printing, no
+random numbers. ``toolkit.nets`` validates, converts and allocates; these trust their inputs.
+
+Network (Elman 1990), for one sequence a_0..a_{T-1}:
+
+    h_t    = act(W_xh a_t + W_hh h_{t-1} + b_h),     h_{-1} = h0 (zero by default)
+    yhat_t = out(W_hy h_t + b_y)
+    L      = sum_t mask_t * l(yhat_t, y_t)
+
+with (act, out, l) codes: act 0 tanh, 1 sigmoid, 2 relu; out 0 linear (l = 0.5||yhat - y||^2),
+1 sigmoid (binary cross-entropy), 2 softmax (categorical cross-entropy). For each of these
+canonical pairs dl/dz_out = yhat - y (softmax: yhat * sum(y) - y), z_out the output pre-activation.
+
+theta layout (C order): W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,).
+
+Gradients: ``k <= 0`` is full BPTT (Rumelhart et al. 1986; Werbos 1990) in O(T H^2) per
+sequence. ``k >= 1`` is Williams & Peng's (1990) BPTT(h) with unfold depth k: the error at step
+s reaches the parameter uses at steps s-k+1..s, and h_{s-k} is held constant; O(T k H^2).
+Both store the per-step deltas D_t (rows t*B + b) and form the weight gradients as matrix
+products over blocks of 32 rows (dW_hh += D^T h_{t-1}, [dW_xh | db_h] += D^T [a_t, 1],
+dW_hy += dz^T h_t); full BPTT does each block as soon as it is complete, while it is in cache.
+
+Products: every matrix product (a batch step, W_hh^T delta, the weight gradients) is one
+``product`` call of :mod:`toolkit.kernels.tiles`: register-blocked tiles of 8 or 4 rows x 16
+columns over 8-lane float64 vectors (exact IEEE operations, one fused multiply-add per term,
+each element summed in the same order whatever tile it falls in), then the activation 8
+lanes at a time. The output layer (``zout``, ``loss_nonlinear``) and the delta update
+(``dmul``) are tile-module calls too. This module is a cell: plain loops over arrays and
+flat offsets, and calls of the tile module; it holds no vector.
+
+Pointers here are opaque: ``ptr(a)`` (from the tile module) is only ever handed back to a
+tile-module function (``product``, ``loss_nonlinear``), never indexed, stored, returned or
+offset; the offsets travel as separate ints. They are used because Numba brackets every
+call that passes an array with two atomic reference-count updates per array, which at small
+H cost more than a tile (an inlined array-taking wrapper measured 1.1-1.5x slower at H <= 32).
+**A pointer does not keep its array alive**: Numba frees an array after the last use of its
+name, so every array whose pointer is handed on must be used by name after that call, with
+``keep(a)`` if nothing else uses it (the end of ``loss_and_grad``).
+
+Floating point: scalar code uses ``fastmath`` limited to reassociation and FMA contraction;
+vector code uses no fast-math at all. There are no finite-math assumptions, so overflow still
+yields inf/nan for divergence checks. Results are identical run to run on the same machine.
+
+Invariants a contributor must keep (summation order, pointer lifetime, tile contracts, the
+AVX2 and AVX-512 paths): docs/KERNELS.md.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .tiles import FM, dact, dmul, keep, loss_nonlinear, product, ptr, zout
+
+ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
+OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _offsets(I, H, O):
+    """Offsets in theta of W_xh (H,I), W_hh (H,H), b_h (H,), W_hy (O,H), b_y (O,)."""
+    return 0, H * I, H * I + H * H, H * I + H * H + H, H * I + H * H + H + O * H
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _prepare(theta, x, I, H, O):
+    """Flat W_xh^T (I,H), W_hh^T (H,H) and x as (T,B,I), for lock-step products."""
+    B, T = x.shape[0], x.shape[1]
+    W_xhT = np.empty(I * H)
+    W_hhT = np.empty(H * H)
+    for j in range(H):
+        for i in range(I):
+            W_xhT[i * H + j] = theta[j * I + i]
+        for r in range(H):
+            W_hhT[r * H + j] = theta[H * I + j * H + r]
+    XT = np.empty(T * B * I)
+    for t in range(T):
+        for b in range(B):
+            for i in range(I):
+                XT[(t * B + b) * I + i] = x[b, t, i]
+    return W_xhT, W_hhT, XT
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _step(theta, W_xhT, W_hhT, XT, xo, HP, po, HO, oo, B, I, H, act):
+    """HO[oo:] = act(b_h + A W_xh^T + HP[po:] W_hh^T) for the batch, A = XT[xo:] (B,I)."""
+    product(ptr(XT), xo, I, 1, ptr(W_xhT), 0, I, ptr(HP), po, H, 1, ptr(W_hhT), 0, H,
+            ptr(HO), oo, B, H, ptr(theta), H * I + H * H, 1, act)  # fmt: skip
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _out_loss(theta, wy, by, HS, ho, H, y, yo, m, out, zo, DZ, dzo):
+    """Output pre-activation of h = HS[ho:ho+H] into zo; returns m * l(yhat, y) for the
+    target y[yo:yo+O] and writes m * dl/dz into DZ[dzo:dzo+O]."""
+    zout(theta, wy, by, HS, ho, H, zo)
+    if out != 0:
+        return loss_nonlinear(ptr(zo), zo.shape[0], ptr(y), yo, m, out, ptr(DZ), dzo)
+    L = 0.0
+    for o in range(zo.shape[0]):
+        d = zo[o] - y[yo + o]
+        L += 0.5 * d * d
+        DZ[dzo + o] = m * d
+    return m * L
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _yhat(zo, out, yh, yo):
+    O = zo.shape[0]
+    if out == 0:
+        for o in range(O):
+            yh[yo + o] = zo[o]
+    elif out == 1:
+        for o in range(O):
+            z = zo[o]
+            if z >= 0.0:
+                yh[yo + o] = 1.0 / (1.0 + math.exp(-z))
+            else:
+                e = math.exp(z)
+                yh[yo + o] = e / (1.0 + e)
+    else:
+        zmax = zo[0]
+        for o in range(1, O):
+            zmax = max(zmax, zo[o])
+        s = 0.0
+        for o in range(O):
+            e = math.exp(zo[o] - zmax)
+            yh[yo + o] = e
+            s += e
+        for o in range(O):
+            yh[yo + o] /= s
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def forward(theta, x, h0, I, H, O, act, out):
+    """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
+    B, T = x.shape[0], x.shape[1]
+    _, _, _, wy, by = _offsets(I, H, O)
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    HS = np.empty((T + 1) * B * H)
+    HS[: B * H] = h0.reshape(B * H)
+    yhat = np.empty(B * T * O)
+    zo = np.empty(O)
+    for t in range(T):
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
+        for b in range(B):
+            zout(theta, wy, by, HS, ((t + 1) * B + b) * H, H, zo)
+            _yhat(zo, out, yhat, (b * T + t) * O)
+    h = np.empty((B, T, H))
+    for t in range(T):
+        for b in range(B):
+            for j in range(H):
+                h[b, t, j] = HS[((t + 1) * B + b) * H + j]
+    return h, yhat.reshape((B, T, O))
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_one(theta, XT, y, mask, h0, B, T, I, H, O, act, out, W_xhT, W_hhT, HA, HB, zo, dz):
+    """Loss of one parameter vector over the batch (lock-step; two flat (B*H) state buffers).
+    y is flat (B*T*O)."""
+    _, _, _, wy, by = _offsets(I, H, O)
+    HA[:] = h0
+    L = 0.0
+    for t in range(T):
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HA, 0, HB, 0, B, I, H, act)
+        for b in range(B):
+            m = mask[b, t]
+            if m != 0.0:
+                L += _out_loss(theta, wy, by, HB, b * H, H, y, (b * T + t) * O, m, out, zo, dz, 0)
+        HA, HB = HB, HA
+    return L
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def loss(theta, x, y, mask, h0, I, H, O, act, out):
+    """Scalar loss: sum over b, t of mask[b,t] * l(yhat[b,t], y[b,t])."""
+    B, T = x.shape[0], x.shape[1]
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    return _loss_one(
+        theta,
+        XT,
+        np.ascontiguousarray(y).reshape(B * T * O),
+        mask,
+        np.ascontiguousarray(h0).reshape(B * H),
+        B,
+        T,
+        I,
+        H,
+        O,
+        act,
+        out,
+        W_xhT,
+        W_hhT,
+        np.empty(B * H),
+        np.empty(B * H),
+        np.empty(O),
+        np.empty(O),
+    )
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _loss_two(th0, th1, XT, y, mask, h0, B, T, I, H, O, act, out, Wx0, Wh0, Wx1, Wh1, zo, dz):
+    """_loss_one for two parameter vectors advanced together, so that the work of one fills
+    the time the other waits on its dependency chains. Each loss gets the same operations in
+    the same order as _loss_one, hence the same bits."""
+    _, _, _, wy, by = _offsets(I, H, O)
+    HA0 = h0.copy()
+    HA1 = h0.copy()
+    HB0 = np.empty(B * H)
+    HB1 = np.empty(B * H)
+    L0 = 0.0
+    L1 = 0.0
+    for t in range(T):
+        _step(th0, Wx0, Wh0, XT, t * B * I, HA0, 0, HB0, 0, B, I, H, act)
+        _step(th1, Wx1, Wh1, XT, t * B * I, HA1, 0, HB1, 0, B, I, H, act)
+        for b in range(B):
+            m = mask[b, t]
+            if m != 0.0:
+                yo = (b * T + t) * O
+                L0 += _out_loss(th0, wy, by, HB0, b * H, H, y, yo, m, out, zo, dz, 0)
+                L1 += _out_loss(th1, wy, by, HB1, b * H, H, y, yo, m, out, zo, dz, 0)
+        HA0, HB0 = HB0, HA0
+        HA1, HB1 = HB1, HA1
+    return L0, L1
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
+    """thetas (P, n_params) -> losses (P,): P networks x B sequences in one call, two
+    networks at a time. Each loss has the same bits as loss() of that network."""
+    P, B, T = thetas.shape[0], x.shape[0], x.shape[1]
+    Ls = np.empty(P)
+    zo = np.empty(O)
+    dz = np.empty(O)
+    yf = np.ascontiguousarray(y).reshape(B * T * O)
+    h0f = np.ascontiguousarray(h0).reshape(B * H)
+    for p in range(0, P - 1, 2):
+        Wx0, Wh0, XT = _prepare(thetas[p], x, I, H, O)
+        Wx1, Wh1, _ = _prepare(thetas[p + 1], x[:, :0], I, H, O)
+        Ls[p], Ls[p + 1] = _loss_two(
+            thetas[p], thetas[p + 1], XT, yf, mask, h0f, B, T, I, H, O, act, out,
+            Wx0, Wh0, Wx1, Wh1, zo, dz,
+        )  # fmt: skip
+    if P % 2:
+        theta = thetas[P - 1]
+        W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+        Ls[P - 1] = _loss_one(
+            theta, XT, yf, mask, h0f, B, T, I, H, O, act, out, W_xhT, W_hhT,
+            np.empty(B * H), np.empty(B * H), zo, dz,
+        )  # fmt: skip
+    return Ls
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
+    """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat), in blocks of 32
+    rows, each while it is in cache: gW_hh += D^T h_{t-1} into g, and
+    [W_xh | b_h]^T gradient += [a_t, 1]^T D into GX (I+1, H), X1 = [a_t, 1] rows (T*B, I+1)."""
+    pD, pHS, pX, pg, pGX = ptr(D), ptr(HS), ptr(X1), ptr(g), ptr(GX)
+    J = I + 1
+    for c0 in range(r0, r1, 32):
+        n = min(c0 + 32, r1) - c0
+        # gW_hh[j, c] += sum_r D[c0 + r, j] HS[c0 + r, c]  (V = the block of D, transposed)
+        product(pD, c0 * H, 1, H, pHS, c0 * H, n, pD, 0, 1, H, pHS, 0, 0, pg, H * I, H, H,
+                pHS, 0, 0, -1)  # fmt: skip
+        # GX[i, j] += sum_r X1[c0 + r, i] D[c0 + r, j]
+        product(pX, c0 * J, 1, J, pD, c0 * H, n, pX, 0, 1, J, pD, 0, 0, pGX, 0, J, H,
+                pD, 0, 0, -1)  # fmt: skip
+
+
+def grad_work_size(T, B, H):
+    """Length of the scratch array loss_and_grad needs."""
+    return (2 * T + 1) * B * H
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
+    """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
+
+    x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
+    work: scratch, a float64 array of at least (2T + 1) B H elements (see grad_work_size),
+    reused by the caller: fresh multi-megabyte arrays cost a page fault per 4 KiB per call.
+    The batch advances in lock-step, forward and backward. The output errors dz are kept from
+    the forward pass; the deltas are stored as D (T*B, H), row t*B + b, and the weight
+    gradients formed from blocks of 32 rows (in full BPTT as soon as a block is complete,
+    while it is still in cache).
+    """
+    B, T = x.shape[0], x.shape[1]
+    _, whh, bh, wy, by = _offsets(I, H, O)
+    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
+    yf = np.ascontiguousarray(y).reshape(B * T * O)
+    g = np.zeros_like(theta)
+    HS = work[: (T + 1) * B * H]  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
+    D = work[(T + 1) * B * H : (2 * T + 1) * B * H]  # deltas, row t*B + b
+    HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
+    DZ = np.zeros(T * B * O)  # mask * dl/dz_out, row t*B + b
+    zo = np.empty(O)
+    L = 0.0  # summed in the same order as loss(), so both give the same bits
+    hi = -1  # the steps that carry an error; deltas vanish outside [lo, hi]
+    first = T
+    for t in range(T):
+        _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
+        for b in range(B):
+            m = mask[b, t]
+            if m != 0.0:
+                L += _out_loss(
+                    theta, wy, by, HS, ((t + 1) * B + b) * H, H, yf, (b * T + t) * O, m, out,
+                    zo, DZ, (t * B + b) * O,
+                )  # fmt: skip
+                hi = t
+                first = min(first, t)
+    if hi < 0:
+        return L, g
+    pth, pHS, pDZ = ptr(theta), ptr(HS), ptr(DZ)
+    # output layer: gW_hy[o, j] += sum_(t,b) dz[o] h_t[j], gb_y += sum dz
+    r0, r1 = first * B, (hi + 1) * B
+    product(pDZ, r0 * O, 1, O, pHS, (r0 + B) * H, r1 - r0, pDZ, 0, 1, O, pHS, 0, 0, ptr(g), wy,
+            O, H, pHS, 0, 0, -1)  # fmt: skip
+    for i in range(r0 * O, r1 * O):
+        g[by + i % O] += DZ[i]
+    X1 = np.ones(T * B * (I + 1))  # rows [a_t, 1], for the gradients of W_xh and b_h
+    for i in range(T * B):
+        for ii in range(I):
+            X1[i * (I + 1) + ii] = XT[i * I + ii]
+    GX = np.zeros((I + 1) * H)
+    if k <= 0 or k >= T:
+        # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
+        GR = np.empty(B * H)
+        pD, pGR = ptr(D), ptr(GR)
+        done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
+        for t in range(hi, -1, -1):
+            # GR = delta_{t+1} W_hh + dz_t W_hy
+            GR[:] = 0.0
+            product(pD, (t + 1) * B * H, H, 1, pth, whh, H if t < hi else 0,
+                    pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pGR, 0, 0, -1)  # fmt: skip
+            dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
+            if done - t * B >= 32 or t == 0:
+                _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
+                done = t * B
+    else:
+        lo = max(0, first - k + 1)
+        D[:] = 0.0
+        gr = np.empty(H)
+        dl = np.empty(H)
+        for b in range(B):
+            for s in range(first, hi + 1):
+                if mask[b, s] == 0.0:
+                    continue
+                gr[:] = 0.0
+                for o in range(O):
+                    d = DZ[(s * B + b) * O + o]
+                    for j in range(H):
+                        gr[j] += d * theta[wy + o * H + j]
+                ho = ((s + 1) * B + b) * H
+                for j in range(H):
+                    dl[j] = gr[j] * dact(HS[ho + j], act)
+                r_lo = max(0, s - k + 1)
+                for r in range(s, r_lo - 1, -1):
+                    ro = (r * B + b) * H
+                    for j in range(H):
+                        D[ro + j] += dl[j]
+                    if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
+                        gr[:] = 0.0
+                        product(ptr(dl), 0, H, 1, pth, whh, H, ptr(dl), 0, H, 1, pth, whh, 0,
+                                ptr(gr), 0, 1, H, pth, 0, 0, -1)  # fmt: skip
+                        for j in range(H):  # HS row r holds h_{r-1}
+                            dl[j] = gr[j] * dact(HS[ro + j], act)
+        _wgrad(D, HS, X1, lo * B, (hi + 1) * B, g, GX, I, H)
+    for j in range(H):
+        for ii in range(I):
+            g[j * I + ii] += GX[ii * H + j]
+        g[bh + j] += GX[I * H + j]
+    keep(DZ)  # pointers to DZ, GR and D were in use up to here (see the module docstring)
+    keep(GR)
+    keep(D)
+    return L, g
