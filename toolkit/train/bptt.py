@@ -33,6 +33,10 @@ and keeps the best theta. A run that meets a non-finite loss, gradient or parame
 ``diverged``; any other exception during training ends it ``error`` (bad data or
 hyperparameters raise ValueError before training starts). The final theta is the last one
 whose loss was evaluated (a stop comes before the update of that evaluation).
+
+Epochwise BPTT on a plain Elman net runs in compiled chunks of updates between the Python
+checkpoints (:mod:`toolkit.train.chunk`, :func:`_loop_full_chunked`,
+:func:`_loop_minibatch_chunked`), with the Python loop's results bit for bit.
 """
 
 from __future__ import annotations
