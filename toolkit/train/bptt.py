@@ -369,15 +369,17 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
 #: the compiled chunks (toolkit.train.chunk) serve the configurations they cover; False forces
 #: the Python loop everywhere (the tests compare the two)
 _CHUNKED = True
-#: chunk calls and the updates they took, per loop, since import (the tests read them)
+#: chunk calls and the updates they took in this process (the tests read them)
 CHUNK_STATS = {"calls": 0, "updates": 0}
 _WALL_CHUNK = 32  # updates per chunk when a wall_s budget is set (the clock is read in Python)
 _COSINE_CHUNK = 256  # updates per chunk with a cosine schedule (its rates computed in Python)
 
 
 def _chunked(net, run) -> bool:
-    """Whether the compiled full-batch chunks cover this run: a plain Elman cell (fixed
-    parameters, input windows and every activation and output kind included)."""
+    """Whether the compiled chunks cover this run's net: a plain Elman cell (fixed parameters,
+    input windows and every activation and output kind included; subclasses, which may
+    override its methods, and other cells keep the Python loop). Minibatches also need
+    integer mask weights (:func:`_integer_counts`)."""
     return _CHUNKED and type(net) is Elman
 
 
