@@ -17,14 +17,17 @@ Each run goes through ``toolkit.train.run`` as in a sweep, for a fixed number of
 (``evals`` = G x lambda). ``target_loss`` is None and the task's ``solved`` is wrapped: the
 real check runs at the trainers' own points (timed), and always answers False, so no run stops
 early. Every compiled entry point the trainers reach (``toolkit.kernels.forward``, ``loss``,
-``loss_and_grad``, ``population_loss``: ``nets.Elman`` looks them up at call time) is wrapped
-with a ``perf_counter`` accumulator; so are the ``Elman`` methods the trainers call (the
+``loss_and_grad``, ``population_loss``: ``nets.Elman`` looks them up at call time; and the
+compiled training chunks of ``toolkit.train.chunk``, which the BPTT loop looks up the same way
+and whose time includes the optimizer's arithmetic) is wrapped with a ``perf_counter``
+accumulator; so are the ``Elman`` methods the trainers call (the
 Python layer around the kernels: checks, workspace, packing). Columns:
 
     upd/s     updates (BPTT) or generations (ES) per second of wall time, from runs WITHOUT
               the wrappers (the rate a sweep sees)
-    kernel    share of the instrumented run's wall time inside the compiled kernels called by
-              the trainer (target, issue 18: >= 85 % for BPTT, >= 75 % for evolution)
+    kernel    share of the instrumented run's wall time inside the compiled kernels (and
+              chunks) called by the trainer (target, issue 18: >= 85 % for BPTT, >= 75 %
+              for evolution)
     net       share in the Elman methods' Python around those kernels
     solved    share in ``task.solved`` (its own forward pass included), with the calls
     rest      1 - kernel - net - solved: the trainer's loop, optimizer, trace, strategy
@@ -63,9 +66,11 @@ sys.path.insert(0, str(ROOT))
 import toolkit.train as T  # noqa: E402
 from toolkit import kernels, tasks  # noqa: E402
 from toolkit.nets import Elman  # noqa: E402
+from toolkit.train import chunk  # noqa: E402
 
 BASELINE = Path(__file__).resolve().with_name("bench_train_baseline.json")
 KERNELS = ("forward", "loss", "loss_and_grad", "population_loss")
+CHUNKS = chunk.ENTRY_POINTS  # toolkit.train.chunk's compiled training loops
 NET_METHODS = ("forward", "states", "step", "loss", "loss_and_grad", "population_loss")
 TARGET_SHARE = {"gradient": 0.85, "evolution": 0.75}
 TARGET_SPEEDUP = 3.0  # BPTT updates/s against the baseline, H <= 8
@@ -159,9 +164,12 @@ class instrumented:
     def __enter__(self):
         global _CLOCK
         self.saved_k = {n: getattr(kernels, n) for n in KERNELS}
+        self.saved_c = {n: getattr(chunk, n) for n in CHUNKS}
         self.saved_m = {n: Elman.__dict__[n] for n in NET_METHODS}
         for n, fn in self.saved_k.items():
             setattr(kernels, n, _wrap_kernel(n, fn))
+        for n, fn in self.saved_c.items():
+            setattr(chunk, n, _wrap_kernel(f"chunk.{n}", fn))
         for n, fn in self.saved_m.items():
             setattr(Elman, n, _wrap_method(fn))
         _CLOCK = self.clock
@@ -172,6 +180,8 @@ class instrumented:
         _CLOCK = None
         for n, fn in self.saved_k.items():
             setattr(kernels, n, fn)
+        for n, fn in self.saved_c.items():
+            setattr(chunk, n, fn)
         for n, fn in self.saved_m.items():
             setattr(Elman, n, fn)
         return False

@@ -33,16 +33,24 @@ and keeps the best theta. A run that meets a non-finite loss, gradient or parame
 ``diverged``; any other exception during training ends it ``error`` (bad data or
 hyperparameters raise ValueError before training starts). The final theta is the last one
 whose loss was evaluated (a stop comes before the update of that evaluation).
+
+Epochwise BPTT on a plain Elman net runs in compiled chunks of updates between the Python
+checkpoints (:mod:`toolkit.train.chunk`, :func:`_loop_full_chunked`,
+:func:`_loop_minibatch_chunked`), with the Python loop's results bit for bit.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
 
 import numpy as np
 
+from toolkit import kernels
+from toolkit.nets import Elman, check_k
 from toolkit.params import Param
+from toolkit.train import chunk
 from toolkit.train.optim import (
     OPTIMIZERS,
     SCHEDULES,
@@ -52,7 +60,7 @@ from toolkit.train.optim import (
     update,
 )
 from toolkit.train.registry import Method, register
-from toolkit.train.trace import Budget
+from toolkit.train.trace import Budget, Trace
 
 
 # ---------------------------------------------------------------------------------------
@@ -310,6 +318,8 @@ def _trainer(loop, params: dict, optimizer=None):
             trace, budget, target_loss, solved, hyper, optimizer or hyper["optimizer"], mask.sum()
         )
         theta = net.init(rng, scale=hyper["init_scale"])
+        if loop is _loop_minibatch and _chunked(net, run):
+            _warm_chunks(trace)
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 outcome, message = loop(net, x, y, mask, theta, run, rng, **hyper)
@@ -329,6 +339,10 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
     """Epochs over minibatches of whole sequences; one BPTT(k) gradient and update each."""
     B, T, _I = x.shape
     bs = B if batch_size is None else batch_size
+    if bs >= B and _chunked(net, run):
+        return _loop_full_chunked(net, x, y, mask, theta, run, k)
+    if bs < B and _chunked(net, run) and _integer_counts(mask):
+        return _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle)
     zeros = {}  # h0 per batch size: the kernels only read it
     full = None if bs < B else (x, y, mask, mask.sum())
     while True:  # epochs
@@ -350,6 +364,222 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
             run.trace.add_cost(evals=1, grad_steps=b * T)
             if end := run.update(theta, g, n, L):
                 return end
+
+
+#: the compiled chunks (toolkit.train.chunk) serve the configurations they cover; False forces
+#: the Python loop everywhere (the tests compare the two)
+_CHUNKED = True
+#: chunk calls and the updates they took in this process (the tests read them)
+CHUNK_STATS = {"calls": 0, "updates": 0}
+_WALL_CHUNK = 32  # updates per chunk when a wall_s budget is set (the clock is read in Python)
+_COSINE_CHUNK = 256  # updates per chunk with a cosine schedule (its rates computed in Python)
+
+
+def _chunked(net, run) -> bool:
+    """Whether the compiled chunks cover this run's net: a plain Elman cell (fixed parameters,
+    input windows and every activation and output kind included; subclasses, which may
+    override its methods, and other cells keep the Python loop). Minibatches also need
+    integer mask weights (:func:`_integer_counts`)."""
+    return _CHUNKED and type(net) is Elman
+
+
+def _opt_args(opt, theta):
+    """The optimizer's constant arguments of optim._update (kind, mu, nesterov, m, v, b1,
+    1-b1, b2, 1-b2, eps) and its step count t, the state allocated as its ``state`` would."""
+    if opt.kind == 2:
+        if opt.m is None:
+            opt.m, opt.v = np.zeros_like(theta), np.zeros_like(theta)
+        b1, b2 = opt.beta1, opt.beta2
+        return (2, 0.0, False, opt.m, opt.v, b1, 1.0 - b1, b2, 1.0 - b2, opt.eps), opt.t
+    if opt.kind == 1:
+        if opt.v is None:
+            opt.v = np.zeros_like(theta)
+        e = np.zeros(0)
+        return (1, opt.momentum, opt.nesterov, e, opt.v, 0.0, 0.0, 0.0, 0.0, 0.0), 0
+    e = np.zeros(0)
+    return (0, 0.0, False, e, e, 0.0, 0.0, 0.0, 0.0, 0.0), 0
+
+
+def _integer_counts(mask) -> bool:
+    """Whether every minibatch's count of targets is exact whatever the order of its sum (the
+    minibatch chunk sums them in its own order): integer weights, small totals."""
+    return bool(np.array_equal(mask, np.round(mask)) and mask.sum() < 2.0**52)
+
+
+class _Chunks:
+    """What the compiled chunks of one run share: the net's arrays in the kernels' layout, the
+    optimizer's arguments, the stop limits, the learning rates of the next chunk, and the
+    bookkeeping after a chunk (counters, best theta, optimizer steps, the last evaluation
+    recorded as _Run.update records every evaluation)."""
+
+    def __init__(self, net, x, y, mask, theta, run, bs):
+        T = x.shape[1]
+        self.run, self.tr, h, b = run, run.trace, run.h, run.budget
+        self.sizes = net._sizes()
+        self.xw = np.ascontiguousarray(net._windowed(x))
+        self.y, self.mask = np.ascontiguousarray(y), np.ascontiguousarray(mask)
+        self.work = np.empty(kernels.grad_work_size(T, bs, net.n_hidden))
+        self.base = net._base.copy()
+        self.free_idx = np.ascontiguousarray(net._free_idx, dtype=np.int64)
+        self.all_free = net._all_free
+        if run._prev is None or run._prev.shape != theta.shape:
+            run._prev, run._gw = np.empty_like(theta), np.empty_like(theta)
+        self.prev, self.gw = run._prev, run._gw
+        self.opt_args, _ = _opt_args(run.opt, theta)
+        self.kind = self.opt_args[0]
+        self.reduce = (
+            h["reduction"] == "mean",
+            float(h["weight_decay"]),
+            -1.0 if h["clip"] is None else float(h["clip"]),
+        )
+        self.cap = _WALL_CHUNK if b.wall_s is not None else 1 << 40
+        self.max_evals = math.inf if b.evals is None else float(b.evals)
+        self.max_fwd = math.inf if b.fwd_equiv is None else float(b.fwd_equiv)
+        self.has_target = run.target_loss is not None
+        self.target = float(run.target_loss) if self.has_target else 0.0
+        self.best_buf = np.empty_like(theta)
+        self.lrs = np.array([float(h["lr"])])
+
+    def rates(self):
+        """(updates the next chunk may take, their learning rates: one, or one per update)."""
+        run, sched = self.run, self.run.h["schedule"]
+        n_max = self.cap
+        if sched == "step":  # one rate until the next decay
+            d = run.schedule["decay_steps"]
+            n_max = min(n_max, d - run.u % d)
+            self.lrs = np.array([float(run.lr)])
+        elif sched == "cosine":
+            n_max = min(n_max, _COSINE_CHUNK)
+            lr = run.h["lr"]
+            self.lrs = np.array([float(lr_at(run.u + i, lr, **run.schedule)) for i in range(n_max)])
+        return n_max, self.lrs
+
+    def limits(self):
+        """The trace's counters and the stop tests' arguments the chunks take."""
+        tr = self.tr
+        return (
+            tr.evals, tr.fwd_steps, tr.grad_steps, float(tr.grad_ratio), float(tr._next_log),
+            self.max_evals, self.max_fwd, self.has_target, self.target, float(tr.best_loss),
+            self.best_buf,
+        )  # fmt: skip
+
+    def after(self, done, evals, gsteps, best_loss, improved):
+        """Write a chunk's counters back (its last evaluation, if pending, not yet recorded)."""
+        tr, run = self.tr, self.run
+        CHUNK_STATS["calls"] += 1
+        CHUNK_STATS["updates"] += done
+        tr.evals, tr.grad_steps = int(evals), int(gsteps)
+        if improved:  # a new array, as Trace.record makes one (solved checks go by identity)
+            tr.best_loss, tr.best_theta = float(best_loss), self.best_buf.copy()
+        if self.kind == 2:
+            run.opt.t += done
+        run.u += done
+
+    def last(self, theta, L, n, norm, finite):
+        """Record the chunk's last evaluation (its step taken, the parameters before it in
+        prev) as _Run.update does: the outcome if the run ends."""
+        run = self.run
+        run.u -= 1
+        if end := run.evaluated(float(L), n, self.prev, float(norm)):
+            theta[:] = self.prev
+            return end
+        run.u += 1
+        if not finite:
+            return "diverged", f"non-finite parameters after update {run.u}"
+        return None
+
+
+def _loop_full_chunked(net, x, y, mask, theta, run, k):
+    """Full-batch epochwise BPTT(k) in compiled chunks (toolkit.train.chunk.full_batch): the
+    chunk takes the updates at which the Python loop only counts; the evaluation that ends
+    it is recorded here by _Run.evaluated, as the Python loop records every evaluation, so
+    the results are the Python loop's bit for bit."""
+    B, T, _I = x.shape
+    c = _Chunks(net, x, y, mask, theta, run, B)
+    h0 = np.zeros((B, net.n_state))
+    n = float(mask.sum())
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    while True:
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        done, L, norm, finite, evals, gsteps, best_loss, improved = chunk.full_batch(
+            theta, c.xw, c.y, c.mask, h0, *c.sizes, check_k(k), c.work, c.base, c.free_idx,
+            c.all_free, n, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+            t0, c.prev, c.gw, n_max, B * T, *c.limits(),
+        )  # fmt: skip
+        c.after(done, evals, gsteps, best_loss, improved)
+        if end := c.last(theta, L, n, norm, finite):
+            return end
+
+
+_CHUNKS_WARM = False
+
+
+def _warm_chunks(trace) -> None:
+    """Compile (or load from Numba's cache) both chunk functions once per process, on a tiny
+    run of their single signature, before the first run that takes them; the seconds are
+    added to the trace's compile time and kept out of its wall clock (as net.warmup's)."""
+    global _CHUNKS_WARM
+    if _CHUNKS_WARM:
+        return
+    _CHUNKS_WARM = True
+    t0 = time.perf_counter()
+    net, x, m = Elman(1, 2, 1), np.zeros((2, 2, 1)), np.ones((2, 2))
+    hyper = {k: p.default for k, p in _COMMON.items()} | {"lr": 0.1}
+    for bs in (None, 1):
+        run = _Run(Trace("warmup"), Budget(evals=2), None, None, hyper, "adam", m.sum())
+        theta = np.zeros(net.n_params)
+        _loop_minibatch(net, x, x, m, theta, run, np.random.default_rng(0), k=None,
+                        batch_size=bs, shuffle=True)  # fmt: skip
+    dt = time.perf_counter() - t0
+    trace.compile_s += dt
+    if trace._t0 is not None:
+        trace._t0 += dt
+
+
+_PERM_BLOCK = 64  # epochs' orders drawn ahead at most (the run's generator draws nothing else)
+
+
+def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
+    """Minibatch BPTT(k) in compiled chunks (toolkit.train.chunk.minibatch), for masks of
+    integer weights. The epochs' orders are drawn here, rng.permutation(B) per epoch as the
+    Python loop draws them, a few epochs ahead (the generator draws nothing else in a run);
+    the chunk gathers each minibatch, keeps _EpochLoss's state in a ring (written back after
+    each chunk) and hands back the evaluation that ends it, recorded here as in
+    _loop_full_chunked."""
+    B, T, _I = x.shape
+    c = _Chunks(net, x, y, mask, theta, run, bs)
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    el = run.epoch_loss
+    C = 4 * (-(-B // bs)) + 16  # more than _EpochLoss ever holds: about two epochs
+    ringL, ringN = np.zeros(C), np.zeros(C)
+    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
+    while True:
+        if ep >= perms.shape[0]:
+            if shuffle:
+                perms = np.stack([rng.permutation(B) for _ in range(block)])
+            else:
+                perms = np.tile(np.arange(B), (block, 1))
+            ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        count = len(el.buf)
+        for j, (Lj, nj) in enumerate(el.buf):
+            ringL[j], ringN[j] = Lj, nj
+        out = chunk.minibatch(
+            theta, c.xw, c.y, c.mask, *c.sizes, check_k(k), c.work, c.base, c.free_idx,
+            c.all_free, perms, ep, i, bs, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1,
+            b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(), ringL, ringN, 0, count,
+            float(el.L), float(el.n), el.pushes, el.n_total,
+        )  # fmt: skip
+        done, pending, L, n, norm, finite, evals, gsteps, best_loss, improved = out[:10]
+        ep, i, head, count, el.L, el.n, el.pushes = out[10:]
+        el.buf = deque(
+            (float(ringL[(head + j) % C]), float(ringN[(head + j) % C])) for j in range(count)
+        )
+        c.after(done, evals, gsteps, best_loss, improved)
+        if pending and (end := c.last(theta, L, n, norm, finite)):
+            return end
 
 
 # ---------------------------------------------------------------------------------------

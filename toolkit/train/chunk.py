@@ -1,0 +1,278 @@
+"""BPTT's training loop in compiled chunks (issue 18, point 1).
+
+At the experiments' sizes (H = 2..8, B = 10..100, T = 12..30) a gradient takes microseconds and
+the Python around it (the net's wrapper, the trace, the run's stop tests) as long again. The
+functions here run a *chunk* of updates inside one Numba call: gradient
+(``toolkit.kernels.loss_and_grad``, theta expanded to the full layout when some parameters are
+fixed and the gradient restricted to the free ones), the optimizer's per-update arithmetic
+(``toolkit.train.optim._update``, the very function the Python loop calls, so the bits are the
+same), the cost counters, the best loss and best theta, and the stop tests of
+``bptt._Run.evaluated``. A chunk ends *before recording* the evaluation at which the Python loop
+would do anything but count: the next log-spaced trace point (``Trace._next_log``), a reached
+target loss, a spent budget (evals, fwd_equiv), a non-finite loss, gradient or parameter, or
+the chunk's length. That last evaluation (its step already taken, the parameters before it in
+``prev``) is handed back to Python, which records it exactly as it records every evaluation
+(``_Run.evaluated``: trace point, solved check on the best theta, outcome; the step undone when
+the run ends there). So the trace, the outcome, the final and best theta and every counter are
+the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py).
+
+Kernels stay pure: arrays and numbers in, numbers out; the trainer (toolkit/train/bptt.py)
+owns the trace and the optimizer object and writes the chunk's results back into them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from toolkit import kernels
+from toolkit.train.optim import _update
+
+#: the compiled entry points (the trainers look them up on this module at call time, so a
+#: benchmark can wrap them: benchmarks/bench_train.py)
+ENTRY_POINTS = ("full_batch", "minibatch")
+
+
+@njit(cache=True)
+def full_batch(
+    theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free,
+    n, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, prev, gw,
+    n_max, grad_steps_per, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
+    max_fwd, has_target, target_loss, best_loss, best_theta,
+):  # fmt: skip
+    """Up to ``n_max`` full-batch BPTT(k) updates of 1-D theta (in place).
+
+    Per update, in the order of ``bptt._loop_minibatch`` + ``_Run.update``: (L, g) =
+    kernels.loss_and_grad at theta (``base`` with theta at ``free_idx`` unless ``all_free``;
+    g restricted to ``free_idx``); evals += 1, grad_steps += grad_steps_per; optim._update
+    with learning rate ``lrs[u]`` (``lrs[0]`` when lrs has one entry) and, for Adam (kind 2),
+    the bias corrections 1 - b1**t, 1 - b2**t of step t = t0 + u + 1 (pow of floats, as
+    Python's float ** int). Then the evaluation is *committed* (best_loss and best_theta :=
+    prev when L < best_loss, the loss a full batch records being L itself) unless it is the
+    chunk's last or one at which ``_Run.evaluated`` / ``_Run.update`` would act: non-finite L,
+    norm or parameters, evals >= next_log, the best loss (with L) <= target_loss, evals >=
+    max_evals, fwd_equiv >= max_fwd.
+
+    Returns (updates taken, L, norm and parameters-finite of the last, evals, grad_steps,
+    best_loss, whether best_theta changed); the last update's evaluation is not committed:
+    the caller records it (prev holds its parameters)."""
+    empty = np.empty(0)
+    done = 0
+    improved = False
+    L = 0.0
+    norm = 0.0
+    finite = True
+    n_lr = lrs.shape[0]
+    while True:
+        if all_free:
+            th = theta
+        else:
+            base[free_idx] = theta
+            th = base
+        L, g = kernels.loss_and_grad(th, x, y, mask, h0, I, H, O, act, out, kk, work)
+        if not all_free:
+            g = g[free_idx]
+        evals += 1
+        grad_steps += grad_steps_per
+        c1 = 1.0
+        c2 = 1.0
+        if kind == 2:
+            t = float(t0 + done + 1)
+            c1 = 1.0 - b1**t
+            c2 = 1.0 - b2**t
+        lr = lrs[done] if n_lr > 1 else lrs[0]
+        norm, finite = _update(
+            theta, g, prev, gw, empty, False, n, mean, wd, clip,
+            kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
+        )  # fmt: skip
+        done += 1
+        if done >= n_max or not finite:
+            break
+        if not (np.isfinite(L) and np.isfinite(norm)):
+            break
+        if evals >= next_log:
+            break
+        best = L if L < best_loss else best_loss
+        if has_target and best <= target_loss:
+            break
+        if evals >= max_evals:
+            break
+        if float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd:
+            break
+        if L < best_loss:  # Trace.record: the best theta is the one evaluated
+            best_loss = L
+            best_theta[:] = prev
+            improved = True
+    return done, L, norm, finite, evals, grad_steps, best_loss, improved
+
+
+@njit(cache=True)
+def _fsum(a, head, count):
+    """math.fsum of the ring a[head], a[head + 1], ... (count entries, modulo len(a)), bit for
+    bit: CPython's algorithm (Shewchuk's exact partials, then the sum from the top with the
+    half-even correction across partials); the entries are finite and small enough that no
+    partial overflows (the caller makes sure)."""
+    C = a.shape[0]
+    p = np.empty(count + 1)
+    n = 0
+    for j in range(count):
+        x = a[(head + j) % C]
+        i = 0
+        for q in range(n):
+            y = p[q]
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            yr = hi - x
+            lo = y - yr
+            if lo != 0.0:
+                p[i] = lo
+                i += 1
+            x = hi
+        n = i
+        if x != 0.0:
+            p[n] = x
+            n += 1
+    hi = 0.0
+    lo = 0.0
+    if n > 0:
+        n -= 1
+        hi = p[n]
+        while n > 0:
+            x = hi
+            n -= 1
+            y = p[n]
+            hi = x + y
+            yr = hi - x
+            lo = y - yr
+            if lo != 0.0:
+                break
+        if n > 0 and ((lo < 0.0 and p[n - 1] < 0.0) or (lo > 0.0 and p[n - 1] > 0.0)):
+            y = lo * 2.0
+            x = hi + y
+            yr = x - hi
+            if y == yr:
+                hi = x
+    return hi
+
+
+@njit(cache=True)
+def minibatch(
+    theta, x, y, mask, I, H, O, act, out, kk, work, base, free_idx, all_free,
+    perms, ep, i, bs, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+    t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
+    max_fwd, has_target, target_loss, best_loss, best_theta,
+    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+):  # fmt: skip
+    """Up to ``n_max`` minibatch BPTT(k) updates of 1-D theta (in place), the minibatches
+    being slices [i, i + bs) of the epochs' sequence orders ``perms[ep]``, ``perms[ep + 1]``,
+    ...; masks hold integers (so every count of targets is exact in any order).
+
+    As :func:`full_batch`, plus the loss recorded being ``bptt._EpochLoss``'s (its deque as
+    the ring ringL, ringN from ``head``, ``count`` entries; its running sums Lsum, nsum,
+    pushes; the re-sum by :func:`_fsum`): an evaluation is committed to it only when no stop
+    test fires. Minibatches without a counted target are skipped (no evaluation).
+
+    Returns (updates taken, whether the last one is pending (its evaluation for the caller
+    to record; else the chunk ran out of epochs in ``perms``), L, n, norm and
+    parameters-finite of the last, evals, grad_steps, best_loss, whether best_theta changed,
+    ep, i (the next minibatch), head, count, Lsum, nsum, pushes)."""
+    empty = np.empty(0)
+    B, T = x.shape[0], x.shape[1]
+    C = ringL.shape[0]
+    h0 = np.zeros((bs, H))
+    h0_tail = np.zeros((B % bs if B % bs else bs, H))
+    done = 0
+    pending = False
+    improved = False
+    L = 0.0
+    n = 0.0
+    norm = 0.0
+    finite = True
+    n_lr = lrs.shape[0]
+    E = perms.shape[0]
+    while True:
+        if i >= B:
+            ep += 1
+            i = 0
+        if ep >= E:
+            break
+        idx = perms[ep, i : i + bs]
+        i += bs
+        mb = mask[idx]
+        n = 0.0
+        for r in range(mb.shape[0]):
+            for s in range(T):
+                n += mb[r, s]
+        if n == 0.0:
+            continue
+        b = idx.shape[0]
+        xb = x[idx]
+        yb = y[idx]
+        if all_free:
+            th = theta
+        else:
+            base[free_idx] = theta
+            th = base
+        L, g = kernels.loss_and_grad(
+            th, xb, yb, mb, h0 if b == bs else h0_tail, I, H, O, act, out, kk, work
+        )
+        if not all_free:
+            g = g[free_idx]
+        evals += 1
+        grad_steps += b * T
+        c1 = 1.0
+        c2 = 1.0
+        if kind == 2:
+            t = float(t0 + done + 1)
+            c1 = 1.0 - b1**t
+            c2 = 1.0 - b2**t
+        lr = lrs[done] if n_lr > 1 else lrs[0]
+        norm, finite = _update(
+            theta, g, prev, gw, empty, False, n, mean, wd, clip,
+            kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
+        )  # fmt: skip
+        done += 1
+        pending = True
+        if done >= n_max or not finite:
+            break
+        if not (np.isfinite(L) and np.isfinite(norm)):
+            break
+        if evals >= next_log:
+            break
+        if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
+            break
+        # _EpochLoss.__call__, undone below if the evaluation is not committed
+        s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
+        q = (head + count) % C
+        ringL[q] = L
+        ringN[q] = n
+        count += 1
+        Lsum, nsum, pushes = Lsum + L, nsum + n, pushes + 1
+        while nsum - ringN[head] >= n_total:
+            Lsum, nsum = Lsum - ringL[head], nsum - ringN[head]
+            head = (head + 1) % C
+            count -= 1
+        if pushes >= count:
+            Lsum = _fsum(ringL, head, count)
+            nsum = _fsum(ringN, head, count)
+            pushes = 0
+        e = Lsum * (n_total / nsum)
+        best = e if e < best_loss else best_loss
+        if (
+            not np.isfinite(e)
+            or (has_target and best <= target_loss)
+            or evals >= max_evals
+            or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
+        ):
+            head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+            break
+        pending = False
+        if e < best_loss:  # Trace.record: the best theta is the one evaluated
+            best_loss = e
+            best_theta[:] = prev
+            improved = True
+    return (
+        done, pending, L, n, norm, finite, evals, grad_steps, best_loss, improved, ep, i,
+        head, count, Lsum, nsum, pushes,
+    )  # fmt: skip
