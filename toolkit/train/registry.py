@@ -153,18 +153,21 @@ def check_fits(net, task, data) -> None:
 
 def _timed_solved(task, net, trace):
     """``task.solved(net, theta)`` as the trainers call it, accounted as evaluation: each call's
-    seconds and forward sequence-steps (the test set's B x T) go to ``trace.add_eval``, not to
-    the training cost or ``wall_s`` (issue 18)."""
-    test = task.test_set()
-    steps = int(test.x.shape[0]) * int(test.x.shape[1])
+    seconds and forward sequence-steps (the test set's B x T; 0 for a task object without a
+    ``test_set``) go to ``trace.add_eval``, not to the training cost or ``wall_s`` (issue 18)."""
     clock = time.perf_counter
+    steps = []  # the test set's size, read at the first check (inside its timing)
 
     def solved(theta) -> bool:
         t0 = clock()
         try:
             return bool(task.solved(net, theta))
         finally:
-            trace.add_eval(clock() - t0, steps)
+            if not steps:
+                test = getattr(task, "test_set", None)
+                x = test().x if test is not None else None
+                steps.append(int(x.shape[0]) * int(x.shape[1]) if x is not None else 0)
+            trace.add_eval(clock() - t0, steps[0])
 
     return solved
 
