@@ -1385,9 +1385,21 @@ def fig_tuning_sensitivity(tuned: pd.DataFrame, *, title: str = "") -> Figure:
     palette = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
     colors = {c: palette[i % len(palette)] for i, c in enumerate(conds)}
     with matplotlib.rc_context(STYLE):
+        # panels flow in reading order, at most 4 a row; each is a pair of axes (success rate
+        # above, ERT below), so a method with many knobs, or many methods, stay readable
         n = max(1, len(panels))
-        fig = _new_figure((PAGE_W if n > 1 else COLUMN_W * 1.3, 4.6))
-        axes = fig.subplots(2, n, squeeze=False)
+        ncols = min(n, 4)
+        pairs = -(-n // ncols)
+        width = PAGE_W if n > 1 else COLUMN_W * 1.3
+        fig = _new_figure((width, max(4.6, 1.3 + 2.7 * pairs)))
+        grid = fig.subplots(2 * pairs, ncols, squeeze=False)
+        for j in range(n, pairs * ncols):  # the last row's unused cells
+            grid[2 * (j // ncols), j % ncols].set_visible(False)
+            grid[2 * (j // ncols) + 1, j % ncols].set_visible(False)
+
+        def axes(row, i):  # panel i's success-rate (row 0) or ERT (row 1) axes
+            return grid[2 * (i // ncols) + row, i % ncols]
+
         for i, (m, k) in enumerate(panels):
             d = ctt[ctt["method"] == m].assign(
                 x=params[ctt["method"] == m].map(lambda q, k=k: q[k])
@@ -1398,25 +1410,26 @@ def fig_tuning_sensitivity(tuned: pd.DataFrame, *, title: str = "") -> Figure:
                     ert, _ = analysis.best_cap_ert(gx["cost"], gx["reached"])
                     rows.append((x[1], gx["reached"].mean(), ert))
                 x, rate, ert = (np.array(v, dtype=float) for v in zip(*rows, strict=True))
-                axes[0, i].scatter(x, rate, color=colors[c], s=16)
+                axes(0, i).scatter(x, rate, color=colors[c], s=16)
                 ok = np.isfinite(ert)
-                axes[1, i].scatter(x[ok], ert[ok], color=colors[c], s=16)
+                axes(1, i).scatter(x[ok], ert[ok], color=colors[c], s=16)
                 top = np.nanmax(ctt["fwd_equiv"]) * 1.5
-                axes[1, i].scatter(
+                axes(1, i).scatter(
                     x[~ok], np.full((~ok).sum(), top), facecolors="none", edgecolors=colors[c], s=16
                 )
             spread = d["x"].astype(float)
-            for ax in axes[:, i]:
+            for ax in (axes(0, i), axes(1, i)):
                 if spread.min() > 0 and spread.max() / spread.min() >= 10:
                     ax.set_xscale("log")
-            axes[0, i].set_title(f"{method_label(m)}: {k}", fontsize=8)
-            axes[0, i].set_ylim(-0.05, 1.05)
-            axes[1, i].set_yscale("log")
-            axes[1, i].set_xlabel(k)
+            axes(0, i).set_title(f"{method_label(m)}: {k}", fontsize=8)
+            axes(0, i).set_ylim(-0.05, 1.05)
+            axes(1, i).set_yscale("log")
+            axes(1, i).set_xlabel(k)
         if not panels:
-            _no_data(axes[0, 0], "no tuned hyperparameter")
-        axes[0, 0].set_ylabel("success rate\n(tuning seeds)")
-        axes[1, 0].set_ylabel("best-cap ERT\n(fwd. equiv.)")
+            _no_data(axes(0, 0), "no tuned hyperparameter")
+        for p in range(pairs):
+            grid[2 * p, 0].set_ylabel("success rate\n(tuning seeds)")
+            grid[2 * p + 1, 0].set_ylabel("best-cap ERT\n(fwd. equiv.)")
         h = [Line2D([], [], ls="", marker="o", color=colors[c], label=c) for c in conds]
         h.append(
             Line2D([], [], ls="", marker="o", mfc="none", color="#666", label="solved nothing")
