@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from toolkit import Elman
 
@@ -142,6 +143,7 @@ print("checked ok")
 """
 
 
+@pytest.mark.slow  # compiles every Elman kernel in checked mode: about 85 s with a cold cache
 def test_debug_mode_gives_the_normal_bits(tmp_path):
     normal, checked = tmp_path / "normal.npz", tmp_path / "checked.npz"
     _results(normal)
