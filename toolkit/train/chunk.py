@@ -34,6 +34,43 @@ ENTRY_POINTS = ("full_batch", "minibatch")
 
 
 @njit(cache=True)
+def _gradient(theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free):
+    """(L, g) at theta: kernels.loss_and_grad at the full parameter vector (``base`` with
+    theta at ``free_idx`` unless ``all_free``), g restricted to ``free_idx``."""
+    if all_free:
+        th = theta
+    else:
+        base[free_idx] = theta
+        th = base
+    L, g = kernels.loss_and_grad(th, x, y, mask, h0, I, H, O, act, out, kk, work)
+    if not all_free:
+        g = g[free_idx]
+    return L, g
+
+
+@njit(cache=True)
+def _step(
+    theta, g, prev, gw, n, mean, wd, clip, kind, lrs, u, mu, nesterov, m, v, b1, ob1, b2,
+    ob2, eps, t0,
+):  # fmt: skip
+    """The chunk's u-th optimizer step through optim._update, with learning rate ``lrs[u]``
+    (``lrs[0]`` when lrs has one entry) and, for Adam (kind 2), the bias corrections
+    1 - b1**t, 1 - b2**t of step t = t0 + u + 1 (pow of floats, as Python's float ** int).
+    Returns (norm of the gradient before clipping, parameters finite)."""
+    c1 = 1.0
+    c2 = 1.0
+    if kind == 2:
+        t = float(t0 + u + 1)
+        c1 = 1.0 - b1**t
+        c2 = 1.0 - b2**t
+    lr = lrs[u] if lrs.shape[0] > 1 else lrs[0]
+    return _update(
+        theta, g, prev, gw, np.empty(0), False, n, mean, wd, clip,
+        kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
+    )  # fmt: skip
+
+
+@njit(cache=True)
 def full_batch(
     theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free,
     n, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, prev, gw,
@@ -56,34 +93,20 @@ def full_batch(
     Returns (updates taken, L, norm and parameters-finite of the last, evals, grad_steps,
     best_loss, whether best_theta changed); the last update's evaluation is not committed:
     the caller records it (prev holds its parameters)."""
-    empty = np.empty(0)
     done = 0
     improved = False
     L = 0.0
     norm = 0.0
     finite = True
-    n_lr = lrs.shape[0]
     while True:
-        if all_free:
-            th = theta
-        else:
-            base[free_idx] = theta
-            th = base
-        L, g = kernels.loss_and_grad(th, x, y, mask, h0, I, H, O, act, out, kk, work)
-        if not all_free:
-            g = g[free_idx]
+        L, g = _gradient(
+            theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free
+        )
         evals += 1
         grad_steps += grad_steps_per
-        c1 = 1.0
-        c2 = 1.0
-        if kind == 2:
-            t = float(t0 + done + 1)
-            c1 = 1.0 - b1**t
-            c2 = 1.0 - b2**t
-        lr = lrs[done] if n_lr > 1 else lrs[0]
-        norm, finite = _update(
-            theta, g, prev, gw, empty, False, n, mean, wd, clip,
-            kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
+        norm, finite = _step(
+            theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
+            ob1, b2, ob2, eps, t0,
         )  # fmt: skip
         done += 1
         if done >= n_max or not finite:
@@ -177,7 +200,6 @@ def minibatch(
     to record; else the chunk ran out of epochs in ``perms``), L, n, norm and
     parameters-finite of the last, evals, grad_steps, best_loss, whether best_theta changed,
     ep, i (the next minibatch), head, count, Lsum, nsum, pushes)."""
-    empty = np.empty(0)
     B, T = x.shape[0], x.shape[1]
     C = ringL.shape[0]
     h0 = np.zeros((bs, H))
@@ -189,7 +211,6 @@ def minibatch(
     n = 0.0
     norm = 0.0
     finite = True
-    n_lr = lrs.shape[0]
     E = perms.shape[0]
     while True:
         if i >= B:
@@ -209,28 +230,15 @@ def minibatch(
         b = idx.shape[0]
         xb = x[idx]
         yb = y[idx]
-        if all_free:
-            th = theta
-        else:
-            base[free_idx] = theta
-            th = base
-        L, g = kernels.loss_and_grad(
-            th, xb, yb, mb, h0 if b == bs else h0_tail, I, H, O, act, out, kk, work
+        h0b = h0 if b == bs else h0_tail
+        L, g = _gradient(
+            theta, xb, yb, mb, h0b, I, H, O, act, out, kk, work, base, free_idx, all_free
         )
-        if not all_free:
-            g = g[free_idx]
         evals += 1
         grad_steps += b * T
-        c1 = 1.0
-        c2 = 1.0
-        if kind == 2:
-            t = float(t0 + done + 1)
-            c1 = 1.0 - b1**t
-            c2 = 1.0 - b2**t
-        lr = lrs[done] if n_lr > 1 else lrs[0]
-        norm, finite = _update(
-            theta, g, prev, gw, empty, False, n, mean, wd, clip,
-            kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
+        norm, finite = _step(
+            theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
+            ob1, b2, ob2, eps, t0,
         )  # fmt: skip
         done += 1
         pending = True

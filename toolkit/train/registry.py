@@ -156,18 +156,18 @@ def _timed_solved(task, net, trace):
     seconds and forward sequence-steps (the test set's B x T; 0 for a task object without a
     ``test_set``) go to ``trace.add_eval``, not to the training cost or ``wall_s`` (issue 18)."""
     clock = time.perf_counter
-    steps = []  # the test set's size, read at the first check (inside its timing)
+    steps = None  # the test set's size, read at the first check (inside its timing)
 
     def solved(theta) -> bool:
+        nonlocal steps
         t0 = clock()
         try:
             return bool(task.solved(net, theta))
         finally:
-            if not steps:
-                test = getattr(task, "test_set", None)
-                x = test().x if test is not None else None
-                steps.append(int(x.shape[0]) * int(x.shape[1]) if x is not None else 0)
-            trace.add_eval(clock() - t0, steps[0])
+            if steps is None:
+                test_set = getattr(task, "test_set", None)
+                steps = int(np.prod(test_set().x.shape[:2])) if test_set is not None else 0
+            trace.add_eval(clock() - t0, steps)
 
     return solved
 

@@ -18,10 +18,10 @@ their forward sequence-steps (``eval_fwd_steps``) and seconds (``eval_s``) are k
 out of the cost columns, the budget and ``wall_s``.
 
 Plus the final outcome (one of :data:`OUTCOMES`), the final and best theta, the seed, the
-compile seconds and an error message. Every column but ``wall_s`` is deterministic for a seed.
-The number of stored points is bounded: points are logged when ``evals`` passes the next
-log-spaced mark (factor :data:`LOG_FACTOR`, about 47 points per decade), so a run of 1e9
-evaluations keeps about 430 points; the last point is always logged.
+compile seconds and an error message. Every column but ``wall_s`` and ``eval_s`` is
+deterministic for a seed. The number of stored points is bounded: points are logged when
+``evals`` passes the next log-spaced mark (factor :data:`LOG_FACTOR`, about 47 points per
+decade), so a run of 1e9 evaluations keeps about 430 points; the last point is always logged.
 """
 
 from __future__ import annotations
