@@ -44,6 +44,7 @@ from toolkit.nets import (
     OUTPUTS,
     _as_array,
     _check_finite,
+    _kept,
     _positive_int,
     check_k,
     check_sequences,
@@ -197,6 +198,23 @@ class _Gated:
         """x (B,T,I) -> h (B,T,H), yhat (B,T,O). h0 (B, n_state): the initial state."""
         HS, _, yhat = self._forward(theta, x, h0, check)
         return HS[:, 1:], yhat
+
+    def predict(self, theta, x, check=True):
+        """yhat (B,T,O) of forward(theta, x)[1] from the zero state, the same bits, computed
+        without allocating (see Elman.predict: the array is reused by the next call)."""
+        theta = self._theta(theta, check_finite=check)
+        x, _, _, _ = self._prep(x, None, None, None, check)
+        B, T = x.shape[0], x.shape[1]
+        I, H, O, out = self._sizes()
+        c = self._CODE
+
+        def make():
+            return (*kernels_gated.forward_work(c, B, T, I, H, O), np.zeros((B, self.n_state)))
+
+        HS, CS, G, WX, WT, a, r_, zo, yhat, h0 = _kept(("gated", c, B, T, I, H, O), make)
+        kernels_gated.forward_into(c, theta, x, h0, I, H, O, out, HS, CS, G, WX, WT, a, r_, zo,
+                                   yhat)  # fmt: skip
+        return yhat
 
     def states(self, theta, x, h0=None, check=True):
         """The state after every step, (B, T, n_state): what step() returns and h0 takes."""

@@ -448,6 +448,26 @@ class Elman:
             x, _, _, h0 = self._fast(x, None, None, h0)
         return kernels.forward(self._full(theta), self._windowed(x), h0, *self._sizes())
 
+    def predict(self, theta, x, check=True):
+        """yhat (B,T,O) of forward(theta, x)[1] from the zero state, the same bits, computed
+        without allocating: into arrays kept per thread for the last input shape and handed
+        back. The array is overwritten by the next predict() call of any net of this thread
+        with the same sizes: copy it to keep it. The solved checks use this (issue 18)."""
+        theta = self._theta(theta, check_finite=check)
+        if check:
+            x, _, _, _ = self.check_data(x, None, None, None)
+        xw = np.ascontiguousarray(self._windowed(x))
+        B, T = xw.shape[0], xw.shape[1]
+        I, H, O, act, out = self._sizes()
+
+        def make():
+            return (*kernels.forward_work(B, T, I, H, O), np.zeros((B, H)))
+
+        W_xhT, W_hhT, XT, HS, zo, yhat, h0 = _kept(("elman", B, T, I, H, O), make)
+        kernels.forward_into(self._full(theta), xw, h0, I, H, O, act, out, W_xhT, W_hhT, XT,
+                             HS, zo, yhat)  # fmt: skip
+        return yhat
+
     @property
     def n_state(self) -> int:
         """Width of the recurrent state that h0 takes and step() returns: H (the state is h)."""
@@ -532,6 +552,21 @@ def _workspace(n: int) -> np.ndarray:
     if n <= _WORK_KEEP:
         _WORK.buf = buf
     return buf
+
+
+_KEPT = threading.local()
+
+
+def _kept(key, make):
+    """The arrays ``make()`` returns, kept per thread for the last ``key`` (sizes) and
+    returned again while the key stays the same (Net.predict's buffers); arrays of more than
+    _WORK_KEEP elements in all are made afresh each time."""
+    if getattr(_KEPT, "key", None) == key:
+        return _KEPT.arrays
+    arrays = make()
+    if sum(a.size for a in arrays) <= _WORK_KEEP:
+        _KEPT.key, _KEPT.arrays = key, arrays
+    return arrays
 
 
 def warmup() -> float:

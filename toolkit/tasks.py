@@ -188,14 +188,18 @@ class Task:
             self._test = self._make(rng, self.params["n_test"], "test")
         return self._test
 
-    def predict(self, net, theta, data: Dataset) -> np.ndarray:
-        """yhat (B,T,O) of ``net`` on ``data.x``; checks the net's sizes against the task."""
+    def predict(self, net, theta, data: Dataset, reuse: bool = False) -> np.ndarray:
+        """yhat (B,T,O) of ``net`` on ``data.x``; checks the net's sizes against the task.
+        ``reuse``: through ``net.predict`` where the net's class has one beside its own
+        forward (the toolkit's cells: the same bits, no allocation; the array is overwritten
+        by the next such call), else a fresh array from ``net.forward``."""
         for attr, want in (("n_in", self.n_in), ("n_out", self.n_out)):
             got = getattr(net, attr, None)
             if got != want:
                 raise ValueError(f"{self.name}: net.{attr} is {got!r}, the task needs {want}")
-        _, yhat = net.forward(theta, data.x)
-        yhat = np.asarray(yhat, dtype=np.float64)
+        if reuse and _own_predict(type(net)):
+            return net.predict(theta, data.x, check=False)
+        yhat = np.asarray(net.forward(theta, data.x)[1], dtype=np.float64)
         if yhat.shape != data.y.shape:
             raise ValueError(
                 f"{self.name}: net.forward returned yhat of shape {yhat.shape}, "
@@ -210,7 +214,7 @@ class Task:
         if np.issubdtype(theta_arr.dtype, np.number) and not np.isfinite(theta_arr).all():
             return math.nan
         data = self.test_set()
-        yhat = self.predict(net, theta, data)
+        yhat = self.predict(net, theta, data, reuse=np.issubdtype(theta_arr.dtype, np.floating))
         if not np.isfinite(yhat[data.mask > 0]).all():
             return math.nan
         return float(self._score(yhat, data))
@@ -224,6 +228,16 @@ class Task:
 # --------------------------------------------------------------------------------------
 # shared criteria and helpers
 # --------------------------------------------------------------------------------------
+def _own_predict(cls) -> bool:
+    """Whether ``cls`` has a ``predict(theta, x, check)`` defined beside the ``forward`` it
+    uses (a subclass that overrides forward alone keeps forward)."""
+
+    def definer(name):
+        return next((k for k in cls.__mro__ if name in k.__dict__), None)
+
+    return definer("predict") is not None and definer("predict") is definer("forward")
+
+
 def _max_abs_error(yhat: np.ndarray, data: Dataset) -> float:
     """Largest |yhat - y| over all output units at the counted steps."""
     sel = data.mask > 0

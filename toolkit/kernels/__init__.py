@@ -28,7 +28,17 @@ tables ``ACT`` and ``OUT``, and ``_WIDE`` (whether the AVX-512 tiles are in use)
 """
 
 from . import simd  # noqa: I001  (first: it sets the debug mode's cache directory)
-from .elman import ACT, OUT, forward, grad_work_size, loss, loss_and_grad, population_loss
+from .elman import (
+    ACT,
+    OUT,
+    forward,
+    forward_into,
+    forward_work,
+    grad_work_size,
+    loss,
+    loss_and_grad,
+    population_loss,
+)
 from .tiles import _WIDE
 
 __all__ = [
@@ -36,6 +46,8 @@ __all__ = [
     "OUT",
     "_WIDE",
     "forward",
+    "forward_into",
+    "forward_work",
     "grad_work_size",
     "loss",
     "loss_and_grad",

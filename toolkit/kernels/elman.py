@@ -64,22 +64,29 @@ def _offsets(I, H, O):
     return 0, H * I, H * I + H * H, H * I + H * H + H, H * I + H * H + H + O * H
 
 
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT):
+    """W_xhT (I*H) = W_xh^T, W_hhT (H*H) = W_hh^T, XT (T*B*I) = x as (T,B,I), all flat."""
+    B, T = x.shape[0], x.shape[1]
+    for j in range(H):
+        for i in range(I):
+            W_xhT[i * H + j] = theta[j * I + i]
+        for r in range(H):
+            W_hhT[r * H + j] = theta[H * I + j * H + r]
+    for t in range(T):
+        for b in range(B):
+            for i in range(I):
+                XT[(t * B + b) * I + i] = x[b, t, i]
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _prepare(theta, x, I, H, O):
     """Flat W_xh^T (I,H), W_hh^T (H,H) and x as (T,B,I), for lock-step products."""
     B, T = x.shape[0], x.shape[1]
     W_xhT = np.empty(I * H)
     W_hhT = np.empty(H * H)
-    for j in range(H):
-        for i in range(I):
-            W_xhT[i * H + j] = theta[j * I + i]
-        for r in range(H):
-            W_hhT[r * H + j] = theta[H * I + j * H + r]
     XT = np.empty(T * B * I)
-    for t in range(T):
-        for b in range(B):
-            for i in range(I):
-                XT[(t * B + b) * I + i] = x[b, t, i]
+    _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT)
     return W_xhT, W_hhT, XT
 
 
@@ -132,27 +139,47 @@ def _yhat(zo, out, yh, yo):
             yh[yo + o] /= s
 
 
+def forward_work(B, T, I, H, O):
+    """The scratch arrays forward_into takes for a (B,T,I) input: W_xhT (I*H), W_hhT (H*H),
+    XT (T*B*I), HS ((T+1)*B*H), zo (O); and yhat (B,T,O), its output."""
+    return (
+        np.empty(I * H), np.empty(H * H), np.empty(T * B * I), np.empty((T + 1) * B * H),
+        np.empty(O), np.empty((B, T, O)),
+    )  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def forward(theta, x, h0, I, H, O, act, out):
-    """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
+def forward_into(theta, x, h0, I, H, O, act, out, W_xhT, W_hhT, XT, HS, zo, yhat):
+    """forward's computation, with no allocation: x (B,T,I), h0 (B,H) -> yhat (B,T,O) written
+    in place, the states left in HS ((T+1)*B*H, flat: step t's batch at (t+1)*B*H); the other
+    arrays are scratch (sizes: forward_work). The same bits as forward's."""
     B, T = x.shape[0], x.shape[1]
     _, _, _, wy, by = _offsets(I, H, O)
-    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
-    HS = np.empty((T + 1) * B * H)
-    HS[: B * H] = h0.reshape(B * H)
-    yhat = np.empty(B * T * O)
-    zo = np.empty(O)
+    _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT)
+    for b in range(B):
+        for j in range(H):
+            HS[b * H + j] = h0[b, j]
+    yh = yhat.reshape(B * T * O)
     for t in range(T):
         _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
         for b in range(B):
             zout(theta, wy, by, HS, ((t + 1) * B + b) * H, H, zo)
-            _yhat(zo, out, yhat, (b * T + t) * O)
+            _yhat(zo, out, yh, (b * T + t) * O)
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def forward(theta, x, h0, I, H, O, act, out):
+    """x (B,T,I), h0 (B,H) -> h (B,T,H), yhat (B,T,O)."""
+    B, T = x.shape[0], x.shape[1]
+    W_xhT, W_hhT, XT = np.empty(I * H), np.empty(H * H), np.empty(T * B * I)
+    HS, zo, yhat = np.empty((T + 1) * B * H), np.empty(O), np.empty((B, T, O))
+    forward_into(theta, x, h0, I, H, O, act, out, W_xhT, W_hhT, XT, HS, zo, yhat)
     h = np.empty((B, T, H))
     for t in range(T):
         for b in range(B):
             for j in range(H):
                 h[b, t, j] = HS[((t + 1) * B + b) * H + j]
-    return h, yhat.reshape((B, T, O))
+    return h, yhat
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)

@@ -228,18 +228,25 @@ def _loss(cell, theta, HS, y, mask, I, H, O, out, zo, DZ):
     return L
 
 
+def forward_work(cell, B, T, I, H, O):
+    """The arrays forward_into takes for a (B,T,I) input: HS, CS (B,T+1,H), G (B,T,5H), the
+    scratch WX (I,nH), WT (H,nH), a, r_ (nH,) (n = 4 LSTM, 3 GRU), zo (O); yhat (B,T,O)."""
+    n = (4 if cell == LSTM else 3) * H
+    return (
+        np.empty((B, T + 1, H)), np.empty((B, T + 1, H)), np.empty((B, T, 5 * H)),
+        np.empty((I, n)), np.empty((H, n)), np.empty(n), np.empty(n), np.empty(O),
+        np.empty((B, T, O)),
+    )  # fmt: skip
+
+
 @njit(cache=True, error_model="numpy")
-def forward(cell, theta, x, h0, I, H, O, out):
-    """x (B,T,I), h0 (B, n_state) -> HS (B,T+1,H), CS (B,T+1,H), yhat (B,T,O)."""
+def forward_into(cell, theta, x, h0, I, H, O, out, HS, CS, G, WX, WT, a, r_, zo, yhat):
+    """forward's computation, with no allocation: fills HS, CS (B,T+1,H) and yhat (B,T,O)
+    in place (sizes: forward_work). The same bits as forward's."""
     B, T = x.shape[0], x.shape[1]
-    HS = np.empty((B, T + 1, H))
-    CS = np.zeros((B, T + 1, H))
-    G = np.empty((B, T, 5 * H))
-    WX, WT, a, r_ = _scratch(cell, I, H)
+    CS[:] = 0.0
     _run(cell, theta, x, h0, I, H, O, HS, CS, G, WX, WT, a, r_)
     _, _, _, wy, by, _ = offsets(cell, I, H, O)
-    yhat = np.empty((B, T, O))
-    zo = np.empty(O)
     for b in range(B):
         for t in range(T):
             _zout(theta, wy, by, HS, b, t + 1, H, zo)
@@ -260,6 +267,18 @@ def forward(cell, theta, x, h0, I, H, O, out):
                     s += e
                 for o in range(O):
                     yhat[b, t, o] /= s
+
+
+@njit(cache=True, error_model="numpy")
+def forward(cell, theta, x, h0, I, H, O, out):
+    """x (B,T,I), h0 (B, n_state) -> HS (B,T+1,H), CS (B,T+1,H), yhat (B,T,O)."""
+    B, T = x.shape[0], x.shape[1]
+    HS = np.empty((B, T + 1, H))
+    CS = np.empty((B, T + 1, H))  # zeroed by forward_into
+    G = np.empty((B, T, 5 * H))
+    WX, WT, a, r_ = _scratch(cell, I, H)
+    yhat = np.empty((B, T, O))
+    forward_into(cell, theta, x, h0, I, H, O, out, HS, CS, G, WX, WT, a, r_, np.empty(O), yhat)
     return HS, CS, yhat
 
 
