@@ -366,3 +366,47 @@ def test_tuning_sensitivity_shows_each_varied_knob_with_rates_per_configuration(
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert labels == ["a", "b", "solved nothing"]
     _check_files(plots.save_figure(fig, tmp_path / "ts", dpi=50))
+
+
+def test_success_vs_joins_the_points_tuned_one_by_one():
+    """With a configuration tuned per point, a method is one line across the lags, labelled
+    "tuned per point" (not one lone point per configuration), and a condition in which no
+    single configuration ran at two lags still gets its panel; a method with two settings at
+    one point keeps both series."""
+    ann = pd.DataFrame(
+        {
+            "condition": ["a"] * 4 + ["b"] * 2,
+            "method": ["bptt_adam", "bptt_adam", "cmaes", "cmaes", "bptt_adam", "bptt_adam"],
+            "variant": [
+                "bptt_adam (lr=0.1)",
+                "bptt_adam (lr=0.01)",
+                "cmaes (sigma=1)",
+                "cmaes (sigma=2)",
+                "bptt_adam (lr=0.1)",
+                "bptt_adam (lr=0.3)",
+            ],
+            "_x": [4.0, 10.0, 4.0, 4.0, 4.0, 10.0],
+        }
+    )
+    P = plots
+    out = P._tuned_series(ann, "_x")
+    assert set(out.loc[out["method"] == "bptt_adam", "variant"]) == {"bptt_adam (tuned per point)"}
+    assert set(out.loc[out["method"] == "cmaes", "variant"]) == {
+        "cmaes (sigma=1)",
+        "cmaes (sigma=2)",
+    }
+    assert P.method_label("bptt_adam (tuned per point)") == "BPTT (Adam), tuned per point"
+    titles = P._short_titles(
+        [
+            "two_sequence (cell=gru, hidden=-, setup=two_sequence_gru)",
+            "two_sequence (cell=elman, hidden=tanh, setup=two_sequence)",
+            "latch",
+        ]
+    )
+    assert list(titles.values()) == [
+        "two_sequence (cell=gru)",
+        "two_sequence (cell=elman)",
+        "latch",
+    ]
+    clash = ["x (setup=a)", "x (setup=b)"]
+    assert P._short_titles(clash) == {c: c for c in clash}  # would collide: kept whole

@@ -523,3 +523,31 @@ def test_question_c_section_states_answer_rates_and_swaps(tmp_path):
     empty = tmp_path / "e"
     write_experiment(empty, "lag", {("latch", "bptt_adam", True): (3, 1e3)}, seeds=10)
     assert verdict(R.render_report(empty), "c") == "not measured"
+
+
+def test_question_c_names_the_significant_swaps_the_rule_does_not_weigh(tmp_path):
+    """An undecided condition says what it means (no rescue of BPTT on Elman), and every
+    significant swap outside the rule (a cell swap under CMA-ES, BPTT beating CMA-ES) is named
+    with its difference; the rule's own comparisons are not repeated."""
+    spec = {
+        ("elman", "bptt_adam"): 24,
+        ("lstm", "bptt_adam"): 27,
+        ("elman", "cmaes"): 1,
+        ("lstm", "cmaes"): 29,
+    }
+    s = {("delayed_recall", m, c == "elman"): (k, 1e3) for (c, m), k in spec.items()}
+    write_experiment(tmp_path, "lag", s, seeds=30)
+    f = tmp_path / "lag" / "runs.parquet"
+    runs = pd.read_parquet(f)
+    runs["cell"] = np.where(runs["recurrent"].astype(bool), "elman", "lstm")
+    runs["recurrent"], runs["window"] = True, 1
+    runs.to_parquet(f, index=False)
+    sec = R.render_report(tmp_path)
+    sec = sec[sec.index("## Question (c)") :]
+    para = sec.splitlines()[2]
+    assert "(undecided) on delayed_recall" in para
+    assert "no swap is significant" not in para
+    assert "lstm / cmaes − elman / cmaes = +0.93" in para
+    assert "elman / cmaes − elman / bptt_adam = -0.77" in para
+    assert "lstm / bptt_adam − elman / bptt_adam" not in para  # not significant
+    assert "| delayed_recall | undecided |" in sec

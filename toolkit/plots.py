@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import textwrap
 import zlib
 from collections.abc import Sequence
@@ -635,6 +636,7 @@ PARAM_LABELS = {
     "seq_len": "sequence length (steps)",
     "n_bits": "number of bits",
     "k": "unfold depth k (steps)",
+    "p": "time lag p (steps)",
 }
 
 
@@ -668,6 +670,38 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+TUNED = "tuned per point"
+
+
+def _tuned_series(ann: pd.DataFrame, col: str) -> pd.DataFrame:
+    """One series per method where its settings change only from point to point (each point
+    tuned on its own, as the [tuning] stage does): a method whose variants never share a point
+    (condition and value of ``col``) becomes one variant, "<method> (tuned per point)", so
+    that its points join into a line instead of a single point per configuration (the
+    configurations are in the report's tuning tables). A method with two variants at one
+    point anywhere keeps them."""
+    ann = ann.copy()
+    for m, g in ann.groupby("method", sort=False):
+        per_point = g.groupby(["condition", col])["variant"].nunique()
+        if g["variant"].nunique() > 1 and (per_point <= 1).all():
+            ann.loc[g.index, "variant"] = f"{m} ({TUNED})"
+    return ann
+
+
+def _short_titles(conds) -> dict:
+    """Panel titles without the settings that say nothing to a reader here ("setup=<part>",
+    "hidden=-", and "hidden=tanh" beside "cell=elman", its default), where the titles stay
+    distinct; else the conditions as they are."""
+
+    def short(c: str) -> str:
+        drop = r"setup=[^,)]*|hidden=-" + (r"|hidden=tanh" if "cell=elman" in str(c) else "")
+        c = re.sub(rf"(, )?({drop})", "", str(c))
+        return re.sub(r"\(, ", "(", c).replace(" ()", "")
+
+    out = {c: short(c) for c in conds}
+    return out if len(set(out.values())) == len(out) else {c: str(c) for c in conds}
+
+
 def fig_success_vs(
     runs: pd.DataFrame, *, param: str, title: str = "", level: float = 0.95
 ) -> Figure:
@@ -677,9 +711,10 @@ def fig_success_vs(
     with matplotlib.rc_context(STYLE):
         ann = analysis.annotate(runs, exclude=[param])
         ann["_x"] = _numeric(analysis.param_values(ann, param))
-        ann = ann[np.isfinite(ann["_x"])]
+        ann = _tuned_series(ann[np.isfinite(ann["_x"])], "_x")
         sr = analysis.success_rate(ann, by=("condition", "variant", "_x"), level=level)
         conds = _swept_conditions(ann, "_x") or sorted(ann["condition"].unique(), key=str)
+        short = _short_titles(conds)
         styles = _styles(ann.loc[ann["condition"].isin(conds), "variant"].unique())
         fig, axes = _figure(len(conds))
         for ax, cond in zip(axes, conds, strict=True):
@@ -699,7 +734,8 @@ def fig_success_vs(
                 ax.set_xscale("log")
             _int_ticks(ax, xs)
             ax.set_ylim(-0.03, 1.03)
-            ax.set_title(_title2(cond, f"{_seeds(sub['n'])} per point") if len(sub) else str(cond))
+            c = short[cond]
+            ax.set_title(_title2(c, f"{_seeds(sub['n'])} per point") if len(sub) else c)
         _labels(fig, axes, PARAM_LABELS.get(param, param), "success rate (fraction of seeds)")
         t = (
             f"{title}: success rate vs {PARAM_LABELS.get(param, param)}, "

@@ -1467,9 +1467,38 @@ OUTCOMES_C = {
     "no gated cell rescued BPTT (the algorithm) on",
     "both": "a gated cell rescued BPTT and CMA-ES rescued Elman, both significantly, on",
     "neither": f"no swap changed success by more than ±{EQUIV_DIFF:g} on",
-    "undecided": "no swap is significant after Holm's correction on",
+    "undecided": "neither a gated cell trained by BPTT nor CMA-ES on Elman succeeded "
+    "significantly more often than BPTT on Elman, yet not every swap stayed within "
+    f"±{EQUIV_DIFF:g} (undecided) on",
     "uninformative": "every arm solved no seed, or every seed (uninformative, left out) on",
 }
+
+
+def _c_unweighed(rows: pd.DataFrame) -> str:
+    """A sentence naming the significant swaps (Holm) that the rule of question (c) does not
+    weigh: a gated cell against Elman under CMA-ES, an algorithm swap on a gated cell, and
+    any swap in which the arm the rule looks for did worse; empty when there is none."""
+    if not len(rows):
+        return ""
+
+    def weighed(r) -> bool:
+        return r.d > 0 and (
+            (r.kind == "architecture" and r.what in C.PRIMARY_GRAD)
+            or (r.kind == "algorithm" and r.what == C.BASE_CELL)
+        )
+
+    sig = [r for r in rows.itertuples() if r.significant and not weighed(r)]
+    if not sig:
+        return ""
+    by = {}
+    for r in sig:
+        by.setdefault(r.condition, []).append(f"{r.a} − {r.b} = {r.d:+.2f}")
+    parts = [f"{cond}: {', '.join(v)}" for cond, v in by.items()]
+    return (
+        " Significant swaps (Holm) that the rule does not weigh, in the table below: "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def _verdict_c(exps: dict[str, Results]) -> dict:
@@ -1488,6 +1517,7 @@ def _verdict_c(exps: dict[str, Results]) -> dict:
         f"{counts.get('algorithm', 0)}, both {counts.get('both', 0)}"
     )
     para = f"**Answer: {label}.** In the lag experiment, " + "; ".join(clauses) + "."
+    para += _c_unweighed(rows)
     guess = v.get("guessing")
     if guess is not None and (guess["k"] > 0).any():
         solved = ", ".join(f"{r.k}/{r.n} on {r.condition}" for r in guess.itertuples() if r.k > 0)
