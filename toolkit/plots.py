@@ -478,7 +478,11 @@ def fig_final_loss(
     its Wilson 95 % CI and the number of distinct final-loss levels (:func:`analysis.basins`)."""
     with matplotlib.rc_context(STYLE):
         ann = analysis.annotate(runs)
-        conds = sorted(ann["condition"].unique(), key=str)
+        merged = _tuned_series(ann, None, None)
+        tuned = not merged["variant"].equals(ann["variant"])
+        ann = merged
+        conds = sorted(ann["condition"].unique(), key=_natural)
+        short = _short_titles(conds)
         styles = _styles(ann["variant"].unique())
         sr = analysis.success_rate(ann, by=("condition", "variant"))
         bs = analysis.basins(ann, by=("condition", "variant"), column=column, gap=gap)
@@ -599,7 +603,7 @@ def fig_final_loss(
             ax.set_xticklabels([method_label(v) for v in names], rotation=30, ha="right")
             ax.set_xlim(-0.6, len(names) - 0.4)
             ax.set_ylabel(f"{column.replace('_', ' ')} per seed\n(summed over batch × time)")
-            ax.set_title(str(cond), pad=26)
+            ax.set_title(short[cond], pad=26)
             ax.grid(axis="x", visible=False)
         h = [
             Line2D([], [], marker="o", color="0.3", ls="none", label="seed, solved"),
@@ -621,6 +625,8 @@ def fig_final_loss(
             f"{title}: final loss of every seed; above each box: success rate [Wilson 95% CI]"
             f" and distinct final-loss levels (gap {gap:g} decade)"
         )
+        if tuned:
+            t += "; each method in the configuration tuned for its panel (report: tuning tables)"
         cfg = analysis.describe_config(runs)
         return _finish(fig, f"{t}; {cfg}" if cfg else t, h, ncol=3)
 
@@ -673,19 +679,24 @@ def _num(x: float) -> str:
 TUNED = "tuned per point"
 
 
-def _tuned_series(ann: pd.DataFrame, col: str) -> pd.DataFrame:
+def _tuned_series(ann: pd.DataFrame, col: str | None, label: str | None = TUNED) -> pd.DataFrame:
     """One series per method where its settings change only from point to point (each point
     tuned on its own, as the [tuning] stage does): a method whose variants never share a point
-    (condition and value of ``col``) becomes one variant, "<method> (tuned per point)", so
-    that its points join into a line instead of a single point per configuration (the
-    configurations are in the report's tuning tables). A method with two variants at one
-    point anywhere keeps them."""
+    (a condition and, if given, a value of ``col``) becomes one variant, "<method> (<label>)"
+    (the method's name alone when ``label`` is None), so that its points join into one line
+    or one tick label instead of one per configuration (the configurations are in the
+    report's tuning tables). A method with two variants at one point anywhere keeps them."""
     ann = ann.copy()
+    point = ["condition"] if col is None else ["condition", col]
     for m, g in ann.groupby("method", sort=False):
-        per_point = g.groupby(["condition", col])["variant"].nunique()
-        if g["variant"].nunique() > 1 and (per_point <= 1).all():
-            ann.loc[g.index, "variant"] = f"{m} ({TUNED})"
+        if g["variant"].nunique() > 1 and (g.groupby(point)["variant"].nunique() <= 1).all():
+            ann.loc[g.index, "variant"] = m if label is None else f"{m} ({label})"
     return ann
+
+
+def _natural(c) -> list:
+    """Sort key: numbers in a condition's label compare as numbers (T=5 before T=10)."""
+    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", str(c))]
 
 
 def _short_titles(conds) -> dict:
