@@ -335,9 +335,8 @@ def fig_convergence(
     """Best training loss so far vs cost: median line and interquartile band per method, one
     panel per task/condition, log-log."""
     with matplotlib.rc_context(STYLE):
-        ann = analysis.annotate(runs)
+        ann, conds, short, tuned = _panels(analysis.annotate(runs))
         cur = analysis.convergence_curves(ann, traces, cost=cost, by=("condition", "variant"))
-        conds = sorted(ann["condition"].unique(), key=str)
         styles = _styles(ann["variant"].unique())
         fig, axes = _figure(len(conds))
         for ax, cond in zip(axes, conds, strict=True):
@@ -371,7 +370,7 @@ def fig_convergence(
             ax.set_xscale("log")
             ax.set_yscale("log")
             n = ann.loc[ann["condition"] == cond].groupby("variant").size()
-            ax.set_title(_title2(cond, _seeds(n)) if len(n) else str(cond))
+            ax.set_title(_title2(short[cond], _seeds(n)) if len(n) else short[cond])
             if sub.empty:
                 _no_data(ax)
         _labels(
@@ -385,7 +384,7 @@ def fig_convergence(
             f"{title}: best training loss vs {what} (median line, interquartile band over seeds)"
             if title
             else f"Best training loss vs {what}"
-        )
+        ) + (f"; {TUNED_NOTE}" if tuned else "")
         cfg = analysis.describe_config(runs)
         return _finish(fig, f"{t}; {cfg}" if cfg else t, _handles(styles))
 
@@ -404,11 +403,10 @@ def fig_ecdf(
     """COCO-style runtime ECDF: fraction of (run, target) pairs reached vs cost, one panel
     per task/condition; x marks the largest budget a method's runs spent."""
     with matplotlib.rc_context(STYLE):
-        ann = analysis.annotate(runs)
+        ann, conds, short, tuned = _panels(analysis.annotate(runs))
         ec = analysis.runtime_ecdf(
             ann, traces, cost=cost, by=("condition", "variant"), n_targets=n_targets
         )
-        conds = sorted(ann["condition"].unique(), key=str)
         styles = _styles(ann["variant"].unique())
         fig, axes = _figure(len(conds))
         for ax, cond in zip(axes, conds, strict=True):
@@ -438,11 +436,11 @@ def fig_ecdf(
             if not sub.empty:
                 r = sub.iloc[0]
                 ax.set_title(
-                    f"{cond}\n{int(r['n_targets'])} loss targets "
+                    f"{short[cond]}\n{int(r['n_targets'])} loss targets "
                     f"{r['target_hi']:.2g} … {r['target_lo']:.2g}"
                 )
             else:
-                ax.set_title(str(cond))
+                ax.set_title(short[cond])
                 _no_data(ax)
         _labels(
             fig,
@@ -456,7 +454,7 @@ def fig_ecdf(
             f"{title}: runtime ECDF over log-spaced loss targets (COCO style)"
             if title
             else "Runtime ECDF over log-spaced loss targets (COCO style)"
-        )
+        ) + (f"; {TUNED_NOTE}" if tuned else "")
         cfg = analysis.describe_config(runs)
         return _finish(fig, f"{t}; {cfg}" if cfg else t, h)
 
@@ -477,12 +475,7 @@ def fig_final_loss(
     plot, log y; non-finite losses in a row at the top; above each box the success rate with
     its Wilson 95 % CI and the number of distinct final-loss levels (:func:`analysis.basins`)."""
     with matplotlib.rc_context(STYLE):
-        ann = analysis.annotate(runs)
-        merged = _tuned_series(ann, None, None)
-        tuned = not merged["variant"].equals(ann["variant"])
-        ann = merged
-        conds = sorted(ann["condition"].unique(), key=_natural)
-        short = _short_titles(conds)
+        ann, conds, short, tuned = _panels(analysis.annotate(runs))
         styles = _styles(ann["variant"].unique())
         sr = analysis.success_rate(ann, by=("condition", "variant"))
         bs = analysis.basins(ann, by=("condition", "variant"), column=column, gap=gap)
@@ -626,7 +619,7 @@ def fig_final_loss(
             f" and distinct final-loss levels (gap {gap:g} decade)"
         )
         if tuned:
-            t += "; each method in the configuration tuned for its panel (report: tuning tables)"
+            t += f"; {TUNED_NOTE}"
         cfg = analysis.describe_config(runs)
         return _finish(fig, f"{t}; {cfg}" if cfg else t, h, ncol=3)
 
@@ -692,6 +685,18 @@ def _tuned_series(ann: pd.DataFrame, col: str | None, label: str | None = TUNED)
         if g["variant"].nunique() > 1 and (g.groupby(point)["variant"].nunique() <= 1).all():
             ann.loc[g.index, "variant"] = m if label is None else f"{m} ({label})"
     return ann
+
+
+TUNED_NOTE = "each method in the configuration tuned for its panel (report: tuning tables)"
+
+
+def _panels(ann: pd.DataFrame):
+    """(ann with each method's per-panel configurations as one series (:func:`_tuned_series`),
+    the conditions in natural order, their short titles, whether configurations were merged)."""
+    merged = _tuned_series(ann, None, None)
+    tuned = not merged["variant"].equals(ann["variant"])
+    conds = sorted(merged["condition"].unique(), key=_natural)
+    return merged, conds, _short_titles(conds), tuned
 
 
 def _natural(c) -> list:
