@@ -320,6 +320,8 @@ def _trainer(loop, params: dict, optimizer=None):
         theta = net.init(rng, scale=hyper["init_scale"])
         if loop is _loop_minibatch and _chunked(net, run):
             _warm_chunks(trace)
+        elif loop is _loop_online and _online_chunked(net, run, mask, hyper["average"]):
+            _warm_chunks(trace, "online")
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 outcome, message = loop(net, x, y, mask, theta, run, rng, **hyper)
@@ -512,25 +514,29 @@ def _loop_full_chunked(net, x, y, mask, theta, run, k):
             return end
 
 
-_CHUNKS_WARM = False
+_CHUNKS_WARM: set[str] = set()  # the kinds of chunk compiled (or loaded) in this process
 
 
-def _warm_chunks(trace) -> None:
-    """Compile (or load from Numba's cache) both chunk functions once per process, on a tiny
-    run of their single signature, before the first run that takes them; the seconds are
-    added to the trace's compile time and kept out of its wall clock (as net.warmup's)."""
-    global _CHUNKS_WARM
-    if _CHUNKS_WARM:
+def _warm_chunks(trace, kind: str = "epochwise") -> None:
+    """Compile (or load from Numba's cache) the chunk functions of one kind once per process
+    ("epochwise": full_batch and minibatch; "online": online), on a tiny run of their single
+    signature, before the first run that takes them; the seconds are added to the trace's
+    compile time and kept out of its wall clock (as net.warmup's)."""
+    if kind in _CHUNKS_WARM:
         return
-    _CHUNKS_WARM = True
+    _CHUNKS_WARM.add(kind)
     t0 = time.perf_counter()
     net, x, m = Elman(1, 2, 1), np.zeros((2, 2, 1)), np.ones((2, 2))
     hyper = {k: p.default for k, p in _COMMON.items()} | {"lr": 0.1}
-    for bs in (None, 1):
+    for bs in (None, 1) if kind == "epochwise" else (1,):
         run = _Run(Trace("warmup"), Budget(evals=2), None, None, hyper, "adam", m.sum())
         theta = np.zeros(net.n_params)
-        _loop_minibatch(net, x, x, m, theta, run, np.random.default_rng(0), k=None,
-                        batch_size=bs, shuffle=True)  # fmt: skip
+        rng = np.random.default_rng(0)
+        if kind == "epochwise":
+            _loop_minibatch(net, x, x, m, theta, run, rng, k=None, batch_size=bs, shuffle=True)
+        else:
+            _loop_online(net, x, x, m, theta, run, rng, k=1, average="shared", batch_size=bs,
+                         shuffle=True)  # fmt: skip
     dt = time.perf_counter() - t0
     trace.compile_s += dt
     if trace._t0 is not None:
@@ -657,15 +663,29 @@ class _Copies:
         return end
 
 
+def _online_chunked(net, run, mask, average) -> bool:
+    """Whether the compiled chunk (toolkit.train.chunk.online) serves this online run: a plain
+    Elman cell (:func:`_chunked`) without input windows (with lags, the Python loop's
+    one-step context advance sees no lags, and the chunk does not copy that), the averages
+    "shared" and "sum" ("copies" keeps :class:`_Copies`), and masks of integer weights
+    (:func:`_integer_counts`: each window's count of targets is summed in the chunk's
+    order)."""
+    return average != "copies" and _chunked(net, run) and net.window == 1 and _integer_counts(mask)
+
+
 def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, shuffle, **_):
     """The classic online algorithm; ``batch_size`` sequences run side by side, each with its
-    own context (batch_size=1 is the textbook algorithm)."""
+    own context (batch_size=1 is the textbook algorithm). Runs in compiled chunks
+    (:func:`_loop_online_chunked`) where :func:`_online_chunked` says so."""
     B, T, _I = x.shape
     f_part = net.pack(
         {n: np.full(s, n not in ("W_hy", "b_y"), dtype=float) for n, s in net.shapes.items()}
     ).astype(bool)  # f's weights in theta: all but the readout g's
     scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
     shared = scale if average == "shared" else None
+    if _online_chunked(net, run, mask, average):
+        return _loop_online_chunked(net, x, y, mask, theta, run, rng, k, batch_size, shuffle,
+                                    shared)  # fmt: skip
     copies = _Copies(net, k) if average == "copies" else None
     # the context is advanced lazily: the steps between two updates use the same theta, so
     # they run as one call when the cell's states over a block are its steps one by one
@@ -715,6 +735,56 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
                             return end
                 fwd += b  # x = f(x, a[t]) (computed when the next window needs it)
             run.trace.add_cost(fwd_steps=fwd)
+
+
+def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, shared):
+    """Online BPTT in compiled chunks (toolkit.train.chunk.online). The epochs' orders are
+    drawn here as in _loop_minibatch_chunked (rng.permutation(B) per epoch when shuffling,
+    as the Python loop draws them, a few epochs ahead); the loop's position within an epoch
+    (minibatch, window, lazily advanced context, forward steps not yet counted) lives in
+    the chunk's arguments and results between calls; the evaluation that ends a chunk is
+    recorded here as in _loop_full_chunked."""
+    B, T, _I = x.shape
+    tr, el = run.trace, run.epoch_loss
+    c = _Chunks(net, x, y, mask, theta, run, bs)
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    use_scale = shared is not None
+    scale = np.ascontiguousarray(shared, dtype=np.float64) if use_scale else np.zeros(0)
+    # _EpochLoss holds at most about 2 n_total evaluations (each counts >= 1 target)
+    C = int(min(2.0 * el.n_total, 1 << 16)) + 16
+    ringL, ringN = np.zeros(C), np.zeros(C)
+    ctx = np.zeros(bs * net.n_state)  # the minibatch's context, carried between chunks
+    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
+    t = t_ctx = fwd = 0
+    while True:
+        if ep >= perms.shape[0]:
+            if shuffle:
+                perms = np.stack([rng.permutation(B) for _ in range(block)])
+            else:
+                perms = np.tile(np.arange(B), (block, 1))
+            ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        count = len(el.buf)
+        if count + 2 > C:  # the ring grows with the deque it mirrors
+            C = 2 * count + 16
+            ringL, ringN = np.zeros(C), np.zeros(C)
+        if count:
+            ringL[:count], ringN[:count] = np.array(el.buf, dtype=np.float64).T
+        out = chunk.online(
+            theta, c.xw, c.y, c.mask, *c.sizes, c.work, c.base, c.free_idx, c.all_free,
+            perms, ep, i, t, t_ctx, fwd, ctx, bs, k, scale, use_scale, *c.reduce, kind, lrs,
+            mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(),
+            ringL, ringN, 0, count, float(el.L), float(el.n), el.pushes, el.n_total,
+        )  # fmt: skip
+        done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
+        ep, i, t, t_ctx, fwd, head, count, el.L, el.n, el.pushes = out[11:]
+        tr.fwd_steps = int(fwd_steps)
+        order = (np.arange(count) + head) % C
+        el.buf = deque(zip(ringL[order].tolist(), ringN[order].tolist(), strict=True))
+        c.after(done, evals, gsteps, best_loss, improved)
+        if pending and (end := c.last(theta, L, n, norm, finite)):
+            return end
 
 
 # ---------------------------------------------------------------------------------------
