@@ -175,3 +175,16 @@ def test_online_fallbacks_keep_the_python_loop():
 
     run("bptt_online", GRU(1, 2, 1), None, ECHO, **kw)
     assert bptt.CHUNK_STATS["calls"] == calls
+
+
+def test_ring_epoch_loss_equals_epoch_loss():
+    """The online chunk's ring form of the epoch loss gives _EpochLoss's values bit for bit,
+    through its re-sums and when it outgrows its room."""
+    rng = np.random.default_rng(0)
+    for n_total, capacity in ((7.0, 4), (30.0, 8), (5.0, 100)):
+        a = bptt._EpochLoss(n_total)
+        b = bptt._RingEpochLoss(bptt._EpochLoss(n_total), capacity)
+        for _ in range(500):
+            L, n = float(rng.exponential()) * 1e3, float(rng.integers(1, 4))
+            assert np.float64(a(L, n)).view(np.uint64) == np.float64(b(L, n)).view(np.uint64)
+        assert b.count == len(a.buf)

@@ -737,6 +737,48 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
             run.trace.add_cost(fwd_steps=fwd)
 
 
+class _RingEpochLoss:
+    """:class:`_EpochLoss` with its deque kept as a ring of two arrays (``count`` entries from
+    ``head``), the form in which the online chunk reads and writes it in place: the same
+    arithmetic in the same order (math.fsum over the same entries), hence the same bits,
+    without converting between a deque and arrays at every chunk."""
+
+    def __init__(self, el: _EpochLoss, capacity: int):
+        self.n_total = el.n_total
+        self.count = len(el.buf)
+        C = max(int(capacity), 2 * self.count + 16)
+        self.ringL, self.ringN = np.zeros(C), np.zeros(C)
+        for j, (Lj, nj) in enumerate(el.buf):
+            self.ringL[j], self.ringN[j] = Lj, nj
+        self.head, self.L, self.n, self.pushes = 0, el.L, el.n, el.pushes
+
+    def _entries(self, ring):
+        C = ring.shape[0]
+        return ring[(np.arange(self.count) + self.head) % C]
+
+    def __call__(self, L: float, n: float) -> float:
+        ringL, ringN = self.ringL, self.ringN
+        if self.count + 1 >= ringL.shape[0]:  # full: twice the room, the entries from 0
+            C = 2 * ringL.shape[0]
+            Ls, ns = self._entries(ringL), self._entries(ringN)
+            self.ringL, self.ringN = ringL, ringN = np.zeros(C), np.zeros(C)
+            ringL[: self.count], ringN[: self.count], self.head = Ls, ns, 0
+        C = ringL.shape[0]
+        q = (self.head + self.count) % C
+        ringL[q], ringN[q] = L, n
+        self.count += 1
+        self.L, self.n, self.pushes = self.L + L, self.n + n, self.pushes + 1
+        while self.n - ringN[self.head] >= self.n_total:
+            self.L, self.n = self.L - ringL[self.head], self.n - ringN[self.head]
+            self.head = (self.head + 1) % C
+            self.count -= 1
+        if self.pushes >= self.count:  # re-sum now and then, as _EpochLoss
+            self.L = math.fsum(self._entries(ringL).tolist())
+            self.n = math.fsum(self._entries(ringN).tolist())
+            self.pushes = 0
+        return self.L * (self.n_total / self.n)
+
+
 def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, shared):
     """Online BPTT in compiled chunks (toolkit.train.chunk.online). The epochs' orders are
     drawn here as in _loop_minibatch_chunked (rng.permutation(B) per epoch when shuffling,
@@ -745,14 +787,14 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
     the chunk's arguments and results between calls; the evaluation that ends a chunk is
     recorded here as in _loop_full_chunked."""
     B, T, _I = x.shape
-    tr, el = run.trace, run.epoch_loss
+    tr = run.trace
     c = _Chunks(net, x, y, mask, theta, run, bs)
     kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
     use_scale = shared is not None
     scale = np.ascontiguousarray(shared, dtype=np.float64) if use_scale else np.zeros(0)
-    # _EpochLoss holds at most about 2 n_total evaluations (each counts >= 1 target)
-    C = int(min(2.0 * el.n_total, 1 << 16)) + 16
-    ringL, ringN = np.zeros(C), np.zeros(C)
+    # the epoch loss holds at most about 2 n_total evaluations (each counts >= 1 target)
+    n_total = run.epoch_loss.n_total
+    el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, min(2.0 * n_total, 1 << 16) + 16)
     ctx = np.zeros(bs * net.n_state)  # the minibatch's context, carried between chunks
     perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
     t = t_ctx = fwd = 0
@@ -765,23 +807,15 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
             ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
-        count = len(el.buf)
-        if count + 2 > C:  # the ring grows with the deque it mirrors
-            C = 2 * count + 16
-            ringL, ringN = np.zeros(C), np.zeros(C)
-        if count:
-            ringL[:count], ringN[:count] = np.array(el.buf, dtype=np.float64).T
         out = chunk.online(
             theta, c.xw, c.y, c.mask, *c.sizes, c.work, c.base, c.free_idx, c.all_free,
             perms, ep, i, t, t_ctx, fwd, ctx, bs, k, scale, use_scale, *c.reduce, kind, lrs,
             mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(),
-            ringL, ringN, 0, count, float(el.L), float(el.n), el.pushes, el.n_total,
+            el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
         )  # fmt: skip
         done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
-        ep, i, t, t_ctx, fwd, head, count, el.L, el.n, el.pushes = out[11:]
+        ep, i, t, t_ctx, fwd, el.head, el.count, el.L, el.n, el.pushes = out[11:]
         tr.fwd_steps = int(fwd_steps)
-        order = (np.arange(count) + head) % C
-        el.buf = deque(zip(ringL[order].tolist(), ringN[order].tolist(), strict=True))
         c.after(done, evals, gsteps, best_loss, improved)
         if pending and (end := c.last(theta, L, n, norm, finite)):
             return end
