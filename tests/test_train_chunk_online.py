@@ -188,3 +188,114 @@ def test_ring_epoch_loss_equals_epoch_loss():
             L, n = float(rng.exponential()) * 1e3, float(rng.integers(1, 4))
             assert np.float64(a(L, n)).view(np.uint64) == np.float64(b(L, n)).view(np.uint64)
         assert b.count == len(a.buf)
+
+
+# -- BPTT(k1, k2) on streams (toolkit.train.chunk.k1k2) ------------------------------------
+K1K2 = {  # name -> (net factory, data, hyperparameters, budget, extra run arguments)
+    "sgd_3_6": (elman(), LONG, {"lr": 0.1, "k1": 3, "k2": 6}, {"evals": 300}, {}),
+    "adam_4_4_clip_wd": (
+        elman(),
+        LONG,
+        {"lr": 0.02, "k1": 4, "k2": 4, "optimizer": "adam", "clip": 0.1, "weight_decay": 1e-3},
+        {"evals": 300},
+        {},
+    ),
+    "momentum_5_9_cosine_fixed": (
+        elman(fixed={"b_h": [0.1, np.nan, np.nan]}),
+        LONG,
+        {"lr": 0.05, "k1": 5, "k2": 9, "optimizer": "momentum", "schedule": "cosine"},
+        {"evals": 300},
+        {},
+    ),
+    "nesterov_7_30_step_sum": (
+        elman(),
+        LONG,
+        {
+            "lr": 0.01,
+            "k1": 7,
+            "k2": 30,
+            "optimizer": "momentum",
+            "nesterov": True,
+            "schedule": "step",
+            "decay_steps": 20,
+            "reduction": "sum",
+        },
+        {"evals": 300},
+        {},
+    ),
+    "sparse_2_5_fwd_budget": (
+        elman(),
+        SPARSE,
+        {"lr": 0.1, "k1": 2, "k2": 5},
+        {"fwd_equiv": 3e3},
+        {},
+    ),
+    "softmax_relu_1_3": (
+        lambda: Elman(2, 4, 3, hidden="relu", output="softmax"),
+        CLASSES,
+        {"lr": 0.05, "k1": 1, "k2": 3},
+        {"evals": 250},
+        {},
+    ),
+    "adam_target": (
+        elman(),
+        LONG,
+        {"lr": 0.05, "k1": 4, "k2": 8, "optimizer": "adam"},
+        {"evals": 2000},
+        {"target_loss": 3.0},
+    ),
+    "adam_solved": (
+        elman(),
+        LONG,
+        {"lr": 0.05, "k1": 4, "k2": 8, "optimizer": "adam"},
+        {"evals": 2000},
+        {"task_level": 1.5},
+    ),
+    "sgd_diverges": (
+        elman(),
+        LONG,
+        {"lr": 1e6, "k1": 3, "k2": 6, "init_scale": 3.0},
+        {"evals": 100},
+        {},
+    ),
+}
+
+
+@pytest.mark.trajectory
+@pytest.mark.parametrize("name", list(K1K2))
+def test_k1k2_chunks_equal_python_loop(name):
+    make_net, data, hyper, budget, extra = K1K2[name]
+    for seed in (0, 1, 2):
+        a, b = both("bptt_k1k2", make_net, data, seed=seed, budget=budget, **hyper, **extra)
+        assert a[2] > 0, "the chunked path was not taken"
+        assert_same(a, b)
+
+
+def test_k1k2_cases_reach_their_stops():
+    outcomes = {}
+    for name in ("sparse_2_5_fwd_budget", "adam_target", "adam_solved", "sgd_diverges"):
+        make_net, data, hyper, budget, extra = K1K2[name]
+        a, _ = both("bptt_k1k2", make_net, data, seed=0, budget=budget, **hyper, **extra)
+        outcomes[name] = a[0].outcome
+        if name == "adam_solved":
+            assert 1 < a[0].evals < budget["evals"] and len(a[1].seen) > 1  # fired mid-run
+    assert outcomes == {
+        "sparse_2_5_fwd_budget": "budget",
+        "adam_target": "target",
+        "adam_solved": "solved",
+        "sgd_diverges": "diverged",
+    }
+
+
+def test_k1k2_fallbacks_keep_the_python_loop():
+    x, y, mask = LONG
+    kw = dict(seed=0, budget={"evals": 30}, k1=3, k2=6)
+    run("bptt_k1k2", Elman(1, 2, 1), None, LONG, **kw)
+    assert "k1k2" in bptt._CHUNKS_WARM
+    calls = bptt.CHUNK_STATS["calls"]
+    run("bptt_k1k2", Elman(1, 2, 1), None, (x, y, mask * 0.5), **kw)
+    run("bptt_k1k2", Elman(1, 2, 1, window=2), None, LONG, **kw)
+    from toolkit.gated import LSTM
+
+    run("bptt_k1k2", LSTM(1, 2, 1), None, LONG, **kw)
+    assert bptt.CHUNK_STATS["calls"] == calls

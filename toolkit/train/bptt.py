@@ -322,6 +322,8 @@ def _trainer(loop, params: dict, optimizer=None):
             _warm_chunks(trace)
         elif loop is _loop_online and _online_chunked(net, run, mask, hyper["average"]):
             _warm_chunks(trace, "online")
+        elif loop is _loop_k1k2 and _k1k2_chunked(net, run, mask):
+            _warm_chunks(trace, "k1k2")
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 outcome, message = loop(net, x, y, mask, theta, run, rng, **hyper)
@@ -519,7 +521,7 @@ _CHUNKS_WARM: set[str] = set()  # the kinds of chunk compiled (or loaded) in thi
 
 def _warm_chunks(trace, kind: str = "epochwise") -> None:
     """Compile (or load from Numba's cache) the chunk functions of one kind once per process
-    ("epochwise": full_batch and minibatch; "online": online), on a tiny run of their single
+    ("epochwise": full_batch and minibatch; "online"; "k1k2"), on a tiny run of their single
     signature, before the first run that takes them; the seconds are added to the trace's
     compile time and kept out of its wall clock (as net.warmup's)."""
     if kind in _CHUNKS_WARM:
@@ -534,6 +536,8 @@ def _warm_chunks(trace, kind: str = "epochwise") -> None:
         rng = np.random.default_rng(0)
         if kind == "epochwise":
             _loop_minibatch(net, x, x, m, theta, run, rng, k=None, batch_size=bs, shuffle=True)
+        elif kind == "k1k2":
+            _loop_k1k2(net, x, x, m, theta, run, rng, k1=1, k2=2)
         else:
             _loop_online(net, x, x, m, theta, run, rng, k=1, average="shared", batch_size=bs,
                          shuffle=True)  # fmt: skip
@@ -826,12 +830,23 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
 # ---------------------------------------------------------------------------------------
 
 
+def _k1k2_chunked(net, run, mask) -> bool:
+    """Whether the compiled chunk (toolkit.train.chunk.k1k2) serves this BPTT(k1, k2) run: a
+    plain Elman cell (:func:`_chunked`) without input windows (net.states windows each block
+    on its own, which the chunk does not copy) and masks of integer weights
+    (:func:`_integer_counts`)."""
+    return _chunked(net, run) and net.window == 1 and _integer_counts(mask)
+
+
 def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
     """Every k1 steps of the B streams (run forward with the current weights, state carried),
     backpropagate the errors of those k1 steps through the last k2 steps (the window's states
     are recomputed from the stored state k2 steps back, which is held constant) and update.
-    Each epoch starts the streams from the zero state."""
+    Each epoch starts the streams from the zero state. Runs in compiled chunks
+    (:func:`_loop_k1k2_chunked`) where :func:`_k1k2_chunked` says so."""
     B, T, _I = x.shape
+    if _k1k2_chunked(net, run, mask):
+        return _loop_k1k2_chunked(net, x, y, mask, theta, run, k1, k2)
     while True:  # epochs
         hist = np.zeros((B, T + 1, net.n_state))  # hist[:, s] = state before step s
         for t0 in range(0, T, k1):
@@ -849,6 +864,36 @@ def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
             run.trace.add_cost(evals=1, grad_steps=B * (t1 - s))
             if end := run.update(theta, g, n, L):
                 return end
+
+
+def _loop_k1k2_chunked(net, x, y, mask, theta, run, k1, k2):
+    """BPTT(k1, k2) in compiled chunks (toolkit.train.chunk.k1k2): the streams' states of the
+    epoch (hist) and the next block live in the chunk's arguments and results between
+    calls, the epoch loss in a ring (:class:`_RingEpochLoss`); the evaluation that ends a
+    chunk is recorded here as in _loop_full_chunked."""
+    B, T, _I = x.shape
+    tr = run.trace
+    c = _Chunks(net, x, y, mask, theta, run, B)
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    n_total = run.epoch_loss.n_total
+    el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, min(2.0 * n_total, 1 << 16) + 16)
+    hist = np.zeros((B, T + 1, net.n_state))  # hist[:, s] = state before step s
+    p = 0
+    while True:
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        out = chunk.k1k2(
+            theta, c.xw, c.y, c.mask, *c.sizes, c.work, c.base, c.free_idx, c.all_free,
+            hist, p, k1, k2, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+            t0, c.prev, c.gw, n_max, *c.limits(),
+            el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
+        )  # fmt: skip
+        done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
+        p, el.head, el.count, el.L, el.n, el.pushes = out[11:]
+        tr.fwd_steps = int(fwd_steps)
+        c.after(done, evals, gsteps, best_loss, improved)
+        if pending and (end := c.last(theta, L, n, norm, finite)):
+            return end
 
 
 # ---------------------------------------------------------------------------------------

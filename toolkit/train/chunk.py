@@ -30,7 +30,7 @@ from toolkit.train.optim import _update
 
 #: the compiled entry points (the trainers look them up on this module at call time, so a
 #: benchmark can wrap them: benchmarks/bench_train.py)
-ENTRY_POINTS = ("full_batch", "minibatch", "online")
+ENTRY_POINTS = ("full_batch", "minibatch", "online", "k1k2")
 
 
 @njit(cache=True)
@@ -459,4 +459,110 @@ def online(
     return (
         done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
         ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def k1k2(
+    theta, x, y, mask, I, H, O, act, out, work, base, free_idx, all_free,
+    hist, p, k1, k2, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+    t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
+    max_fwd, has_target, target_loss, best_loss, best_theta,
+    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+):  # fmt: skip
+    """Up to ``n_max`` updates of BPTT(k1, k2) on the B streams (``bptt._loop_k1k2``) on 1-D
+    theta (in place); masks hold integers (so every count of targets is exact in any
+    order); Elman cells without input windows.
+
+    The loop's position is the next block's first step ``p`` (T: the epoch is over) and
+    ``hist`` (B, T+1, H), the states before each step of this epoch. Per block p..t1-1
+    (t1 = min(p + k1, T)): the states over it by ``kernels.forward`` from hist[:, p] with
+    the current theta (the kernel net.states calls), fwd_steps += B (t1 - p); unless the
+    block counts no target, (L, g) = kernels.loss_and_grad over the window s..t1-1 (s =
+    max(0, t1 - k2)) from hist[:, s], the block's targets only, evals += 1, grad_steps +=
+    B (t1 - s), the step. Evaluations are committed as in :func:`online`. A new epoch
+    starts the streams from the zero state.
+
+    Returns (updates taken, whether the last one is pending, L, n, norm and
+    parameters-finite of the last, evals, fwd_steps, grad_steps, best_loss, whether
+    best_theta changed, p, head, count, Lsum, nsum, pushes)."""
+    B, T = x.shape[0], x.shape[1]
+    C = ringL.shape[0]
+    done = 0
+    pending = False
+    improved = False
+    L = 0.0
+    n = 0.0
+    norm = 0.0
+    finite = True
+    no_scale = np.empty(0)
+    while True:
+        if p >= T:  # a new epoch, from the zero state
+            p = 0
+            hist[:] = 0.0
+        t1 = min(p + k1, T)
+        if all_free:
+            th = theta
+        else:
+            base[free_idx] = theta
+            th = base
+        hs, _ = kernels.forward(
+            th, np.ascontiguousarray(x[:, p:t1]), np.ascontiguousarray(hist[:, p]), I, H, O,
+            act, out,
+        )  # fmt: skip
+        hist[:, p + 1 : t1 + 1] = hs
+        fwd_steps += B * (t1 - p)
+        s = max(0, t1 - k2)  # the window: steps s..t1-1, errors of steps p..t1-1 only
+        mw = np.zeros((B, t1 - s))
+        n = 0.0
+        for r in range(B):
+            for q in range(p, t1):
+                w = mask[r, q]
+                mw[r, q - s] = w
+                n += w
+        p = t1
+        if n == 0.0:
+            continue
+        L, g = _gradient(
+            theta, np.ascontiguousarray(x[:, s:t1]), np.ascontiguousarray(y[:, s:t1]), mw,
+            np.ascontiguousarray(hist[:, s]), I, H, O, act, out, 0, work, base, free_idx,
+            all_free,
+        )  # fmt: skip
+        evals += 1
+        grad_steps += B * (t1 - s)
+        norm, finite = _step(
+            theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
+            ob1, b2, ob2, eps, t0, no_scale, False,
+        )  # fmt: skip
+        done += 1
+        pending = True
+        if done >= n_max or not finite:
+            break
+        if not (np.isfinite(L) and np.isfinite(norm)):
+            break
+        if evals >= next_log:
+            break
+        if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
+            break
+        s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
+        head, count, Lsum, nsum, pushes, e = _epoch_push(
+            ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
+        )
+        best = e if e < best_loss else best_loss
+        if (
+            not np.isfinite(e)
+            or (has_target and best <= target_loss)
+            or evals >= max_evals
+            or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
+        ):
+            head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+            break
+        pending = False
+        if e < best_loss:  # Trace.record: the best theta is the one evaluated
+            best_loss = e
+            best_theta[:] = prev
+            improved = True
+    return (
+        done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
+        p, head, count, Lsum, nsum, pushes,
     )  # fmt: skip
