@@ -34,9 +34,10 @@ and keeps the best theta. A run that meets a non-finite loss, gradient or parame
 hyperparameters raise ValueError before training starts). The final theta is the last one
 whose loss was evaluated (a stop comes before the update of that evaluation).
 
-Epochwise BPTT on a plain Elman net runs in compiled chunks of updates between the Python
-checkpoints (:mod:`toolkit.train.chunk`, :func:`_loop_full_chunked`,
-:func:`_loop_minibatch_chunked`), with the Python loop's results bit for bit.
+Epochwise BPTT, online BPTT (averages "shared" and "sum") and BPTT(k1, k2) on a plain Elman net
+run in compiled chunks of updates between the Python checkpoints (:mod:`toolkit.train.chunk`,
+:func:`_loop_full_chunked`, :func:`_loop_minibatch_chunked`, :func:`_loop_online_chunked`,
+:func:`_loop_k1k2_chunked`), with the Python loop's results bit for bit.
 """
 
 from __future__ import annotations

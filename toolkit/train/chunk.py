@@ -14,7 +14,13 @@ the chunk's length. That last evaluation (its step already taken, the parameters
 ``prev``) is handed back to Python, which records it exactly as it records every evaluation
 (``_Run.evaluated``: trace point, solved check on the best theta, outcome; the step undone when
 the run ends there). So the trace, the outcome, the final and best theta and every counter are
-the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py).
+the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py,
+tests/test_train_chunk_online.py).
+
+The online algorithm (:func:`online`) and BPTT(k1, k2) (:func:`k1k2`) also carry a state across
+updates: they advance it with ``toolkit.kernels.forward``, the kernel that ``net.states`` and
+``net.step`` call, so the contexts have the Python loop's bits too; their position in the epoch
+(minibatch, window, context; block, stream states) is handed back and forth with each chunk.
 
 Kernels stay pure: arrays and numbers in, numbers out; the trainer (toolkit/train/bptt.py)
 owns the trace and the optimizer object and writes the chunk's results back into them.
