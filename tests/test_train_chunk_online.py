@@ -299,3 +299,16 @@ def test_k1k2_fallbacks_keep_the_python_loop():
 
     run("bptt_k1k2", LSTM(1, 2, 1), None, LONG, **kw)
     assert bptt.CHUNK_STATS["calls"] == calls
+
+
+def test_wall_budget_runs_in_short_chunks():
+    """A wall_s budget (the clock is read in Python) stops online and BPTT(k1, k2) runs in
+    chunks of at most bptt._WALL_CHUNK updates."""
+    for method, hyper, data in (
+        ("bptt_online", {"k": 3}, ECHO),
+        ("bptt_k1k2", {"k1": 3, "k2": 6}, LONG),
+    ):
+        calls = bptt.CHUNK_STATS["calls"]
+        tr = run(method, Elman(1, 2, 1), None, data, seed=0, budget={"wall_s": 0.05}, **hyper)
+        assert tr.outcome == "budget" and bptt.CHUNK_STATS["calls"] > calls
+        assert bptt.CHUNK_STATS["calls"] - calls >= tr.evals / bptt._WALL_CHUNK
