@@ -34,9 +34,10 @@ and keeps the best theta. A run that meets a non-finite loss, gradient or parame
 hyperparameters raise ValueError before training starts). The final theta is the last one
 whose loss was evaluated (a stop comes before the update of that evaluation).
 
-Epochwise BPTT on a plain Elman net runs in compiled chunks of updates between the Python
-checkpoints (:mod:`toolkit.train.chunk`, :func:`_loop_full_chunked`,
-:func:`_loop_minibatch_chunked`), with the Python loop's results bit for bit.
+Epochwise BPTT, online BPTT (averages "shared" and "sum") and BPTT(k1, k2) on a plain Elman net
+run in compiled chunks of updates between the Python checkpoints (:mod:`toolkit.train.chunk`,
+:func:`_loop_full_chunked`, :func:`_loop_minibatch_chunked`, :func:`_loop_online_chunked`,
+:func:`_loop_k1k2_chunked`), with the Python loop's results bit for bit.
 """
 
 from __future__ import annotations
@@ -320,6 +321,10 @@ def _trainer(loop, params: dict, optimizer=None):
         theta = net.init(rng, scale=hyper["init_scale"])
         if loop is _loop_minibatch and _chunked(net, run):
             _warm_chunks(trace)
+        elif loop is _loop_online and _online_chunked(net, run, mask, hyper["average"]):
+            _warm_chunks(trace, "online")
+        elif loop is _loop_k1k2 and _k1k2_chunked(net, run, mask):
+            _warm_chunks(trace, "k1k2")
         try:
             with np.errstate(over="ignore", invalid="ignore"):
                 outcome, message = loop(net, x, y, mask, theta, run, rng, **hyper)
@@ -512,25 +517,31 @@ def _loop_full_chunked(net, x, y, mask, theta, run, k):
             return end
 
 
-_CHUNKS_WARM = False
+_CHUNKS_WARM: set[str] = set()  # the kinds of chunk compiled (or loaded) in this process
 
 
-def _warm_chunks(trace) -> None:
-    """Compile (or load from Numba's cache) both chunk functions once per process, on a tiny
-    run of their single signature, before the first run that takes them; the seconds are
-    added to the trace's compile time and kept out of its wall clock (as net.warmup's)."""
-    global _CHUNKS_WARM
-    if _CHUNKS_WARM:
+def _warm_chunks(trace, kind: str = "epochwise") -> None:
+    """Compile (or load from Numba's cache) the chunk functions of one kind once per process
+    ("epochwise": full_batch and minibatch; "online"; "k1k2"), on a tiny run of their single
+    signature, before the first run that takes them; the seconds are added to the trace's
+    compile time and kept out of its wall clock (as net.warmup's)."""
+    if kind in _CHUNKS_WARM:
         return
-    _CHUNKS_WARM = True
+    _CHUNKS_WARM.add(kind)
     t0 = time.perf_counter()
     net, x, m = Elman(1, 2, 1), np.zeros((2, 2, 1)), np.ones((2, 2))
     hyper = {k: p.default for k, p in _COMMON.items()} | {"lr": 0.1}
-    for bs in (None, 1):
+    for bs in (None, 1) if kind == "epochwise" else (1,):
         run = _Run(Trace("warmup"), Budget(evals=2), None, None, hyper, "adam", m.sum())
         theta = np.zeros(net.n_params)
-        _loop_minibatch(net, x, x, m, theta, run, np.random.default_rng(0), k=None,
-                        batch_size=bs, shuffle=True)  # fmt: skip
+        rng = np.random.default_rng(0)
+        if kind == "epochwise":
+            _loop_minibatch(net, x, x, m, theta, run, rng, k=None, batch_size=bs, shuffle=True)
+        elif kind == "k1k2":
+            _loop_k1k2(net, x, x, m, theta, run, rng, k1=1, k2=2)
+        else:
+            _loop_online(net, x, x, m, theta, run, rng, k=1, average="shared", batch_size=bs,
+                         shuffle=True)  # fmt: skip
     dt = time.perf_counter() - t0
     trace.compile_s += dt
     if trace._t0 is not None:
@@ -657,15 +668,29 @@ class _Copies:
         return end
 
 
+def _online_chunked(net, run, mask, average) -> bool:
+    """Whether the compiled chunk (toolkit.train.chunk.online) serves this online run: a plain
+    Elman cell (:func:`_chunked`) without input windows (with lags, the Python loop's
+    one-step context advance sees no lags, and the chunk does not copy that), the averages
+    "shared" and "sum" ("copies" keeps :class:`_Copies`), and masks of integer weights
+    (:func:`_integer_counts`: each window's count of targets is summed in the chunk's
+    order)."""
+    return average != "copies" and _chunked(net, run) and net.window == 1 and _integer_counts(mask)
+
+
 def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, shuffle, **_):
     """The classic online algorithm; ``batch_size`` sequences run side by side, each with its
-    own context (batch_size=1 is the textbook algorithm)."""
+    own context (batch_size=1 is the textbook algorithm). Runs in compiled chunks
+    (:func:`_loop_online_chunked`) where :func:`_online_chunked` says so."""
     B, T, _I = x.shape
     f_part = net.pack(
         {n: np.full(s, n not in ("W_hy", "b_y"), dtype=float) for n, s in net.shapes.items()}
     ).astype(bool)  # f's weights in theta: all but the readout g's
     scale = np.where(f_part, 1.0 / k, 1.0)  # shared: mean of the k copies' gradients of f
     shared = scale if average == "shared" else None
+    if _online_chunked(net, run, mask, average):
+        return _loop_online_chunked(net, x, y, mask, theta, run, rng, k, batch_size, shuffle,
+                                    shared)  # fmt: skip
     copies = _Copies(net, k) if average == "copies" else None
     # the context is advanced lazily: the steps between two updates use the same theta, so
     # they run as one call when the cell's states over a block are its steps one by one
@@ -717,17 +742,112 @@ def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, sh
             run.trace.add_cost(fwd_steps=fwd)
 
 
+class _RingEpochLoss:
+    """:class:`_EpochLoss` with its deque kept as a ring of two arrays (``count`` entries from
+    ``head``), the form in which the online chunk reads and writes it in place: the same
+    arithmetic in the same order (math.fsum over the same entries), hence the same bits,
+    without converting between a deque and arrays at every chunk."""
+
+    def __init__(self, el: _EpochLoss, capacity: int):
+        self.n_total = el.n_total
+        self.count = len(el.buf)
+        C = max(int(capacity), 2 * self.count + 16)
+        self.ringL, self.ringN = np.zeros(C), np.zeros(C)
+        for j, (Lj, nj) in enumerate(el.buf):
+            self.ringL[j], self.ringN[j] = Lj, nj
+        self.head, self.L, self.n, self.pushes = 0, el.L, el.n, el.pushes
+
+    def _entries(self, ring):
+        C = ring.shape[0]
+        return ring[(np.arange(self.count) + self.head) % C]
+
+    def __call__(self, L: float, n: float) -> float:
+        ringL, ringN = self.ringL, self.ringN
+        if self.count + 1 >= ringL.shape[0]:  # full: twice the room, the entries from 0
+            C = 2 * ringL.shape[0]
+            Ls, ns = self._entries(ringL), self._entries(ringN)
+            self.ringL, self.ringN = ringL, ringN = np.zeros(C), np.zeros(C)
+            ringL[: self.count], ringN[: self.count], self.head = Ls, ns, 0
+        C = ringL.shape[0]
+        q = (self.head + self.count) % C
+        ringL[q], ringN[q] = L, n
+        self.count += 1
+        self.L, self.n, self.pushes = self.L + L, self.n + n, self.pushes + 1
+        while self.n - ringN[self.head] >= self.n_total:
+            self.L, self.n = self.L - ringL[self.head], self.n - ringN[self.head]
+            self.head = (self.head + 1) % C
+            self.count -= 1
+        if self.pushes >= self.count:  # re-sum now and then, as _EpochLoss
+            self.L = math.fsum(self._entries(ringL).tolist())
+            self.n = math.fsum(self._entries(ringN).tolist())
+            self.pushes = 0
+        return self.L * (self.n_total / self.n)
+
+
+def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, shared):
+    """Online BPTT in compiled chunks (toolkit.train.chunk.online). The epochs' orders are
+    drawn here as in _loop_minibatch_chunked (rng.permutation(B) per epoch when shuffling,
+    as the Python loop draws them, a few epochs ahead); the loop's position within an epoch
+    (minibatch, window, lazily advanced context, forward steps not yet counted) lives in
+    the chunk's arguments and results between calls; the evaluation that ends a chunk is
+    recorded here as in _loop_full_chunked."""
+    B, T, _I = x.shape
+    tr = run.trace
+    c = _Chunks(net, x, y, mask, theta, run, bs)
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    use_scale = shared is not None
+    scale = np.ascontiguousarray(shared, dtype=np.float64) if use_scale else np.zeros(0)
+    # the epoch loss holds at most about 2 n_total evaluations (each counts >= 1 target)
+    n_total = run.epoch_loss.n_total
+    el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, min(2.0 * n_total, 1 << 16) + 16)
+    ctx = np.zeros(bs * net.n_state)  # the minibatch's context, carried between chunks
+    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
+    t = t_ctx = fwd = 0
+    while True:
+        if ep >= perms.shape[0]:
+            if shuffle:
+                perms = np.stack([rng.permutation(B) for _ in range(block)])
+            else:
+                perms = np.tile(np.arange(B), (block, 1))
+            ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        out = chunk.online(
+            theta, c.xw, c.y, c.mask, *c.sizes, c.work, c.base, c.free_idx, c.all_free,
+            perms, ep, i, t, t_ctx, fwd, ctx, bs, k, scale, use_scale, *c.reduce, kind, lrs,
+            mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(),
+            el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
+        )  # fmt: skip
+        done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
+        ep, i, t, t_ctx, fwd, el.head, el.count, el.L, el.n, el.pushes = out[11:]
+        tr.fwd_steps = int(fwd_steps)
+        c.after(done, evals, gsteps, best_loss, improved)
+        if pending and (end := c.last(theta, L, n, norm, finite)):
+            return end
+
+
 # ---------------------------------------------------------------------------------------
 # BPTT(k1, k2) on streams (Williams & Peng 1990, BPTT(h; h') with h = k2, h' = k1)
 # ---------------------------------------------------------------------------------------
+
+
+def _k1k2_chunked(net, run, mask) -> bool:
+    """Whether the compiled chunk (toolkit.train.chunk.k1k2) serves this BPTT(k1, k2) run: a
+    plain Elman cell (:func:`_chunked`) without input windows (net.states windows each block
+    on its own, which the chunk does not copy) and masks of integer weights
+    (:func:`_integer_counts`)."""
+    return _chunked(net, run) and net.window == 1 and _integer_counts(mask)
 
 
 def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
     """Every k1 steps of the B streams (run forward with the current weights, state carried),
     backpropagate the errors of those k1 steps through the last k2 steps (the window's states
     are recomputed from the stored state k2 steps back, which is held constant) and update.
-    Each epoch starts the streams from the zero state."""
+    Each epoch starts the streams from the zero state. Runs in compiled chunks
+    (:func:`_loop_k1k2_chunked`) where :func:`_k1k2_chunked` says so."""
     B, T, _I = x.shape
+    if _k1k2_chunked(net, run, mask):
+        return _loop_k1k2_chunked(net, x, y, mask, theta, run, k1, k2)
     while True:  # epochs
         hist = np.zeros((B, T + 1, net.n_state))  # hist[:, s] = state before step s
         for t0 in range(0, T, k1):
@@ -745,6 +865,36 @@ def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
             run.trace.add_cost(evals=1, grad_steps=B * (t1 - s))
             if end := run.update(theta, g, n, L):
                 return end
+
+
+def _loop_k1k2_chunked(net, x, y, mask, theta, run, k1, k2):
+    """BPTT(k1, k2) in compiled chunks (toolkit.train.chunk.k1k2): the streams' states of the
+    epoch (hist) and the next block live in the chunk's arguments and results between
+    calls, the epoch loss in a ring (:class:`_RingEpochLoss`); the evaluation that ends a
+    chunk is recorded here as in _loop_full_chunked."""
+    B, T, _I = x.shape
+    tr = run.trace
+    c = _Chunks(net, x, y, mask, theta, run, B)
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    n_total = run.epoch_loss.n_total
+    el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, min(2.0 * n_total, 1 << 16) + 16)
+    hist = np.zeros((B, T + 1, net.n_state))  # hist[:, s] = state before step s
+    p = 0
+    while True:
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        out = chunk.k1k2(
+            theta, c.xw, c.y, c.mask, *c.sizes, c.work, c.base, c.free_idx, c.all_free,
+            hist, p, k1, k2, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+            t0, c.prev, c.gw, n_max, *c.limits(),
+            el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
+        )  # fmt: skip
+        done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
+        p, el.head, el.count, el.L, el.n, el.pushes = out[11:]
+        tr.fwd_steps = int(fwd_steps)
+        c.after(done, evals, gsteps, best_loss, improved)
+        if pending and (end := c.last(theta, L, n, norm, finite)):
+            return end
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ the chunk's length. That last evaluation (its step already taken, the parameters
 ``prev``) is handed back to Python, which records it exactly as it records every evaluation
 (``_Run.evaluated``: trace point, solved check on the best theta, outcome; the step undone when
 the run ends there). So the trace, the outcome, the final and best theta and every counter are
-the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py).
+the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py,
+tests/test_train_chunk_online.py).
+
+The online algorithm (:func:`online`) and BPTT(k1, k2) (:func:`k1k2`) also carry a state across
+updates: they advance it with ``toolkit.kernels.forward``, the kernel that ``net.states`` and
+``net.step`` call, so the contexts have the Python loop's bits too; their position in the epoch
+(minibatch, window, context; block, stream states) is handed back and forth with each chunk.
 
 Kernels stay pure: arrays and numbers in, numbers out; the trainer (toolkit/train/bptt.py)
 owns the trace and the optimizer object and writes the chunk's results back into them.
@@ -30,7 +36,7 @@ from toolkit.train.optim import _update
 
 #: the compiled entry points (the trainers look them up on this module at call time, so a
 #: benchmark can wrap them: benchmarks/bench_train.py)
-ENTRY_POINTS = ("full_batch", "minibatch")
+ENTRY_POINTS = ("full_batch", "minibatch", "online", "k1k2")
 
 
 @njit(cache=True)
@@ -51,12 +57,13 @@ def _gradient(theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx
 @njit(cache=True)
 def _step(
     theta, g, prev, gw, n, mean, wd, clip, kind, lrs, u, mu, nesterov, m, v, b1, ob1, b2,
-    ob2, eps, t0,
+    ob2, eps, t0, scale, use_scale,
 ):  # fmt: skip
     """The chunk's u-th optimizer step through optim._update, with learning rate ``lrs[u]``
-    (``lrs[0]`` when lrs has one entry) and, for Adam (kind 2), the bias corrections
-    1 - b1**t, 1 - b2**t of step t = t0 + u + 1 (pow of floats, as Python's float ** int).
-    Returns (norm of the gradient before clipping, parameters finite)."""
+    (``lrs[0]`` when lrs has one entry), the gradient times ``scale`` first when
+    ``use_scale`` (online BPTT's "shared" average) and, for Adam (kind 2), the bias
+    corrections 1 - b1**t, 1 - b2**t of step t = t0 + u + 1 (pow of floats, as Python's
+    float ** int). Returns (norm of the gradient before clipping, parameters finite)."""
     c1 = 1.0
     c2 = 1.0
     if kind == 2:
@@ -65,7 +72,7 @@ def _step(
         c2 = 1.0 - b2**t
     lr = lrs[u] if lrs.shape[0] > 1 else lrs[0]
     return _update(
-        theta, g, prev, gw, np.empty(0), False, n, mean, wd, clip,
+        theta, g, prev, gw, scale, use_scale, n, mean, wd, clip,
         kind, lr, mu, nesterov, m, v, b1, ob1, b2, ob2, c1, c2, eps,
     )  # fmt: skip
 
@@ -98,6 +105,7 @@ def full_batch(
     L = 0.0
     norm = 0.0
     finite = True
+    no_scale = np.empty(0)
     while True:
         L, g = _gradient(
             theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free
@@ -106,7 +114,7 @@ def full_batch(
         grad_steps += grad_steps_per
         norm, finite = _step(
             theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
-            ob1, b2, ob2, eps, t0,
+            ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
         if done >= n_max or not finite:
@@ -211,6 +219,7 @@ def minibatch(
     n = 0.0
     norm = 0.0
     finite = True
+    no_scale = np.empty(0)
     E = perms.shape[0]
     while True:
         if i >= B:
@@ -238,7 +247,7 @@ def minibatch(
         grad_steps += b * T
         norm, finite = _step(
             theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
-            ob1, b2, ob2, eps, t0,
+            ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
         pending = True
@@ -283,4 +292,283 @@ def minibatch(
     return (
         done, pending, L, n, norm, finite, evals, grad_steps, best_loss, improved, ep, i,
         head, count, Lsum, nsum, pushes,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def _epoch_push(ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n):
+    """``bptt._EpochLoss.__call__`` on its state kept as the ring ringL, ringN (``count``
+    entries from ``head``) and the running sums: push (L, n), drop the oldest entries while
+    the rest cover n_total, re-sum by :func:`_fsum` now and then. Returns the new (head,
+    count, Lsum, nsum, pushes) and the recorded loss; the caller keeps the old state to undo
+    it, and makes sure that the ring has room."""
+    C = ringL.shape[0]
+    q = (head + count) % C
+    ringL[q] = L
+    ringN[q] = n
+    count += 1
+    Lsum, nsum, pushes = Lsum + L, nsum + n, pushes + 1
+    while nsum - ringN[head] >= n_total:
+        Lsum, nsum = Lsum - ringL[head], nsum - ringN[head]
+        head = (head + 1) % C
+        count -= 1
+    if pushes >= count:
+        Lsum = _fsum(ringL, head, count)
+        nsum = _fsum(ringN, head, count)
+        pushes = 0
+    return head, count, Lsum, nsum, pushes, Lsum * (n_total / nsum)
+
+
+@njit(cache=True)
+def online(
+    theta, x, y, mask, I, H, O, act, out, work, base, free_idx, all_free,
+    perms, ep, i, t, t_ctx, fwd, ctx, bs, k, scale, use_scale,
+    mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+    t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
+    max_fwd, has_target, target_loss, best_loss, best_theta,
+    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+):  # fmt: skip
+    """Up to ``n_max`` updates of the classic online BPTT algorithm (``bptt._loop_online``,
+    averages "shared" and "sum") on 1-D theta (in place), the minibatches being slices
+    [i, i + bs) of the epochs' sequence orders ``perms[ep]``, ``perms[ep + 1]``, ...; masks
+    hold integers (so every count of targets is exact in any order); Elman cells without
+    input windows.
+
+    The loop's position is (ep, i, t, t_ctx, fwd) as the Python loop's variables: the
+    minibatch, its next window t, the step t_ctx before which its context (``ctx``, b x H
+    flat) is, and its forward steps not yet counted. Per window t whose end target
+    t + k - 1 counts: the context advanced to t by ``kernels.forward`` over the steps
+    t_ctx..t-1 with the current theta (the kernel net.states and net.step call), the
+    pending forward steps counted, (L, g) = kernels.loss_and_grad over the k steps from
+    the context with the end target's weights only, evals += 1, grad_steps += b k, the
+    step (g times ``scale`` first when ``use_scale``); every window adds b forward steps
+    after its update, and the minibatch's rest is counted at its end. Evaluations are
+    committed as in :func:`minibatch` (``_EpochLoss`` in the ring, the best loss and theta)
+    unless one of its stop tests fires.
+
+    Returns (updates taken, whether the last one is pending, L, n, norm and
+    parameters-finite of the last, evals, fwd_steps, grad_steps, best_loss, whether
+    best_theta changed, ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes)."""
+    B, T = x.shape[0], x.shape[1]
+    C = ringL.shape[0]
+    E = perms.shape[0]
+    W = T - k + 1  # windows per sequence
+    done = 0
+    pending = False
+    improved = False
+    stop = False
+    L = 0.0
+    n = 0.0
+    norm = 0.0
+    finite = True
+    while ep < E:
+        idx = perms[ep, i : i + bs]
+        b = idx.shape[0]
+        xs = x[idx]
+        ys = y[idx]
+        ms = mask[idx]
+        x_ctx = np.empty((b, H))
+        for r in range(b):
+            for j in range(H):
+                x_ctx[r, j] = ctx[r * H + j]
+        mw = np.zeros((b, k))
+        while t < W:
+            e_t = t + k - 1  # the window's end target
+            counts = False
+            nt = 0.0
+            for r in range(b):
+                w = ms[r, e_t]
+                nt += w
+                if w > 0.0:
+                    counts = True
+            if not counts:
+                fwd += b
+                t += 1
+                continue
+            if t > t_ctx:  # x = f(x, a[s]) for s = t_ctx..t-1, with the current theta
+                if all_free:
+                    th = theta
+                else:
+                    base[free_idx] = theta
+                    th = base
+                hs, _ = kernels.forward(
+                    th, np.ascontiguousarray(xs[:, t_ctx:t]), x_ctx, I, H, O, act, out
+                )
+                last = t - t_ctx - 1
+                for r in range(b):
+                    for j in range(H):
+                        x_ctx[r, j] = hs[r, last, j]
+                t_ctx = t
+            fwd_steps += fwd
+            fwd = 0
+            for r in range(b):
+                mw[r, k - 1] = ms[r, e_t]
+            L, g = _gradient(
+                theta, np.ascontiguousarray(xs[:, t : t + k]),
+                np.ascontiguousarray(ys[:, t : t + k]), mw, x_ctx, I, H, O, act, out, 0,
+                work, base, free_idx, all_free,
+            )  # fmt: skip
+            evals += 1
+            grad_steps += b * k
+            n = nt
+            norm, finite = _step(
+                theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v,
+                b1, ob1, b2, ob2, eps, t0, scale, use_scale,
+            )  # fmt: skip
+            done += 1
+            pending = True
+            fwd += b  # x = f(x, a[t]), computed when the next window needs it
+            t += 1
+            stop = True
+            if done >= n_max or not finite:
+                break
+            if not (np.isfinite(L) and np.isfinite(norm)):
+                break
+            if evals >= next_log:
+                break
+            if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
+                break
+            s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
+            head, count, Lsum, nsum, pushes, e = _epoch_push(
+                ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
+            )
+            best = e if e < best_loss else best_loss
+            if (
+                not np.isfinite(e)
+                or (has_target and best <= target_loss)
+                or evals >= max_evals
+                or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
+            ):
+                head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+                break
+            stop = False
+            pending = False
+            if e < best_loss:  # Trace.record: the best theta is the one evaluated
+                best_loss = e
+                best_theta[:] = prev
+                improved = True
+        for r in range(b):
+            for j in range(H):
+                ctx[r * H + j] = x_ctx[r, j]
+        if stop:
+            break
+        # the minibatch's end: its remaining forward steps counted, the next one from zero
+        fwd_steps += fwd
+        fwd = 0
+        t = 0
+        t_ctx = 0
+        ctx[:] = 0.0
+        i += bs
+        if i >= B:
+            ep += 1
+            i = 0
+    return (
+        done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
+        ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes,
+    )  # fmt: skip
+
+
+@njit(cache=True)
+def k1k2(
+    theta, x, y, mask, I, H, O, act, out, work, base, free_idx, all_free,
+    hist, p, k1, k2, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
+    t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
+    max_fwd, has_target, target_loss, best_loss, best_theta,
+    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+):  # fmt: skip
+    """Up to ``n_max`` updates of BPTT(k1, k2) on the B streams (``bptt._loop_k1k2``) on 1-D
+    theta (in place); masks hold integers (so every count of targets is exact in any
+    order); Elman cells without input windows.
+
+    The loop's position is the next block's first step ``p`` (T: the epoch is over) and
+    ``hist`` (B, T+1, H), the states before each step of this epoch. Per block p..t1-1
+    (t1 = min(p + k1, T)): the states over it by ``kernels.forward`` from hist[:, p] with
+    the current theta (the kernel net.states calls), fwd_steps += B (t1 - p); unless the
+    block counts no target, (L, g) = kernels.loss_and_grad over the window s..t1-1 (s =
+    max(0, t1 - k2)) from hist[:, s], the block's targets only, evals += 1, grad_steps +=
+    B (t1 - s), the step. Evaluations are committed as in :func:`online`. A new epoch
+    starts the streams from the zero state.
+
+    Returns (updates taken, whether the last one is pending, L, n, norm and
+    parameters-finite of the last, evals, fwd_steps, grad_steps, best_loss, whether
+    best_theta changed, p, head, count, Lsum, nsum, pushes)."""
+    B, T = x.shape[0], x.shape[1]
+    C = ringL.shape[0]
+    done = 0
+    pending = False
+    improved = False
+    L = 0.0
+    n = 0.0
+    norm = 0.0
+    finite = True
+    no_scale = np.empty(0)
+    while True:
+        if p >= T:  # a new epoch, from the zero state
+            p = 0
+            hist[:] = 0.0
+        t1 = min(p + k1, T)
+        if all_free:
+            th = theta
+        else:
+            base[free_idx] = theta
+            th = base
+        hs, _ = kernels.forward(
+            th, np.ascontiguousarray(x[:, p:t1]), np.ascontiguousarray(hist[:, p]), I, H, O,
+            act, out,
+        )  # fmt: skip
+        hist[:, p + 1 : t1 + 1] = hs
+        fwd_steps += B * (t1 - p)
+        s = max(0, t1 - k2)  # the window: steps s..t1-1, errors of steps p..t1-1 only
+        mw = np.zeros((B, t1 - s))
+        n = 0.0
+        for r in range(B):
+            for q in range(p, t1):
+                w = mask[r, q]
+                mw[r, q - s] = w
+                n += w
+        p = t1
+        if n == 0.0:
+            continue
+        L, g = _gradient(
+            theta, np.ascontiguousarray(x[:, s:t1]), np.ascontiguousarray(y[:, s:t1]), mw,
+            np.ascontiguousarray(hist[:, s]), I, H, O, act, out, 0, work, base, free_idx,
+            all_free,
+        )  # fmt: skip
+        evals += 1
+        grad_steps += B * (t1 - s)
+        norm, finite = _step(
+            theta, g, prev, gw, n, mean, wd, clip, kind, lrs, done, mu, nesterov, m, v, b1,
+            ob1, b2, ob2, eps, t0, no_scale, False,
+        )  # fmt: skip
+        done += 1
+        pending = True
+        if done >= n_max or not finite:
+            break
+        if not (np.isfinite(L) and np.isfinite(norm)):
+            break
+        if evals >= next_log:
+            break
+        if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
+            break
+        s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
+        head, count, Lsum, nsum, pushes, e = _epoch_push(
+            ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
+        )
+        best = e if e < best_loss else best_loss
+        if (
+            not np.isfinite(e)
+            or (has_target and best <= target_loss)
+            or evals >= max_evals
+            or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
+        ):
+            head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+            break
+        pending = False
+        if e < best_loss:  # Trace.record: the best theta is the one evaluated
+            best_loss = e
+            best_theta[:] = prev
+            improved = True
+    return (
+        done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
+        p, head, count, Lsum, nsum, pushes,
     )  # fmt: skip
