@@ -366,33 +366,50 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                 _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
                 done = t * B
     else:
+        # BPTT(h=k), the batch in lock-step: the error at step s (rows b with a target there)
+        # reaches the deltas of steps s..s-k+1, one B-row product W_hh per step back. Each
+        # delta D[r, b] sums its errors' contributions in increasing s, as the per-sequence
+        # walk did, and a product sums each element in the same order whatever the number of
+        # rows, so the bits are those of the walk one sequence at a time (issue 18, point 3).
         lo = max(0, first - k + 1)
         D[:] = 0.0
-        gr = np.empty(H)
-        dl = np.empty(H)
-        for b in range(B):
-            for s in range(first, hi + 1):
+        GR = np.empty(B * H)
+        DL = np.empty(B * H)
+        pGR, pDL = ptr(GR), ptr(DL)
+        for s in range(first, hi + 1):
+            live = False
+            for b in range(B):
+                bo = b * H
                 if mask[b, s] == 0.0:
+                    for j in range(H):
+                        DL[bo + j] = 0.0
                     continue
-                gr[:] = 0.0
+                live = True
+                for j in range(H):
+                    GR[bo + j] = 0.0
                 for o in range(O):
                     d = DZ[(s * B + b) * O + o]
                     for j in range(H):
-                        gr[j] += d * theta[wy + o * H + j]
+                        GR[bo + j] += d * theta[wy + o * H + j]
                 ho = ((s + 1) * B + b) * H
                 for j in range(H):
-                    dl[j] = gr[j] * dact(HS[ho + j], act)
-                r_lo = max(0, s - k + 1)
-                for r in range(s, r_lo - 1, -1):
-                    ro = (r * B + b) * H
-                    for j in range(H):
-                        D[ro + j] += dl[j]
-                    if r > r_lo:  # dl = (dl W_hh) * act'(h_{r-1})
-                        gr[:] = 0.0
-                        product(ptr(dl), 0, H, 1, pth, whh, H, ptr(dl), 0, H, 1, pth, whh, 0,
-                                ptr(gr), 0, 1, H, pth, 0, 0, -1)  # fmt: skip
-                        for j in range(H):  # HS row r holds h_{r-1}
-                            dl[j] = gr[j] * dact(HS[ro + j], act)
+                    DL[bo + j] = GR[bo + j] * dact(HS[ho + j], act)
+            if not live:
+                continue
+            r_lo = max(0, s - k + 1)
+            for r in range(s, r_lo - 1, -1):
+                ro = r * B * H
+                for b in range(B):
+                    if mask[b, s] != 0.0:
+                        for j in range(H):
+                            D[ro + b * H + j] += DL[b * H + j]
+                if r > r_lo:  # DL = (DL W_hh) * act'(h_{r-1}), HS row r holding h_{r-1}
+                    GR[:] = 0.0
+                    product(pDL, 0, H, 1, pth, whh, H, pDL, 0, H, 1, pth, whh, 0,
+                            pGR, 0, B, H, pth, 0, 0, -1)  # fmt: skip
+                    for i in range(B * H):
+                        DL[i] = GR[i] * dact(HS[ro + i], act)
+        keep(DL)
         _wgrad(D, HS, X1, lo * B, (hi + 1) * B, g, GX, I, H)
     for j in range(H):
         for ii in range(I):
