@@ -34,10 +34,14 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # make test: the suite, then the tests that follow an optimizer's path (marker `trajectory`)
-# again with the kernels compiled for AVX2, as a CPU without AVX-512 runs them.
+# again with the kernels compiled for AVX2, as a CPU without AVX-512 runs them. Both passes
+# run in TEST_JOBS pytest-xdist workers, a test file per worker at a time (its module fixtures
+# once: the smoke suite's run is shared by its tests); TEST_JOBS=0 runs in one process.
+TEST_JOBS ?= 2
+XDIST := $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 test: $(STAMP)
-	$(PY) -m pytest -q
-	$(PY) tests/avx2.py -q -m trajectory
+	$(PY) -m pytest -q $(XDIST)
+	$(PY) tests/avx2.py -q -m trajectory $(XDIST)
 
 # make test-slow: the long checks (marker `slow`), then the whole suite compiled for AVX2.
 test-slow: $(STAMP)
