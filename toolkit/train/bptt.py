@@ -346,6 +346,9 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
     bs = B if batch_size is None else batch_size
     if bs >= B and _chunked(net, run):
         return _loop_full_chunked(net, x, y, mask, theta, run, k)
+    if bs >= B and _chunked_gated(net):
+        _warm_chunks(run.trace, "gated")
+        return _loop_full_chunked_gated(net, x, y, mask, theta, run, k)
     if bs < B and _chunked(net, run) and _integer_counts(mask):
         return _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle)
     zeros = {}  # h0 per batch size: the kernels only read it
@@ -386,6 +389,15 @@ def _chunked(net, run) -> bool:
     override its methods, and other cells keep the Python loop). Minibatches also need
     integer mask weights (:func:`_integer_counts`)."""
     return _CHUNKED and type(net) is Elman
+
+
+def _chunked_gated(net) -> bool:
+    """Whether the gated full-batch chunk (:mod:`toolkit.train.chunk_gated`) covers this net:
+    exactly an LSTM or a GRU (subclasses keep the Python loop, as Elman's do). Their minibatches
+    keep the Python loop."""
+    from toolkit.gated import GRU, LSTM
+
+    return _CHUNKED and type(net) in (LSTM, GRU)
 
 
 def _opt_args(opt, theta):
@@ -517,12 +529,45 @@ def _loop_full_chunked(net, x, y, mask, theta, run, k):
             return end
 
 
+def _loop_full_chunked_gated(net, x, y, mask, theta, run, k):
+    """Full-batch epochwise BPTT(k) of an LSTM or GRU in compiled chunks
+    (toolkit.train.chunk_gated.full_batch_gated), recorded as in _loop_full_chunked, so the
+    results are the Python loop's bit for bit. Gated nets have no fixed parameters and no input
+    windows: _Chunks sees the net through a view whose theta is the whole parameter vector and
+    whose input window is the input itself (its Elman work array and base theta go unused)."""
+    from types import SimpleNamespace
+
+    from toolkit.train import chunk_gated
+
+    B, T, _I = x.shape
+    view = SimpleNamespace(
+        _sizes=net._sizes, _windowed=lambda a: a, _base=np.empty(0), n_hidden=0,
+        _free_idx=np.empty(0, dtype=np.int64), _all_free=True,
+    )  # fmt: skip
+    c = _Chunks(view, x, y, mask, theta, run, B)
+    h0 = np.zeros((B, net.n_state))
+    n = float(mask.sum())
+    kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
+    while True:
+        n_max, lrs = c.rates()
+        t0 = run.opt.t if kind == 2 else 0
+        done, L, norm, finite, evals, gsteps, best_loss, improved = chunk_gated.full_batch_gated(
+            net._CODE, theta, c.xw, c.y, c.mask, h0, *c.sizes, check_k(k), n, *c.reduce, kind,
+            lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, c.prev, c.gw, n_max, B * T,
+            *c.limits(),
+        )  # fmt: skip
+        c.after(done, evals, gsteps, best_loss, improved)
+        if end := c.last(theta, L, n, norm, finite):
+            return end
+
+
 _CHUNKS_WARM: set[str] = set()  # the kinds of chunk compiled (or loaded) in this process
 
 
 def _warm_chunks(trace, kind: str = "epochwise") -> None:
     """Compile (or load from Numba's cache) the chunk functions of one kind once per process
-    ("epochwise": full_batch and minibatch; "online"; "k1k2"), on a tiny run of their single
+    ("epochwise": full_batch and minibatch; "online"; "k1k2"; "gated": chunk_gated's
+    full_batch_gated, one signature for LSTM and GRU), on a tiny run of their single
     signature, before the first run that takes them; the seconds are added to the trace's
     compile time and kept out of its wall clock (as net.warmup's)."""
     if kind in _CHUNKS_WARM:
@@ -539,6 +584,13 @@ def _warm_chunks(trace, kind: str = "epochwise") -> None:
             _loop_minibatch(net, x, x, m, theta, run, rng, k=None, batch_size=bs, shuffle=True)
         elif kind == "k1k2":
             _loop_k1k2(net, x, x, m, theta, run, rng, k1=1, k2=2)
+        elif kind == "gated":  # full batch, both cells (the same signature)
+            from toolkit.gated import GRU, LSTM
+
+            for g in (LSTM(1, 2, 1), GRU(1, 2, 1)):
+                run = _Run(Trace("warmup"), Budget(evals=2), None, None, hyper, "adam", m.sum())
+                _loop_minibatch(g, x, x, m, np.zeros(g.n_params), run, rng, k=None,
+                                batch_size=None, shuffle=True)  # fmt: skip
         else:
             _loop_online(net, x, x, m, theta, run, rng, k=1, average="shared", batch_size=bs,
                          shuffle=True)  # fmt: skip
