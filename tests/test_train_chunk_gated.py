@@ -227,6 +227,23 @@ def test_gated_chunk_equals_python_loop(name):
 
 
 @pytest.mark.trajectory
+@pytest.mark.parametrize("make_net", (lstm(), gru()), ids=("lstm", "gru"))
+def test_gated_chunk_fractional_and_empty_mask_rows(make_net):
+    """Full batches take the chunk whatever the mask weights (the count of targets is the same
+    mask.sum() in both loops): fractional weights, a sequence that counts nothing."""
+    x, y, mask = echo(seed=3)
+    mask = mask * 0.3
+    mask[1] = 0.0
+    mask[4, 5:9] = 2.5
+    for seed in (0, 1):
+        for hyper in ({"lr": 0.05}, {"lr": 0.05, "k": 3, "reduction": "sum"}):
+            a, b = both("bptt_adam", make_net, (x, y, mask), seed=seed, budget={"evals": 200},
+                        **hyper)  # fmt: skip
+            assert a[2] > 0
+            assert_same(a, b)
+
+
+@pytest.mark.trajectory
 @pytest.mark.parametrize(
     "cls, task_name, params, H, lr",
     [(LSTM, "delayed_recall", {"p": 4}, 4, 0.1), (GRU, "two_sequence", {"T": 5}, 3, 0.01)],
