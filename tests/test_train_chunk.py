@@ -233,7 +233,8 @@ def test_cases_reach_their_stops():
 
 def test_wall_budget_and_uncovered_cells():
     """A wall_s budget stays in Python (chunks of a few updates); minibatches of fractional
-    target weights and other cells take the Python loop."""
+    target weights and other cells' minibatches take the Python loop (full-batch LSTM and GRU
+    runs take the gated chunk: tests/test_train_chunk_gated.py)."""
     data = echo()
     calls = bptt.CHUNK_STATS["calls"]
     tr = run("bptt_sgd", Elman(1, 2, 1), None, data, seed=0, budget={"wall_s": 0.05}, lr=0.1)
@@ -246,5 +247,5 @@ def test_wall_budget_and_uncovered_cells():
     assert bptt.CHUNK_STATS["calls"] == calls
     from toolkit.gated import GRU
 
-    run("bptt_sgd", GRU(1, 2, 1), None, data, seed=0, budget={"evals": 20})
+    run("bptt_sgd", GRU(1, 2, 1), None, data, seed=0, budget={"evals": 20}, batch_size=2)
     assert bptt.CHUNK_STATS["calls"] == calls
