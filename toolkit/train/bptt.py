@@ -37,7 +37,9 @@ whose loss was evaluated (a stop comes before the update of that evaluation).
 Epochwise BPTT, online BPTT (averages "shared" and "sum") and BPTT(k1, k2) on a plain Elman net
 run in compiled chunks of updates between the Python checkpoints (:mod:`toolkit.train.chunk`,
 :func:`_loop_full_chunked`, :func:`_loop_minibatch_chunked`, :func:`_loop_online_chunked`,
-:func:`_loop_k1k2_chunked`), with the Python loop's results bit for bit.
+:func:`_loop_k1k2_chunked`), and so does full-batch epochwise BPTT on an LSTM or GRU net
+(:mod:`toolkit.train.chunk_gated`, :func:`_loop_full_chunked_gated`), with the Python loop's
+results bit for bit.
 """
 
 from __future__ import annotations
