@@ -117,18 +117,10 @@ def full_batch(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        if done >= n_max or not finite:
+        if _ends(done, n_max, finite, L, norm, evals, next_log):
             break
-        if not (np.isfinite(L) and np.isfinite(norm)):
-            break
-        if evals >= next_log:
-            break
-        best = L if L < best_loss else best_loss
-        if has_target and best <= target_loss:
-            break
-        if evals >= max_evals:
-            break
-        if float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd:
+        if _stops(L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
             break
         if L < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = L
@@ -251,37 +243,17 @@ def minibatch(
         )  # fmt: skip
         done += 1
         pending = True
-        if done >= n_max or not finite:
-            break
-        if not (np.isfinite(L) and np.isfinite(norm)):
-            break
-        if evals >= next_log:
+        if _ends(done, n_max, finite, L, norm, evals, next_log):
             break
         if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
             break
         # _EpochLoss.__call__, undone below if the evaluation is not committed
         s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
-        q = (head + count) % C
-        ringL[q] = L
-        ringN[q] = n
-        count += 1
-        Lsum, nsum, pushes = Lsum + L, nsum + n, pushes + 1
-        while nsum - ringN[head] >= n_total:
-            Lsum, nsum = Lsum - ringL[head], nsum - ringN[head]
-            head = (head + 1) % C
-            count -= 1
-        if pushes >= count:
-            Lsum = _fsum(ringL, head, count)
-            nsum = _fsum(ringN, head, count)
-            pushes = 0
-        e = Lsum * (n_total / nsum)
-        best = e if e < best_loss else best_loss
-        if (
-            not np.isfinite(e)
-            or (has_target and best <= target_loss)
-            or evals >= max_evals
-            or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
-        ):
+        head, count, Lsum, nsum, pushes, e = _epoch_push(
+            ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
+        )
+        if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
             head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
             break
         pending = False
@@ -293,6 +265,32 @@ def minibatch(
         done, pending, L, n, norm, finite, evals, grad_steps, best_loss, improved, ep, i,
         head, count, Lsum, nsum, pushes,
     )  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _ends(done, n_max, finite, L, norm, evals, next_log):
+    """Whether the chunk hands its last evaluation to Python before any bookkeeping of it: the
+    chunk's length reached, non-finite parameters, loss or gradient norm, or a trace point."""
+    return (
+        done >= n_max
+        or not finite
+        or not (np.isfinite(L) and np.isfinite(norm))
+        or evals >= next_log
+    )
+
+
+@njit(cache=True, inline="always")
+def _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+           grad_steps, max_fwd):  # fmt: skip
+    """_Run.evaluated's stop tests at the recorded loss e: non-finite, target reached (by the
+    best loss so far), evals or fwd_equiv budget spent."""
+    best = e if e < best_loss else best_loss
+    return (
+        not np.isfinite(e)
+        or (has_target and best <= target_loss)
+        or evals >= max_evals
+        or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
+    )
 
 
 @njit(cache=True)
@@ -420,11 +418,7 @@ def online(
             fwd += b  # x = f(x, a[t]), computed when the next window needs it
             t += 1
             stop = True
-            if done >= n_max or not finite:
-                break
-            if not (np.isfinite(L) and np.isfinite(norm)):
-                break
-            if evals >= next_log:
+            if _ends(done, n_max, finite, L, norm, evals, next_log):
                 break
             if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
                 break
@@ -432,13 +426,8 @@ def online(
             head, count, Lsum, nsum, pushes, e = _epoch_push(
                 ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
             )
-            best = e if e < best_loss else best_loss
-            if (
-                not np.isfinite(e)
-                or (has_target and best <= target_loss)
-                or evals >= max_evals
-                or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
-            ):
+            if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                      grad_ratio, grad_steps, max_fwd):  # fmt: skip
                 head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
                 break
             stop = False
@@ -542,11 +531,7 @@ def k1k2(
         )  # fmt: skip
         done += 1
         pending = True
-        if done >= n_max or not finite:
-            break
-        if not (np.isfinite(L) and np.isfinite(norm)):
-            break
-        if evals >= next_log:
+        if _ends(done, n_max, finite, L, norm, evals, next_log):
             break
         if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
             break
@@ -554,13 +539,8 @@ def k1k2(
         head, count, Lsum, nsum, pushes, e = _epoch_push(
             ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
         )
-        best = e if e < best_loss else best_loss
-        if (
-            not np.isfinite(e)
-            or (has_target and best <= target_loss)
-            or evals >= max_evals
-            or float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd
-        ):
+        if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
             head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
             break
         pending = False

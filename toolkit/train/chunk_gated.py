@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from toolkit.kernels import gated as kernels_gated
-from toolkit.train.chunk import _step
+from toolkit.train.chunk import _ends, _step, _stops
 
 #: the compiled entry points (the trainer looks them up on this module at call time, so a
 #: benchmark can wrap them, as chunk.ENTRY_POINTS)
@@ -65,18 +65,10 @@ def full_batch_gated(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        if done >= n_max or not finite:
+        if _ends(done, n_max, finite, L, norm, evals, next_log):
             break
-        if not (np.isfinite(L) and np.isfinite(norm)):
-            break
-        if evals >= next_log:
-            break
-        best = L if L < best_loss else best_loss
-        if has_target and best <= target_loss:
-            break
-        if evals >= max_evals:
-            break
-        if float(fwd_steps) + grad_ratio * float(grad_steps) >= max_fwd:
+        if _stops(L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
             break
         if L < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = L
