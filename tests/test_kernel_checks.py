@@ -96,6 +96,7 @@ _CASES = [  # hidden, output, k
     ("sigmoid", "sigmoid", 2),
     ("relu", "softmax", None),
     ("tanh", "softmax", 3),
+    ("sigmoid", "linear", None),  # full BPTT's dmul with the sigmoid's derivative (see tiles.dmul)
 ]
 
 

@@ -539,7 +539,7 @@ def _loss_nonlinear(zo, O, y, yo, m, out, DZ, dzo):
     return m * L
 
 
-@njit(cache=True, error_model="numpy", fastmath=FM)
+@njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"})
 def dmul(GR, HS, ho, D, do, n, act):
     """D[do + i] = GR[i] * act'(h), h = HS[ho + i], i < n."""
     n8 = n - n % 8
