@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_train_chunk import assert_same, both
 
 from toolkit import tasks
 from toolkit.gated import GRU, LSTM
 from toolkit.train import bptt, run
-from toolkit.train.trace import COLUMNS, TIMING_COLUMNS
 
 
 def echo(seed=0, B=6, T=12, d=2, output="linear"):
@@ -33,58 +33,6 @@ def echo(seed=0, B=6, T=12, d=2, output="linear"):
     mask = np.ones((B, T))
     mask[:, :d] = 0.0
     return x, y, mask
-
-
-class LossBelow:
-    """A task whose ``solved`` says whether the loss on its data is below ``level``; it keeps
-    the thetas it was shown."""
-
-    def __init__(self, data, level):
-        self.data, self.level, self.seen = data, level, []
-
-    def solved(self, net, theta):
-        self.seen.append(np.array(theta))
-        return net.loss(theta, *self.data) < self.level
-
-
-def both(method, make_net, data, *, seed, budget, task_level=None, **kw):
-    """(chunked, python) results of the same run, and the chunk calls each made."""
-    out = []
-    for chunked in (True, False):
-        bptt._CHUNKED = chunked
-        try:
-            task = LossBelow(data, task_level) if task_level is not None else None
-            calls = bptt.CHUNK_STATS["calls"]
-            tr = run(method, make_net(), task, data, seed=seed, budget=budget, **kw)
-            out.append((tr, task, bptt.CHUNK_STATS["calls"] - calls))
-        finally:
-            bptt._CHUNKED = True
-    return out
-
-
-def assert_same(a, b):
-    (ta, task_a, _), (tb, task_b, calls_b) = a, b
-    assert calls_b == 0  # the switch forced the Python loop
-    for c in COLUMNS:
-        if c in TIMING_COLUMNS:
-            continue
-        va, vb = np.asarray(ta.points[c], float), np.asarray(tb.points[c], float)
-        assert np.array_equal(va.view(np.uint64), vb.view(np.uint64)), c
-    assert (ta.outcome, ta.message) == (tb.outcome, tb.message)
-    for name in ("evals", "fwd_steps", "grad_steps"):
-        assert getattr(ta, name) == getattr(tb, name), name
-    for name in ("loss", "best_loss"):
-        bits = [np.float64(getattr(t, name)).view(np.uint64) for t in (ta, tb)]
-        assert bits[0] == bits[1], name
-    assert np.array_equal(ta.final_theta.view(np.uint64), tb.final_theta.view(np.uint64))
-    if tb.best_theta is None:
-        assert ta.best_theta is None
-    else:
-        assert np.array_equal(ta.best_theta.view(np.uint64), tb.best_theta.view(np.uint64))
-    if task_b is not None:
-        assert len(task_a.seen) == len(task_b.seen)
-        for sa, sb in zip(task_a.seen, task_b.seen, strict=True):
-            assert np.array_equal(sa.view(np.uint64), sb.view(np.uint64))
 
 
 def lstm(O=1, output="linear"):

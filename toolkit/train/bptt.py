@@ -605,6 +605,16 @@ def _warm_chunks(trace, kind: str = "epochwise") -> None:
 _PERM_BLOCK = 64  # epochs' orders drawn ahead at most (the run's generator draws nothing else)
 
 
+def _orders(rng, B, block, shuffle):
+    """The next ``block`` epochs' orders, rng.permutation(B) each as the Python loop draws them
+    (or 0..B-1 without shuffling), and the next block's size (doubling up to _PERM_BLOCK)."""
+    if shuffle:
+        perms = np.stack([rng.permutation(B) for _ in range(block)])
+    else:
+        perms = np.tile(np.arange(B), (block, 1))
+    return perms, min(2 * block, _PERM_BLOCK)
+
+
 def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
     """Minibatch BPTT(k) in compiled chunks (toolkit.train.chunk.minibatch), for masks of
     integer weights. The epochs' orders are drawn here, rng.permutation(B) per epoch as the
@@ -621,11 +631,8 @@ def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
     perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
     while True:
         if ep >= perms.shape[0]:
-            if shuffle:
-                perms = np.stack([rng.permutation(B) for _ in range(block)])
-            else:
-                perms = np.tile(np.arange(B), (block, 1))
-            ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
+            perms, block = _orders(rng, B, block, shuffle)
+            ep, i = 0, 0
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
         count = len(el.buf)
@@ -859,11 +866,8 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
     t = t_ctx = fwd = 0
     while True:
         if ep >= perms.shape[0]:
-            if shuffle:
-                perms = np.stack([rng.permutation(B) for _ in range(block)])
-            else:
-                perms = np.tile(np.arange(B), (block, 1))
-            ep, i, block = 0, 0, min(2 * block, _PERM_BLOCK)
+            perms, block = _orders(rng, B, block, shuffle)
+            ep, i = 0, 0
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
         out = chunk.online(
