@@ -56,7 +56,7 @@ def _act(z, act):
 
 
 @pytest.mark.parametrize("B", [1, 3, 4, 5, 8, 9, 13])
-@pytest.mark.parametrize("C", [1, 7, 8, 13, 16, 24, 33, 40])
+@pytest.mark.parametrize("C", [1, 2, 4, 7, 8, 13, 16, 24, 33, 40])
 @pytest.mark.parametrize("init,act", [(1, 0), (1, 1), (1, 2), (0, -1)])
 def test_tiles_against_numpy(B, C, init, act):
     """OUT = act(bias or OUT + V1 M1 + V2 M2) for every tile shape and tail, with offsets and
@@ -79,6 +79,43 @@ def test_tiles_against_numpy(B, C, init, act):
     # nothing outside the block is written
     np.testing.assert_array_equal(OUT[:7], OUT0[:7])
     np.testing.assert_array_equal(OUT[7 + B * C :], OUT0[7 + B * C :])
+
+
+@njit(fastmath={"contract", "nsz"})
+def _tail_loop(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias,
+               bo, init, act):  # fmt: skip
+    """The tiles' scalar tail loop, one element at a time (each term one fused multiply-add),
+    then the scalar activation."""
+    for b in range(B):
+        for c in range(C):
+            x = bias[bo + c] if init else OUT[o + b * C + c]
+            for r in range(R1):
+                x = V1[v1 + b * s1b + r * s1r] * M1[m1 + r * C + c] + x
+            for r in range(R2):
+                x = V2[v2 + b * s2b + r * s2r] * M2[m2 + r * C + c] + x
+            OUT[o + b * C + c] = tiles._act(x, act) if act >= 0 else x
+
+
+@pytest.mark.parametrize("C", [1, 2, 3, 4, 5, 7])
+@pytest.mark.parametrize("init,act", [(1, 0), (1, 1), (0, -1), (1, 2)])
+def test_narrow_blocks_give_the_tail_loops_bits(C, init, act):
+    """H < 8: the 4- and 2-column blocks (two rows at a time) and the activation applied in a
+    loop of its own (vectorised by LLVM) give the bits of the scalar tail loop that computed
+    them before, element by element, on every batch size (odd ones leave a single row)."""
+    for B in (1, 2, 3, 10, 25, 100):
+        rng = np.random.default_rng(B * 10 + C)
+        R1, R2 = int(rng.integers(1, 4)), C
+        V1 = rng.normal(size=B * R1) * 2
+        M1 = rng.normal(size=R1 * C)
+        V2 = rng.normal(size=B * R2) * 2
+        M2 = rng.normal(size=R2 * C)
+        bias = rng.normal(size=C)
+        start = rng.normal(size=B * C)
+        got, want = start.copy(), start.copy()
+        args = (V1, 0, R1, 1, M1, 0, R1, V2, 0, R2, 1, M2, 0, R2)
+        _tiles(*args, got, 0, B, C, bias, 0, init, act)
+        _tail_loop(*args, want, 0, B, C, bias, 0, init, act)
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
 
 
 @pytest.mark.parametrize("C", [8, 21, 48])

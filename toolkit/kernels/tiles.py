@@ -430,6 +430,78 @@ def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo,
     vstore(OUT, o, x)
 
 
+# The blocks of 4 or 2 columns (H = 4 or 2), two rows at a time: the scalar tail loop's sums,
+# term by term (each ``v * a + x`` one fused multiply-add, without reassociation, so that the
+# bits are the tail loop's), with the row's columns in independent accumulators (1.8x the
+# tail loop at H = 4).
+@njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"})
+def _rows4(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
+           init):  # fmt: skip
+    for b0 in range(0, B, 2):
+        two = b0 + 1 < B
+        ob = o + b0 * 4
+        if init:
+            x0, x1, x2, x3 = bias[bo], bias[bo + 1], bias[bo + 2], bias[bo + 3]
+            y0, y1, y2, y3 = x0, x1, x2, x3
+        else:
+            x0, x1, x2, x3 = OUT[ob], OUT[ob + 1], OUT[ob + 2], OUT[ob + 3]
+            y0, y1, y2, y3 = x0, x1, x2, x3
+            if two:
+                y0, y1, y2, y3 = OUT[ob + 4], OUT[ob + 5], OUT[ob + 6], OUT[ob + 7]
+        b1 = b0 + 1 if two else b0
+        for r in range(R1):
+            v = V1[v1 + b0 * s1b + r * s1r]
+            w = V1[v1 + b1 * s1b + r * s1r]
+            q = m1 + r * 4
+            a0, a1, a2, a3 = M1[q], M1[q + 1], M1[q + 2], M1[q + 3]
+            x0, x1, x2, x3 = v * a0 + x0, v * a1 + x1, v * a2 + x2, v * a3 + x3
+            y0, y1, y2, y3 = w * a0 + y0, w * a1 + y1, w * a2 + y2, w * a3 + y3
+        for r in range(R2):
+            v = V2[v2 + b0 * s2b + r * s2r]
+            w = V2[v2 + b1 * s2b + r * s2r]
+            q = m2 + r * 4
+            a0, a1, a2, a3 = M2[q], M2[q + 1], M2[q + 2], M2[q + 3]
+            x0, x1, x2, x3 = v * a0 + x0, v * a1 + x1, v * a2 + x2, v * a3 + x3
+            y0, y1, y2, y3 = w * a0 + y0, w * a1 + y1, w * a2 + y2, w * a3 + y3
+        OUT[ob], OUT[ob + 1], OUT[ob + 2], OUT[ob + 3] = x0, x1, x2, x3
+        if two:
+            OUT[ob + 4], OUT[ob + 5], OUT[ob + 6], OUT[ob + 7] = y0, y1, y2, y3
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"})
+def _rows2(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
+           init):  # fmt: skip
+    for b0 in range(0, B, 2):
+        two = b0 + 1 < B
+        ob = o + b0 * 2
+        if init:
+            x0, x1 = bias[bo], bias[bo + 1]
+            y0, y1 = x0, x1
+        else:
+            x0, x1 = OUT[ob], OUT[ob + 1]
+            y0, y1 = x0, x1
+            if two:
+                y0, y1 = OUT[ob + 2], OUT[ob + 3]
+        b1 = b0 + 1 if two else b0
+        for r in range(R1):
+            v = V1[v1 + b0 * s1b + r * s1r]
+            w = V1[v1 + b1 * s1b + r * s1r]
+            q = m1 + r * 2
+            a0, a1 = M1[q], M1[q + 1]
+            x0, x1 = v * a0 + x0, v * a1 + x1
+            y0, y1 = w * a0 + y0, w * a1 + y1
+        for r in range(R2):
+            v = V2[v2 + b0 * s2b + r * s2r]
+            w = V2[v2 + b1 * s2b + r * s2r]
+            q = m2 + r * 2
+            a0, a1 = M2[q], M2[q + 1]
+            x0, x1 = v * a0 + x0, v * a1 + x1
+            y0, y1 = w * a0 + y0, w * a1 + y1
+        OUT[ob], OUT[ob + 1] = x0, x1
+        if two:
+            OUT[ob + 2], OUT[ob + 3] = y0, y1
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
 def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, C, bias, bo,
            init, act):  # fmt: skip
@@ -471,14 +543,31 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
         if C8 > C16:
             _t1x8(V1, a1, s1r, M1, m1 + C16, R1, V2, a2, s2r, M2, m2 + C16, R2,
                   OUT, ob + C16, C, bias, bo + C16, init)  # fmt: skip
-    for b in range(B):
-        for c in range(C8, C):
-            x = bias[bo + c] if init else OUT[o + b * C + c]
-            for r in range(R1):
-                x = V1[v1 + b * s1b + r * s1r] * M1[m1 + r * C + c] + x
-            for r in range(R2):
-                x = V2[v2 + b * s2b + r * s2r] * M2[m2 + r * C + c] + x
-            OUT[o + b * C + c] = _act(x, act) if act >= 0 else x
+    if C == 4:
+        _rows4(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
+               init)  # fmt: skip
+    elif C == 2:
+        _rows2(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
+               init)  # fmt: skip
+    else:
+        for b in range(B):
+            for c in range(C8, C):
+                x = bias[bo + c] if init else OUT[o + b * C + c]
+                for r in range(R1):
+                    x = V1[v1 + b * s1b + r * s1r] * M1[m1 + r * C + c] + x
+                for r in range(R2):
+                    x = V2[v2 + b * s2b + r * s2r] * M2[m2 + r * C + c] + x
+                OUT[o + b * C + c] = x
+    if act >= 0 and C8 < C:
+        # the tail's activation in a loop of its own, which LLVM vectorises (the scalar _tanh,
+        # lane by lane: the same bits as one element at a time; 7x faster at H = 4)
+        if C8 == 0:
+            for i in range(o, o + B * C):
+                OUT[i] = _act(OUT[i], act)
+        else:
+            for b in range(B):
+                for i in range(o + b * C + C8, o + b * C + C):
+                    OUT[i] = _act(OUT[i], act)
     if act >= 0:
         for b in range(B):
             ob = o + b * C
