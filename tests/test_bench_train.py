@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -34,9 +35,12 @@ def test_rows_cover_every_method_with_valid_shares(rows):
         "es_comma",
     ]
     for r in rows:
-        for share in (r.kernel, r.net, r.solved):
+        for share in (r.kernel, r.net, r.solved, r.eigh, r.train):
             assert 0.0 <= share <= 1.0, r
-        assert r.kernel + r.net + r.solved <= 1.0 + 1e-9, r
+        assert r.kernel + r.net + r.solved + r.eigh <= 1.0 + 1e-9, r
+        assert r.train >= r.kernel, r  # the share of the training time (solved checks out)
+        if r.method != "cmaes":
+            assert r.eigh == 0.0, r  # only CMA-ES decomposes a covariance matrix
         assert r.rate > 0 and r.wall_us > 0 and r.kernel_us > 0, r
         assert r.steps == (6 if r.family == "gradient" else 3), r
         assert r.target == bench_train.TARGET_SHARE[r.family]
@@ -60,7 +64,10 @@ def test_table_and_baseline_ratio(rows, tmp_path):
 def test_instrumentation_is_undone():
     saved = {n: getattr(kernels, n) for n in bench_train.KERNELS}
     methods = {n: Elman.__dict__[n] for n in bench_train.NET_METHODS}
+    eigh = np.linalg.eigh
     with bench_train.instrumented(bench_train.Clock()):
         assert kernels.loss_and_grad is not saved["loss_and_grad"]
+        assert np.linalg.eigh is not eigh
+    assert np.linalg.eigh is eigh
     assert {n: getattr(kernels, n) for n in bench_train.KERNELS} == saved
     assert {n: Elman.__dict__[n] for n in bench_train.NET_METHODS} == methods
