@@ -204,10 +204,10 @@ def git_commit() -> str:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
         )
+        # the training code's state; the file this script writes does not count
+        status = ["status", "--porcelain", "--", "toolkit", ":!toolkit/run_cost.json"]
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "toolkit"],
-            capture_output=True,
-            text=True,
+            ["git", "-C", str(ROOT), *status], capture_output=True, text=True
         ).stdout.strip()
         return out.stdout.strip() + ("-dirty" if dirty else "")
     except OSError:
@@ -342,9 +342,11 @@ def main(argv=None) -> int:
         f"# one thread; {args.repeats} run(s) of ~{args.seconds:g} s per point after a pilot "
         "run; seconds of training (wall_s) per fwd_equiv sequence-step"
     )
+    t0 = time.perf_counter()
     rows = measure(methods, sizes, args.seconds, args.repeats)
     coeffs = coefficients(rows)
     print_coefficients(coeffs)
+    print(f"# {len(rows)} points measured in {(time.perf_counter() - t0) / 60:.1f} min")
     if not args.no_write and not args.only:
         data = write(coeffs, args, args.out)
         print(f"# written: {args.out} (commit {data['commit']})")
