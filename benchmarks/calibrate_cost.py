@@ -303,7 +303,8 @@ def check(results: Path, coeffs: dict | None = None) -> dict:
         f"# {results}: {n_all} stored runs, {len(t)} spent their whole budget (outcome "
         '"budget"); ratio = training seconds (wall_s) / estimate; median, 10 % and 90 % quantiles'
     )
-    print(f"# estimate from: {dict(t['source'].value_counts())}")
+    sources = {k: int(v) for k, v in t["source"].value_counts().items()}
+    print(f"# estimate from (method / family entry, or the old constants): {sources}")
     print(f"{'group':<26} {'runs':>5}   now: med    q10    q90   old: med    q10    q90   sum")
     groups = [("all", t)]
     groups += [(fam, g) for fam, g in t.groupby("family", sort=True)]
