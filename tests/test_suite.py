@@ -467,7 +467,9 @@ def test_net_cell_default_keeps_run_keys_and_cost_counts_the_net(tmp_path):
     n = Elman(r["n_in"], 2, r["n_out"], output=r["output"], window=3).n_params
     fe = r["budget"].get("fwd_equiv") or 0.0
     est = sweep.estimate_cost([{**r, "budget": {"fwd_equiv": 1.0}}])
-    assert est["cpu_s"] == config.SECONDS_PER_STEP + n * config.SECONDS_PER_WEIGHT_STEP, fe
+    coeffs = sweep.load_run_cost()  # toolkit/run_cost.json: seconds per step by method and size
+    per_step, _ = sweep.seconds_per_step(r["method"], r["family"], "elman", n, coeffs)
+    assert est["cpu_s"] == per_step, fe
     p.write_text(BASE.replace("n_hidden = 2", "n_hidden = 2\ncell = 'lstm'"))
     lstm = config.load(p).parts[0].exp  # a registered cell: its own run keys
     assert {r["run_id"] for r in lstm.runs}.isdisjoint(r["run_id"] for r in plain.runs)

@@ -102,8 +102,11 @@ BUDGET_KEYS = tuple(BUDGET_PARAMS)
 TASK_NAME = Param(REQUIRED, "str", doc="the task's registry name")
 SEED = Param(REQUIRED, "int", lo=0, doc="the experiment's root seed, an integer >= 0")
 REPLICATES = Param(1, "int", lo=1, doc="seeds per configuration")
-#: rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP
-#: x n_params (seconds; measured on small nets on a 2-core machine), for --dry-run
+#: the old rough cost of one sequence-step of a forward pass: SECONDS_PER_STEP +
+#: SECONDS_PER_WEIGHT_STEP x n_params (seconds; measured on small nets on a 2-core machine
+#: before the compiled BPTT chunks). --dry-run now uses the per-method calibration of
+#: toolkit/run_cost.json (benchmarks/calibrate_cost.py); these constants are its fallback for
+#: a method or cell the file has no entry for
 SECONDS_PER_STEP = 150e-9
 SECONDS_PER_WEIGHT_STEP = 1.5e-9
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

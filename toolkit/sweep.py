@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -209,14 +210,57 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
+#: the calibration of :func:`estimate_cost` (``python benchmarks/calibrate_cost.py`` writes it)
+RUN_COST_FILE = Path(__file__).resolve().with_name("run_cost.json")
+_RUN_COST: dict | None = None
+
+
+def load_run_cost(path=None) -> dict:
+    """The cost calibration ``toolkit/run_cost.json`` (or ``path``): {"families": {family:
+    {cell: {"a", "b"}}}, "methods": {method: {"family", cell: {"a", "b"}}}, "commit", ...};
+    {} when the file is missing or unreadable (every estimate then uses the old constants)."""
+    global _RUN_COST
+    if path is None and _RUN_COST is not None:
+        return _RUN_COST
+    try:
+        data = json.loads(Path(path or RUN_COST_FILE).read_text(encoding="utf-8"))
+        data = data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        data = {}
+    if path is None:
+        _RUN_COST = data
+    return data
+
+
+def seconds_per_step(method: str, family: str, cell: str, n_params: int, coeffs: dict):
+    """(seconds of training per forward-pass-equivalent sequence-step, source) for a run of
+    ``method`` (of ``family``) on a net of ``cell`` with ``n_params`` weights: ``a + b *
+    n_params`` from ``coeffs`` (:func:`load_run_cost`), the method's entry first ("method"),
+    else its family's ("family"), else the old constants ``SECONDS_PER_STEP +
+    SECONDS_PER_WEIGHT_STEP * n_params`` ("fallback")."""
+    for source, entry in (
+        ("method", (coeffs.get("methods") or {}).get(method)),
+        ("family", (coeffs.get("families") or {}).get(family)),
+    ):
+        c = entry.get(cell) if isinstance(entry, dict) else None
+        if isinstance(c, dict) and "a" in c and "b" in c:
+            return float(c["a"]) + float(c["b"]) * n_params, source
+    return SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params, "fallback"
+
+
+def estimate_cost(runs: list[dict], jobs: int = 1, coeffs: dict | None = None) -> dict:
     """Upper-bound cost of ``runs`` from their budgets: total forward-pass equivalents and a
-    rough wall time (``SECONDS_PER_STEP + SECONDS_PER_WEIGHT_STEP * n_params`` (from the net
-    class) per
-    sequence-step, or the wall budget); runs that reach their target stop earlier."""
+    wall time: per run, its ``fwd_equiv`` budget x the seconds per sequence-step calibrated
+    for its method (or family) and cell on a net of its size (:func:`seconds_per_step`,
+    ``coeffs`` or ``toolkit/run_cost.json``), or its ``wall_s`` budget when that is smaller.
+    An upper bound: runs that reach their target stop earlier. ``fallback_runs`` counts the
+    runs the calibration has no entry for (estimated with the old constants), ``calibration``
+    names the calibration's commit (None without one)."""
+    coeffs = load_run_cost() if coeffs is None else coeffs
     total_fe = 0.0
     total_s = 0.0
     n_unknown = 0
+    n_fallback = 0
     sizes: dict[str, int] = {}
     for r in runs:
         ck = canonical([r["n_in"], r["n_out"], r["output"], r["net"]])
@@ -230,7 +274,12 @@ def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
         secs = None
         if fe is not None:
             total_fe += fe
-            secs = fe * (SECONDS_PER_STEP + n_params * SECONDS_PER_WEIGHT_STEP)
+            cell = r["net"].get("cell", "elman")
+            per_step, source = seconds_per_step(
+                r["method"], r.get("family", ""), cell, n_params, coeffs
+            )
+            n_fallback += source == "fallback"
+            secs = fe * per_step
         if ws is not None:
             secs = ws if secs is None else min(secs, ws)
         if secs is None:
@@ -245,6 +294,8 @@ def estimate_cost(runs: list[dict], jobs: int = 1) -> dict:
         "wall_s": total_s / workers,
         "jobs": workers,
         "unestimated_runs": n_unknown,
+        "fallback_runs": n_fallback,
+        "calibration": coeffs.get("commit") if coeffs else None,
     }
 
 
@@ -535,13 +586,27 @@ def _dry_run(exp: Experiment, out_dir: Path, o: ExecOptions, n_jobs: int) -> Swe
     o.echo(format_run_table(exp.runs, {i for i, s in stored.items() if s == "ok"}))
     o.echo("")
     o.echo(_headline(exp, n_stored, len(pending)) + f"; results in {out_dir}")
+    commit = str(est["calibration"])
+    commit = commit[:12] + ("-dirty" if commit.endswith("-dirty") else "")
+    calibrated = (
+        f"calibrated on this machine kind by benchmarks/calibrate_cost.py (commit {commit})"
+        if est["calibration"]
+        else "no calibration (toolkit/run_cost.json): "
+        f"{SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per weight per "
+        "sequence-step"
+    )
     line = (
         f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
         f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
         f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
-        f"(assuming {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} ns per "
-        "weight per sequence-step; runs that reach the target stop earlier)"
+        f"(an upper bound: runs that reach the target stop earlier; {calibrated})"
     )
+    if est["calibration"] and est["fallback_runs"]:
+        line += (
+            f"; {est['fallback_runs']} runs (a method or cell the calibration lacks) use the "
+            f"old constants, {SECONDS_PER_STEP * 1e9:g} ns + {SECONDS_PER_WEIGHT_STEP * 1e9:g} "
+            "ns per weight per sequence-step"
+        )
     if est["unestimated_runs"]:
         line += f"; {est['unestimated_runs']} runs have only an evals budget (not estimated)"
     o.echo(line)
