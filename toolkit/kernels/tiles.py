@@ -602,13 +602,14 @@ def _loss_nonlinear(zo, O, y, yo, m, out, DZ, dzo):
     if out == 1:
         for o in range(O):
             z = zo[o]
-            # softplus(z) - y z, stably
-            sp = max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+            # softplus(z) - y z, stably; e = exp(-|z|) is exp(-z) for z >= 0 and exp(z)
+            # below (the same argument, bit for bit), so the sigmoid reuses it
+            e = math.exp(-abs(z))
+            sp = max(z, 0.0) + math.log1p(e)
             L += sp - y[yo + o] * z
             if z >= 0.0:
-                p = 1.0 / (1.0 + math.exp(-z))
+                p = 1.0 / (1.0 + e)
             else:
-                e = math.exp(z)
                 p = e / (1.0 + e)
             DZ[dzo + o] = m * (p - y[yo + o])
     else:
