@@ -619,15 +619,14 @@ def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
     """Minibatch BPTT(k) in compiled chunks (toolkit.train.chunk.minibatch), for masks of
     integer weights. The epochs' orders are drawn here, rng.permutation(B) per epoch as the
     Python loop draws them, a few epochs ahead (the generator draws nothing else in a run);
-    the chunk gathers each minibatch, keeps _EpochLoss's state in a ring (written back after
-    each chunk) and hands back the evaluation that ends it, recorded here as in
-    _loop_full_chunked."""
+    the chunk gathers each minibatch, keeps the epoch loss in a ring (:class:`_RingEpochLoss`,
+    read and written in place, as the online chunk does) and hands back the evaluation that
+    ends it, recorded here as in _loop_full_chunked."""
     B, T, _I = x.shape
     c = _Chunks(net, x, y, mask, theta, run, bs)
     kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
-    el = run.epoch_loss
-    C = 4 * (-(-B // bs)) + 16  # more than _EpochLoss ever holds: about two epochs
-    ringL, ringN = np.zeros(C), np.zeros(C)
+    # room for more than _EpochLoss ever holds (about two epochs of minibatches)
+    el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, 4 * (-(-B // bs)) + 16)
     perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
     while True:
         if ep >= perms.shape[0]:
@@ -635,20 +634,14 @@ def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
             ep, i = 0, 0
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
-        count = len(el.buf)
-        for j, (Lj, nj) in enumerate(el.buf):
-            ringL[j], ringN[j] = Lj, nj
         out = chunk.minibatch(
             theta, c.xw, c.y, c.mask, *c.sizes, check_k(k), c.work, c.base, c.free_idx,
             c.all_free, perms, ep, i, bs, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1,
-            b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(), ringL, ringN, 0, count,
-            float(el.L), float(el.n), el.pushes, el.n_total,
+            b2, ob2, eps, t0, c.prev, c.gw, n_max, *c.limits(), el.ringL, el.ringN, el.head,
+            el.count, float(el.L), float(el.n), el.pushes, el.n_total,
         )  # fmt: skip
         done, pending, L, n, norm, finite, evals, gsteps, best_loss, improved = out[:10]
-        ep, i, head, count, el.L, el.n, el.pushes = out[10:]
-        el.buf = deque(
-            (float(ringL[(head + j) % C]), float(ringN[(head + j) % C])) for j in range(count)
-        )
+        ep, i, el.head, el.count, el.L, el.n, el.pushes = out[10:]
         c.after(done, evals, gsteps, best_loss, improved)
         if pending and (end := c.last(theta, L, n, norm, finite)):
             return end
