@@ -116,7 +116,7 @@ fwd_equiv = 1e6
     out = dry_run(COEFFS)  # the fake method "walk" is of the evolution family
     calibrated = "calibrated on this machine kind by benchmarks/calibrate_cost.py (commit "
     assert calibrated + "0123456789ab)" in out
-    assert "an upper bound: runs that reach the target stop earlier" in out
+    assert "if every run spends its budget: runs that reach the target stop earlier" in out
     assert "old constants" not in out
     out = dry_run({**COEFFS, "families": {"gradient": COEFFS["families"]["gradient"]}})
     assert calibrated in out

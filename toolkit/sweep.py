@@ -253,7 +253,8 @@ def estimate_cost(runs: list[dict], jobs: int = 1, coeffs: dict | None = None) -
     wall time: per run, its ``fwd_equiv`` budget x the seconds per sequence-step calibrated
     for its method (or family) and cell on a net of its size (:func:`seconds_per_step`,
     ``coeffs`` or ``toolkit/run_cost.json``), or its ``wall_s`` budget when that is smaller.
-    An upper bound: runs that reach their target stop earlier. ``fallback_runs`` counts the
+    Every run is assumed to spend its budget (runs that reach their target stop earlier);
+    per run the estimate is a typical value, not a bound. ``fallback_runs`` counts the
     runs the calibration has no entry for (estimated with the old constants), ``calibration``
     names the calibration's commit (None without one)."""
     coeffs = load_run_cost() if coeffs is None else coeffs
@@ -597,9 +598,10 @@ def _dry_run(exp: Experiment, out_dir: Path, o: ExecOptions, n_jobs: int) -> Swe
     )
     line = (
         f"estimated cost of the runs to do: {est['fwd_equiv']:.3g} forward-pass "
-        f"equivalents; at most ~{_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
+        f"equivalents; about {_human_s(est['cpu_s'])} of CPU, ~{_human_s(est['wall_s'])}"
         f" on {est['jobs']} job{'s' if est['jobs'] != 1 else ''} "
-        f"(an upper bound: runs that reach the target stop earlier; {calibrated})"
+        f"(if every run spends its budget: runs that reach the target stop earlier; per run a "
+        f"typical value, not a bound; {calibrated})"
     )
     if est["calibration"] and est["fallback_runs"]:
         line += (
