@@ -152,3 +152,33 @@ def test_run_cost_json_schema():
     for m in T.METHODS:  # every registered method is estimated from the calibration
         source = sweep.seconds_per_step(m, T.METHODS[m].family, "elman", 29, data)[1]
         assert source in ("method", "family"), m
+
+
+def test_dry_run_total_sums_the_estimates_of_every_file(tmp_path):
+    """benchmarks/dry_run_total.py: the per-file sums of the dry run's estimates, here at the
+    smoke scale for one file: doubling every coefficient doubles the total, and an empty
+    calibration puts every run on the old constants."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import dry_run_total
+
+    files = [root / "experiments" / "truncation.toml"]
+    coeffs = sweep.load_run_cost()
+    per, runs, fb = dry_run_total.total(coeffs, "smoke", files)
+    assert runs > 0 and fb == 0 and per["truncation.toml"] > 0
+    double = {
+        **coeffs,
+        "methods": {
+            m: {k: ({"a": 2 * v["a"], "b": 2 * v["b"]} if isinstance(v, dict) else v)
+                for k, v in e.items()}
+            for m, e in coeffs["methods"].items()
+        },
+    }  # fmt: skip
+    per2, _, _ = dry_run_total.total(double, "smoke", files)
+    assert math.isclose(per2["truncation.toml"], 2 * per["truncation.toml"], rel_tol=1e-9)
+    _, runs0, fb0 = dry_run_total.total({}, "smoke", files)
+    assert fb0 == runs0 == runs
+    assert sweep._RUN_COST is coeffs  # the module's calibration is put back
