@@ -433,73 +433,63 @@ def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo,
 # The blocks of 4 or 2 columns (H = 4 or 2), two rows at a time: the scalar tail loop's sums,
 # term by term (each ``v * a + x`` one fused multiply-add, without reassociation, so that the
 # bits are the tail loop's), with the row's columns in independent accumulators (1.8x the
-# tail loop at H = 4).
+# tail loop at H = 4). Rows b0 and b1 (b1 = b0 when b0 is the last row: its sums are then
+# computed twice and stored once).
+@njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"}, inline="always")
+def _terms4(V, v, sb, sr, M, m, R, b0, b1, x0, x1, x2, x3, y0, y1, y2, y3):
+    for r in range(R):
+        p = V[v + b0 * sb + r * sr]
+        w = V[v + b1 * sb + r * sr]
+        q = m + r * 4
+        a0, a1, a2, a3 = M[q], M[q + 1], M[q + 2], M[q + 3]
+        x0, x1, x2, x3 = p * a0 + x0, p * a1 + x1, p * a2 + x2, p * a3 + x3
+        y0, y1, y2, y3 = w * a0 + y0, w * a1 + y1, w * a2 + y2, w * a3 + y3
+    return x0, x1, x2, x3, y0, y1, y2, y3
+
+
 @njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"})
 def _rows4(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
            init):  # fmt: skip
     for b0 in range(0, B, 2):
-        two = b0 + 1 < B
-        ob = o + b0 * 4
-        if init:
-            x0, x1, x2, x3 = bias[bo], bias[bo + 1], bias[bo + 2], bias[bo + 3]
-            y0, y1, y2, y3 = x0, x1, x2, x3
-        else:
-            x0, x1, x2, x3 = OUT[ob], OUT[ob + 1], OUT[ob + 2], OUT[ob + 3]
-            y0, y1, y2, y3 = x0, x1, x2, x3
-            if two:
-                y0, y1, y2, y3 = OUT[ob + 4], OUT[ob + 5], OUT[ob + 6], OUT[ob + 7]
-        b1 = b0 + 1 if two else b0
-        for r in range(R1):
-            v = V1[v1 + b0 * s1b + r * s1r]
-            w = V1[v1 + b1 * s1b + r * s1r]
-            q = m1 + r * 4
-            a0, a1, a2, a3 = M1[q], M1[q + 1], M1[q + 2], M1[q + 3]
-            x0, x1, x2, x3 = v * a0 + x0, v * a1 + x1, v * a2 + x2, v * a3 + x3
-            y0, y1, y2, y3 = w * a0 + y0, w * a1 + y1, w * a2 + y2, w * a3 + y3
-        for r in range(R2):
-            v = V2[v2 + b0 * s2b + r * s2r]
-            w = V2[v2 + b1 * s2b + r * s2r]
-            q = m2 + r * 4
-            a0, a1, a2, a3 = M2[q], M2[q + 1], M2[q + 2], M2[q + 3]
-            x0, x1, x2, x3 = v * a0 + x0, v * a1 + x1, v * a2 + x2, v * a3 + x3
-            y0, y1, y2, y3 = w * a0 + y0, w * a1 + y1, w * a2 + y2, w * a3 + y3
+        b1 = min(b0 + 1, B - 1)
+        ob, o1 = o + b0 * 4, o + b1 * 4
+        src, s0, s1 = (bias, bo, bo) if init else (OUT, ob, o1)
+        x0, x1, x2, x3 = src[s0], src[s0 + 1], src[s0 + 2], src[s0 + 3]
+        y0, y1, y2, y3 = src[s1], src[s1 + 1], src[s1 + 2], src[s1 + 3]
+        x0, x1, x2, x3, y0, y1, y2, y3 = _terms4(
+            V1, v1, s1b, s1r, M1, m1, R1, b0, b1, x0, x1, x2, x3, y0, y1, y2, y3
+        )
+        x0, x1, x2, x3, y0, y1, y2, y3 = _terms4(
+            V2, v2, s2b, s2r, M2, m2, R2, b0, b1, x0, x1, x2, x3, y0, y1, y2, y3
+        )
+        OUT[o1], OUT[o1 + 1], OUT[o1 + 2], OUT[o1 + 3] = y0, y1, y2, y3
         OUT[ob], OUT[ob + 1], OUT[ob + 2], OUT[ob + 3] = x0, x1, x2, x3
-        if two:
-            OUT[ob + 4], OUT[ob + 5], OUT[ob + 6], OUT[ob + 7] = y0, y1, y2, y3
+
+
+@njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"}, inline="always")
+def _terms2(V, v, sb, sr, M, m, R, b0, b1, x0, x1, y0, y1):
+    for r in range(R):
+        p = V[v + b0 * sb + r * sr]
+        w = V[v + b1 * sb + r * sr]
+        q = m + r * 2
+        a0, a1 = M[q], M[q + 1]
+        x0, x1 = p * a0 + x0, p * a1 + x1
+        y0, y1 = w * a0 + y0, w * a1 + y1
+    return x0, x1, y0, y1
 
 
 @njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"})
 def _rows2(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B, bias, bo,
            init):  # fmt: skip
     for b0 in range(0, B, 2):
-        two = b0 + 1 < B
-        ob = o + b0 * 2
-        if init:
-            x0, x1 = bias[bo], bias[bo + 1]
-            y0, y1 = x0, x1
-        else:
-            x0, x1 = OUT[ob], OUT[ob + 1]
-            y0, y1 = x0, x1
-            if two:
-                y0, y1 = OUT[ob + 2], OUT[ob + 3]
-        b1 = b0 + 1 if two else b0
-        for r in range(R1):
-            v = V1[v1 + b0 * s1b + r * s1r]
-            w = V1[v1 + b1 * s1b + r * s1r]
-            q = m1 + r * 2
-            a0, a1 = M1[q], M1[q + 1]
-            x0, x1 = v * a0 + x0, v * a1 + x1
-            y0, y1 = w * a0 + y0, w * a1 + y1
-        for r in range(R2):
-            v = V2[v2 + b0 * s2b + r * s2r]
-            w = V2[v2 + b1 * s2b + r * s2r]
-            q = m2 + r * 2
-            a0, a1 = M2[q], M2[q + 1]
-            x0, x1 = v * a0 + x0, v * a1 + x1
-            y0, y1 = w * a0 + y0, w * a1 + y1
+        b1 = min(b0 + 1, B - 1)
+        ob, o1 = o + b0 * 2, o + b1 * 2
+        src, s0, s1 = (bias, bo, bo) if init else (OUT, ob, o1)
+        x0, x1, y0, y1 = src[s0], src[s0 + 1], src[s1], src[s1 + 1]
+        x0, x1, y0, y1 = _terms2(V1, v1, s1b, s1r, M1, m1, R1, b0, b1, x0, x1, y0, y1)
+        x0, x1, y0, y1 = _terms2(V2, v2, s2b, s2r, M2, m2, R2, b0, b1, x0, x1, y0, y1)
+        OUT[o1], OUT[o1 + 1] = y0, y1
         OUT[ob], OUT[ob + 1] = x0, x1
-        if two:
-            OUT[ob + 2], OUT[ob + 3] = y0, y1
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
