@@ -368,13 +368,16 @@ def run_all(configs=CONFIGS, updates=2000, gens=300, repeats=3, only=None) -> li
 
 
 # -- the baseline ---------------------------------------------------------------------------
-def git_commit() -> str:
+def git_commit(ignore: tuple[str, ...] = ()) -> str:
+    """HEAD, with "-dirty" when toolkit/ has uncommitted changes (``ignore``: paths that do
+    not count, e.g. the file a benchmark is about to write)."""
     try:
         out = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
         )
+        paths = ["toolkit", *(f":!{p}" for p in ignore)]
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "toolkit"],
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", *paths],
             capture_output=True,
             text=True,
         ).stdout.strip()

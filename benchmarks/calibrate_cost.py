@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,26 +51,16 @@ import toolkit.train as T  # noqa: E402
 from toolkit import config, store, sweep, tasks  # noqa: E402
 from toolkit.nets import make_net  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+# the task wrapper whose solved() runs the real check and answers False (no clock is active
+# here, so it only passes through), and the commit stamp
+from bench_train import NeverSolved, git_commit  # noqa: E402
+
 OUT = ROOT / "toolkit" / "run_cost.json"
 TASKS = (("temporal_xor", {"mask": "predictable"}), ("latch", {"T": 20}))
 SIZES = {"elman": (2, 4, 8, 16, 32), "lstm": (2, 4, 8), "gru": (2, 4, 8), "a1": (1, 2, 4)}
 QUICK_SIZES = {"elman": (2, 8, 32), "lstm": (2, 8), "gru": (2, 8), "a1": (1, 4)}
 SPREAD_LIMIT = 2.0  # a family whose methods differ more than this gets per-method entries
-
-
-class NeverSolved:
-    """The task, whose ``solved`` runs the real check and answers False: every run spends its
-    whole budget, and its checks cost what a sweep's do (kept out of ``wall_s``)."""
-
-    def __init__(self, task):
-        self._task = task
-
-    def __getattr__(self, name):
-        return getattr(self._task, name)
-
-    def solved(self, net, theta) -> bool:
-        self._task.solved(net, theta)
-        return False
 
 
 def old_seconds(n_params: int) -> float:
@@ -199,21 +188,6 @@ def coefficients(rows: list[dict]) -> dict:
     }
 
 
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
-        )
-        # the training code's state; the file this script writes does not count
-        status = ["status", "--porcelain", "--", "toolkit", ":!toolkit/run_cost.json"]
-        dirty = subprocess.run(
-            ["git", "-C", str(ROOT), *status], capture_output=True, text=True
-        ).stdout.strip()
-        return out.stdout.strip() + ("-dirty" if dirty else "")
-    except OSError:
-        return "unknown"
-
-
 def write(coeffs: dict, args, path: Path = OUT) -> dict:
     data = {
         "note": (
@@ -224,7 +198,8 @@ def write(coeffs: dict, args, path: Path = OUT) -> dict:
             + (" --quick" if args.quick else "")
             + "`; read by toolkit.sweep.estimate_cost (--dry-run)"
         ),
-        "commit": git_commit(),
+        # the training code's state; the file this script writes does not count
+        "commit": git_commit(ignore=("toolkit/run_cost.json",)),
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "cpu": store.cpu_model(),
         "repeats": args.repeats,
@@ -337,7 +312,7 @@ def main(argv=None) -> int:
         return 0
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.seconds = args.seconds or (0.08 if args.quick else 0.3)
-    methods = args.only.split(",") if args.only else sorted(T.METHODS, key=lambda m: m)
+    methods = args.only.split(",") if args.only else sorted(T.METHODS)
     sizes = QUICK_SIZES if args.quick else SIZES
     print(
         f"# one thread; {args.repeats} run(s) of ~{args.seconds:g} s per point after a pilot "
