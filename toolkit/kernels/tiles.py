@@ -432,9 +432,8 @@ def _t1x8(V1, a1, s1r, M1, m1, R1, V2, a2, s2r, M2, m2, R2, OUT, o, C, bias, bo,
 
 # The blocks of 4 or 2 columns (H = 4 or 2), two rows at a time: the scalar tail loop's sums,
 # term by term (each ``v * a + x`` one fused multiply-add, without reassociation, so that the
-# bits are the tail loop's), with the row's columns in independent accumulators (1.8x the
-# tail loop at H = 4). Rows b0 and b1 (b1 = b0 when b0 is the last row: its sums are then
-# computed twice and stored once).
+# bits are the tail loop's), with the row's columns in independent accumulators. Rows b0
+# and b1 (b1 = b0 when b0 is the last row: its sums are then computed twice and stored once).
 @njit(cache=True, error_model="numpy", fastmath={"contract", "nsz"}, inline="always")
 def _terms4(V, v, sb, sr, M, m, R, b0, b1, x0, x1, x2, x3, y0, y1, y2, y3):
     for r in range(R):
