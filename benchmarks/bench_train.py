@@ -19,7 +19,8 @@ real check runs at the trainers' own points (timed), and always answers False, s
 early. Every compiled entry point the trainers reach (``toolkit.kernels.forward``, ``loss``,
 ``loss_and_grad``, ``population_loss``: ``nets.Elman`` looks them up at call time; and the
 compiled training chunks of ``toolkit.train.chunk``, which the BPTT loop looks up the same way
-and whose time includes the optimizer's arithmetic) is wrapped with a ``perf_counter``
+and whose time includes the optimizer's arithmetic; and the (mu, lambda)-ES's compiled parent
+draws, ``toolkit.train.es_common.ENTRY_POINTS``) is wrapped with a ``perf_counter``
 accumulator; so are the ``Elman`` methods the trainers call (the
 Python layer around the kernels: checks, workspace, packing). Columns:
 
@@ -71,11 +72,12 @@ sys.path.insert(0, str(ROOT))
 import toolkit.train as T  # noqa: E402
 from toolkit import kernels, tasks  # noqa: E402
 from toolkit.nets import Elman  # noqa: E402
-from toolkit.train import chunk  # noqa: E402
+from toolkit.train import chunk, es_common  # noqa: E402
 
 BASELINE = Path(__file__).resolve().with_name("bench_train_baseline.json")
 KERNELS = ("forward", "loss", "loss_and_grad", "population_loss")
 CHUNKS = chunk.ENTRY_POINTS  # toolkit.train.chunk's compiled training loops
+ES_DRAWS = es_common.ENTRY_POINTS  # the (mu, lambda)-ES's compiled parent draws
 NET_METHODS = ("forward", "states", "step", "loss", "loss_and_grad", "population_loss")
 TARGET_SHARE = {"gradient": 0.85, "evolution": 0.75}
 TARGET_SPEEDUP = 3.0  # BPTT updates/s against the baseline, H <= 8
@@ -185,11 +187,14 @@ class instrumented:
         global _CLOCK
         self.saved_k = {n: getattr(kernels, n) for n in KERNELS}
         self.saved_c = {n: getattr(chunk, n) for n in CHUNKS}
+        self.saved_e = {n: getattr(es_common, n) for n in ES_DRAWS}
         self.saved_m = {n: Elman.__dict__[n] for n in NET_METHODS}
         for n, fn in self.saved_k.items():
             setattr(kernels, n, _wrap_kernel(n, fn))
         for n, fn in self.saved_c.items():
             setattr(chunk, n, _wrap_kernel(f"chunk.{n}", fn))
+        for n, fn in self.saved_e.items():
+            setattr(es_common, n, _wrap_kernel(f"es_common.{n}", fn))
         for n, fn in self.saved_m.items():
             setattr(Elman, n, _wrap_method(fn))
         self.saved_eigh = np.linalg.eigh
@@ -204,6 +209,8 @@ class instrumented:
             setattr(kernels, n, fn)
         for n, fn in self.saved_c.items():
             setattr(chunk, n, fn)
+        for n, fn in self.saved_e.items():
+            setattr(es_common, n, fn)
         for n, fn in self.saved_m.items():
             setattr(Elman, n, fn)
         np.linalg.eigh = self.saved_eigh

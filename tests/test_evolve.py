@@ -427,3 +427,33 @@ def test_ipop_restarts_double_the_population():
     lams = [r["lambda_"] for r in tr.logbook]
     assert sorted(set(lams)) == [lam0, 2 * lam0, 4 * lam0]
     assert "restarts (tolx x" in tr.message and tr.outcome == "budget"
+
+
+def test_mutant_parents_are_random_choices():
+    """es_common.MutantParents picks the parents rnd.random(), rnd.choice(range(mu)) pick
+    (CPython's Mersenne Twister continued in NumPy's MT19937), across refills of its words."""
+    import random
+
+    assert es_common.mutant_draws_match()  # this CPython draws as the compiled path assumes
+    for mu, seed in ((1, 0), (5, 1), (6, 2), (64, 3), (65, 4)):
+        rnd = random.Random(seed)
+        rnd.random()  # mid-stream, not at a fresh seed
+        parents = es_common.MutantParents(rnd, mu)
+        want = []
+        for _ in range(5000):
+            rnd.random()
+            want.append(rnd.choice(range(mu)))
+        got = np.concatenate([parents.draw(n) for n in (35, 1, 964, 4000)])
+        assert got.tolist() == want
+
+
+@pytest.mark.parametrize("method", ["es_comma", "es_plus"])
+def test_mutant_draws_compiled_or_not_give_the_same_run(method, monkeypatch):
+    """The (mu, lambda)- and (mu + lambda)-ES's default path gives the same run with the
+    compiled parent draws as with one Python call per draw."""
+    net, data = problem()
+    kw = dict(seed=7, budget={"evals": 3000}, mu=4, lambda_=28)
+    a = T.run(method, net, None, data, **kw)
+    monkeypatch.setattr(es_common, "mutant_draws_match", lambda: False)
+    b = T.run(method, net, None, data, **kw)
+    assert fingerprint(a) == fingerprint(b)

@@ -26,12 +26,14 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from operator import attrgetter
 
 import numpy as np
 from deap import base, creator
+from numba import njit
 
 from toolkit.train.strategy import Evolution, init_scale_param, run_streams
 
@@ -105,6 +107,84 @@ def var_or(population, toolbox, lambda_: int, cxpb: float, mutpb: float, rnd: ra
         else:  # reproduction
             offspring.append(rnd.choice(population))
     return offspring
+
+
+#: the compiled entry points here (the trainers look them up on this module at call time, so a
+#: benchmark can wrap them: benchmarks/bench_train.py)
+ENTRY_POINTS = ("mutant_parents",)
+
+
+@njit(cache=True)
+def mutant_parents(words, pos, lambda_, mu, k, js):
+    """The parents ``var_or`` picks for ``lambda_`` offspring that are all mutants, from the
+    32-bit Mersenne Twister outputs ``words[pos:]`` of its ``random.Random``: per offspring,
+    ``rnd.random()`` (the op choice: two words, any value mutates when cxpb = 0, mutpb = 1),
+    then ``rnd.choice`` of mu parents (CPython's ``_randbelow``: the top k = mu.bit_length()
+    bits of one word, drawn again while >= mu) into ``js``. Returns the position after the
+    last word used, or -1 when ``words`` ran out first (js then incomplete)."""
+    nw = words.shape[0]
+    shift = 32 - k
+    for i in range(lambda_):
+        pos += 2
+        while True:
+            if pos >= nw:
+                return -1
+            r = words[pos] >> shift
+            pos += 1
+            if r < mu:
+                js[i] = r
+                break
+    return pos
+
+
+class MutantParents:
+    """``var_or``'s draws from ``rnd`` when every offspring is a mutant (cxpb = 0, mutpb = 1),
+    in one compiled call per generation (:func:`mutant_parents`) instead of two Python calls
+    per offspring: the words come from a ``numpy.random.MT19937`` given ``rnd``'s state, which
+    continues CPython's Mersenne Twister word for word, so the parents are the ones
+    ``rnd.random()``, ``rnd.choice(range(mu))`` pick (tests/test_evolve.py). ``rnd`` itself is
+    not advanced: the caller draws nothing else from it afterwards.
+
+    :func:`mutant_draws_match` says whether this Python's ``random`` draws as assumed (checked
+    once against ``random.Random``); where it does not, callers keep the Python calls."""
+
+    def __init__(self, rnd: random.Random, mu: int):
+        version, internal, _gauss = rnd.getstate()
+        bg = np.random.MT19937()
+        bg.state = {
+            "bit_generator": "MT19937",
+            "state": {"key": np.array(internal[:-1], dtype=np.uint32), "pos": internal[-1]},
+        }
+        self.bg, self.mu, self.k = bg, int(mu), int(mu).bit_length()
+        self.words, self.pos = np.zeros(0, dtype=np.uint64), 0
+
+    def draw(self, lambda_: int) -> np.ndarray:
+        """The parents (indices < mu) of the next ``lambda_`` mutants."""
+        js = np.empty(lambda_, dtype=np.int64)
+        while True:
+            pos = mutant_parents(self.words, self.pos, lambda_, self.mu, self.k, js)
+            if pos >= 0:
+                self.pos = pos
+                return js
+            more = self.bg.random_raw(max(1024, 8 * lambda_))  # 32-bit outputs, in order
+            self.words, self.pos = np.concatenate((self.words[self.pos :], more)), 0
+
+
+@functools.cache
+def mutant_draws_match() -> bool:
+    """Whether :class:`MutantParents` picks what ``random.Random`` picks (CPython's
+    ``random()`` and ``_randbelow`` as this module reads them) on a fixed stream."""
+    for mu in (1, 2, 3, 5, 8, 15, 17, 100):
+        rnd = random.Random(1000 + mu)
+        parents = MutantParents(rnd, mu)
+        want = []
+        for _ in range(300):
+            rnd.random()
+            want.append(rnd.choice(range(mu)))
+        got = np.concatenate([parents.draw(n) for n in (1, 7, 92, 200)])
+        if got.tolist() != want:
+            return False
+    return True
 
 
 def individual(theta: np.ndarray) -> Individual:

@@ -28,6 +28,7 @@ import numpy as np
 from deap import base, tools
 
 from toolkit.params import Param
+from toolkit.train import es_common
 from toolkit.train.es_common import (
     as_matrix,
     clone,
@@ -121,6 +122,9 @@ class MuLambda(Strategy):
             self.ps = np.array([ind.strategy for ind in self.population])  # their steps
             self.pf = None  # their losses
             self.ox = None
+            self.parents = (
+                es_common.MutantParents(self.rnd, mu) if es_common.mutant_draws_match() else None
+            )
 
     def ask(self) -> np.ndarray:
         if self.fast:
@@ -147,10 +151,13 @@ class MuLambda(Strategy):
         if self.pf is None:  # generation 0: the parents
             return self.px
         rnd, mu, n = self.rnd, self.mu, self.n
-        js = np.empty(self.lambda_, dtype=np.intp)
-        for i in range(self.lambda_):
-            rnd.random()  # varOr's op choice: always mutation here
-            js[i] = rnd.choice(range(mu))
+        if self.parents is not None:  # the same draws, compiled (es_common.MutantParents)
+            js = self.parents.draw(self.lambda_)
+        else:
+            js = np.empty(self.lambda_, dtype=np.intp)
+            for i in range(self.lambda_):
+                rnd.random()  # varOr's op choice: always mutation here
+                js[i] = rnd.choice(range(mu))
         Z = self.rng.standard_normal((self.lambda_, 1 + 2 * n))
         g0 = self.tau0 * Z[:, :1]
         self.os = np.maximum(self.ps[js] * np.exp(g0 + self.tau * Z[:, 1 : n + 1]), self.sigma_min)
