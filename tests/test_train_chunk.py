@@ -9,7 +9,7 @@ import pytest
 
 from toolkit.nets import Elman
 from toolkit.train import bptt, run
-from toolkit.train.trace import COLUMNS, TIMING_COLUMNS
+from toolkit.train.trace import COLUMNS, TIMING_COLUMNS, Trace
 
 
 def echo(seed=0, B=6, T=12, d=2, I=1):
@@ -249,3 +249,74 @@ def test_wall_budget_and_uncovered_cells():
 
     run("bptt_sgd", GRU(1, 2, 1), None, data, seed=0, budget={"evals": 20}, batch_size=2)
     assert bptt.CHUNK_STATS["calls"] == calls
+
+
+@pytest.mark.parametrize("B", [1, 2, 10, 25, 100])
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_orders_are_one_permutation_per_epoch(B, block):
+    """_orders draws a block of epochs' orders in one rng.permuted call: the same orders as one
+    rng.permutation(B) per epoch (the Python loop's draw), and the generator left in the same
+    state."""
+    seed = 1000 * B + block
+    one, many = np.random.default_rng(seed), np.random.default_rng(seed)
+    perms, nxt = bptt._orders(many, B, block, True)
+    assert perms.dtype == np.int64 and perms.shape == (block, B)
+    assert np.array_equal(perms, np.stack([one.permutation(B) for _ in range(block)]))
+    assert one.bit_generator.state == many.bit_generator.state
+    assert nxt == min(2 * block, bptt._PERM_BLOCK)
+    fixed, _ = bptt._orders(many, B, block, False)
+    assert np.array_equal(fixed, np.tile(np.arange(B), (block, 1)))
+    assert one.bit_generator.state == many.bit_generator.state  # no draw without shuffling
+
+
+IN_CHUNK = {  # method, hyperparameters: one per kind of chunk (gated: test_train_chunk_gated)
+    "full_batch": ("bptt_adam", {"lr": 0.05}),
+    "minibatch": ("bptt_adam", {"lr": 0.05, "batch_size": 2}),
+    "online": ("bptt_online", {"lr": 0.05, "k": 3}),
+    "k1k2": ("bptt_k1k2", {"lr": 0.05, "k1": 2, "k2": 4}),
+}
+
+
+class NeverSolved(LossBelow):
+    """A solved check that never passes: the chunks log trace points themselves wherever the
+    best theta has already been checked."""
+
+    def solved(self, net, theta):
+        super().solved(net, theta)
+        return False
+
+
+@pytest.mark.trajectory
+@pytest.mark.parametrize("rows", [1, 2, 64])
+@pytest.mark.parametrize("kind", list(IN_CHUNK))
+def test_trace_points_logged_in_chunks(kind, rows, monkeypatch):
+    """Trace points the chunks log themselves (no solved check due: no task, or the best theta
+    already checked) are the Python loop's, bit for bit, also when their rows run out
+    (``rows`` per chunk); their interpolated wall_s runs from 0 to the run's end in order."""
+    method, hyper = IN_CHUNK[kind]
+    monkeypatch.setattr(bptt, "_POINTS", rows)
+    logged = []
+    monkeypatch.setattr(
+        Trace, "add_points", lambda self, i, *a, f=Trace.add_points: (logged.append(len(i)),
+                                                                       f(self, i, *a))[1]
+    )  # fmt: skip
+    data = echo()
+    for task_level in (None, -1.0):
+        for seed in (0, 1):
+            out = []
+            for chunked in (True, False):
+                bptt._CHUNKED = chunked
+                try:
+                    task = None if task_level is None else NeverSolved(data, task_level)
+                    calls = bptt.CHUNK_STATS["calls"]
+                    tr = run(method, elman()(), task, data, seed=seed, budget={"evals": 300},
+                             **hyper)  # fmt: skip
+                    out.append((tr, task, bptt.CHUNK_STATS["calls"] - calls))
+                finally:
+                    bptt._CHUNKED = True
+            assert out[0][2] > 0, "the chunked path was not taken"
+            assert_same(*out)
+            wall = np.asarray(out[0][0].points["wall_s"])
+            assert wall[0] >= 0 and np.all(np.diff(wall) >= 0)
+            assert wall[-1] == out[0][0].summary()["wall_s"]
+    assert sum(logged) > 0 and max(logged) <= rows

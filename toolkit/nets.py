@@ -20,6 +20,7 @@ the Numba kernels in :mod:`toolkit.kernels`, which trust their inputs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -597,15 +598,21 @@ def grad_cost_ratio(net) -> float:
     --calibrate``: ``ratio_by_hidden`` for Elman nets, ``ratio_by_cell[cell]`` for the other
     cells, Elman's where a cell has no table). A table, not a live measurement, so
     forward-pass equivalents are deterministic."""
+    return _ratio(getattr(net, "cell", "elman"), net.n_hidden)
+
+
+@functools.cache
+def _ratio(cell: str, n_hidden: int) -> float:
+    """grad_cost_ratio's value for a cell and hidden size (the table is read once)."""
     global _RATIO_CACHE
     if _RATIO_CACHE is None:
         _RATIO_CACHE = json.loads(_RATIO_FILE.read_text())
     by_cell = _RATIO_CACHE.get("ratio_by_cell", {})
-    ratios = by_cell.get(getattr(net, "cell", "elman"), _RATIO_CACHE["ratio_by_hidden"])
+    ratios = by_cell.get(cell, _RATIO_CACHE["ratio_by_hidden"])
     table = sorted((int(h), float(r)) for h, r in ratios.items())
     hs = np.log([h for h, _ in table])
     rs = [r for _, r in table]
-    return float(np.interp(math.log(net.n_hidden), hs, rs))
+    return float(np.interp(math.log(n_hidden), hs, rs))
 
 
 # the other network cells register themselves on import (after everything above is defined)

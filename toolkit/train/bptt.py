@@ -63,7 +63,7 @@ from toolkit.train.optim import (
     update,
 )
 from toolkit.train.registry import Method, register
-from toolkit.train.trace import Budget, Trace
+from toolkit.train.trace import LOG_FACTOR, Budget, Trace
 
 
 # ---------------------------------------------------------------------------------------
@@ -223,6 +223,13 @@ class _Run:
         self._checked = None  # the best theta last handed to solved()
         self._prev = self._gw = None  # update()'s workspace: theta before the step, gradient
         self._constant_lr = hyper["schedule"] == "constant"
+        self._integer_counts = None
+
+    def integer_counts(self, mask) -> bool:
+        """:func:`_integer_counts` of the run's mask (the same array all run), asked once."""
+        if self._integer_counts is None:
+            self._integer_counts = _integer_counts(mask)
+        return self._integer_counts
 
     @property
     def lr(self) -> float:
@@ -238,13 +245,17 @@ class _Run:
             g = g + self.h["weight_decay"] * theta
         return g
 
-    def evaluated(self, L, n, theta, grad_norm):
-        """Record one gradient evaluation (cost already added); the outcome if the run ends."""
+    def evaluated(self, L, n, theta, grad_norm, recorded=None):
+        """Record one gradient evaluation (cost already added); the outcome if the run ends.
+        ``recorded``: the loss to record when the caller already pushed the finite L into the
+        epoch loss (a compiled chunk, toolkit/train/chunk.py); None: pushed here."""
         tr = self.trace
+        if recorded is None and math.isfinite(L):
+            recorded = self.epoch_loss(L, n)
         if not (math.isfinite(L) and math.isfinite(grad_norm)):
-            tr.record(self.epoch_loss(L, n) if math.isfinite(L) else L, theta, grad_norm)
+            tr.record(L if recorded is None else recorded, theta, grad_norm)
             return "diverged", f"non-finite loss or gradient at evaluation {tr.evals}"
-        logged = tr.record(self.epoch_loss(L, n), theta, grad_norm)
+        logged = tr.record(recorded, theta, grad_norm)
         target = self.target_loss is not None and tr.best_loss <= self.target_loss
         b = self.budget  # Budget.spent, without reading the clock when no wall_s limit is set
         spent = (
@@ -351,7 +362,7 @@ def _loop_minibatch(net, x, y, mask, theta, run, rng, *, k, batch_size, shuffle,
     if bs >= B and _chunked_gated(net):
         _warm_chunks(run.trace, "gated")
         return _loop_full_chunked_gated(net, x, y, mask, theta, run, k)
-    if bs < B and _chunked(net, run) and _integer_counts(mask):
+    if bs < B and _chunked(net, run) and run.integer_counts(mask):
         return _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle)
     zeros = {}  # h0 per batch size: the kernels only read it
     full = None if bs < B else (x, y, mask, mask.sum())
@@ -383,6 +394,7 @@ _CHUNKED = True
 CHUNK_STATS = {"calls": 0, "updates": 0}
 _WALL_CHUNK = 32  # updates per chunk when a wall_s budget is set (the clock is read in Python)
 _COSINE_CHUNK = 256  # updates per chunk with a cosine schedule (its rates computed in Python)
+_POINTS = 64  # trace points a chunk may log itself before handing back (chunk._log_point)
 
 
 def _chunked(net, run) -> bool:
@@ -458,6 +470,11 @@ class _Chunks:
         self.target = float(run.target_loss) if self.has_target else 0.0
         self.best_buf = np.empty_like(theta)
         self.lrs = np.array([float(h["lr"])])
+        # the trace points the chunk logs itself (no solved check due there): its rows
+        self.pts_i = np.zeros((_POINTS, 3), dtype=np.int64)  # evals, fwd_steps, grad_steps
+        self.pts_f = np.zeros((_POINTS, 3))  # loss, best_loss, grad_norm
+        self.has_solved = run.solved is not None
+        self._t_call, self._evals_call = 0.0, 0
 
     def rates(self):
         """(updates the next chunk may take, their learning rates: one, or one per update)."""
@@ -474,17 +491,28 @@ class _Chunks:
         return n_max, self.lrs
 
     def limits(self):
-        """The trace's counters and the stop tests' arguments the chunks take."""
-        tr = self.tr
+        """The trace's counters, the stop tests' arguments and the trace point rows the
+        chunks take (called right before the chunk: the time and evals it starts at)."""
+        tr, run = self.tr, self.run
+        unchecked = tr.best_theta is not None and tr.best_theta is not run._checked
+        self._evals_call = tr.evals
+        self._t_call = time.perf_counter()
         return (
             tr.evals, tr.fwd_steps, tr.grad_steps, float(tr.grad_ratio), float(tr._next_log),
             self.max_evals, self.max_fwd, self.has_target, self.target, float(tr.best_loss),
-            self.best_buf,
+            self.best_buf, self.has_solved, unchecked, self.pts_i, self.pts_f, LOG_FACTOR,
         )  # fmt: skip
 
-    def after(self, done, evals, gsteps, best_loss, improved):
-        """Write a chunk's counters back (its last evaluation, if pending, not yet recorded)."""
+    def after(self, done, evals, gsteps, best_loss, improved, npts, next_log):
+        """Write a chunk's counters and the trace points it logged back (its last evaluation,
+        if pending, not yet recorded)."""
         tr, run = self.tr, self.run
+        if npts:
+            tr.add_points(
+                self.pts_i[:npts], self.pts_f[:npts], self._t_call, time.perf_counter(),
+                self._evals_call, int(evals),
+            )  # fmt: skip
+        tr._next_log = next_log
         CHUNK_STATS["calls"] += 1
         CHUNK_STATS["updates"] += done
         tr.evals, tr.grad_steps = int(evals), int(gsteps)
@@ -494,12 +522,21 @@ class _Chunks:
             run.opt.t += done
         run.u += done
 
-    def last(self, theta, L, n, norm, finite):
+    def whole_batch_loss(self, L, n):
+        """The loss the epoch loss records for a full batch's L (n targets, all of them): L
+        itself (after one push of n = n_total its one entry is re-summed, fsum([L]) * 1.0),
+        so that its deque need not be kept; None (pushed as usual) unless L > 0 is finite."""
+        if n == self.run.epoch_loss.n_total and 0.0 < L < math.inf:
+            return float(L)
+        return None
+
+    def last(self, theta, L, n, norm, finite, recorded=None):
         """Record the chunk's last evaluation (its step taken, the parameters before it in
-        prev) as _Run.update does: the outcome if the run ends."""
+        prev) as _Run.update does: the outcome if the run ends. ``recorded``: its loss as
+        the epoch loss gives it, when the chunk pushed it there (None: pushed here)."""
         run = self.run
         run.u -= 1
-        if end := run.evaluated(float(L), n, self.prev, float(norm)):
+        if end := run.evaluated(float(L), n, self.prev, float(norm), recorded):
             theta[:] = self.prev
             return end
         run.u += 1
@@ -521,13 +558,13 @@ def _loop_full_chunked(net, x, y, mask, theta, run, k):
     while True:
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
-        done, L, norm, finite, evals, gsteps, best_loss, improved = chunk.full_batch(
+        done, L, norm, finite, evals, gsteps, best_loss, improved, *pts = chunk.full_batch(
             theta, c.xw, c.y, c.mask, h0, *c.sizes, check_k(k), c.work, c.base, c.free_idx,
             c.all_free, n, *c.reduce, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
             t0, c.prev, c.gw, n_max, B * T, *c.limits(),
         )  # fmt: skip
-        c.after(done, evals, gsteps, best_loss, improved)
-        if end := c.last(theta, L, n, norm, finite):
+        c.after(done, evals, gsteps, best_loss, improved, *pts)
+        if end := c.last(theta, L, n, norm, finite, c.whole_batch_loss(L, n)):
             return end
 
 
@@ -553,13 +590,14 @@ def _loop_full_chunked_gated(net, x, y, mask, theta, run, k):
     while True:
         n_max, lrs = c.rates()
         t0 = run.opt.t if kind == 2 else 0
-        done, L, norm, finite, evals, gsteps, best_loss, improved = chunk_gated.full_batch_gated(
+        out = chunk_gated.full_batch_gated(
             net._CODE, theta, c.xw, c.y, c.mask, h0, *c.sizes, check_k(k), n, *c.reduce, kind,
             lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, c.prev, c.gw, n_max, B * T,
             *c.limits(),
         )  # fmt: skip
-        c.after(done, evals, gsteps, best_loss, improved)
-        if end := c.last(theta, L, n, norm, finite):
+        done, L, norm, finite, evals, gsteps, best_loss, improved = out[:8]
+        c.after(done, evals, gsteps, best_loss, improved, *out[8:])
+        if end := c.last(theta, L, n, norm, finite, c.whole_batch_loss(L, n)):
             return end
 
 
@@ -607,11 +645,16 @@ _PERM_BLOCK = 64  # epochs' orders drawn ahead at most (the run's generator draw
 
 def _orders(rng, B, block, shuffle):
     """The next ``block`` epochs' orders, rng.permutation(B) each as the Python loop draws them
-    (or 0..B-1 without shuffling), and the next block's size (doubling up to _PERM_BLOCK)."""
+    (or 0..B-1 without shuffling), and the next block's size (doubling up to _PERM_BLOCK).
+
+    ``rng.permuted`` of the rows 0..B-1 along axis 1 shuffles row after row with the same
+    Fisher-Yates draws as one ``rng.permutation(B)`` per row, so it gives the same orders and
+    leaves the generator in the same state (tests/test_train_chunk.py checks both), in one call
+    instead of ``block``: at B = 10 and 2 updates per epoch the per-epoch call was about a tenth
+    of a minibatch run."""
+    perms = np.tile(np.arange(B), (block, 1))
     if shuffle:
-        perms = np.stack([rng.permutation(B) for _ in range(block)])
-    else:
-        perms = np.tile(np.arange(B), (block, 1))
+        perms = rng.permuted(perms, axis=1, out=perms)
     return perms, min(2 * block, _PERM_BLOCK)
 
 
@@ -641,9 +684,9 @@ def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
             el.count, float(el.L), float(el.n), el.pushes, el.n_total,
         )  # fmt: skip
         done, pending, L, n, norm, finite, evals, gsteps, best_loss, improved = out[:10]
-        ep, i, el.head, el.count, el.L, el.n, el.pushes = out[10:]
-        c.after(done, evals, gsteps, best_loss, improved)
-        if pending and (end := c.last(theta, L, n, norm, finite)):
+        ep, i, el.head, el.count, el.L, el.n, el.pushes, pushed, e, npts, next_log = out[10:]
+        c.after(done, evals, gsteps, best_loss, improved, npts, next_log)
+        if pending and (end := c.last(theta, L, n, norm, finite, e if pushed else None)):
             return end
 
 
@@ -729,7 +772,9 @@ def _online_chunked(net, run, mask, average) -> bool:
     "shared" and "sum" ("copies" keeps :class:`_Copies`), and masks of integer weights
     (:func:`_integer_counts`: each window's count of targets is summed in the chunk's
     order)."""
-    return average != "copies" and _chunked(net, run) and net.window == 1 and _integer_counts(mask)
+    return (
+        average != "copies" and _chunked(net, run) and net.window == 1 and run.integer_counts(mask)
+    )
 
 
 def _loop_online(net, x, y, mask, theta, run, rng, *, k, average, batch_size, shuffle, **_):
@@ -812,8 +857,11 @@ class _RingEpochLoss:
         self.head, self.L, self.n, self.pushes = 0, el.L, el.n, el.pushes
 
     def _entries(self, ring):
-        C = ring.shape[0]
-        return ring[(np.arange(self.count) + self.head) % C]
+        """The ``count`` entries from ``head``, in order (a view when they do not wrap)."""
+        end = self.head + self.count
+        if end <= ring.shape[0]:
+            return ring[self.head : end]
+        return np.concatenate((ring[self.head :], ring[: end - ring.shape[0]]))
 
     def __call__(self, L: float, n: float) -> float:
         ringL, ringN = self.ringL, self.ringN
@@ -870,10 +918,11 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
             el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
         )  # fmt: skip
         done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
-        ep, i, t, t_ctx, fwd, el.head, el.count, el.L, el.n, el.pushes = out[11:]
+        ep, i, t, t_ctx, fwd, el.head, el.count, el.L, el.n, el.pushes = out[11:21]
+        pushed, e, npts, next_log = out[21:]
         tr.fwd_steps = int(fwd_steps)
-        c.after(done, evals, gsteps, best_loss, improved)
-        if pending and (end := c.last(theta, L, n, norm, finite)):
+        c.after(done, evals, gsteps, best_loss, improved, npts, next_log)
+        if pending and (end := c.last(theta, L, n, norm, finite, e if pushed else None)):
             return end
 
 
@@ -887,7 +936,7 @@ def _k1k2_chunked(net, run, mask) -> bool:
     plain Elman cell (:func:`_chunked`) without input windows (net.states windows each block
     on its own, which the chunk does not copy) and masks of integer weights
     (:func:`_integer_counts`)."""
-    return _chunked(net, run) and net.window == 1 and _integer_counts(mask)
+    return _chunked(net, run) and net.window == 1 and run.integer_counts(mask)
 
 
 def _loop_k1k2(net, x, y, mask, theta, run, rng, *, k1, k2, **_):
@@ -941,10 +990,10 @@ def _loop_k1k2_chunked(net, x, y, mask, theta, run, k1, k2):
             el.ringL, el.ringN, el.head, el.count, float(el.L), float(el.n), el.pushes, n_total,
         )  # fmt: skip
         done, pending, L, n, norm, finite, evals, fwd_steps, gsteps, best_loss, improved = out[:11]
-        p, el.head, el.count, el.L, el.n, el.pushes = out[11:]
+        p, el.head, el.count, el.L, el.n, el.pushes, pushed, e, npts, next_log = out[11:]
         tr.fwd_steps = int(fwd_steps)
-        c.after(done, evals, gsteps, best_loss, improved)
-        if pending and (end := c.last(theta, L, n, norm, finite)):
+        c.after(done, evals, gsteps, best_loss, improved, npts, next_log)
+        if pending and (end := c.last(theta, L, n, norm, finite, e if pushed else None)):
             return end
 
 

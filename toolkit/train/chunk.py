@@ -82,7 +82,8 @@ def full_batch(
     theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free,
     n, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, prev, gw,
     n_max, grad_steps_per, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
-    max_fwd, has_target, target_loss, best_loss, best_theta,
+    max_fwd, has_target, target_loss, best_loss, best_theta, has_solved, unchecked, pts_i,
+    pts_f, log_factor,
 ):  # fmt: skip
     """Up to ``n_max`` full-batch BPTT(k) updates of 1-D theta (in place).
 
@@ -101,6 +102,7 @@ def full_batch(
     best_loss, whether best_theta changed); the last update's evaluation is not committed:
     the caller records it (prev holds its parameters)."""
     done = 0
+    npts = 0
     improved = False
     L = 0.0
     norm = 0.0
@@ -117,16 +119,24 @@ def full_batch(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        if _ends(done, n_max, finite, L, norm, evals, next_log):
+        log = evals >= next_log
+        if log and _hands_back(has_solved, unchecked, improved, L, best_loss, npts, pts_i):
             break
-        if _stops(L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
+        if _cut(done, n_max, finite, L, norm) or _stops(
+            L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+            grad_steps, max_fwd,
+        ):  # fmt: skip
             break
         if L < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = L
             best_theta[:] = prev
             improved = True
-    return done, L, norm, finite, evals, grad_steps, best_loss, improved
+        if log:
+            npts, next_log = _log_point(
+                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, L, best_loss, norm, next_log,
+                log_factor,
+            )  # fmt: skip
+    return done, L, norm, finite, evals, grad_steps, best_loss, improved, npts, next_log
 
 
 @njit(cache=True)
@@ -184,8 +194,8 @@ def minibatch(
     theta, x, y, mask, I, H, O, act, out, kk, work, base, free_idx, all_free,
     perms, ep, i, bs, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
     t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
-    max_fwd, has_target, target_loss, best_loss, best_theta,
-    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+    max_fwd, has_target, target_loss, best_loss, best_theta, has_solved, unchecked, pts_i,
+    pts_f, log_factor, ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
 ):  # fmt: skip
     """Up to ``n_max`` minibatch BPTT(k) updates of 1-D theta (in place), the minibatches
     being slices [i, i + bs) of the epochs' sequence orders ``perms[ep]``, ``perms[ep + 1]``,
@@ -199,13 +209,19 @@ def minibatch(
     Returns (updates taken, whether the last one is pending (its evaluation for the caller
     to record; else the chunk ran out of epochs in ``perms``), L, n, norm and
     parameters-finite of the last, evals, grad_steps, best_loss, whether best_theta changed,
-    ep, i (the next minibatch), head, count, Lsum, nsum, pushes)."""
+    ep, i (the next minibatch), head, count, Lsum, nsum, pushes, pushed, e): ``pushed`` says
+    that the pending evaluation's loss is already in the ring (the Python loop pushes every
+    finite loss, so the chunk does it for a pending one it may push, :func:`_pushable`) and
+    ``e`` is the loss the trace records for it."""
     B, T = x.shape[0], x.shape[1]
     C = ringL.shape[0]
     h0 = np.zeros((bs, H))
     h0_tail = np.zeros((B % bs if B % bs else bs, H))
     done = 0
+    npts = 0
     pending = False
+    pushed = False
+    e = 0.0
     improved = False
     L = 0.0
     n = 0.0
@@ -243,40 +259,80 @@ def minibatch(
         )  # fmt: skip
         done += 1
         pending = True
-        if _ends(done, n_max, finite, L, norm, evals, next_log):
+        pushed = False
+        if not _pushable(L, Lsum, count, C):  # left to Python, epoch loss and all
             break
-        if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
-            break
-        # _EpochLoss.__call__, undone below if the evaluation is not committed
-        s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
+        # _EpochLoss.__call__ (the Python loop pushes every finite loss, ending or not)
         head, count, Lsum, nsum, pushes, e = _epoch_push(
             ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
         )
-        if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
-            head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+        pushed = True
+        log = evals >= next_log
+        if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
+            break
+        if _cut(done, n_max, finite, L, norm) or _stops(
+            e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+            grad_steps, max_fwd,
+        ):  # fmt: skip
             break
         pending = False
+        pushed = False
         if e < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = e
             best_theta[:] = prev
             improved = True
+        if log:
+            npts, next_log = _log_point(
+                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
+                log_factor,
+            )  # fmt: skip
     return (
         done, pending, L, n, norm, finite, evals, grad_steps, best_loss, improved, ep, i,
-        head, count, Lsum, nsum, pushes,
+        head, count, Lsum, nsum, pushes, pushed, e, npts,
+        next_log,
     )  # fmt: skip
 
 
 @njit(cache=True, inline="always")
-def _ends(done, n_max, finite, L, norm, evals, next_log):
-    """Whether the chunk hands its last evaluation to Python before any bookkeeping of it: the
-    chunk's length reached, non-finite parameters, loss or gradient norm, or a trace point."""
-    return (
-        done >= n_max
-        or not finite
-        or not (np.isfinite(L) and np.isfinite(norm))
-        or evals >= next_log
-    )
+def _cut(done, n_max, finite, L, norm):
+    """Whether the chunk hands its last evaluation to Python before committing it: the
+    chunk's length reached, or non-finite parameters, loss or gradient norm."""
+    return done >= n_max or not finite or not (np.isfinite(L) and np.isfinite(norm))
+
+
+@njit(cache=True, inline="always")
+def _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
+    """At a trace point (evals >= next_log), whether the evaluation goes to Python rather than
+    being logged here: a solved check is due there (``_Run.evaluated`` checks the best theta
+    at a trace point when it changed since the last check: unchecked when the chunk started,
+    improved in it, or improved by this evaluation's recorded loss e) or no room is left."""
+    return (has_solved and (unchecked or improved or e < best_loss)) or npts >= pts_i.shape[0]
+
+
+@njit(cache=True)
+def _log_point(pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
+               log_factor):  # fmt: skip
+    """``Trace.record``'s trace point for a committed evaluation, in row ``npts`` of pts_i
+    (evals, fwd_steps, grad_steps) and pts_f (loss, best_loss, grad_norm), and its advance of
+    the next mark (max(next_log * log_factor, next_log + 1) until past evals). Returns the
+    rows used and the next mark; the trainer adds the rows to the trace (with wall_s)."""
+    pts_i[npts, 0] = evals
+    pts_i[npts, 1] = fwd_steps
+    pts_i[npts, 2] = grad_steps
+    pts_f[npts, 0] = e
+    pts_f[npts, 1] = best_loss
+    pts_f[npts, 2] = norm
+    while next_log <= evals:
+        next_log = max(next_log * log_factor, next_log + 1.0)
+    return npts + 1, next_log
+
+
+@njit(cache=True, inline="always")
+def _pushable(L, Lsum, count, C):
+    """Whether the chunk pushes evaluation loss L into the epoch loss's ring itself: L finite
+    and no partial of :func:`_fsum` near overflow (so it is math.fsum's bits), and room for
+    one more entry; else the evaluation is handed to Python before any bookkeeping."""
+    return np.isfinite(L) and abs(L) <= 1e300 and abs(Lsum) <= 1e300 and count + 1 < C
 
 
 @njit(cache=True, inline="always")
@@ -323,8 +379,8 @@ def online(
     perms, ep, i, t, t_ctx, fwd, ctx, bs, k, scale, use_scale,
     mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
     t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
-    max_fwd, has_target, target_loss, best_loss, best_theta,
-    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+    max_fwd, has_target, target_loss, best_loss, best_theta, has_solved, unchecked, pts_i,
+    pts_f, log_factor, ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
 ):  # fmt: skip
     """Up to ``n_max`` updates of the classic online BPTT algorithm (``bptt._loop_online``,
     averages "shared" and "sum") on 1-D theta (in place), the minibatches being slices
@@ -346,13 +402,17 @@ def online(
 
     Returns (updates taken, whether the last one is pending, L, n, norm and
     parameters-finite of the last, evals, fwd_steps, grad_steps, best_loss, whether
-    best_theta changed, ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes)."""
+    best_theta changed, ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes, pushed, e),
+    pushed and e as in :func:`minibatch`."""
     B, T = x.shape[0], x.shape[1]
     C = ringL.shape[0]
     E = perms.shape[0]
     W = T - k + 1  # windows per sequence
     done = 0
+    npts = 0
     pending = False
+    pushed = False
+    e = 0.0
     improved = False
     stop = False
     L = 0.0
@@ -418,24 +478,33 @@ def online(
             fwd += b  # x = f(x, a[t]), computed when the next window needs it
             t += 1
             stop = True
-            if _ends(done, n_max, finite, L, norm, evals, next_log):
+            pushed = False
+            if not _pushable(L, Lsum, count, C):  # left to Python, epoch loss and all
                 break
-            if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
-                break
-            s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
             head, count, Lsum, nsum, pushes, e = _epoch_push(
                 ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
             )
-            if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                      grad_ratio, grad_steps, max_fwd):  # fmt: skip
-                head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+            pushed = True
+            log = evals >= next_log
+            if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
+                break
+            if _cut(done, n_max, finite, L, norm) or _stops(
+                e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
+                grad_ratio, grad_steps, max_fwd,
+            ):  # fmt: skip
                 break
             stop = False
             pending = False
+            pushed = False
             if e < best_loss:  # Trace.record: the best theta is the one evaluated
                 best_loss = e
                 best_theta[:] = prev
                 improved = True
+            if log:
+                npts, next_log = _log_point(
+                    pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm,
+                    next_log, log_factor,
+                )  # fmt: skip
         for r in range(b):
             for j in range(H):
                 ctx[r * H + j] = x_ctx[r, j]
@@ -453,7 +522,8 @@ def online(
             i = 0
     return (
         done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
-        ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes,
+        ep, i, t, t_ctx, fwd, head, count, Lsum, nsum, pushes, pushed, e, npts,
+        next_log,
     )  # fmt: skip
 
 
@@ -462,8 +532,8 @@ def k1k2(
     theta, x, y, mask, I, H, O, act, out, work, base, free_idx, all_free,
     hist, p, k1, k2, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps,
     t0, prev, gw, n_max, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
-    max_fwd, has_target, target_loss, best_loss, best_theta,
-    ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
+    max_fwd, has_target, target_loss, best_loss, best_theta, has_solved, unchecked, pts_i,
+    pts_f, log_factor, ringL, ringN, head, count, Lsum, nsum, pushes, n_total,
 ):  # fmt: skip
     """Up to ``n_max`` updates of BPTT(k1, k2) on the B streams (``bptt._loop_k1k2``) on 1-D
     theta (in place); masks hold integers (so every count of targets is exact in any
@@ -480,11 +550,15 @@ def k1k2(
 
     Returns (updates taken, whether the last one is pending, L, n, norm and
     parameters-finite of the last, evals, fwd_steps, grad_steps, best_loss, whether
-    best_theta changed, p, head, count, Lsum, nsum, pushes)."""
+    best_theta changed, p, head, count, Lsum, nsum, pushes, pushed, e), pushed and e as in
+    :func:`minibatch`."""
     B, T = x.shape[0], x.shape[1]
     C = ringL.shape[0]
     done = 0
+    npts = 0
     pending = False
+    pushed = False
+    e = 0.0
     improved = False
     L = 0.0
     n = 0.0
@@ -531,24 +605,34 @@ def k1k2(
         )  # fmt: skip
         done += 1
         pending = True
-        if _ends(done, n_max, finite, L, norm, evals, next_log):
+        pushed = False
+        if not _pushable(L, Lsum, count, C):  # left to Python, epoch loss and all
             break
-        if abs(L) > 1e300 or abs(Lsum) > 1e300 or count + 1 >= C:  # left to Python
-            break
-        s_head, s_count, s_L, s_n, s_pushes = head, count, Lsum, nsum, pushes
         head, count, Lsum, nsum, pushes, e = _epoch_push(
             ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
         )
-        if _stops(e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
-            head, count, Lsum, nsum, pushes = s_head, s_count, s_L, s_n, s_pushes
+        pushed = True
+        log = evals >= next_log
+        if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
+            break
+        if _cut(done, n_max, finite, L, norm) or _stops(
+            e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+            grad_steps, max_fwd,
+        ):  # fmt: skip
             break
         pending = False
+        pushed = False
         if e < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = e
             best_theta[:] = prev
             improved = True
+        if log:
+            npts, next_log = _log_point(
+                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
+                log_factor,
+            )  # fmt: skip
     return (
         done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
-        p, head, count, Lsum, nsum, pushes,
+        p, head, count, Lsum, nsum, pushes, pushed, e, npts,
+        next_log,
     )  # fmt: skip

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from toolkit.kernels import gated as kernels_gated
-from toolkit.train.chunk import _ends, _step, _stops
+from toolkit.train.chunk import _cut, _hands_back, _log_point, _step, _stops
 
 #: the compiled entry points (the trainer looks them up on this module at call time, so a
 #: benchmark can wrap them, as chunk.ENTRY_POINTS)
@@ -33,7 +33,8 @@ def full_batch_gated(
     cell, theta, x, y, mask, h0, I, H, O, out, kk,
     n, mean, wd, clip, kind, lrs, mu, nesterov, m, v, b1, ob1, b2, ob2, eps, t0, prev, gw,
     n_max, grad_steps_per, evals, fwd_steps, grad_steps, grad_ratio, next_log, max_evals,
-    max_fwd, has_target, target_loss, best_loss, best_theta,
+    max_fwd, has_target, target_loss, best_loss, best_theta, has_solved, unchecked, pts_i,
+    pts_f, log_factor,
 ):  # fmt: skip
     """Up to ``n_max`` full-batch BPTT(k) updates of the gated net ``cell``
     (kernels_gated.LSTM or .GRU) with 1-D theta (in place).
@@ -51,6 +52,7 @@ def full_batch_gated(
     best_loss, whether best_theta changed), as chunk.full_batch; the last update's evaluation
     is not committed: the caller records it (prev holds its parameters)."""
     done = 0
+    npts = 0
     improved = False
     L = 0.0
     norm = 0.0
@@ -65,13 +67,21 @@ def full_batch_gated(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        if _ends(done, n_max, finite, L, norm, evals, next_log):
+        log = evals >= next_log
+        if log and _hands_back(has_solved, unchecked, improved, L, best_loss, npts, pts_i):
             break
-        if _stops(L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                  grad_ratio, grad_steps, max_fwd):  # fmt: skip
+        if _cut(done, n_max, finite, L, norm) or _stops(
+            L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+            grad_steps, max_fwd,
+        ):  # fmt: skip
             break
         if L < best_loss:  # Trace.record: the best theta is the one evaluated
             best_loss = L
             best_theta[:] = prev
             improved = True
-    return done, L, norm, finite, evals, grad_steps, best_loss, improved
+        if log:
+            npts, next_log = _log_point(
+                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, L, best_loss, norm, next_log,
+                log_factor,
+            )  # fmt: skip
+    return done, L, norm, finite, evals, grad_steps, best_loss, improved, npts, next_log

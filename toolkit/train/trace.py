@@ -172,6 +172,36 @@ class Trace:
             return True
         return False
 
+    def add_points(self, ints, floats, t_from: float, t_to: float, evals_from: int, evals_to: int):
+        """Trace points that a compiled training chunk logged itself (toolkit/train/chunk.py,
+        where no solved check was due): rows of ``ints`` (evals, fwd_steps, grad_steps) and
+        ``floats`` (loss, best_loss, grad_norm), exactly what :meth:`record` logs there.
+
+        The clock cannot be read inside the chunk, so their ``wall_s`` is interpolated by
+        evaluation count between the chunk's start (``time.perf_counter()`` ``t_from``, at
+        ``evals_from`` evaluations) and its return (``t_to``, at ``evals_to``): the chunk's
+        updates cost alike, so the error is a fraction of that one call's time. The other
+        columns are the ones the Python loop logs, bit for bit."""
+        p = self.points
+        if self._t0 is None:  # not started: wall_s reads 0 (as the property)
+            base = span = 0.0
+        else:
+            base = t_from - self._t0 - self.eval_s
+            span = (t_to - t_from) / max(1, evals_to - evals_from)
+        ratio = self.grad_ratio
+        for (ev, fw, gr), (loss, best, norm) in zip(ints.tolist(), floats.tolist(), strict=True):
+            if p["evals"] and p["evals"][-1] == ev:  # same cost point: overwrite (as _log)
+                for c in COLUMNS:
+                    p[c].pop()
+            p["evals"].append(ev)
+            p["fwd_steps"].append(fw)
+            p["grad_steps"].append(gr)
+            p["fwd_equiv"].append(float(fw) + ratio * float(gr))
+            p["wall_s"].append(base + (ev - evals_from) * span)
+            p["loss"].append(loss)
+            p["best_loss"].append(best)
+            p["grad_norm"].append(norm)
+
     def _log(self, grad_norm: float) -> None:
         p = self.points
         if p["evals"] and p["evals"][-1] == self.evals:  # same cost point: overwrite
