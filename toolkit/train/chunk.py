@@ -7,15 +7,20 @@ functions here run a *chunk* of updates inside one Numba call: gradient
 fixed and the gradient restricted to the free ones), the optimizer's per-update arithmetic
 (``toolkit.train.optim._update``, the very function the Python loop calls, so the bits are the
 same), the cost counters, the best loss and best theta, and the stop tests of
-``bptt._Run.evaluated``. A chunk ends *before recording* the evaluation at which the Python loop
-would do anything but count: the next log-spaced trace point (``Trace._next_log``), a reached
-target loss, a spent budget (evals, fwd_equiv), a non-finite loss, gradient or parameter, or
-the chunk's length. That last evaluation (its step already taken, the parameters before it in
-``prev``) is handed back to Python, which records it exactly as it records every evaluation
-(``_Run.evaluated``: trace point, solved check on the best theta, outcome; the step undone when
-the run ends there). So the trace, the outcome, the final and best theta and every counter are
-the Python loop's, bit for bit (tests/test_train_bits.py, tests/test_train_chunk.py,
-tests/test_train_chunk_online.py).
+``bptt._Run.evaluated``. At a log-spaced trace point (``Trace._next_log``) where no solved
+check is due (no task, or the best theta unchanged since the last check) the chunk writes the
+point itself (:func:`_log_point`: the columns ``Trace.record`` logs, into rows the trainer adds
+to the trace with an interpolated ``wall_s``, ``Trace.add_points``). A chunk ends *before
+recording* the evaluation at which the Python loop would do anything else than count and log:
+a trace point with a solved check due (or no rows left), a reached target loss, a spent budget
+(evals, fwd_equiv), a non-finite loss, gradient or parameter, or the chunk's length. That last
+evaluation (its step already taken, the parameters before it in ``prev``; its loss already
+pushed into the epoch loss when the chunk may, :func:`_pushable`) is handed back to Python,
+which records it exactly as it records every evaluation (``_Run.evaluated``: trace point,
+solved check on the best theta, outcome; the step undone when the run ends there). So the
+trace (but ``wall_s`` between two returns), the outcome, the final and best theta and every
+counter are the Python loop's, bit for bit (tests/test_train_bits.py,
+tests/test_train_chunk.py, tests/test_train_chunk_online.py).
 
 The online algorithm (:func:`online`) and BPTT(k1, k2) (:func:`k1k2`) also carry a state across
 updates: they advance it with ``toolkit.kernels.forward``, the kernel that ``net.states`` and

@@ -10,7 +10,8 @@ A :class:`Trace` stores, at log-spaced points of a run's cost and at its end:
   (:func:`toolkit.nets.grad_cost_ratio`, a committed calibration table, so the column is
   deterministic); the raw counts are kept so anyone can re-weight them,
 * ``wall_s``     -- wall seconds of training since the run started: Numba compile time and
-  the solved checks excluded,
+  the solved checks excluded (at the points a compiled BPTT chunk logs itself, interpolated by
+  evaluation count within that chunk's call: :meth:`Trace.add_points`),
 * ``loss``, ``best_loss`` and ``grad_norm`` (NaN where there is none).
 
 The solved checks on the test set are evaluation, not training (:meth:`Trace.add_eval`):
