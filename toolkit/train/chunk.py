@@ -124,23 +124,13 @@ def full_batch(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        log = evals >= next_log
-        if log and _hands_back(has_solved, unchecked, improved, L, best_loss, npts, pts_i):
+        back, best_loss, improved, npts, next_log = _commit(
+            L, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+            max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+            has_solved, unchecked, pts_i, pts_f, npts, log_factor,
+        )  # fmt: skip
+        if back:
             break
-        if _cut(done, n_max, finite, L, norm) or _stops(
-            L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
-            grad_steps, max_fwd,
-        ):  # fmt: skip
-            break
-        if L < best_loss:  # Trace.record: the best theta is the one evaluated
-            best_loss = L
-            best_theta[:] = prev
-            improved = True
-        if log:
-            npts, next_log = _log_point(
-                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, L, best_loss, norm, next_log,
-                log_factor,
-            )  # fmt: skip
     return done, L, norm, finite, evals, grad_steps, best_loss, improved, npts, next_log
 
 
@@ -272,25 +262,15 @@ def minibatch(
             ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
         )
         pushed = True
-        log = evals >= next_log
-        if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
-            break
-        if _cut(done, n_max, finite, L, norm) or _stops(
-            e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
-            grad_steps, max_fwd,
-        ):  # fmt: skip
+        back, best_loss, improved, npts, next_log = _commit(
+            e, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+            max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+            has_solved, unchecked, pts_i, pts_f, npts, log_factor,
+        )  # fmt: skip
+        if back:
             break
         pending = False
         pushed = False
-        if e < best_loss:  # Trace.record: the best theta is the one evaluated
-            best_loss = e
-            best_theta[:] = prev
-            improved = True
-        if log:
-            npts, next_log = _log_point(
-                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
-                log_factor,
-            )  # fmt: skip
     return (
         done, pending, L, n, norm, finite, evals, grad_steps, best_loss, improved, ep, i,
         head, count, Lsum, nsum, pushes, pushed, e, npts,
@@ -338,6 +318,36 @@ def _pushable(L, Lsum, count, C):
     and no partial of :func:`_fsum` near overflow (so it is math.fsum's bits), and room for
     one more entry; else the evaluation is handed to Python before any bookkeeping."""
     return np.isfinite(L) and abs(L) <= 1e300 and abs(Lsum) <= 1e300 and count + 1 < C
+
+
+@njit(cache=True, inline="always")
+def _commit(e, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+            max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+            has_solved, unchecked, pts_i, pts_f, npts, log_factor):  # fmt: skip
+    """What ``_Run.evaluated`` does with an evaluation whose recorded loss is e, where the
+    chunk may do it: nothing (returns True: the chunk hands it back uncommitted) at a trace
+    point with a solved check due or no rows left (:func:`_hands_back`), at the chunk's length,
+    a non-finite value (:func:`_cut`) or a stop test (:func:`_stops`); else the best loss and
+    theta (prev) when e improves on it, and the trace point when evals reached next_log
+    (:func:`_log_point`). Returns (hand back, best_loss, improved, npts, next_log)."""
+    log = evals >= next_log
+    if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
+        return True, best_loss, improved, npts, next_log
+    if _cut(done, n_max, finite, L, norm) or _stops(
+        e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
+        grad_steps, max_fwd,
+    ):  # fmt: skip
+        return True, best_loss, improved, npts, next_log
+    if e < best_loss:  # Trace.record: the best theta is the one evaluated
+        best_loss = e
+        best_theta[:] = prev
+        improved = True
+    if log:
+        npts, next_log = _log_point(
+            pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
+            log_factor,
+        )  # fmt: skip
+    return False, best_loss, improved, npts, next_log
 
 
 @njit(cache=True, inline="always")
@@ -490,26 +500,16 @@ def online(
                 ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
             )
             pushed = True
-            log = evals >= next_log
-            if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
-                break
-            if _cut(done, n_max, finite, L, norm) or _stops(
-                e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps,
-                grad_ratio, grad_steps, max_fwd,
-            ):  # fmt: skip
+            back, best_loss, improved, npts, next_log = _commit(
+                e, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+                max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+                has_solved, unchecked, pts_i, pts_f, npts, log_factor,
+            )  # fmt: skip
+            if back:
                 break
             stop = False
             pending = False
             pushed = False
-            if e < best_loss:  # Trace.record: the best theta is the one evaluated
-                best_loss = e
-                best_theta[:] = prev
-                improved = True
-            if log:
-                npts, next_log = _log_point(
-                    pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm,
-                    next_log, log_factor,
-                )  # fmt: skip
         for r in range(b):
             for j in range(H):
                 ctx[r * H + j] = x_ctx[r, j]
@@ -617,25 +617,15 @@ def k1k2(
             ringL, ringN, head, count, Lsum, nsum, pushes, n_total, L, n
         )
         pushed = True
-        log = evals >= next_log
-        if log and _hands_back(has_solved, unchecked, improved, e, best_loss, npts, pts_i):
-            break
-        if _cut(done, n_max, finite, L, norm) or _stops(
-            e, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
-            grad_steps, max_fwd,
-        ):  # fmt: skip
+        back, best_loss, improved, npts, next_log = _commit(
+            e, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+            max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+            has_solved, unchecked, pts_i, pts_f, npts, log_factor,
+        )  # fmt: skip
+        if back:
             break
         pending = False
         pushed = False
-        if e < best_loss:  # Trace.record: the best theta is the one evaluated
-            best_loss = e
-            best_theta[:] = prev
-            improved = True
-        if log:
-            npts, next_log = _log_point(
-                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, e, best_loss, norm, next_log,
-                log_factor,
-            )  # fmt: skip
     return (
         done, pending, L, n, norm, finite, evals, fwd_steps, grad_steps, best_loss, improved,
         p, head, count, Lsum, nsum, pushes, pushed, e, npts,

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from toolkit.kernels import gated as kernels_gated
-from toolkit.train.chunk import _cut, _hands_back, _log_point, _step, _stops
+from toolkit.train.chunk import _commit, _step
 
 #: the compiled entry points (the trainer looks them up on this module at call time, so a
 #: benchmark can wrap them, as chunk.ENTRY_POINTS)
@@ -67,21 +67,11 @@ def full_batch_gated(
             ob1, b2, ob2, eps, t0, no_scale, False,
         )  # fmt: skip
         done += 1
-        log = evals >= next_log
-        if log and _hands_back(has_solved, unchecked, improved, L, best_loss, npts, pts_i):
+        back, best_loss, improved, npts, next_log = _commit(
+            L, L, norm, finite, done, n_max, evals, next_log, fwd_steps, grad_steps, grad_ratio,
+            max_evals, max_fwd, has_target, target_loss, best_loss, best_theta, prev, improved,
+            has_solved, unchecked, pts_i, pts_f, npts, log_factor,
+        )  # fmt: skip
+        if back:
             break
-        if _cut(done, n_max, finite, L, norm) or _stops(
-            L, best_loss, has_target, target_loss, evals, max_evals, fwd_steps, grad_ratio,
-            grad_steps, max_fwd,
-        ):  # fmt: skip
-            break
-        if L < best_loss:  # Trace.record: the best theta is the one evaluated
-            best_loss = L
-            best_theta[:] = prev
-            improved = True
-        if log:
-            npts, next_log = _log_point(
-                pts_i, pts_f, npts, evals, fwd_steps, grad_steps, L, best_loss, norm, next_log,
-                log_factor,
-            )  # fmt: skip
     return done, L, norm, finite, evals, grad_steps, best_loss, improved, npts, next_log
