@@ -40,6 +40,7 @@ from .elman import (
     population_loss,
 )
 from .tiles import _WIDE
+from .cma import ask as cma_ask, tell as cma_tell  # noqa: F401  (CMA-ES, toolkit.train.es_cmaes)
 
 __all__ = [
     "ACT",
