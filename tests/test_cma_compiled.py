@@ -384,3 +384,21 @@ def test_whole_run_eigh_failure_restarts_the_same(monkeypatch):
     assert "numerics" in msgs[0], msgs[0]
     assert msgs[0] == msgs[1]
     assert fps[0] == fps[1]
+
+
+def test_an_array_in_another_layout_runs_the_numpy_code(monkeypatch):
+    """A caller that replaces an array by a strided view (and says so, ``_layout_ok = None``)
+    gets the NumPy code, with its usual result."""
+    states = []
+    for compiled in (False, True):
+        s = _strategy(compiled)
+        s.ps = np.zeros(2 * s.dim)[::2]  # a strided view
+        s._layout_ok = None
+        calls = [0]
+        monkeypatch.setattr(kernels, "cma_tell", lambda *a: calls.__setitem__(0, 1))
+        X = s.ask_array()
+        s.tell_array(X, np.arange(s.lambda_, dtype=np.float64))
+        monkeypatch.undo()
+        assert calls == [0]
+        states.append(snapshot(s))
+    assert_same(*states)

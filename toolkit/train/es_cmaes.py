@@ -117,6 +117,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         self.n_eigen = 0
         self._buf = None
         self._health = None  # (centroid, diagD ok, max diag(C)) from the last compiled tell
+        self._layout_ok = None  # _contiguous(), until the NumPy code replaces an array
 
     # -- ask ------------------------------------------------------------------------------------
     def ask(self) -> tuple[np.ndarray, list]:
@@ -128,7 +129,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     def ask_array(self) -> np.ndarray:
         arz = self.sample((self.lambda_, self.dim))
-        if self.compiled and self._contiguous():
+        if self.compiled and self._layout():
             return kernels.cma_ask(arz, self.centroid, self.sigma, self.BD)
         return self.centroid + self.sigma * np.dot(arz, self.BD.T)
 
@@ -136,6 +137,13 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         """DEAP's ask: a list of ``ind_init(row)`` (same draws and values as DEAP's)."""
         X, _ = self.ask()
         return [ind_init(a) for a in X]
+
+    def _layout(self) -> bool:
+        """``_contiguous()``, checked again only after the NumPy code replaced arrays (a caller
+        that replaces one itself sets ``_layout_ok = None``)."""
+        if self._layout_ok is None:
+            self._layout_ok = self._contiguous()
+        return self._layout_ok
 
     def _contiguous(self) -> bool:
         """Whether the arrays the kernels write or multiply are contiguous, writable float64:
@@ -165,7 +173,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         sigma's ``np.exp``. When the decomposition is due but was not done (C not finite,
         LAPACK failing), ``decompose`` runs here in NumPy on the same C, with NumPy's result or
         exception; with tied eigenvalues NumPy's ``argsort`` orders the kernel's ``eigh``."""
-        if not (self.compiled and self._contiguous()):
+        if not (self.compiled and self._layout()):
             self._health = None
             super().tell_array(X, losses)
             return
@@ -226,7 +234,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
     def update_sorted(self, best):
         """The update from the ``mu`` best thetas (mu, n), best first: what ``update`` does
         after DEAP's sort (``tell_array`` gets them without DEAP individuals)."""
-        self._health = None
+        self._health = self._layout_ok = None
         population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
@@ -277,6 +285,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     def _set_eigen(self, w, V) -> None:
         """The rest of ``decompose`` from ``eigh``'s result (w, V)."""
+        self._layout_ok = None
         self.diagD, self.B = w, V
         indx = np.argsort(self.diagD)
         self.cond = self.diagD[indx[-1]] / self.diagD[indx[0]]
@@ -440,13 +449,9 @@ def check(h: dict) -> list[tuple[str, str]]:
 def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, tolx):
     """Restart criteria of Hansen's CMA-ES (tutorial app. B.3, subset): TolHistFun (+ TolFun on
     the current population), TolX, ConditionCov; a name or None."""
-    if len(hist) >= hist_len:
+    if len(hist) >= hist_len and max(hist) - min(hist) < tolfun:
         finite = losses[np.isfinite(losses)]
-        if (
-            max(hist) - min(hist) < tolfun
-            and finite.size
-            and float(finite.max() - finite.min()) < tolfun
-        ):
+        if finite.size and float(finite.max() - finite.min()) < tolfun:
             return "tolfun"
     if strategy.axis_std_max() < tolx * sigma0:
         return "tolx"
