@@ -404,3 +404,13 @@ def test_an_array_in_another_layout_runs_the_numpy_code(monkeypatch):
         assert calls == [0]
         states.append(snapshot(s))
     assert_same(*states)
+
+
+def test_bad_shapes_get_the_numpy_codes_error():
+    """X or losses of the wrong shape never reach the kernel (which trusts its inputs)."""
+    s = _strategy(True)
+    X = s.ask_array()
+    with pytest.raises((ValueError, IndexError)):
+        s.tell_array(X[:2], np.zeros(2))  # fewer rows than mu
+    with pytest.raises((ValueError, IndexError)):
+        s.tell_array(X[:, :3], np.zeros(s.lambda_))

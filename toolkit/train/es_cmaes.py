@@ -116,7 +116,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         self.eigen_count = 0
         self.n_eigen = 0
         self._buf = None
-        self._health = None  # (centroid, diagD ok, max diag(C)) from the last compiled tell
+        self._health = None  # (arrays ok, max diag(C)) from the last compiled tell
         self._layout_ok = None  # _contiguous(), until the NumPy code replaces an array
 
     # -- ask ------------------------------------------------------------------------------------
@@ -173,7 +173,15 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         sigma's ``np.exp``. When the decomposition is due but was not done (C not finite,
         LAPACK failing), ``decompose`` runs here in NumPy on the same C, with NumPy's result or
         exception; with tied eigenvalues NumPy's ``argsort`` orders the kernel's ``eigh``."""
-        if not (self.compiled and self._layout()):
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        losses = np.ascontiguousarray(losses, dtype=np.float64)
+        if not (
+            self.compiled
+            and self._layout()
+            and losses.ndim == 1
+            and X.shape == (losses.size, self.dim)
+            and self.mu <= losses.size
+        ):  # the NumPy code (which also says what is wrong with X or losses)
             self._health = None
             super().tell_array(X, losses)
             return
@@ -181,8 +189,6 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
             self._buf = np.empty_like(self.C)
             self._w = np.empty(self.dim)
             self._V = np.empty_like(self.C)
-        X = np.ascontiguousarray(X, dtype=np.float64)
-        losses = np.ascontiguousarray(losses, dtype=np.float64)
         cs, cc = self.cs, self.cc
         norm_ps, hsig, status, cond, diag_max, arrays_ok = kernels.cma_tell(
             X,
