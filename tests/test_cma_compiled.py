@@ -19,7 +19,7 @@ from toolkit import kernels
 from toolkit.kernels import cma as kcma
 from toolkit.nets import Elman
 from toolkit.tasks import Dataset
-from toolkit.train.es_cmaes import LazyStrategy
+from toolkit.train.es_cmaes import LazyStrategy, SepStrategy
 
 STATE = ("centroid", "C", "B", "diagD", "BD", "ps", "pc")
 SCALARS = ("sigma", "cond", "update_count", "eigen_count", "n_eigen")
@@ -290,6 +290,58 @@ def fingerprint(tr) -> str:
     return h.hexdigest()
 
 
+SEP_STATE = ("centroid", "diagC", "diagD", "ps", "pc")
+
+
+def sep_trajectory(compiled, n, weights, gens, seed=0, bad_at=None, bad=np.nan):
+    s = SepStrategy(np.full(n, 0.3), 0.5, weights=weights, random_state=np.random.RandomState(seed))
+    s.compiled = compiled
+    f = ellipsoid(n, seed)
+    out = []
+    for g in range(gens):
+        X = s.ask_array()
+        if g == bad_at:  # a non-finite theta among the parents (mu = lambda)
+            s.mu = s.lambda_
+            s.weights = np.full(s.mu, 1.0 / s.mu)
+            X[1, 0] = bad
+        with np.errstate(all="ignore"):
+            s.tell_array(X, f(X))
+        snap = {k: np.array(getattr(s, k), copy=True) for k in SEP_STATE}
+        snap.update(
+            sigma=s.sigma,
+            cond=s.cond,
+            update_count=s.update_count,
+            types=(type(s.sigma), type(s.cond)),
+            healthy=s.healthy(),
+            axis_std_max=s.axis_std_max(),
+        )
+        out.append((X, snap))
+        if not snap["healthy"]:
+            break
+    return out
+
+
+@pytest.mark.parametrize("n", [3, 11, 97, 300])
+@pytest.mark.parametrize("weights", ["superlinear", "linear", "equal"])
+def test_sep_every_generation_is_the_numpy_codes_bits(n, weights):
+    ref = sep_trajectory(False, n, weights, 150)
+    got = sep_trajectory(True, n, weights, 150)
+    assert len(ref) == len(got) == 150
+    for g, ((Xa, a), (Xb, b)) in enumerate(zip(ref, got, strict=True)):
+        assert np.array_equal(Xa, Xb), ("X", g)
+        assert_same(a, b, g)
+
+
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_sep_non_finite_parent_same_state(bad):
+    ref = sep_trajectory(False, 11, "superlinear", 30, bad_at=12, bad=bad)
+    got = sep_trajectory(True, 11, "superlinear", 30, bad_at=12, bad=bad)
+    assert len(ref) == len(got) == 13 and not ref[-1][1]["healthy"]
+    for g, ((Xa, a), (Xb, b)) in enumerate(zip(ref, got, strict=True)):
+        assert np.array_equal(Xa, Xb, equal_nan=True), ("X", g)
+        assert_same(a, b, g)
+
+
 RUNS = [
     (2, {}),
     (2, {"eigen_gap": 1}),
@@ -303,6 +355,10 @@ RUNS = [
     (4, {"sigma": 0.3}),  # n = 29 (one input)
     (8, {"sigma": 0.3}),  # n = 97 (two inputs, as the adding problem's)
     (8, {"sigma": 0.3, "eigen_gap": 4}),
+    (2, {"diagonal": True}),
+    (2, {"diagonal": True, "lambda_": 16, "weights": "linear"}),
+    (2, {"diagonal": True, "restarts": 3, "tolfun": 1e-2}),
+    (8, {"diagonal": True, "sigma": 0.3}),
 ]
 
 
@@ -311,6 +367,7 @@ def run_both(monkeypatch, H, hyper, evals=1500, seeds=(0, 1)):
     out = {}
     for compiled in (False, True):
         monkeypatch.setattr(LazyStrategy, "compiled", compiled)
+        monkeypatch.setattr(SepStrategy, "compiled", compiled)
         out[compiled] = [
             T.run("cmaes", net, None, data, seed=s, budget={"evals": evals}, **hyper) for s in seeds
         ]
@@ -414,3 +471,20 @@ def test_bad_shapes_get_the_numpy_codes_error():
         s.tell_array(X[:2], np.zeros(2))  # fewer rows than mu
     with pytest.raises((ValueError, IndexError)):
         s.tell_array(X[:, :3], np.zeros(s.lambda_))
+
+
+def test_sep_takes_the_compiled_path(monkeypatch):
+    calls = {"ask": 0, "tell": 0}
+    ask, tell = kernels.cma_sep_ask, kernels.cma_sep_tell
+
+    def count(name, fn):
+        def f(*a):
+            calls[name] += 1
+            return fn(*a)
+
+        return f
+
+    monkeypatch.setattr(kernels, "cma_sep_ask", count("ask", ask))
+    monkeypatch.setattr(kernels, "cma_sep_tell", count("tell", tell))
+    sep_trajectory(True, 11, "superlinear", 20)
+    assert calls == {"ask": 20, "tell": 20}

@@ -239,3 +239,97 @@ def ask(arz, centroid, sigma, BD):
         for j in range(n):
             X[i, j] = centroid[j] + sigma * M[i, j]
     return X
+
+
+# -- sep-CMA-ES (Ros & Hansen 2008): diagonal C --------------------------------------------------
+@njit(cache=True)
+def _max_min(a):
+    """(np.max(a), np.min(a)): NaN when any element is NaN."""
+    hi = lo = a[0]
+    for i in range(1, a.size):
+        x = a[i]
+        if np.isnan(x):
+            return x, x
+        if x > hi:
+            hi = x
+        if x < lo:
+            lo = x
+    return hi, lo
+
+
+@njit(cache=True)
+def sep_tell(
+    X,
+    losses,
+    weights,
+    centroid,
+    ps,
+    pc,
+    diagC,
+    diagD,
+    one_m_cs,
+    a_ps,
+    ps_den,
+    chiN,
+    hsig_max,
+    one_m_cc,
+    sq_cc,
+    sigma,
+    sigma2,
+    ccov1,
+    ccovmu,
+    cc,
+):
+    """One generation's update of a SepStrategy, in place: centroid, ps, pc, diagC, diagD
+    (sigma's update stays with the caller). The scalars as in :func:`tell`.
+
+    Returns (norm_ps, hsig, cond, max_diagD, arrays_ok): cond = max(diagC) / min(diagC),
+    max_diagD = np.max(diagD) (``axis_std_max``; NaN if any is), arrays_ok = centroid finite
+    and diagC finite and > 0 (``healthy``'s array part).
+    """
+    n = X.shape[1]
+    mu = weights.size
+    order = stable_order(losses)
+    best = np.empty((mu, n))
+    for k in range(mu):
+        best[k, :] = X[order[k], :]
+    new_c = np.dot(weights, best)
+    c_diff = new_c - centroid
+    for i in range(n):
+        ps[i] = one_m_cs * ps[i] + a_ps * (c_diff[i] / diagD[i])
+    norm_ps = math.sqrt(np.dot(ps, ps))
+    hsig = 1.0 if norm_ps / ps_den / chiN < hsig_max else 0.0
+    a_pc = hsig * sq_cc / sigma
+    for i in range(n):
+        pc[i] = one_m_cc * pc[i] + a_pc * c_diff[i]
+    A2 = np.empty((mu, n))  # artmp ** 2
+    for k in range(mu):
+        for j in range(n):
+            d = best[k, j] - centroid[j]
+            A2[k, j] = d * d
+    rank_mu = np.dot(weights, A2)
+    # diagC = a * diagC + ccov1 * pc**2 + ccovmu * dot(weights, artmp**2) / sigma**2
+    a = 1.0 - ccov1 - ccovmu + (1.0 - hsig) * ccov1 * cc * (2.0 - cc)
+    for i in range(n):
+        diagC[i] = (a * diagC[i] + ccov1 * (pc[i] * pc[i])) + ccovmu * rank_mu[i] / sigma2
+    for i in range(n):
+        diagD[i] = np.sqrt(diagC[i])
+    centroid[:] = new_c
+    hi, lo = _max_min(diagC)
+    max_d = _max_min(diagD)[0]
+    arrays_ok = True
+    for i in range(n):
+        if not (np.isfinite(centroid[i]) and np.isfinite(diagC[i]) and diagC[i] > 0):
+            arrays_ok = False
+    return norm_ps, hsig, hi / lo, max_d, arrays_ok
+
+
+@njit(cache=True)
+def sep_ask(arz, centroid, sigma, diagD):
+    """``centroid + sigma * (arz * diagD)``."""
+    lam, n = arz.shape
+    X = np.empty((lam, n))
+    for i in range(lam):
+        for j in range(n):
+            X[i, j] = centroid[j] + sigma * (arz[i, j] * diagD[j])
+    return X

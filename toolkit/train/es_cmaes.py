@@ -328,7 +328,10 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
     ``ccov1``/``ccovmu`` params are used as given). ``diagC`` (n,) holds the variances; ``C`` is
     not stored. ``diagD = sqrt(diagC)`` and ``cond = max(diagC) / min(diagC)``. ``ask`` samples
     from ``random_state`` (``numpy.random.RandomState``), as :class:`LazyStrategy` does.
+    ``compiled`` as :class:`LazyStrategy`'s (``kernels.cma_sep_ask`` and ``cma_sep_tell``).
     """
+
+    compiled = True
 
     def __init__(self, centroid, sigma, sep_rates=True, random_state=None, **params):
         # no n x n allocation
@@ -345,6 +348,7 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         self.cond = 1.0
         self.lambda_ = params.get("lambda_", default_lambda(self.dim))
         self.update_count = 0
+        self._health = None  # (arrays ok, max diagD) from the last compiled tell
         self.computeParams(params)
         if sep_rates:
             f = (self.dim + 2.0) / 3.0
@@ -359,7 +363,65 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
 
     def ask_array(self) -> np.ndarray:
         arz = self.sample((self.lambda_, self.dim))
+        if self.compiled and self._contiguous():
+            return kernels.cma_sep_ask(arz, self.centroid, self.sigma, self.diagD)
         return self.centroid + self.sigma * (arz * self.diagD)
+
+    def _contiguous(self) -> bool:
+        """Whether the arrays the kernels write are C-contiguous, writable float64 (n,)."""
+        for a in (self.centroid, self.ps, self.pc, self.diagC, self.diagD):
+            if not (
+                isinstance(a, np.ndarray)
+                and a.dtype == np.float64
+                and a.shape == (self.dim,)
+                and a.flags.c_contiguous
+                and a.flags.writeable
+            ):
+                return False
+        return self.weights.dtype == np.float64
+
+    def tell_array(self, X, losses) -> None:
+        """As :meth:`LazyStrategy.tell_array`: with ``compiled``, the sort and ``update_sorted``
+        in one call of ``kernels.cma_sep_tell``, the NumPy code's bits."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        losses = np.ascontiguousarray(losses, dtype=np.float64)
+        if not (
+            self.compiled
+            and losses.ndim == 1
+            and X.shape == (losses.size, self.dim)
+            and self.mu <= losses.size
+            and self._contiguous()
+        ):
+            self._health = None
+            super().tell_array(X, losses)
+            return
+        cs, cc = self.cs, self.cc
+        norm_ps, hsig, cond, max_d, arrays_ok = kernels.cma_sep_tell(
+            X,
+            losses,
+            self.weights,
+            self.centroid,
+            self.ps,
+            self.pc,
+            self.diagC,
+            self.diagD,
+            1 - cs,
+            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
+            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
+            self.chiN,
+            1.4 + 2.0 / (self.dim + 1.0),
+            1 - cc,
+            math.sqrt(cc * (2 - cc) * self.mueff),
+            self.sigma,
+            self.sigma**2,
+            self.ccov1,
+            self.ccovmu,
+            cc,
+        )
+        self.update_count += 1
+        self.sigma *= np.exp((np.float64(norm_ps) / self.chiN - 1.0) * self.cs / self.damps)
+        self.cond = float(cond)
+        self._health = (arrays_ok, max_d)
 
     def generate(self, ind_init):
         X, _ = self.ask()
@@ -372,6 +434,7 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
 
     def update_sorted(self, best):
         """The update from the ``mu`` best thetas (mu, n), best first."""
+        self._health = None
         population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
@@ -401,6 +464,8 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         self.cond = float(np.max(self.diagC) / np.min(self.diagC))
 
     def healthy(self) -> bool:
+        if self._health is not None:  # the arrays' part, from the last compiled tell
+            return bool(math.isfinite(self.sigma) and self.sigma > 0 and self._health[0])
         return bool(
             math.isfinite(self.sigma)
             and self.sigma > 0
@@ -410,6 +475,8 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         )
 
     def axis_std_max(self) -> float:
+        if self._health is not None:  # max diagD, from the last compiled tell
+            return float(self.sigma * np.float64(self._health[1]))
         return float(self.sigma * np.max(self.diagD))
 
 
