@@ -75,7 +75,7 @@ from toolkit.nets import Elman  # noqa: E402
 from toolkit.train import chunk, es_common  # noqa: E402
 
 BASELINE = Path(__file__).resolve().with_name("bench_train_baseline.json")
-KERNELS = ("forward", "loss", "loss_and_grad", "population_loss")
+KERNELS = ("forward", "loss", "loss_and_grad", "population_loss", "cma_ask", "cma_tell")
 CHUNKS = chunk.ENTRY_POINTS  # toolkit.train.chunk's compiled training loops
 ES_DRAWS = es_common.ENTRY_POINTS  # the (mu, lambda)-ES's compiled parent draws
 NET_METHODS = ("forward", "states", "step", "loss", "loss_and_grad", "population_loss")

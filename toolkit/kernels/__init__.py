@@ -40,6 +40,7 @@ from .elman import (
     population_loss,
 )
 from .tiles import _WIDE
+from .cma import ask as cma_ask, sep_ask as cma_sep_ask, sep_tell as cma_sep_tell, tell as cma_tell  # noqa: F401, E501  (CMA-ES)
 
 __all__ = [
     "ACT",

@@ -29,6 +29,7 @@ from collections import deque
 import numpy as np
 from deap import cma
 
+from toolkit import kernels
 from toolkit.params import Param
 from toolkit.train.es_common import individuals
 from toolkit.train.strategy import Context, Strategy, init_scale_param, register_strategy
@@ -92,7 +93,15 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     Attributes added to DEAP's: ``eigen_gap`` (int), ``eigen_count`` (``update_count`` at the
     last decomposition), ``n_eigen`` (decompositions done by ``update``), ``random_state``.
+
+    ``compiled`` (class attribute, default True): ``ask_array`` and ``tell_array`` run as one
+    compiled call each (:mod:`toolkit.kernels.cma`: the sort, ``update_sorted`` and the due
+    ``decompose``), with exactly the NumPy code's floating-point results
+    (tests/test_cma_compiled.py); False runs the NumPy code below, which DEAP's individuals API
+    (``generate``/``update``) always uses.
     """
+
+    compiled = True
 
     def __init__(self, centroid, sigma, eigen_gap=1, random_state=None, **params):
         super().__init__(centroid, sigma, **params)
@@ -107,6 +116,8 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         self.eigen_count = 0
         self.n_eigen = 0
         self._buf = None
+        self._health = None  # (arrays ok, max diag(C)) from the last compiled tell
+        self._layout_ok = None  # _contiguous(), until the NumPy code replaces an array
 
     # -- ask ------------------------------------------------------------------------------------
     def ask(self) -> tuple[np.ndarray, list]:
@@ -118,6 +129,8 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     def ask_array(self) -> np.ndarray:
         arz = self.sample((self.lambda_, self.dim))
+        if self.compiled and self._layout():
+            return kernels.cma_ask(arz, self.centroid, self.sigma, self.BD)
         return self.centroid + self.sigma * np.dot(arz, self.BD.T)
 
     def generate(self, ind_init):
@@ -125,7 +138,100 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
         X, _ = self.ask()
         return [ind_init(a) for a in X]
 
+    def _layout(self) -> bool:
+        """``_contiguous()``, checked again only after the NumPy code replaced arrays (a caller
+        that replaces one itself sets ``_layout_ok = None``)."""
+        if self._layout_ok is None:
+            self._layout_ok = self._contiguous()
+        return self._layout_ok
+
+    def _contiguous(self) -> bool:
+        """Whether the arrays the kernels write or multiply are contiguous, writable float64:
+        C-contiguous, except B and BD, which keep the layout NumPy's ``B[:, indx]`` gave them
+        (F-contiguous with NumPy 2.x) since the BLAS calls' rounding depends on it. They are
+        unless a caller replaced one; then the NumPy code runs."""
+        for a in (self.centroid, self.ps, self.pc, self.C, self.diagD, self.B, self.BD):
+            if not (
+                isinstance(a, np.ndarray)
+                and a.dtype == np.float64
+                and a.flags.writeable
+                and (a.flags.c_contiguous or (a.ndim == 2 and a.flags.f_contiguous))
+            ):
+                return False
+        return (
+            self.C.flags.c_contiguous
+            and self.weights.dtype == np.float64
+            and self.centroid.shape == (self.dim,)
+        )
+
     # -- tell -----------------------------------------------------------------------------------
+    def tell_array(self, X, losses) -> None:
+        """DEAP's ``update`` given the thetas X (lambda, n) and their losses: sorting by loss,
+        ties in ask order, then ``update_sorted``; with ``compiled``, all of it (and the due
+        ``decompose``) in one call of ``kernels.cma_tell``. Python keeps what must round as
+        NumPy's code does: the scalars formed from attributes (``math.sqrt``, ``**``) and
+        sigma's ``np.exp``. When the decomposition is due but was not done (C not finite,
+        LAPACK failing), ``decompose`` runs here in NumPy on the same C, with NumPy's result or
+        exception; with tied eigenvalues NumPy's ``argsort`` orders the kernel's ``eigh``."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        losses = np.ascontiguousarray(losses, dtype=np.float64)
+        if not (
+            self.compiled
+            and self._layout()
+            and losses.ndim == 1
+            and X.shape == (losses.size, self.dim)
+            and self.mu <= losses.size
+        ):  # the NumPy code (which also says what is wrong with X or losses)
+            self._health = None
+            super().tell_array(X, losses)
+            return
+        if self._buf is None:
+            self._buf = np.empty_like(self.C)
+            self._w = np.empty(self.dim)
+            self._V = np.empty_like(self.C)
+        cs, cc = self.cs, self.cc
+        norm_ps, hsig, status, cond, diag_max, arrays_ok = kernels.cma_tell(
+            X,
+            losses,
+            self.weights,
+            self.centroid,
+            self.ps,
+            self.pc,
+            self.C,
+            self._buf,
+            self.B,
+            self.diagD,
+            self.BD,
+            self._w,
+            self._V,
+            1 - cs,
+            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
+            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
+            self.chiN,
+            1.4 + 2.0 / (self.dim + 1.0),
+            1 - cc,
+            math.sqrt(cc * (2 - cc) * self.mueff),
+            self.sigma,
+            self.sigma**2,
+            self.ccov1,
+            self.ccovmu,
+            cc,
+            self.update_count + 1 - self.eigen_count >= self.eigen_gap,
+        )
+        self.update_count += 1
+        self.sigma *= np.exp((np.float64(norm_ps) / self.chiN - 1.0) * self.cs / self.damps)
+        self._health = (arrays_ok, diag_max)
+        if status == 1:
+            self.cond = np.float64(cond)
+            self.eigen_count = self.update_count
+            self.n_eigen += 1
+        elif status == 2:
+            self._health = None
+            self.decompose()
+        elif status == 3:
+            self._health = None
+            self._set_eigen(self._w, self._V)  # (replaced by new arrays there)
+
     def update(self, population):
         """DEAP's ``Strategy.update`` with the eigendecomposition done every ``eigen_gap``."""
         population.sort(key=lambda ind: ind.fitness, reverse=True)
@@ -134,6 +240,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
     def update_sorted(self, best):
         """The update from the ``mu`` best thetas (mu, n), best first: what ``update`` does
         after DEAP's sort (``tell_array`` gets them without DEAP individuals)."""
+        self._health = self._layout_ok = None
         population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
@@ -180,17 +287,24 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     def decompose(self) -> None:
         """B, D from C exactly as ``deap.cma.Strategy.update`` does (eigh, ascending order)."""
-        self.diagD, self.B = np.linalg.eigh(self.C)
+        self._set_eigen(*np.linalg.eigh(self.C))
+
+    def _set_eigen(self, w, V) -> None:
+        """The rest of ``decompose`` from ``eigh``'s result (w, V)."""
+        self._layout_ok = None
+        self.diagD, self.B = w, V
         indx = np.argsort(self.diagD)
         self.cond = self.diagD[indx[-1]] / self.diagD[indx[0]]
         self.diagD = self.diagD[indx] ** 0.5
-        self.B = self.B[:, indx]  # also makes B C-contiguous: same BLAS rounding as DEAP
+        self.B = self.B[:, indx]  # F-contiguous (NumPy 2.x), as DEAP's: same BLAS rounding
         self.BD = self.B * self.diagD
         self.eigen_count = self.update_count
         self.n_eigen += 1
 
     # -- health and termination (for restarts) ---------------------------------------------------
     def healthy(self) -> bool:
+        if self._health is not None:  # the arrays' part, from the last compiled tell
+            return bool(math.isfinite(self.sigma) and self.sigma > 0 and self._health[0])
         return bool(
             math.isfinite(self.sigma)
             and self.sigma > 0
@@ -201,6 +315,8 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
 
     def axis_std_max(self) -> float:
         """max_i sigma * sqrt(C_ii), for the TolX criterion."""
+        if self._health is not None:  # max diag(C), from the last compiled tell
+            return float(self.sigma * math.sqrt(max(float(self._health[1]), 0.0)))
         return float(self.sigma * math.sqrt(max(float(np.max(np.diag(self.C))), 0.0)))
 
 
@@ -212,7 +328,10 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
     ``ccov1``/``ccovmu`` params are used as given). ``diagC`` (n,) holds the variances; ``C`` is
     not stored. ``diagD = sqrt(diagC)`` and ``cond = max(diagC) / min(diagC)``. ``ask`` samples
     from ``random_state`` (``numpy.random.RandomState``), as :class:`LazyStrategy` does.
+    ``compiled`` as :class:`LazyStrategy`'s (``kernels.cma_sep_ask`` and ``cma_sep_tell``).
     """
+
+    compiled = True
 
     def __init__(self, centroid, sigma, sep_rates=True, random_state=None, **params):
         # no n x n allocation
@@ -229,6 +348,7 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         self.cond = 1.0
         self.lambda_ = params.get("lambda_", default_lambda(self.dim))
         self.update_count = 0
+        self._health = None  # (arrays ok, max diagD) from the last compiled tell
         self.computeParams(params)
         if sep_rates:
             f = (self.dim + 2.0) / 3.0
@@ -243,7 +363,65 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
 
     def ask_array(self) -> np.ndarray:
         arz = self.sample((self.lambda_, self.dim))
+        if self.compiled and self._contiguous():
+            return kernels.cma_sep_ask(arz, self.centroid, self.sigma, self.diagD)
         return self.centroid + self.sigma * (arz * self.diagD)
+
+    def _contiguous(self) -> bool:
+        """Whether the arrays the kernels write are C-contiguous, writable float64 (n,)."""
+        for a in (self.centroid, self.ps, self.pc, self.diagC, self.diagD):
+            if not (
+                isinstance(a, np.ndarray)
+                and a.dtype == np.float64
+                and a.shape == (self.dim,)
+                and a.flags.c_contiguous
+                and a.flags.writeable
+            ):
+                return False
+        return self.weights.dtype == np.float64
+
+    def tell_array(self, X, losses) -> None:
+        """As :meth:`LazyStrategy.tell_array`: with ``compiled``, the sort and ``update_sorted``
+        in one call of ``kernels.cma_sep_tell``, the NumPy code's bits."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        losses = np.ascontiguousarray(losses, dtype=np.float64)
+        if not (
+            self.compiled
+            and losses.ndim == 1
+            and X.shape == (losses.size, self.dim)
+            and self.mu <= losses.size
+            and self._contiguous()
+        ):
+            self._health = None
+            super().tell_array(X, losses)
+            return
+        cs, cc = self.cs, self.cc
+        norm_ps, hsig, cond, max_d, arrays_ok = kernels.cma_sep_tell(
+            X,
+            losses,
+            self.weights,
+            self.centroid,
+            self.ps,
+            self.pc,
+            self.diagC,
+            self.diagD,
+            1 - cs,
+            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
+            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
+            self.chiN,
+            1.4 + 2.0 / (self.dim + 1.0),
+            1 - cc,
+            math.sqrt(cc * (2 - cc) * self.mueff),
+            self.sigma,
+            self.sigma**2,
+            self.ccov1,
+            self.ccovmu,
+            cc,
+        )
+        self.update_count += 1
+        self.sigma *= np.exp((np.float64(norm_ps) / self.chiN - 1.0) * self.cs / self.damps)
+        self.cond = float(cond)
+        self._health = (arrays_ok, max_d)
 
     def generate(self, ind_init):
         X, _ = self.ask()
@@ -256,6 +434,7 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
 
     def update_sorted(self, best):
         """The update from the ``mu`` best thetas (mu, n), best first."""
+        self._health = None
         population = best
         old_centroid = self.centroid
         self.centroid = np.dot(self.weights, population[0 : self.mu])
@@ -285,6 +464,8 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         self.cond = float(np.max(self.diagC) / np.min(self.diagC))
 
     def healthy(self) -> bool:
+        if self._health is not None:  # the arrays' part, from the last compiled tell
+            return bool(math.isfinite(self.sigma) and self.sigma > 0 and self._health[0])
         return bool(
             math.isfinite(self.sigma)
             and self.sigma > 0
@@ -294,6 +475,8 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
         )
 
     def axis_std_max(self) -> float:
+        if self._health is not None:  # max diagD, from the last compiled tell
+            return float(self.sigma * np.float64(self._health[1]))
         return float(self.sigma * np.max(self.diagD))
 
 
@@ -339,13 +522,9 @@ def check(h: dict) -> list[tuple[str, str]]:
 def _termination(strategy, hist: deque, hist_len: int, losses, sigma0, tolfun, tolx):
     """Restart criteria of Hansen's CMA-ES (tutorial app. B.3, subset): TolHistFun (+ TolFun on
     the current population), TolX, ConditionCov; a name or None."""
-    if len(hist) >= hist_len:
+    if len(hist) >= hist_len and max(hist) - min(hist) < tolfun:
         finite = losses[np.isfinite(losses)]
-        if (
-            max(hist) - min(hist) < tolfun
-            and finite.size
-            and float(finite.max() - finite.min()) < tolfun
-        ):
+        if finite.size and float(finite.max() - finite.min()) < tolfun:
             return "tolfun"
     if strategy.axis_std_max() < tolx * sigma0:
         return "tolx"
