@@ -8,6 +8,8 @@ Layout, and the rule it shows::
                cells call (product, zout, loss_nonlinear, dmul, dact; ptr and keep)
     elman.py   the Elman cell: plain loops and product calls, no vector
     gated.py   the LSTM and GRU cells: plain ordered scalar loops (they use no tiles yet)
+    cma.py     CMA-ES's per-generation arithmetic (tell: sort, update, eigendecomposition;
+               ask), NumPy's bits: the same operations, BLAS and LAPACK calls and layouts
 
 Only ``tiles.py`` works with vectors and opens pointers; the cells never import ``simd``.
 ``product`` and ``loss_nonlinear`` take data pointers (Numba's reference counting of array
@@ -24,7 +26,8 @@ one mode the other's machine code for functions whose signature is the same in b
 
 The package's top level is what the rest of the toolkit uses: the Elman kernels (Numba
 dispatchers, callable from other jitted code as ``toolkit.kernels.loss_and_grad``), the code
-tables ``ACT`` and ``OUT``, and ``_WIDE`` (whether the AVX-512 tiles are in use).
+tables ``ACT`` and ``OUT``, ``_WIDE`` (whether the AVX-512 tiles are in use), and CMA-ES's
+``cma_tell``, ``cma_ask``, ``cma_sep_tell``, ``cma_sep_ask``.
 """
 
 from . import simd  # noqa: I001  (first: it sets the debug mode's cache directory)
@@ -40,7 +43,10 @@ from .elman import (
     population_loss,
 )
 from .tiles import _WIDE
-from .cma import ask as cma_ask, sep_ask as cma_sep_ask, sep_tell as cma_sep_tell, tell as cma_tell  # noqa: F401, E501  (CMA-ES)
+from .cma import ask as cma_ask  # noqa: F401 (CMA-ES's per-generation arithmetic)
+from .cma import sep_ask as cma_sep_ask  # noqa: F401
+from .cma import sep_tell as cma_sep_tell  # noqa: F401
+from .cma import tell as cma_tell  # noqa: F401
 
 __all__ = [
     "ACT",
