@@ -402,3 +402,23 @@ def test_fixed_free_word_equals_nan():
     assert _check_fixed({"W_xh": [["free", 1.0]]})[0]
     ok, msg = _check_fixed({"W_xh": [["loose", 1.0]]})
     assert not ok and '"free" = free' in msg
+
+
+def test_inf_for_nonfinite_maps_every_nonfinite_loss_to_inf():
+    """population_loss's rule (non-finite -> +inf), also where the sum of finite losses
+    overflows, which takes the full path, and without touching finite entries."""
+    from toolkit.nets import _inf_for_nonfinite
+
+    cases = (
+        [1.0, 2.0],
+        [np.nan, 1.0],
+        [-np.inf, 3.0],
+        [np.inf, np.nan, 0.5],
+        [1e308, 1e308, 2.0],
+        [-0.0, 5e-324],
+    )
+    for values in cases:
+        a = np.array(values)
+        want = np.where(np.isfinite(a), a, np.inf)
+        _inf_for_nonfinite(a)
+        assert np.array_equal(a.view(np.uint64), want.view(np.uint64))

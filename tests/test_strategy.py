@@ -175,3 +175,19 @@ def test_readme_sweep_command_runs_the_user_strategy_in_workers(readme_example):
     mine = runs[runs["method"] == "one_plus_one"]
     assert len(mine) == 3 and (mine["outcome"] != "error").all(), mine["message"].tolist()
     assert set(runs["method"]) == {"one_plus_one", "cmaes"}
+
+
+def test_median_is_numpys():
+    """strategy._median (the Logbook's median) gives np.median's bits on finite arrays."""
+    from toolkit.train.strategy import _median
+
+    rng = np.random.default_rng(0)
+    for n in list(range(1, 40)) + [100, 101, 1000]:
+        for a in (
+            rng.standard_normal(n) * 10.0 ** rng.integers(-300, 300),
+            rng.integers(0, 3, n).astype(float),  # ties
+            np.full(n, 1e308),  # the two middle values overflow when summed
+        ):
+            want = float(np.median(a))
+            got = _median(a)
+            assert np.float64(got).view(np.uint64) == np.float64(want).view(np.uint64), (n, a)

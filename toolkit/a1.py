@@ -43,7 +43,14 @@ import time
 import numpy as np
 from numba import njit
 
-from toolkit.nets import _as_array, _check_finite, _positive_int, check_sequences, register_cell
+from toolkit.nets import (
+    _as_array,
+    _check_finite,
+    _inf_for_nonfinite,
+    _positive_int,
+    check_sequences,
+    register_cell,
+)
 from toolkit.params import Param
 
 _ACT = {"tanh": 0, "sigmoid": 1}
@@ -291,7 +298,7 @@ class A1:
             _ACT[self.hidden],
             _OUT[self.output],
         )
-        Ls[~np.isfinite(Ls)] = np.inf
+        _inf_for_nonfinite(Ls)
         return Ls
 
     def loss_and_grad(self, *args, **kwargs):

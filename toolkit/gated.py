@@ -44,6 +44,7 @@ from toolkit.nets import (
     OUTPUTS,
     _as_array,
     _check_finite,
+    _inf_for_nonfinite,
     _kept,
     _positive_int,
     check_k,
@@ -255,7 +256,7 @@ class _Gated:
             raise ValueError(f"thetas: expected shape (P, {self.n_params}), got {thetas.shape}")
         x, y, mask, h0 = self._prep(x, y, mask, h0, check)
         Ls = kernels_gated.population_loss(self._CODE, thetas, x, y, mask, h0, *self._sizes())
-        Ls[~np.isfinite(Ls)] = np.inf
+        _inf_for_nonfinite(Ls)
         return Ls
 
     def warmup(self) -> float:

@@ -40,6 +40,13 @@ _PARTS = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
 def _as_array(value, name: str, ndim: int) -> np.ndarray:
     """float64 C-contiguous copy/view of ``value``; TypeError/ValueError naming ``name``."""
+    if (
+        type(value) is np.ndarray
+        and value.dtype == np.float64
+        and value.ndim == ndim
+        and value.flags.c_contiguous
+    ):  # already what the checks below would return (the same object): skip them
+        return value
     if isinstance(value, str | bytes | dict) or value is None:
         raise TypeError(f"{name}: expected an array-like of numbers, got {type(value).__name__}")
     try:
@@ -53,6 +60,14 @@ def _as_array(value, name: str, ndim: int) -> np.ndarray:
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-D array, got shape {arr.shape}")
     return np.ascontiguousarray(arr, dtype=np.float64)
+
+
+def _inf_for_nonfinite(losses: np.ndarray) -> None:
+    """Set the non-finite entries of ``losses`` to +inf, in place (population_loss's rule:
+    optimizers rank them last). One sum decides whether any work is needed: it is finite
+    only when every entry is (a sum that overflows just takes the full path)."""
+    if not math.isfinite(losses.sum()):
+        losses[~np.isfinite(losses)] = np.inf
 
 
 def _check_finite(arr: np.ndarray, name: str) -> None:
@@ -528,7 +543,7 @@ class Elman:
         Ls = kernels.population_loss(
             self._full_pop(thetas), self._windowed(x), y, mask, h0, *self._sizes()
         )
-        Ls[~np.isfinite(Ls)] = np.inf
+        _inf_for_nonfinite(Ls)
         return Ls
 
     def warmup(self) -> float:

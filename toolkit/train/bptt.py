@@ -257,12 +257,7 @@ class _Run:
             return "diverged", f"non-finite loss or gradient at evaluation {tr.evals}"
         logged = tr.record(recorded, theta, grad_norm)
         target = self.target_loss is not None and tr.best_loss <= self.target_loss
-        b = self.budget  # Budget.spent, without reading the clock when no wall_s limit is set
-        spent = (
-            (b.evals is not None and tr.evals >= b.evals)
-            or (b.fwd_equiv is not None and tr.fwd_equiv >= b.fwd_equiv)
-            or (b.wall_s is not None and tr.wall_s >= b.wall_s)
-        )
+        spent = self.budget.spent_by(tr)
         if (
             self.solved is not None
             and (logged or target or spent)

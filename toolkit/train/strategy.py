@@ -196,7 +196,9 @@ class Evolution:
             self.net.population_loss(X, self.x, self.y, self.mask, self.h0, check=False),
             dtype=np.float64,
         )
-        return np.where(np.isfinite(L), L, np.inf)
+        if not math.isfinite(L.sum()):  # (finite only when every loss is)
+            L = np.where(np.isfinite(L), L, np.inf)
+        return L
 
     @staticmethod
     def assign(pop, losses) -> None:
@@ -211,14 +213,18 @@ class Evolution:
         P = int(losses.shape[0])
         tr = self.trace
         tr.add_cost(evals=P, fwd_steps=P * self.seq_steps)
+        any_finite = True
         if P:
             i = int(np.argmin(losses))
-            if losses[i] < self.best_loss:
-                self.best_loss = float(losses[i])
+            low = float(losses[i])
+            if low < self.best_loss:
+                self.best_loss = low
                 self.best_theta = np.array(X[i], dtype=np.float64, copy=True)
                 self._unchecked = True
+            # a finite minimum means a finite loss (argmin stops at a NaN: then look at all)
+            any_finite = math.isfinite(low) or bool(np.isfinite(losses).any())
         logged = tr.record(self.best_loss, self.best_theta)
-        stop = self._decide(P, losses, logged)
+        stop = self._decide(P, any_finite, logged)
         if logged or stop:  # Logbook rows at the trace's (log-spaced) points and at the end
             if stats_fn is not None:
                 stats = {**stats_fn(), **stats}
@@ -227,20 +233,20 @@ class Evolution:
                 gen=self.gen,
                 evals=tr.evals,
                 best=float(losses.min()) if P else math.nan,
-                median=float(np.median(finite)) if finite.size else math.inf,
+                median=_median(finite) if finite.size else math.inf,
                 best_so_far=self.best_loss,
                 **stats,
             )
         self.gen += 1
         return stop
 
-    def _decide(self, P: int, losses: np.ndarray, logged: bool) -> bool:
+    def _decide(self, P: int, any_finite: bool, logged: bool) -> bool:
         """Stopping rules after a generation; precedence diverged > solved > target > budget."""
         tr = self.trace
-        if P and not np.isfinite(losses).any():
+        if P and not any_finite:
             return self.stop("diverged", f"generation {self.gen}: all {P} losses are non-finite")
         target = self.target_loss is not None and self.best_loss <= self.target_loss
-        spent = self.budget.spent(tr.evals, tr.fwd_equiv, tr.wall_s)
+        spent = self.budget.spent_by(tr)
         if self.solved is not None and self._unchecked and (logged or target or spent):
             self._unchecked = False  # solved() is only re-run when the best theta changed
             if self.solved(self.best_theta):
@@ -263,6 +269,18 @@ class Evolution:
     def finish(self):
         """End the trace with the outcome and the best theta; returns the Trace."""
         return self.trace.finish(self.outcome, theta=self.best_theta, message=self.message)
+
+
+def _median(a: np.ndarray) -> float:
+    """``float(np.median(a))`` of a non-empty 1-D array of finite floats, bit for bit: the
+    middle value, or the two middle values' sum halved (np.median's mean of two), from a
+    sort; without np.median's general machinery, which cost more than a small CMA-ES
+    generation's update (tests/test_strategy.py)."""
+    s = np.sort(a)
+    m = s.size // 2
+    if s.size % 2:
+        return float(s[m])
+    return (float(s[m - 1]) + float(s[m])) / 2.0
 
 
 # -- the one generation loop --------------------------------------------------------------------
