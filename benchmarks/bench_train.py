@@ -48,6 +48,14 @@ commit to benchmarks/bench_train_baseline.json; a run at another commit prints t
 
     python benchmarks/bench_train.py [--quick] [--repeats R] [--updates U] [--gens G]
                                      [--only LABEL,...] [--write-baseline]
+
+The baseline file was measured in another machine state, so its ratios carry that offset.
+``--against REV`` measures instead, side by side on this machine: worker processes running
+this script on REV's files (``git archive`` into the temporary directory) and on this
+checkout alternate, R times each, each printing every row's median rate over ``--runs``
+runs after a warm-up; the ratio of the medians is printed per row (no shares)::
+
+    python benchmarks/bench_train.py --against dcd4e29 [--repeats R] [--runs K] [--only ...]
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,17 +77,24 @@ for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+# --against's worker processes time another checkout's toolkit with this very script
+TOOLKIT = Path(os.environ.get("BENCH_TRAIN_TOOLKIT", ROOT))
+sys.path.insert(0, str(TOOLKIT))
 
 import toolkit.train as T  # noqa: E402
 from toolkit import kernels, tasks  # noqa: E402
 from toolkit.nets import Elman  # noqa: E402
-from toolkit.train import chunk, es_common  # noqa: E402
+
+try:  # the compiled training loops (absent in checkouts older than issue 18: --against)
+    from toolkit.train import chunk, es_common  # noqa: E402
+except ImportError:
+    chunk = es_common = None
 
 BASELINE = Path(__file__).resolve().with_name("bench_train_baseline.json")
 KERNELS = ("forward", "loss", "loss_and_grad", "population_loss", "cma_ask", "cma_tell")
-CHUNKS = chunk.ENTRY_POINTS  # toolkit.train.chunk's compiled training loops
-ES_DRAWS = es_common.ENTRY_POINTS  # the (mu, lambda)-ES's compiled parent draws
+CHUNKS = chunk.ENTRY_POINTS if chunk else ()  # toolkit.train.chunk's compiled training loops
+# the (mu, lambda)-ES's compiled parent draws
+ES_DRAWS = getattr(es_common, "ENTRY_POINTS", ())
 NET_METHODS = ("forward", "states", "step", "loss", "loss_and_grad", "population_loss")
 TARGET_SHARE = {"gradient": 0.85, "evolution": 0.75}
 TARGET_SPEEDUP = 3.0  # BPTT updates/s against the baseline, H <= 8
@@ -416,6 +432,86 @@ def write_baseline(rows: list[Row], commit: str, path: Path = BASELINE) -> None:
     path.write_text(json.dumps(data, indent=1) + "\n")
 
 
+# -- side by side against another commit (--against) -----------------------------------------
+def checkout(rev: str) -> Path:
+    """A copy of ``rev``'s files (``git archive``), kept in the temporary directory between
+    runs (its Numba cache with it)."""
+    sha = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    dest = Path(tempfile.gettempdir()) / f"bptt-bench-train-{sha[:12]}"
+    if not (dest / "toolkit").is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", sha], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=tar, check=True)
+    return dest
+
+
+def worker_rates(only, updates: int, gens: int, runs: int) -> dict[str, float]:
+    """Rows' plain rates (median of ``runs`` runs after a warm-up run), uninstrumented: what a
+    ``--rates-worker`` process prints for the toolkit on its path."""
+    out = {}
+    for cfg in CONFIGS:
+        for label, method, hyper in methods(cfg):
+            key = f"{cfg.label} | {label}"
+            if only and not any(o in key for o in only):
+                continue
+            steps = updates if T.METHODS[method].family == "gradient" else gens
+            one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000)
+            rates = []
+            for r in range(runs):
+                x = one_run(cfg, method, hyper, steps, seed=r)
+                rates.append(x["steps"] / x["wall"])
+            out[key] = statistics.median(rates)
+    return out
+
+
+def side_by_side(rev: str, only, updates: int, gens: int, repeats: int, runs: int) -> dict:
+    """Rates of ``rev`` and of this checkout, measured in alternating worker processes
+    (``repeats`` each, every one a median of ``runs`` runs per row), so that both see the same
+    machine states. Returns {row key: (base rates, current rates)}."""
+    base = checkout(rev)
+    args = [sys.executable, str(Path(__file__).resolve()), "--rates-worker",
+            "--updates", str(updates), "--gens", str(gens), "--runs", str(runs)]  # fmt: skip
+    if only:
+        args += ["--only", ",".join(only)]
+    got: dict[str, tuple[list, list]] = {}
+    for rep in range(repeats):
+        for side, root in ((0, base), (1, ROOT)):
+            env = {**os.environ, "BENCH_TRAIN_TOOLKIT": str(root)}
+            res = subprocess.run(args, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"worker for {root} failed:\n{res.stderr[-3000:]}")
+            rates = json.loads(res.stdout.strip().splitlines()[-1])
+            for key, rate in rates.items():
+                got.setdefault(key, ([], []))[side].append(rate)
+        print(f"# side by side: repeat {rep + 1} of {repeats} done", flush=True)
+    return got
+
+
+def side_by_side_table(got: dict, rev: str) -> str:
+    lines = [
+        f"{'condition | method':<40} {'base upd/s':>11} {'now upd/s':>10} {'ratio':>6}  "
+        "(3x target: BPTT, H <= 8)"
+    ]
+    for key, (b, c) in got.items():
+        rb, rc = statistics.median(b), statistics.median(c)
+        ratio = rc / rb
+        cfg = next(x for x in CONFIGS if key.startswith(x.label + " |"))
+        method = next(m for lab, m, _ in methods(cfg) if key.endswith("| " + lab))
+        note = ""
+        if T.METHODS[method].family == "gradient" and cfg.H <= 8:
+            note = "meets" if ratio >= TARGET_SPEEDUP else "MISSES"
+        lines.append(f"{key:<40} {rb:>11.0f} {rc:>10.0f} {ratio:>5.2f}x  {note}")
+    lines.append(
+        f"# base = {rev}; medians of alternating worker processes (each a median of its runs)"
+    )
+    return "\n".join(lines)
+
+
 # -- the table ------------------------------------------------------------------------------
 def table(rows: list[Row], baseline: dict | None = None) -> str:
     """The printed table; ``baseline`` (read_baseline()) adds the ratio column."""
@@ -459,10 +555,30 @@ def main(argv=None) -> list[Row]:
     ap.add_argument("--gens", type=int, default=None, help="ES generations per run")
     ap.add_argument("--only", default=None, help="comma-separated substrings of the row keys")
     ap.add_argument("--write-baseline", action="store_true", help="rewrite the baseline file")
+    ap.add_argument(
+        "--against",
+        metavar="REV",
+        help="rates side by side with commit REV (e.g. dcd4e29, the code before issue 18), in "
+        "alternating worker processes; prints their ratio instead of the shares",
+    )
+    ap.add_argument("--runs", type=int, default=3, help="--against: runs per row and worker")
+    ap.add_argument("--rates-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     updates = args.updates or (400 if args.quick else 2000)
     gens = args.gens or (60 if args.quick else 300)
     only = args.only.split(",") if args.only else None
+    for name in ("repeats", "runs"):
+        if getattr(args, name) < 1:
+            ap.error(f"--{name}: expected an int >= 1, got {getattr(args, name)}")
+
+    if args.rates_worker:
+        Elman(1, 2, 1).warmup()
+        print(json.dumps(worker_rates(only, updates, gens, args.runs)))
+        return []
+    if args.against:
+        got = side_by_side(args.against, only, updates, gens, args.repeats, args.runs)
+        print(side_by_side_table(got, args.against))
+        return []
 
     Elman(1, 2, 1).warmup()
     print(

@@ -71,3 +71,20 @@ def test_instrumentation_is_undone():
     assert np.linalg.eigh is eigh
     assert {n: getattr(kernels, n) for n in bench_train.KERNELS} == saved
     assert {n: Elman.__dict__[n] for n in bench_train.NET_METHODS} == methods
+
+
+def test_side_by_side_table_ratios_and_targets():
+    """--against's table: the ratio of the medians per row, the 3x target judged for BPTT rows
+    at H <= 8 only."""
+    cfg = bench_train.CONFIGS[0]
+    labels = [lab for lab, _, _ in bench_train.methods(cfg)]
+    got = {
+        f"{cfg.label} | {labels[0]}": ([100.0, 120.0, 110.0], [400.0, 300.0, 350.0]),
+        f"{cfg.label} | {labels[3]}": ([10.0], [11.0]),  # CMA-ES: no rate target
+    }
+    lines = bench_train.side_by_side_table(got, "abc123").splitlines()
+    assert "3.18x  meets" in lines[1]  # 350 / 110
+    assert lines[2].rstrip().endswith("1.10x")
+    assert "abc123" in lines[-1]
+    with pytest.raises(SystemExit):
+        bench_train.main(["--against", "HEAD", "--repeats", "0"])
