@@ -204,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="default",
         metavar="|".join(SCALES),
         help="smoke: the whole pipeline in about a minute; default: the suite in about "
-        "16 minutes on 2 cores (measured; see README); paper: full grids, >= 30 seeds per "
+        "15 minutes on 2 cores (measured; see README); paper: full grids, >= 30 seeds per "
         "condition (hours)",
     )
     _add_exec_options(p, strict_choices=False)
