@@ -71,6 +71,27 @@ class _ArrayAskTell:
             return self.random_state.standard_normal(shape)
         return _standard_normal(self, shape)
 
+    def _tell_scalars(self) -> tuple:
+        """The scalars the compiled tells take that the NumPy update forms from attributes
+        alone, formed here by the same Python expressions (so they round as there): 1 - cs,
+        ps's factor, hsig's denominator, chiN, hsig's threshold, 1 - cc, pc's factor, sigma,
+        sigma ** 2, ccov1, ccovmu, cc."""
+        cs, cc = self.cs, self.cc
+        return (
+            1 - cs,
+            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
+            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
+            self.chiN,
+            1.4 + 2.0 / (self.dim + 1.0),
+            1 - cc,
+            math.sqrt(cc * (2 - cc) * self.mueff),
+            self.sigma,
+            self.sigma**2,
+            self.ccov1,
+            self.ccovmu,
+            cc,
+        )
+
     def tell_array(self, X, losses) -> None:
         """DEAP's ``update`` given the thetas X (lambda, n) and their losses: sorting by loss,
         ties in ask order (as DEAP's stable sort of the fitnesses), then ``update_sorted``."""
@@ -189,7 +210,6 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
             self._buf = np.empty_like(self.C)
             self._w = np.empty(self.dim)
             self._V = np.empty_like(self.C)
-        cs, cc = self.cs, self.cc
         norm_ps, hsig, status, cond, diag_max, arrays_ok = kernels.cma_tell(
             X,
             losses,
@@ -204,18 +224,7 @@ class LazyStrategy(_ArrayAskTell, cma.Strategy):
             self.BD,
             self._w,
             self._V,
-            1 - cs,
-            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
-            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
-            self.chiN,
-            1.4 + 2.0 / (self.dim + 1.0),
-            1 - cc,
-            math.sqrt(cc * (2 - cc) * self.mueff),
-            self.sigma,
-            self.sigma**2,
-            self.ccov1,
-            self.ccovmu,
-            cc,
+            *self._tell_scalars(),
             self.update_count + 1 - self.eigen_count >= self.eigen_gap,
         )
         self.update_count += 1
@@ -395,7 +404,6 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
             self._health = None
             super().tell_array(X, losses)
             return
-        cs, cc = self.cs, self.cc
         norm_ps, hsig, cond, max_d, arrays_ok = kernels.cma_sep_tell(
             X,
             losses,
@@ -405,18 +413,7 @@ class SepStrategy(_ArrayAskTell, cma.Strategy):
             self.pc,
             self.diagC,
             self.diagD,
-            1 - cs,
-            math.sqrt(cs * (2 - cs) * self.mueff) / self.sigma,
-            math.sqrt(1.0 - (1.0 - cs) ** (2.0 * (self.update_count + 1.0))),
-            self.chiN,
-            1.4 + 2.0 / (self.dim + 1.0),
-            1 - cc,
-            math.sqrt(cc * (2 - cc) * self.mueff),
-            self.sigma,
-            self.sigma**2,
-            self.ccov1,
-            self.ccovmu,
-            cc,
+            *self._tell_scalars(),
         )
         self.update_count += 1
         self.sigma *= np.exp((np.float64(norm_ps) / self.chiN - 1.0) * self.cs / self.damps)
