@@ -436,10 +436,13 @@ def write_baseline(rows: list[Row], commit: str, path: Path = BASELINE) -> None:
 def checkout(rev: str) -> Path:
     """A copy of ``rev``'s files (``git archive``), kept in the temporary directory between
     runs (its Numba cache with it)."""
-    sha = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
+    res = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise ValueError(f"--against: {rev!r} is not a commit of {ROOT}")
+    sha = res.stdout.strip()
     dest = Path(tempfile.gettempdir()) / f"bptt-bench-train-{sha[:12]}"
     if not (dest / "toolkit").is_dir():
         dest.mkdir(parents=True, exist_ok=True)
@@ -576,7 +579,10 @@ def main(argv=None) -> list[Row]:
         print(json.dumps(worker_rates(only, updates, gens, args.runs)))
         return []
     if args.against:
-        got = side_by_side(args.against, only, updates, gens, args.repeats, args.runs)
+        try:
+            got = side_by_side(args.against, only, updates, gens, args.repeats, args.runs)
+        except ValueError as exc:
+            ap.error(str(exc))
         print(side_by_side_table(got, args.against))
         return []
 

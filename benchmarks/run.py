@@ -10,7 +10,9 @@
 3. bench_train.py  -- training runs of the experiments' typical configurations (BPTT-Adam
                       full batch and minibatch, online BPTT, CMA-ES, (mu, lambda)-ES):
                       updates/s and the share of wall time inside the compiled kernels, against
-                      issue 18's targets and the stored baseline (bench_train_baseline.json).
+                      issue 18's targets and the stored baseline (bench_train_baseline.json);
+                      without --quick also the rates side by side with that baseline's commit
+                      (bench_train.py --against, worker processes on its files).
 4. bench_suite.py  -- the experiment suite at the smoke scale, wall and CPU time (skipped with
                       --quick).
 
@@ -20,6 +22,7 @@ Benchmarks are never part of `make test`: they time, tests check.
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
@@ -47,6 +50,17 @@ def main(argv=None) -> int:
     import bench_train
 
     bench_train.main(["--quick"] if args.quick else [])
+    if not args.quick:
+        # the rates side by side with the code before issue 18 (the baseline file's commit)
+        base = (bench_train.read_baseline() or {}).get("commit")
+        print()
+        if not base:
+            print("# bench_train --against: skipped (no baseline file, so no commit to compare)")
+        else:
+            try:
+                bench_train.main(["--against", base])
+            except (SystemExit, subprocess.CalledProcessError, RuntimeError) as exc:
+                print(f"# bench_train --against {base}: skipped ({type(exc).__name__}: {exc})")
     if not args.quick:
         print()
         import bench_suite

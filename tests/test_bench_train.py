@@ -88,3 +88,9 @@ def test_side_by_side_table_ratios_and_targets():
     assert "abc123" in lines[-1]
     with pytest.raises(SystemExit):
         bench_train.main(["--against", "HEAD", "--repeats", "0"])
+
+
+def test_against_an_unknown_commit_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        bench_train.main(["--against", "no-such-commit-xyz"])
+    assert "--against: 'no-such-commit-xyz' is not a commit" in capsys.readouterr().err
