@@ -638,6 +638,13 @@ def _warm_chunks(trace, kind: str = "epochwise") -> None:
 _PERM_BLOCK = 64  # epochs' orders drawn ahead at most (the run's generator draws nothing else)
 
 
+def _first_block(B: int) -> int:
+    """Epochs whose orders the first ``_orders`` call draws: as many as fit in about 4,096
+    entries (at most _PERM_BLOCK), so that short runs on small data make one call, not the
+    five a block of 1 doubling to 16 took; drawing ahead changes no draw."""
+    return max(1, min(_PERM_BLOCK, 4096 // max(1, B)))
+
+
 def _orders(rng, B, block, shuffle):
     """The next ``block`` epochs' orders, rng.permutation(B) each as the Python loop draws them
     (or 0..B-1 without shuffling), and the next block's size (doubling up to _PERM_BLOCK).
@@ -665,7 +672,7 @@ def _loop_minibatch_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle):
     kind, mu, nesterov, m, v, b1, ob1, b2, ob2, eps = c.opt_args
     # room for more than _EpochLoss ever holds (about two epochs of minibatches)
     el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, 4 * (-(-B // bs)) + 16)
-    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
+    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, _first_block(B)
     while True:
         if ep >= perms.shape[0]:
             perms, block = _orders(rng, B, block, shuffle)
@@ -898,7 +905,7 @@ def _loop_online_chunked(net, x, y, mask, theta, run, rng, k, bs, shuffle, share
     n_total = run.epoch_loss.n_total
     el = run.epoch_loss = _RingEpochLoss(run.epoch_loss, min(2.0 * n_total, 1 << 16) + 16)
     ctx = np.zeros(bs * net.n_state)  # the minibatch's context, carried between chunks
-    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, 1
+    perms, ep, i, block = np.zeros((0, B), dtype=np.int64), 0, 0, _first_block(B)
     t = t_ctx = fwd = 0
     while True:
         if ep >= perms.shape[0]:

@@ -198,19 +198,21 @@ class Trace:
         else:
             base = t_from - self._t0 - self.eval_s
             span = (t_to - t_from) / max(1, evals_to - evals_from)
-        ratio = self.grad_ratio
-        for (ev, fw, gr), (loss, best, norm) in zip(ints.tolist(), floats.tolist(), strict=True):
-            if p["evals"] and p["evals"][-1] == ev:  # same cost point: overwrite (as _log)
-                for c in COLUMNS:
-                    p[c].pop()
-            p["evals"].append(ev)
-            p["fwd_steps"].append(fw)
-            p["grad_steps"].append(gr)
-            p["fwd_equiv"].append(float(fw) + ratio * float(gr))
-            p["wall_s"].append(base + (ev - evals_from) * span)
-            p["loss"].append(loss)
-            p["best_loss"].append(best)
-            p["grad_norm"].append(norm)
+        if len(ints) == 0:
+            return
+        if p["evals"] and p["evals"][-1] == int(ints[0, 0]):  # same cost point: overwrite
+            for c in COLUMNS:
+                p[c].pop()
+        # column by column; element-wise the same float operations as _log's
+        fw, gr = ints[:, 1].astype(np.float64), ints[:, 2].astype(np.float64)
+        p["evals"].extend(ints[:, 0].tolist())
+        p["fwd_steps"].extend(ints[:, 1].tolist())
+        p["grad_steps"].extend(ints[:, 2].tolist())
+        p["fwd_equiv"].extend((fw + self.grad_ratio * gr).tolist())
+        p["wall_s"].extend((base + (ints[:, 0] - evals_from) * span).tolist())
+        p["loss"].extend(floats[:, 0].tolist())
+        p["best_loss"].extend(floats[:, 1].tolist())
+        p["grad_norm"].extend(floats[:, 2].tolist())
 
     def _log(self, grad_norm: float) -> None:
         p = self.points
