@@ -9,16 +9,14 @@ traces, restarts (numerics ones included) and messages.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
+from test_evolve import fingerprint as evolve_fingerprint
+from test_evolve import problem as evolve_problem
 
 import toolkit.train as T
 from toolkit import kernels
 from toolkit.kernels import cma as kcma
-from toolkit.nets import Elman
-from toolkit.tasks import Dataset
 from toolkit.train.es_cmaes import LazyStrategy, SepStrategy
 
 STATE = ("centroid", "C", "B", "diagD", "BD", "ps", "pc")
@@ -118,24 +116,27 @@ def test_larger_population_and_mu():
         assert_same(a, b, g)
 
 
+def counted(calls: dict, name: str, fn):
+    """fn, counting its calls in calls[name]."""
+
+    def f(*a):
+        calls[name] += 1
+        return fn(*a)
+
+    return f
+
+
 def test_the_compiled_path_is_the_one_taken(monkeypatch):
     """ask and tell reach the kernels (no silent NumPy fallback), NumPy's eigh is not called."""
     calls = {"ask": 0, "tell": 0}
     ask, tell = kernels.cma_ask, kernels.cma_tell
 
-    def count(name, fn):
-        def f(*a):
-            calls[name] += 1
-            return fn(*a)
-
-        return f
-
     def no_eigh(*a, **k):
         raise AssertionError("numpy.linalg.eigh called on the compiled path")
 
     s = LazyStrategy(np.zeros(11), 0.5, eigen_gap=1, random_state=np.random.RandomState(0))
-    monkeypatch.setattr(kernels, "cma_ask", count("ask", ask))
-    monkeypatch.setattr(kernels, "cma_tell", count("tell", tell))
+    monkeypatch.setattr(kernels, "cma_ask", counted(calls, "ask", ask))
+    monkeypatch.setattr(kernels, "cma_tell", counted(calls, "tell", tell))
     monkeypatch.setattr(np.linalg, "eigh", no_eigh)  # (DEAP's __init__ called it above)
     f = ellipsoid(11, 0)
     for _ in range(20):
@@ -267,27 +268,14 @@ def test_kernel_does_not_raise_on_a_finite_but_overflowing_C():
 
 
 # -- whole runs ---------------------------------------------------------------------------------
-def problem(H=2, B=4, T_=10, seed=1):
+def problem(H=2):
     """tests/test_evolve.py's teacher-student problem; two inputs at H = 8 (n = 97)."""
-    n_in = 2 if H == 8 else 1
-    net = Elman(n_in, H, 1)
-    rng = np.random.default_rng(seed)
-    teacher = net.init(rng, scale=1.0)
-    x = rng.standard_normal((B, T_, n_in))
-    _, y = net.forward(teacher, x)
-    return net, Dataset(x, y, np.ones((B, T_)))
+    return evolve_problem(H, n_in=2 if H == 8 else 1)
 
 
 def fingerprint(tr) -> str:
-    """sha256 of every deterministic part of a trace (as tests/test_evolve.py's) + message."""
-    h = hashlib.sha256()
-    for c in ("evals", "fwd_steps", "grad_steps", "fwd_equiv", "loss", "best_loss"):
-        h.update(np.asarray(tr.points[c], dtype=np.float64).tobytes())
-    h.update(tr.best_theta.tobytes())
-    h.update(tr.final_theta.tobytes())
-    h.update(repr([sorted(r.items()) for r in tr.logbook]).encode())
-    h.update(f"{tr.outcome}|{tr.evals}|{tr.best_loss!r}|{tr.message}".encode())
-    return h.hexdigest()
+    """tests/test_evolve.py's fingerprint of a trace, and the run's message."""
+    return evolve_fingerprint(tr) + "|" + tr.message
 
 
 SEP_STATE = ("centroid", "diagC", "diagD", "ps", "pc")
@@ -477,14 +465,7 @@ def test_sep_takes_the_compiled_path(monkeypatch):
     calls = {"ask": 0, "tell": 0}
     ask, tell = kernels.cma_sep_ask, kernels.cma_sep_tell
 
-    def count(name, fn):
-        def f(*a):
-            calls[name] += 1
-            return fn(*a)
-
-        return f
-
-    monkeypatch.setattr(kernels, "cma_sep_ask", count("ask", ask))
-    monkeypatch.setattr(kernels, "cma_sep_tell", count("tell", tell))
+    monkeypatch.setattr(kernels, "cma_sep_ask", counted(calls, "ask", ask))
+    monkeypatch.setattr(kernels, "cma_sep_tell", counted(calls, "tell", tell))
     sep_trajectory(True, 11, "superlinear", 20)
     assert calls == {"ask": 20, "tell": 20}

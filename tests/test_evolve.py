@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 # -- a small teacher-student problem: fit a 2-unit Elman net to a known 2-unit net ---------------
-def problem(H=2, B=4, T_=10, seed=1):
-    net = Elman(1, H, 1)
+def problem(H=2, B=4, T_=10, seed=1, n_in=1):
+    net = Elman(n_in, H, 1)
     rng = np.random.default_rng(seed)
     teacher = net.init(rng, scale=1.0)
-    x = rng.standard_normal((B, T_, 1))
+    x = rng.standard_normal((B, T_, n_in))
     _, y = net.forward(teacher, x)
     return net, Dataset(x, y, np.ones((B, T_)))
 

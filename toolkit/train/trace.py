@@ -84,11 +84,8 @@ class Budget:
     def spent_by(self, trace: Trace) -> bool:
         """:meth:`spent` at the trace's counters, reading its clock only when a wall_s limit is
         set (the trainers ask after every update or generation)."""
-        return (
-            (self.evals is not None and trace.evals >= self.evals)
-            or (self.fwd_equiv is not None and trace.fwd_equiv >= self.fwd_equiv)
-            or (self.wall_s is not None and trace.wall_s >= self.wall_s)
-        )
+        wall_s = trace.wall_s if self.wall_s is not None else 0.0  # (unused without the limit)
+        return self.spent(trace.evals, trace.fwd_equiv, wall_s)
 
     def spent(self, evals: int, fwd_equiv: float, wall_s: float) -> bool:
         """True when any set limit has been reached."""
