@@ -135,6 +135,36 @@ def test_tiles_same_bits_whatever_tile_a_row_falls_in(C):
         np.testing.assert_array_equal(row, whole[b * C : (b + 1) * C])
 
 
+@pytest.mark.skipif(not tiles.WIDE, reason="wgrad8 is the AVX-512 path")
+@pytest.mark.parametrize("I", [1, 2, 3])
+def test_wgrad8_gives_the_two_products_bits(I):
+    """H = 8: tiles.wgrad8's one pass gives the bits of the two products it replaces
+    (gW_hh += D^T HS and [gW_xh | gb_h] += [a, 1]^T D over the same rows), from inputs
+    read as rows of I (no [a, 1] rows built), on any number of rows and offsets."""
+    H = 8
+    for n in (1, 3, 32, 45, 100):
+        rng = np.random.default_rng(n * 10 + I)
+        r0 = int(rng.integers(0, 4))  # the first row
+        D = rng.normal(size=(r0 + n) * H) * 3
+        HS = rng.normal(size=(r0 + n + 1) * H)
+        X = rng.normal(size=(r0 + n) * I)
+        X1 = np.ones((r0 + n) * (I + 1))
+        for r in range(r0 + n):
+            X1[r * (I + 1) : r * (I + 1) + I] = X[r * I : (r + 1) * I]
+        g0 = rng.normal(size=H * I + H * H + 5)
+        GX0 = rng.normal(size=(I + 1) * H)
+        g, GX = g0.copy(), GX0.copy()
+        _tiles(D, r0 * H, 1, H, HS, r0 * H, n, D, 0, 1, H, HS, 0, 0, g, H * I, H, H,
+               HS, 0, 0, -1)  # fmt: skip
+        J = I + 1
+        _tiles(X1, r0 * J, 1, J, D, r0 * H, n, X1, 0, 1, J, D, 0, 0, GX, 0, J, H,
+               D, 0, 0, -1)  # fmt: skip
+        g8, GX8 = g0.copy(), GX0.copy()
+        tiles.wgrad8(D, r0 * H, HS, r0 * H, X, r0 * I, I, n, g8, H * I, GX8)
+        np.testing.assert_array_equal(g8.view(np.int64), g.view(np.int64))
+        np.testing.assert_array_equal(GX8.view(np.int64), GX.view(np.int64))
+
+
 _NARROW_CHECK = """
 import sys
 import numpy as np

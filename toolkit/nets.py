@@ -524,7 +524,9 @@ class Elman:
         else:
             x, y, mask, h0 = self._fast(x, y, mask, h0)
         xw = self._windowed(x)
-        work = _workspace(kernels.grad_work_size(xw.shape[1], xw.shape[0], self.n_hidden))
+        work = _workspace(
+            kernels.grad_work_size(xw.shape[1], xw.shape[0], xw.shape[2], self.n_hidden, self.n_out)
+        )
         L, g = kernels.loss_and_grad(self._full(theta), xw, y, mask, h0, *self._sizes(), kk, work)
         if not self._all_free:
             g = g[self._free_idx]

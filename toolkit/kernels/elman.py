@@ -21,6 +21,7 @@ s reaches the parameter uses at steps s-k+1..s, and h_{s-k} is held constant; O(
 Both store the per-step deltas D_t (rows t*B + b) and form the weight gradients as matrix
 products over blocks of 32 rows (dW_hh += D^T h_{t-1}, [dW_xh | db_h] += D^T [a_t, 1],
 dW_hy += dz^T h_t); full BPTT does each block as soon as it is complete, while it is in cache.
+At H = 8 with AVX-512 and I <= 3, tiles.wgrad8 does the first two in one pass (same bits).
 
 Products: every matrix product (a batch step, W_hh^T delta, the weight gradients) is one
 ``product`` call of :mod:`toolkit.kernels.tiles`: register-blocked tiles of 8 or 4 rows x 16
@@ -52,7 +53,19 @@ import math
 import numpy as np
 from numba import njit
 
-from .tiles import FM, dact, dmul, keep, loss_nonlinear, product, ptr, zout
+from .tiles import (
+    FM,
+    WGRAD8_I,
+    WIDE,
+    dact,
+    dmul,
+    keep,
+    loss_nonlinear,
+    product,
+    ptr,
+    wgrad8,
+    zout,
+)
 
 ACT = {"tanh": 0, "sigmoid": 1, "relu": 2}
 OUT = {"linear": 0, "sigmoid": 1, "softmax": 2}
@@ -279,11 +292,23 @@ def population_loss(thetas, x, y, mask, h0, I, H, O, act, out):
     return Ls
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _fused(I, H):
+    """Whether tiles.wgrad8 forms the weight gradients (reading x as XT, no [a_t, 1] rows)."""
+    return WIDE and H == 8 and I <= WGRAD8_I
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM)
-def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
+def _wgrad(D, HS, X1, XT, r0, r1, g, GX, I, H):
     """Weight gradients from the delta rows r0..r1 of D (row t*B + b, flat), in blocks of 32
     rows, each while it is in cache: gW_hh += D^T h_{t-1} into g, and
-    [W_xh | b_h]^T gradient += [a_t, 1]^T D into GX (I+1, H), X1 = [a_t, 1] rows (T*B, I+1)."""
+    [W_xh | b_h]^T gradient += [a_t, 1]^T D into GX (I+1, H), X1 = [a_t, 1] rows (T*B, I+1);
+    when _fused(I, H), tiles.wgrad8 does both in one pass from the rows a_t of XT (X1 is
+    empty then)."""
+    if _fused(I, H):
+        wgrad8(ptr(D), r0 * H, ptr(HS), r0 * H, ptr(XT), r0 * I, I, r1 - r0, ptr(g), H * I,
+               ptr(GX))  # fmt: skip
+        return
     pD, pHS, pX, pg, pGX = ptr(D), ptr(HS), ptr(X1), ptr(g), ptr(GX)
     J = I + 1
     for c0 in range(r0, r1, 32):
@@ -296,9 +321,11 @@ def _wgrad(D, HS, X1, r0, r1, g, GX, I, H):
                 pD, 0, 0, -1)  # fmt: skip
 
 
-def grad_work_size(T, B, H):
-    """Length of the scratch array loss_and_grad needs."""
-    return (2 * T + 1) * B * H
+def grad_work_size(T, B, I, H, O):
+    """Length of the scratch array loss_and_grad needs for x (B,T,I), H units, O outputs: the
+    states and deltas, and every other array it works in (so that a call allocates only
+    the gradient it returns)."""
+    return (2 * T + 1) * B * H + T * B * (O + 2 * I + 1) + 2 * B * H + (2 * I + 1 + H) * H + O
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -306,8 +333,9 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
     x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
-    work: scratch, a float64 array of at least (2T + 1) B H elements (see grad_work_size),
-    reused by the caller: fresh multi-megabyte arrays cost a page fault per 4 KiB per call.
+    work: scratch, a float64 array of at least grad_work_size(T, B, I, H, O) elements, reused
+    by the caller: fresh multi-megabyte arrays cost a page fault per 4 KiB per call, and at
+    small sizes the allocations were a few per cent of a call.
     The batch advances in lock-step, forward and backward. The output errors dz are kept from
     the forward pass; the deltas are stored as D (T*B, H), row t*B + b, and the weight
     gradients formed from blocks of 32 rows (in full BPTT as soon as a block is complete,
@@ -315,14 +343,34 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     """
     B, T = x.shape[0], x.shape[1]
     _, whh, bh, wy, by = _offsets(I, H, O)
-    W_xhT, W_hhT, XT = _prepare(theta, x, I, H, O)
     yf = np.ascontiguousarray(y).reshape(B * T * O)
     g = np.zeros_like(theta)
+    # the scratch arrays, cut from work (sizes: grad_work_size)
     HS = work[: (T + 1) * B * H]  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
-    D = work[(T + 1) * B * H : (2 * T + 1) * B * H]  # deltas, row t*B + b
+    w = (T + 1) * B * H
+    D = work[w : w + T * B * H]  # deltas, row t*B + b
+    w += T * B * H
+    DZ = work[w : w + T * B * O]  # mask * dl/dz_out, row t*B + b
+    w += T * B * O
+    XT = work[w : w + T * B * I]
+    w += T * B * I
+    nx = 0 if _fused(I, H) else T * B  # rows [a_t, 1] of X1 (wgrad8 reads XT instead)
+    X1 = work[w : w + nx * (I + 1)]
+    w += T * B * (I + 1)
+    GR = work[w : w + B * H]
+    w += B * H
+    DL = work[w : w + B * H]
+    w += B * H
+    GX = work[w : w + (I + 1) * H]
+    w += (I + 1) * H
+    W_xhT = work[w : w + I * H]
+    w += I * H
+    W_hhT = work[w : w + H * H]
+    w += H * H
+    zo = work[w : w + O]
+    _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT)
     HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
-    DZ = np.zeros(T * B * O)  # mask * dl/dz_out, row t*B + b
-    zo = np.empty(O)
+    DZ[:] = 0.0
     L = 0.0  # summed in the same order as loss(), so both give the same bits
     hi = -1  # the steps that carry an error; deltas vanish outside [lo, hi]
     first = T
@@ -346,14 +394,13 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
             O, H, pHS, 0, 0, -1)  # fmt: skip
     for i in range(r0 * O, r1 * O):
         g[by + i % O] += DZ[i]
-    X1 = np.ones(T * B * (I + 1))  # rows [a_t, 1], for the gradients of W_xh and b_h
-    for i in range(T * B):
+    for i in range(nx):  # rows [a_t, 1], for the gradients of W_xh and b_h
         for ii in range(I):
             X1[i * (I + 1) + ii] = XT[i * I + ii]
-    GX = np.zeros((I + 1) * H)
+        X1[i * (I + 1) + I] = 1.0
+    GX[:] = 0.0
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
-        GR = np.empty(B * H)
         pD, pGR = ptr(D), ptr(GR)
         done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
@@ -363,7 +410,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                     pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pGR, 0, 0, -1)  # fmt: skip
             dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
             if done - t * B >= 32 or t == 0:
-                _wgrad(D, HS, X1, t * B, done, g, GX, I, H)
+                _wgrad(D, HS, X1, XT, t * B, done, g, GX, I, H)
                 done = t * B
     else:
         # BPTT(h=k), the batch in lock-step: the error at step s (rows b with a target there)
@@ -373,8 +420,6 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
         # rows, so the bits are those of the walk one sequence at a time (issue 18, point 3).
         lo = max(0, first - k + 1)
         D[:] = 0.0
-        GR = np.empty(B * H)
-        DL = np.empty(B * H)
         pGR, pDL = ptr(GR), ptr(DL)
         for s in range(first, hi + 1):
             live = False
@@ -410,7 +455,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                     for i in range(B * H):
                         DL[i] = GR[i] * dact(HS[ro + i], act)
         keep(DL)
-        _wgrad(D, HS, X1, lo * B, (hi + 1) * B, g, GX, I, H)
+        _wgrad(D, HS, X1, XT, lo * B, (hi + 1) * B, g, GX, I, H)
     for j in range(H):
         for ii in range(I):
             g[j * I + ii] += GX[ii * H + j]

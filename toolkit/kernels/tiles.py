@@ -60,6 +60,7 @@ FM = {"reassoc", "contract", "nsz"}
 # registers; with AVX2's 16 they spill (measured: H=128 gradient 2.3x slower), so 4 x 8.
 # Read when the kernels are compiled; Numba's cache keeps code per CPU name and features.
 _WIDE = target_has_avx512()
+WIDE = _WIDE  # for the cells: whether wgrad8 may be used
 
 # exp(-2^i) for the binary decomposition of e^-m in _tanh
 _E1, _E2, _E4 = math.exp(-1.0), math.exp(-2.0), math.exp(-4.0)
@@ -564,6 +565,62 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
                 vstore(OUT, ob + c, _vact(vload(OUT, ob + c), act))
 
 
+#: the most inputs wgrad8 takes (one register each, and one for the bias)
+WGRAD8_I = 3
+
+
+@njit(cache=True, error_model="numpy")
+def wgrad8(pD, do, pHS, ho, pX, xo, I, n, pg, go, pGX):
+    """The weight gradients of an 8-unit cell from the n delta rows at D[do:], in one pass:
+    gW_hh[j, c] += sum_r D[do + 8r + j] HS[ho + 8r + c] into g[go:] (8 x 8), and
+    GX[i, c] += sum_r a_r[i] D[do + 8r + c] into GX ((I + 1) x 8), a_r = [X[xo + I r:
+    xo + I r + I], 1] (the inputs, I <= WGRAD8_I, then the bias's 1). These are the terms of
+    ``product``'s two calls over those rows, each element summed in row order by one fused
+    multiply-add per term (the bias's fma(1, d, s) being the sum d + s), hence the same bits;
+    but with all accumulators in registers at once (up to twelve independent chains), each
+    row's D and HS loaded once, and no [a_t, 1] rows to build. AVX-512 only (twelve 8-lane
+    accumulators take 24 of AVX2's 16 registers)."""
+    a0, a1, a2, a3 = vload(pg, go), vload(pg, go + 8), vload(pg, go + 16), vload(pg, go + 24)
+    a4, a5, a6, a7 = vload(pg, go + 32), vload(pg, go + 40), vload(pg, go + 48), vload(pg, go + 56)
+    xb = vload(pGX, 8 * I)
+    x0 = vload(pGX, 0)
+    x1 = vload(pGX, 8) if I > 1 else xb
+    x2 = vload(pGX, 16) if I > 2 else xb
+    for r in range(n):
+        d = do + 8 * r
+        h = vload(pHS, ho + 8 * r)
+        a0 = vfma(vsplat(pD[d]), h, a0)
+        a1 = vfma(vsplat(pD[d + 1]), h, a1)
+        a2 = vfma(vsplat(pD[d + 2]), h, a2)
+        a3 = vfma(vsplat(pD[d + 3]), h, a3)
+        a4 = vfma(vsplat(pD[d + 4]), h, a4)
+        a5 = vfma(vsplat(pD[d + 5]), h, a5)
+        a6 = vfma(vsplat(pD[d + 6]), h, a6)
+        a7 = vfma(vsplat(pD[d + 7]), h, a7)
+        v = vload(pD, d)
+        q = xo + I * r
+        xb = vadd(v, xb)
+        x0 = vfma(vsplat(pX[q]), v, x0)
+        if I > 1:
+            x1 = vfma(vsplat(pX[q + 1]), v, x1)
+        if I > 2:
+            x2 = vfma(vsplat(pX[q + 2]), v, x2)
+    vstore(pg, go, a0)
+    vstore(pg, go + 8, a1)
+    vstore(pg, go + 16, a2)
+    vstore(pg, go + 24, a3)
+    vstore(pg, go + 32, a4)
+    vstore(pg, go + 40, a5)
+    vstore(pg, go + 48, a6)
+    vstore(pg, go + 56, a7)
+    vstore(pGX, 0, x0)
+    if I > 1:
+        vstore(pGX, 8, x1)
+    if I > 2:
+        vstore(pGX, 16, x2)
+    vstore(pGX, 8 * I, xb)
+
+
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
 def zout(theta, wy, by, HS, ho, H, zo):
     """Output pre-activation W_hy h + b_y of h = HS[ho:ho+H] into zo (8 lanes, then a fixed
@@ -634,4 +691,16 @@ def dmul(GR, HS, ho, D, do, n, act):
 # the cells obtain with ptr(a) and hand on unopened; zout, dmul and dact take arrays.
 product = _tiles
 loss_nonlinear = _loss_nonlinear
-__all__ = ["FM", "dact", "dmul", "keep", "loss_nonlinear", "product", "ptr", "zout"]
+__all__ = [
+    "FM",
+    "WGRAD8_I",
+    "WIDE",
+    "dact",
+    "dmul",
+    "keep",
+    "loss_nonlinear",
+    "product",
+    "ptr",
+    "wgrad8",
+    "zout",
+]

@@ -444,7 +444,8 @@ class _Chunks:
         self.sizes = net._sizes()
         self.xw = np.ascontiguousarray(net._windowed(x))
         self.y, self.mask = np.ascontiguousarray(y), np.ascontiguousarray(mask)
-        self.work = np.empty(kernels.grad_work_size(T, bs, net.n_hidden))
+        I, H, O = self.sizes[:3]
+        self.work = np.empty(kernels.grad_work_size(T, bs, I, H, O))
         self.base = net._base.copy()
         self.free_idx = np.ascontiguousarray(net._free_idx, dtype=np.int64)
         self.all_free = net._all_free

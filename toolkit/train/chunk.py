@@ -184,6 +184,21 @@ def _fsum(a, head, count):
     return hi
 
 
+@njit(cache=True, inline="always")
+def _gather(a, idx, out):
+    """out[r] = a[idx[r]] for r < len(idx), returned (a and out C-contiguous, out's rows the
+    size of a's): ``a[idx]`` without allocating."""
+    m = a.size // a.shape[0]
+    af = a.reshape(a.size)
+    of = out.reshape(out.size)
+    for r in range(idx.shape[0]):
+        src = idx[r] * m
+        dst = r * m
+        for j in range(m):
+            of[dst + j] = af[src + j]
+    return out
+
+
 @njit(cache=True)
 def minibatch(
     theta, x, y, mask, I, H, O, act, out, kk, work, base, free_idx, all_free,
@@ -211,7 +226,15 @@ def minibatch(
     B, T = x.shape[0], x.shape[1]
     C = ringL.shape[0]
     h0 = np.zeros((bs, H))
-    h0_tail = np.zeros((B % bs if B % bs else bs, H))
+    tail = B % bs if B % bs else bs
+    h0_tail = np.zeros((tail, H))
+    # the minibatch's sequences, gathered into these (full-size and last-of-epoch minibatches)
+    xs, ys, ms = np.empty((bs,) + x.shape[1:]), np.empty((bs,) + y.shape[1:]), np.empty((bs, T))
+    xt, yt, mt = (
+        np.empty((tail,) + x.shape[1:]),
+        np.empty((tail,) + y.shape[1:]),
+        np.empty((tail, T)),
+    )
     done = 0
     npts = 0
     pending = False
@@ -232,16 +255,16 @@ def minibatch(
             break
         idx = perms[ep, i : i + bs]
         i += bs
-        mb = mask[idx]
+        b = idx.shape[0]
+        mb = _gather(mask, idx, ms if b == bs else mt)
         n = 0.0
-        for r in range(mb.shape[0]):
+        for r in range(b):
             for s in range(T):
                 n += mb[r, s]
         if n == 0.0:
             continue
-        b = idx.shape[0]
-        xb = x[idx]
-        yb = y[idx]
+        xb = _gather(x, idx, xs if b == bs else xt)
+        yb = _gather(y, idx, ys if b == bs else yt)
         h0b = h0 if b == bs else h0_tail
         L, g = _gradient(
             theta, xb, yb, mb, h0b, I, H, O, act, out, kk, work, base, free_idx, all_free
