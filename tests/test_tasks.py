@@ -785,3 +785,41 @@ def test_reber_training_set_change_redraws_the_test_set_and_errors_when_impossib
     task.generate(0)
     with pytest.raises(ValueError, match="n_test.*n_train = 300.*Lower n_test or n_train"):
         task.test_set()
+
+
+def test_solved_check_shortcuts_give_the_plain_values():
+    """The solved check's shortcuts (issue 18) give what the plain expressions give:
+    _max_abs_error without gathering the counted steps (non-finite values at uncounted
+    steps ignored, at counted ones propagated), TemporalXOR's score from cached steps and
+    a count, and the finiteness test by a sum."""
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        B, T, O = int(rng.integers(1, 6)), int(rng.integers(1, 9)), int(rng.integers(1, 3))
+        y = rng.normal(size=(B, T, O))
+        yhat = rng.normal(size=(B, T, O)) * 3
+        mask = (rng.random((B, T)) < 0.5).astype(float)
+        sel = mask > 0
+        if trial % 4 == 1 and (~sel).any():  # junk where nothing is counted
+            yhat[~sel] = rng.choice([np.inf, -np.inf, np.nan], size=yhat[~sel].shape)
+        if trial % 8 == 3 and sel.any():  # a nan where it counts
+            yhat[np.argwhere(sel)[0][0], np.argwhere(sel)[0][1], 0] = np.nan
+        data = tt.Dataset(x=np.zeros((B, T, 1)), y=y, mask=mask)
+        if sel.any():
+            want = float(np.max(np.abs(yhat[sel] - y[sel])))
+            got = tt._max_abs_error(yhat, data)
+            assert (math.isnan(want) and math.isnan(got)) or got == want, (trial, got, want)
+        else:
+            with pytest.raises(ValueError):
+                tt._max_abs_error(yhat, data)
+    task = tt.get("temporal_xor", mask="predictable")
+    data = task.test_set()
+    T = data.x.shape[1]
+    keep = task.predictable(T) > 0
+    for trial in range(20):
+        yhat = rng.random(data.y.shape)
+        plain = float(((yhat[:, keep, 0] > 0.5) != (data.y[:, keep, 0] > 0.5)).mean())
+        assert task._score(yhat, data) == plain
+    net = Elman(task.n_in, 2, task.n_out, output=task.output)
+    theta = net.init(rng)
+    assert task.metric(net, theta) == float(task._score(net.forward(theta, data.x)[1], data))
+    assert math.isnan(task.metric(net, np.full_like(theta, np.nan)))

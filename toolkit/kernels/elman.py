@@ -325,7 +325,7 @@ def grad_work_size(T, B, I, H, O):
     """Length of the scratch array loss_and_grad needs for x (B,T,I), H units, O outputs: the
     states and deltas, and every other array it works in (so that a call allocates only
     the gradient it returns)."""
-    return (2 * T + 1) * B * H + T * B * (O + 2 * I + 1) + 2 * B * H + (2 * I + 1 + H) * H + O
+    return (2 * T + 1) * B * H + T * B * (O + 2 * I + 1) + 2 * B * H + (2 * I + 2 + H) * H + O
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -368,6 +368,9 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     W_hhT = work[w : w + H * H]
     w += H * H
     zo = work[w : w + O]
+    w += O
+    ZH = work[w : w + H]  # zeros: the start of the backward products' sums
+    ZH[:] = 0.0
     _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT)
     HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
     DZ[:] = 0.0
@@ -401,13 +404,12 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     GX[:] = 0.0
     if k <= 0 or k >= T:
         # delta_t = (W_hy^T dz_t + W_hh^T delta_{t+1}) * act'(h_t), for the whole batch at once
-        pD, pGR = ptr(D), ptr(GR)
+        pD, pGR, pZ = ptr(D), ptr(GR), ptr(ZH)
         done = (hi + 1) * B  # rows done..(hi+1)*B of D are waiting for _wgrad
         for t in range(hi, -1, -1):
-            # GR = delta_{t+1} W_hh + dz_t W_hy
-            GR[:] = 0.0
+            # GR = delta_{t+1} W_hh + dz_t W_hy (each element from 0.0: the zero "bias" ZH)
             product(pD, (t + 1) * B * H, H, 1, pth, whh, H if t < hi else 0,
-                    pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pGR, 0, 0, -1)  # fmt: skip
+                    pDZ, t * B * O, O, 1, pth, wy, O, pGR, 0, B, H, pZ, 0, 1, -1)  # fmt: skip
             dmul(GR, HS, (t + 1) * B * H, D, t * B * H, B * H, act)
             if done - t * B >= 32 or t == 0:
                 _wgrad(D, HS, X1, XT, t * B, done, g, GX, I, H)
@@ -420,7 +422,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
         # rows, so the bits are those of the walk one sequence at a time (issue 18, point 3).
         lo = max(0, first - k + 1)
         D[:] = 0.0
-        pGR, pDL = ptr(GR), ptr(DL)
+        pGR, pDL, pZ = ptr(GR), ptr(DL), ptr(ZH)
         for s in range(first, hi + 1):
             live = False
             for b in range(B):
@@ -449,9 +451,8 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
                         for j in range(H):
                             D[ro + b * H + j] += DL[b * H + j]
                 if r > r_lo:  # DL = (DL W_hh) * act'(h_{r-1}), HS row r holding h_{r-1}
-                    GR[:] = 0.0
                     product(pDL, 0, H, 1, pth, whh, H, pDL, 0, H, 1, pth, whh, 0,
-                            pGR, 0, B, H, pth, 0, 0, -1)  # fmt: skip
+                            pGR, 0, B, H, pZ, 0, 1, -1)  # fmt: skip
                     for i in range(B * H):
                         DL[i] = GR[i] * dact(HS[ro + i], act)
         keep(DL)
@@ -463,4 +464,5 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     keep(DZ)  # pointers to DZ, GR and D were in use up to here (see the module docstring)
     keep(GR)
     keep(D)
+    keep(ZH)
     return L, g

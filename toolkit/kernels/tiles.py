@@ -357,31 +357,37 @@ def _t4x16(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C
 
 @njit(cache=True, error_model="numpy")
 def _t4x8(V1, a1, s1b, s1r, M1, m1, R1, V2, a2, s2b, s2r, M2, m2, R2, OUT, o, C, bias, bo,
-          init):  # fmt: skip
-    if init:
-        x0 = vload(bias, bo)
-        x1, x2, x3 = x0, x0, x0
-    else:
-        x0, x1 = vload(OUT, o), vload(OUT, o + C)
-        x2, x3 = vload(OUT, o + 2 * C), vload(OUT, o + 3 * C)
-    for r in range(R1):
-        mA = vload(M1, m1 + r * C)
-        p = a1 + r * s1r
-        x0 = vfma(vsplat(V1[p]), mA, x0)
-        x1 = vfma(vsplat(V1[p + s1b]), mA, x1)
-        x2 = vfma(vsplat(V1[p + 2 * s1b]), mA, x2)
-        x3 = vfma(vsplat(V1[p + 3 * s1b]), mA, x3)
-    for r in range(R2):
-        mA = vload(M2, m2 + r * C)
-        p = a2 + r * s2r
-        x0 = vfma(vsplat(V2[p]), mA, x0)
-        x1 = vfma(vsplat(V2[p + s2b]), mA, x1)
-        x2 = vfma(vsplat(V2[p + 2 * s2b]), mA, x2)
-        x3 = vfma(vsplat(V2[p + 3 * s2b]), mA, x3)
-    vstore(OUT, o, x0)
-    vstore(OUT, o + C, x1)
-    vstore(OUT, o + 2 * C, x2)
-    vstore(OUT, o + 3 * C, x3)
+          init, ng):  # fmt: skip
+    """ng tiles of 4 rows x 8 columns, rows 4g.. of the block for g < ng (one call for a
+    column strip: at H = 8 a call per tile cost as much as its arithmetic)."""
+    for gi in range(ng):
+        v1 = a1 + 4 * gi * s1b
+        v2 = a2 + 4 * gi * s2b
+        oo = o + 4 * gi * C
+        if init:
+            x0 = vload(bias, bo)
+            x1, x2, x3 = x0, x0, x0
+        else:
+            x0, x1 = vload(OUT, oo), vload(OUT, oo + C)
+            x2, x3 = vload(OUT, oo + 2 * C), vload(OUT, oo + 3 * C)
+        for r in range(R1):
+            mA = vload(M1, m1 + r * C)
+            p = v1 + r * s1r
+            x0 = vfma(vsplat(V1[p]), mA, x0)
+            x1 = vfma(vsplat(V1[p + s1b]), mA, x1)
+            x2 = vfma(vsplat(V1[p + 2 * s1b]), mA, x2)
+            x3 = vfma(vsplat(V1[p + 3 * s1b]), mA, x3)
+        for r in range(R2):
+            mA = vload(M2, m2 + r * C)
+            p = v2 + r * s2r
+            x0 = vfma(vsplat(V2[p]), mA, x0)
+            x1 = vfma(vsplat(V2[p + s2b]), mA, x1)
+            x2 = vfma(vsplat(V2[p + 2 * s2b]), mA, x2)
+            x3 = vfma(vsplat(V2[p + 3 * s2b]), mA, x3)
+        vstore(OUT, oo, x0)
+        vstore(OUT, oo + C, x1)
+        vstore(OUT, oo + 2 * C, x2)
+        vstore(OUT, oo + 3 * C, x3)
 
 
 @njit(cache=True, error_model="numpy")
@@ -516,10 +522,8 @@ def _tiles(V1, v1, s1b, s1r, M1, m1, R1, V2, v2, s2b, s2r, M2, m2, R2, OUT, o, B
                    V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
                    OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
     for c0 in range(CW, C8, 8):
-        for b0 in range(0, B4, 4):
-            _t4x8(V1, v1 + b0 * s1b, s1b, s1r, M1, m1 + c0, R1,
-                  V2, v2 + b0 * s2b, s2b, s2r, M2, m2 + c0, R2,
-                  OUT, o + b0 * C + c0, C, bias, bo + c0, init)  # fmt: skip
+        _t4x8(V1, v1, s1b, s1r, M1, m1 + c0, R1, V2, v2, s2b, s2r, M2, m2 + c0, R2,
+              OUT, o + c0, C, bias, bo + c0, init, B4 // 4)  # fmt: skip
     for b in range(B4, B):
         a1 = v1 + b * s1b
         a2 = v2 + b * s2b
