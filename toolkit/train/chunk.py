@@ -185,18 +185,29 @@ def _fsum(a, head, count):
 
 
 @njit(cache=True, inline="always")
-def _gather(a, idx, out):
-    """out[r] = a[idx[r]] for r < len(idx), returned (a and out C-contiguous, out's rows the
-    size of a's): ``a[idx]`` without allocating."""
-    m = a.size // a.shape[0]
-    af = a.reshape(a.size)
-    of = out.reshape(out.size)
+def _gather3(a, idx, out):
+    """out[r] = a[idx[r]] for r < len(idx), returned: ``a[idx]`` for a (B, T, K) array
+    without allocating."""
     for r in range(idx.shape[0]):
-        src = idx[r] * m
-        dst = r * m
-        for j in range(m):
-            of[dst + j] = af[src + j]
+        q = idx[r]
+        for t in range(a.shape[1]):
+            for j in range(a.shape[2]):
+                out[r, t, j] = a[q, t, j]
     return out
+
+
+@njit(cache=True, inline="always")
+def _gather_mask(mask, idx, out):
+    """``_gather3`` for the (B, T) mask; returns it and its sum (the count of targets, in
+    the order the chunk summed it: row by row)."""
+    n = 0.0
+    for r in range(idx.shape[0]):
+        q = idx[r]
+        for t in range(mask.shape[1]):
+            w = mask[q, t]
+            out[r, t] = w
+            n += w
+    return out, n
 
 
 @njit(cache=True)
@@ -256,15 +267,11 @@ def minibatch(
         idx = perms[ep, i : i + bs]
         i += bs
         b = idx.shape[0]
-        mb = _gather(mask, idx, ms if b == bs else mt)
-        n = 0.0
-        for r in range(b):
-            for s in range(T):
-                n += mb[r, s]
+        mb, n = _gather_mask(mask, idx, ms if b == bs else mt)
         if n == 0.0:
             continue
-        xb = _gather(x, idx, xs if b == bs else xt)
-        yb = _gather(y, idx, ys if b == bs else yt)
+        xb = _gather3(x, idx, xs if b == bs else xt)
+        yb = _gather3(y, idx, ys if b == bs else yt)
         h0b = h0 if b == bs else h0_tail
         L, g = _gradient(
             theta, xb, yb, mb, h0b, I, H, O, act, out, kk, work, base, free_idx, all_free
