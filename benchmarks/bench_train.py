@@ -469,6 +469,31 @@ def worker_rates(only, updates: int, gens: int, runs: int) -> dict[str, float]:
                 x = one_run(cfg, method, hyper, steps, seed=r)
                 rates.append(x["steps"] / x["wall"])
             out[key] = statistics.median(rates)
+            if method == "bptt_adam" and "batch_size" not in hyper:
+                out[key + FLOOR] = kernel_floor(cfg)
+    return out
+
+
+FLOOR = " #kernel"  # a worker's key suffix: the bare kernels' microseconds for a full batch
+
+
+def kernel_floor(cfg: Config) -> list[float]:
+    """[forward, gradient]: median microseconds of the bare loss and loss-and-gradient on the
+    row's whole training set (through Elman, whose API both sides share) at its initial
+    parameters: what a full-batch update cannot go below in this checkout."""
+    task, net, data = problem(cfg)
+    theta = net.init(np.random.default_rng(0))
+    x, y, mask = data.x, data.y, data.mask
+    out = []
+    for fn in (lambda: net.loss(theta, x, y, mask), lambda: net.loss_and_grad(theta, x, y, mask)):
+        fn()
+        times = []
+        for _ in range(15):
+            t0 = time.perf_counter()
+            for _ in range(50):
+                fn()
+            times.append((time.perf_counter() - t0) / 50)
+        out.append(1e6 * statistics.median(times))
     return out
 
 
@@ -500,7 +525,20 @@ def side_by_side_table(got: dict, rev: str) -> str:
         f"{'condition | method':<40} {'base upd/s':>11} {'now upd/s':>10} {'ratio':>6}  "
         "(3x target: BPTT, H <= 8)"
     ]
+    floors = []
     for key, (b, c) in got.items():
+        if key.endswith(FLOOR):
+            row = key[: -len(FLOOR)]
+            rb = statistics.median(got[row][0])
+            fwd = statistics.median(v[0] for v in c)
+            grad = statistics.median(v[1] for v in c)
+            grad_b = statistics.median(v[1] for v in b)
+            floors.append(
+                f"# {row}: 3x the base rate leaves {1e6 / (3 * rb):.1f} us per update; here the "
+                f"bare forward pass on the batch takes {fwd:.1f} us and the gradient "
+                f"{grad:.1f} us (base: {grad_b:.1f} us)"
+            )
+            continue
         rb, rc = statistics.median(b), statistics.median(c)
         ratio = rc / rb
         cfg = next(x for x in CONFIGS if key.startswith(x.label + " |"))
@@ -512,6 +550,7 @@ def side_by_side_table(got: dict, rev: str) -> str:
     lines.append(
         f"# base = {rev}; medians of alternating worker processes (each a median of its runs)"
     )
+    lines += floors
     return "\n".join(lines)
 
 

@@ -86,6 +86,16 @@ def test_side_by_side_table_ratios_and_targets():
     assert "3.18x  meets" in lines[1]  # 350 / 110
     assert lines[2].rstrip().endswith("1.10x")
     assert "abc123" in lines[-1]
+    # a full batch's bare kernel times ([forward, gradient] per worker) become a note
+    got[f"{cfg.label} | {labels[0]}" + bench_train.FLOOR] = (
+        [[5.0, 9.0], [6.0, 10.0]],
+        [[1.0, 2.0], [1.5, 2.5], [2.0, 3.0]],
+    )
+    lines = bench_train.side_by_side_table(got, "abc123").splitlines()
+    assert len(lines) == 5 and "abc123" in lines[3]
+    assert "3x the base rate leaves 3030.3 us per update" in lines[4]  # 1e6 / (3 * 110)
+    assert "forward pass on the batch takes 1.5 us and the gradient 2.5 us" in lines[4]
+    assert "(base: 9.5 us)" in lines[4]
     with pytest.raises(SystemExit):
         bench_train.main(["--against", "HEAD", "--repeats", "0"])
 
