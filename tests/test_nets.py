@@ -422,3 +422,29 @@ def test_inf_for_nonfinite_maps_every_nonfinite_loss_to_inf():
         want = np.where(np.isfinite(a), a, np.inf)
         _inf_for_nonfinite(a)
         assert np.array_equal(a.view(np.uint64), want.view(np.uint64))
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_loss_and_grad_rows_is_the_gathered_batch(k):
+    """kernels.loss_and_grad_rows (the minibatch chunk's gradient: no gathers) gives the bits
+    of loss_and_grad on x[rows], y[rows], mask[rows], rows in any order or repeated; at H = 8
+    too (the fused weight gradients read the inputs by row)."""
+    from toolkit import kernels
+
+    rng = np.random.default_rng(11 + k)
+    for I, H, O, N, T in [(1, 2, 1, 7, 9), (2, 8, 1, 10, 13), (3, 5, 2, 4, 6)]:
+        net = Elman(I, H, O)
+        theta = net.init(rng, scale=0.8)
+        x = rng.normal(size=(N, T, I))
+        y = rng.normal(size=(N, T, O))
+        mask = (rng.random((N, T)) < 0.6).astype(float)
+        for rows in (np.arange(N), rng.permutation(N)[: N // 2 + 1], np.array([N - 1, 0, N - 1])):
+            B = rows.shape[0]
+            h0 = rng.normal(size=(B, H)) * 0.3
+            work = np.empty(kernels.grad_work_size(T, B, I, H, O))
+            L, g = kernels.loss_and_grad_rows(theta, x, y, mask, rows, h0, I, H, O, 0, 0, k, work)
+            L2, g2 = kernels.loss_and_grad(
+                theta, x[rows], y[rows], mask[rows], h0, I, H, O, 0, 0, k, work
+            )
+            assert L == L2
+            np.testing.assert_array_equal(g.view(np.int64), g2.view(np.int64))

@@ -40,6 +40,7 @@ from .elman import (
     grad_work_size,
     loss,
     loss_and_grad,
+    loss_and_grad_rows,
     population_loss,
 )
 from .tiles import _WIDE
@@ -58,6 +59,7 @@ __all__ = [
     "grad_work_size",
     "loss",
     "loss_and_grad",
+    "loss_and_grad_rows",
     "population_loss",
     "simd",
 ]

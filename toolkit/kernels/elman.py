@@ -78,18 +78,36 @@ def _offsets(I, H, O):
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
-def _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT):
-    """W_xhT (I*H) = W_xh^T, W_hhT (H*H) = W_hh^T, XT (T*B*I) = x as (T,B,I), all flat."""
-    B, T = x.shape[0], x.shape[1]
+def _transpose_w(theta, I, H, W_xhT, W_hhT):
+    """W_xhT (I*H) = W_xh^T, W_hhT (H*H) = W_hh^T, flat."""
     for j in range(H):
         for i in range(I):
             W_xhT[i * H + j] = theta[j * I + i]
         for r in range(H):
             W_hhT[r * H + j] = theta[H * I + j * H + r]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT):
+    """W_xhT (I*H) = W_xh^T, W_hhT (H*H) = W_hh^T, XT (T*B*I) = x as (T,B,I), all flat."""
+    B, T = x.shape[0], x.shape[1]
+    _transpose_w(theta, I, H, W_xhT, W_hhT)
     for t in range(T):
         for b in range(B):
             for i in range(I):
                 XT[(t * B + b) * I + i] = x[b, t, i]
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM, inline="always")
+def _prepare_rows_into(theta, x, rows, I, H, W_xhT, W_hhT, XT):
+    """_prepare_into for the sequences ``rows`` of x: XT (T*B*I) = x[rows] as (T,B,I)."""
+    B, T = rows.shape[0], x.shape[1]
+    _transpose_w(theta, I, H, W_xhT, W_hhT)
+    for t in range(T):
+        for b in range(B):
+            q = rows[b]
+            for i in range(I):
+                XT[(t * B + b) * I + i] = x[q, t, i]
 
 
 @njit(cache=True, error_model="numpy", fastmath=FM)
@@ -333,6 +351,19 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     """Loss and its gradient w.r.t. theta by BPTT. k <= 0: full; k >= 1: BPTT(h=k).
 
     x (B,T,I), y (B,T,O), mask (B,T), h0 (B,H) held constant. Returns (L, g), g like theta.
+    loss_and_grad_rows over all the rows (see there)."""
+    return loss_and_grad_rows(
+        theta, x, y, mask, np.arange(x.shape[0]), h0, I, H, O, act, out, k, work
+    )
+
+
+@njit(cache=True, error_model="numpy", fastmath=FM)
+def loss_and_grad_rows(theta, x, y, mask, rows, h0, I, H, O, act, out, k, work):
+    """loss_and_grad on the batch of sequences ``rows`` (B indices) of x, y and mask: the
+    bits of loss_and_grad(theta, x[rows], y[rows], mask[rows], h0, ...), without the copies
+    (a minibatch trainer's gathers cost about a tenth of a small update).
+
+    x (N,T,I), y (N,T,O), mask (N,T), h0 (B,H) held constant. Returns (L, g), g like theta.
     work: scratch, a float64 array of at least grad_work_size(T, B, I, H, O) elements, reused
     by the caller: fresh multi-megabyte arrays cost a page fault per 4 KiB per call, and at
     small sizes the allocations were a few per cent of a call.
@@ -341,9 +372,9 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     gradients formed from blocks of 32 rows (in full BPTT as soon as a block is complete,
     while it is still in cache).
     """
-    B, T = x.shape[0], x.shape[1]
+    B, T = rows.shape[0], x.shape[1]
     _, whh, bh, wy, by = _offsets(I, H, O)
-    yf = np.ascontiguousarray(y).reshape(B * T * O)
+    yf = np.ascontiguousarray(y).reshape(y.shape[0] * T * O)
     g = np.zeros_like(theta)
     # the scratch arrays, cut from work (sizes: grad_work_size)
     HS = work[: (T + 1) * B * H]  # HS[(t + 1) B H + b H + j] = h_t[b, j], h_{-1} = h0
@@ -371,7 +402,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     w += O
     ZH = work[w : w + H]  # zeros: the start of the backward products' sums
     ZH[:] = 0.0
-    _prepare_into(theta, x, I, H, W_xhT, W_hhT, XT)
+    _prepare_rows_into(theta, x, rows, I, H, W_xhT, W_hhT, XT)
     HS[: B * H] = np.ascontiguousarray(h0).reshape(B * H)
     DZ[:] = 0.0
     L = 0.0  # summed in the same order as loss(), so both give the same bits
@@ -380,10 +411,10 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
     for t in range(T):
         _step(theta, W_xhT, W_hhT, XT, t * B * I, HS, t * B * H, HS, (t + 1) * B * H, B, I, H, act)
         for b in range(B):
-            m = mask[b, t]
+            m = mask[rows[b], t]
             if m != 0.0:
                 L += _out_loss(
-                    theta, wy, by, HS, ((t + 1) * B + b) * H, H, yf, (b * T + t) * O, m, out,
+                    theta, wy, by, HS, ((t + 1) * B + b) * H, H, yf, (rows[b] * T + t) * O, m, out,
                     zo, DZ, (t * B + b) * O,
                 )  # fmt: skip
                 hi = t
@@ -427,7 +458,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
             live = False
             for b in range(B):
                 bo = b * H
-                if mask[b, s] == 0.0:
+                if mask[rows[b], s] == 0.0:
                     for j in range(H):
                         DL[bo + j] = 0.0
                     continue
@@ -447,7 +478,7 @@ def loss_and_grad(theta, x, y, mask, h0, I, H, O, act, out, k, work):
             for r in range(s, r_lo - 1, -1):
                 ro = r * B * H
                 for b in range(B):
-                    if mask[b, s] != 0.0:
+                    if mask[rows[b], s] != 0.0:
                         for j in range(H):
                             D[ro + b * H + j] += DL[b * H + j]
                 if r > r_lo:  # DL = (DL W_hh) * act'(h_{r-1}), HS row r holding h_{r-1}

@@ -45,15 +45,18 @@ ENTRY_POINTS = ("full_batch", "minibatch", "online", "k1k2")
 
 
 @njit(cache=True)
-def _gradient(theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free):
-    """(L, g) at theta: kernels.loss_and_grad at the full parameter vector (``base`` with
-    theta at ``free_idx`` unless ``all_free``), g restricted to ``free_idx``."""
+def _gradient(
+    theta, x, y, mask, rows, h0, I, H, O, act, out, kk, work, base, free_idx, all_free
+):  # fmt: skip
+    """(L, g) at theta on the sequences ``rows`` of x, y, mask: kernels.loss_and_grad_rows at
+    the full parameter vector (``base`` with theta at ``free_idx`` unless ``all_free``), g
+    restricted to ``free_idx``."""
     if all_free:
         th = theta
     else:
         base[free_idx] = theta
         th = base
-    L, g = kernels.loss_and_grad(th, x, y, mask, h0, I, H, O, act, out, kk, work)
+    L, g = kernels.loss_and_grad_rows(th, x, y, mask, rows, h0, I, H, O, act, out, kk, work)
     if not all_free:
         g = g[free_idx]
     return L, g
@@ -113,9 +116,10 @@ def full_batch(
     norm = 0.0
     finite = True
     no_scale = np.empty(0)
+    rows = np.arange(x.shape[0])
     while True:
         L, g = _gradient(
-            theta, x, y, mask, h0, I, H, O, act, out, kk, work, base, free_idx, all_free
+            theta, x, y, mask, rows, h0, I, H, O, act, out, kk, work, base, free_idx, all_free
         )
         evals += 1
         grad_steps += grad_steps_per
@@ -184,32 +188,6 @@ def _fsum(a, head, count):
     return hi
 
 
-@njit(cache=True, inline="always")
-def _gather3(a, idx, out):
-    """out[r] = a[idx[r]] for r < len(idx), returned: ``a[idx]`` for a (B, T, K) array
-    without allocating."""
-    for r in range(idx.shape[0]):
-        q = idx[r]
-        for t in range(a.shape[1]):
-            for j in range(a.shape[2]):
-                out[r, t, j] = a[q, t, j]
-    return out
-
-
-@njit(cache=True, inline="always")
-def _gather_mask(mask, idx, out):
-    """``_gather3`` for the (B, T) mask; returns it and its sum (the count of targets, in
-    the order the chunk summed it: row by row)."""
-    n = 0.0
-    for r in range(idx.shape[0]):
-        q = idx[r]
-        for t in range(mask.shape[1]):
-            w = mask[q, t]
-            out[r, t] = w
-            n += w
-    return out, n
-
-
 @njit(cache=True)
 def minibatch(
     theta, x, y, mask, I, H, O, act, out, kk, work, base, free_idx, all_free,
@@ -239,13 +217,6 @@ def minibatch(
     h0 = np.zeros((bs, H))
     tail = B % bs if B % bs else bs
     h0_tail = np.zeros((tail, H))
-    # the minibatch's sequences, gathered into these (full-size and last-of-epoch minibatches)
-    xs, ys, ms = np.empty((bs,) + x.shape[1:]), np.empty((bs,) + y.shape[1:]), np.empty((bs, T))
-    xt, yt, mt = (
-        np.empty((tail,) + x.shape[1:]),
-        np.empty((tail,) + y.shape[1:]),
-        np.empty((tail, T)),
-    )
     done = 0
     npts = 0
     pending = False
@@ -267,14 +238,16 @@ def minibatch(
         idx = perms[ep, i : i + bs]
         i += bs
         b = idx.shape[0]
-        mb, n = _gather_mask(mask, idx, ms if b == bs else mt)
+        n = 0.0
+        for r in range(b):
+            q = idx[r]
+            for s in range(T):
+                n += mask[q, s]
         if n == 0.0:
             continue
-        xb = _gather3(x, idx, xs if b == bs else xt)
-        yb = _gather3(y, idx, ys if b == bs else yt)
         h0b = h0 if b == bs else h0_tail
         L, g = _gradient(
-            theta, xb, yb, mb, h0b, I, H, O, act, out, kk, work, base, free_idx, all_free
+            theta, x, y, mask, idx, h0b, I, H, O, act, out, kk, work, base, free_idx, all_free
         )
         evals += 1
         grad_steps += b * T
@@ -453,6 +426,7 @@ def online(
     C = ringL.shape[0]
     E = perms.shape[0]
     W = T - k + 1  # windows per sequence
+    rows = np.arange(bs)  # a window batch's rows (rows[:b])
     done = 0
     npts = 0
     pending = False
@@ -508,8 +482,8 @@ def online(
                 mw[r, k - 1] = ms[r, e_t]
             L, g = _gradient(
                 theta, np.ascontiguousarray(xs[:, t : t + k]),
-                np.ascontiguousarray(ys[:, t : t + k]), mw, x_ctx, I, H, O, act, out, 0,
-                work, base, free_idx, all_free,
+                np.ascontiguousarray(ys[:, t : t + k]), mw, rows[:b], x_ctx, I, H, O, act,
+                out, 0, work, base, free_idx, all_free,
             )  # fmt: skip
             evals += 1
             grad_steps += b * k
@@ -600,6 +574,7 @@ def k1k2(
     norm = 0.0
     finite = True
     no_scale = np.empty(0)
+    rows = np.arange(B)
     while True:
         if p >= T:  # a new epoch, from the zero state
             p = 0
@@ -629,8 +604,8 @@ def k1k2(
             continue
         L, g = _gradient(
             theta, np.ascontiguousarray(x[:, s:t1]), np.ascontiguousarray(y[:, s:t1]), mw,
-            np.ascontiguousarray(hist[:, s]), I, H, O, act, out, 0, work, base, free_idx,
-            all_free,
+            rows, np.ascontiguousarray(hist[:, s]), I, H, O, act, out, 0, work, base,
+            free_idx, all_free,
         )  # fmt: skip
         evals += 1
         grad_steps += B * (t1 - s)
