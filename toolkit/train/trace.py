@@ -200,16 +200,18 @@ class Trace:
         if p["evals"] and p["evals"][-1] == int(ints[0, 0]):  # same cost point: overwrite
             for c in COLUMNS:
                 p[c].pop()
-        # column by column; element-wise the same float operations as _log's
-        fw, gr = ints[:, 1].astype(np.float64), ints[:, 2].astype(np.float64)
-        p["evals"].extend(ints[:, 0].tolist())
-        p["fwd_steps"].extend(ints[:, 1].tolist())
-        p["grad_steps"].extend(ints[:, 2].tolist())
-        p["fwd_equiv"].extend((fw + self.grad_ratio * gr).tolist())
-        p["wall_s"].extend((base + (ints[:, 0] - evals_from) * span).tolist())
-        p["loss"].extend(floats[:, 0].tolist())
-        p["best_loss"].extend(floats[:, 1].tolist())
-        p["grad_norm"].extend(floats[:, 2].tolist())
+        # row by row in Python floats (a chunk hands back a few rows: per-row arithmetic cost
+        # less than a dozen NumPy calls); the same float operations as _log's
+        r = self.grad_ratio
+        for (e, fs, gs), (loss, best, norm) in zip(ints.tolist(), floats.tolist(), strict=True):
+            p["evals"].append(e)
+            p["fwd_steps"].append(fs)
+            p["grad_steps"].append(gs)
+            p["fwd_equiv"].append(float(fs) + r * float(gs))
+            p["wall_s"].append(base + (e - evals_from) * span)
+            p["loss"].append(loss)
+            p["best_loss"].append(best)
+            p["grad_norm"].append(norm)
 
     def _log(self, grad_norm: float) -> None:
         p = self.points
