@@ -478,14 +478,26 @@ FLOOR = " #kernel"  # a worker's key suffix: the bare kernels' microseconds for 
 
 
 def kernel_floor(cfg: Config) -> list[float]:
-    """[forward, gradient]: median microseconds of the bare loss and loss-and-gradient on the
-    row's whole training set (through Elman, whose API both sides share) at its initial
-    parameters: what a full-batch update cannot go below in this checkout."""
+    """[forward, gradient]: median microseconds of the compiled loss and loss-and-gradient
+    kernels (``kernels.loss``, ``kernels.loss_and_grad``: the same signatures on both sides,
+    called directly, without the Elman layer's checks) on the row's whole training set at
+    its initial parameters: what a full-batch update cannot go below in this checkout."""
     task, net, data = problem(cfg)
     theta = net.init(np.random.default_rng(0))
-    x, y, mask = data.x, data.y, data.mask
+    x, y, mask = (np.ascontiguousarray(a, dtype=np.float64) for a in (data.x, data.y, data.mask))
+    B, T = x.shape[:2]
+    I, H, O, act, out_code = net._sizes()
+    h0 = np.zeros((B, H))
+    try:
+        work = np.empty(kernels.grad_work_size(T, B, I, H, O))
+    except TypeError:  # before loss_and_grad took all its scratch from work
+        work = np.empty(kernels.grad_work_size(T, B, H))
+    sizes = (I, H, O, act, out_code)
     out = []
-    for fn in (lambda: net.loss(theta, x, y, mask), lambda: net.loss_and_grad(theta, x, y, mask)):
+    for fn in (
+        lambda: kernels.loss(theta, x, y, mask, h0, *sizes),
+        lambda: kernels.loss_and_grad(theta, x, y, mask, h0, *sizes, 0, work),
+    ):
         fn()
         times = []
         for _ in range(15):
