@@ -56,13 +56,26 @@ checkout alternate, R times each, each printing every row's median rate over ``-
 runs after a warm-up; the ratio of the medians is printed per row (no shares)::
 
     python benchmarks/bench_train.py --against dcd4e29 [--repeats R] [--runs K] [--only ...]
+
+On a shared, noisy machine a row's ratio moved by 25 % between two such runs. With
+``--interleaved`` both toolkits run in this one process instead (REV's sources copied with
+every ``toolkit`` name renamed ``bench_base_toolkit``), their runs interleaved row by row,
+R runs each in alternating order, so that both see the same machine states::
+
+    python benchmarks/bench_train.py --against dcd4e29 --interleaved [--repeats R] [--only ...]
+
+For each full-batch BPTT row the table also notes the 3x budget (a third of the base's time
+per update) beside the compiled forward pass and gradient on that batch, timed bare.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -70,6 +83,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 
 for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
     os.environ.setdefault(var, "1")
@@ -90,6 +104,8 @@ try:  # the compiled training loops (absent in checkouts older than issue 18: --
 except ImportError:
     chunk = es_common = None
 
+NOW = SimpleNamespace(T=T, tasks=tasks, Elman=Elman, kernels=kernels)  # this checkout's toolkit
+BASE_PKG = "bench_base_toolkit"  # --interleaved: the other commit's toolkit, renamed
 BASELINE = Path(__file__).resolve().with_name("bench_train_baseline.json")
 KERNELS = ("forward", "loss", "loss_and_grad", "population_loss", "cma_ask", "cma_tell")
 CHUNKS = chunk.ENTRY_POINTS if chunk else ()  # toolkit.train.chunk's compiled training loops
@@ -265,9 +281,12 @@ class NeverSolved:
 
 
 # -- one row --------------------------------------------------------------------------------
-def problem(cfg: Config):
-    task = tasks.get(cfg.task, **cfg.params)
-    net = Elman(task.n_in, cfg.H, task.n_out, output=task.output)
+def problem(cfg: Config, tk=None):
+    """(task, net, data) of ``cfg`` (``tk``: the toolkit to build them with, this one's by
+    default; --interleaved passes the other commit's)."""
+    tk = tk or NOW
+    task = tk.tasks.get(cfg.task, **cfg.params)
+    net = tk.Elman(task.n_in, cfg.H, task.n_out, output=task.output)
     data = task.generate(np.random.default_rng(0))
     task.test_set()  # built once, as in a sweep's first solved check
     return task, net, data
@@ -279,11 +298,13 @@ def lambda_of(method: str, hyper: dict, n: int) -> int:
     return 4 + int(3 * np.log(n))  # CMA-ES's default
 
 
-def one_run(cfg, method, hyper, steps, seed, clock=None) -> dict:
+def one_run(cfg, method, hyper, steps, seed, clock=None, tk=None) -> dict:
     """One run of ``steps`` updates (gradient) or generations (evolution); wall seconds, the
-    steps actually taken, and the clock's shares when ``clock`` is given."""
-    task, net, data = problem(cfg)
-    family = T.METHODS[method].family
+    steps actually taken, and the clock's shares when ``clock`` is given (``tk``: as in
+    :func:`problem`)."""
+    tk = tk or NOW
+    task, net, data = problem(cfg, tk)
+    family = tk.T.METHODS[method].family
     if family == "gradient":
         budget = {"evals": steps}
     else:  # the (mu, lambda)-ES evaluates its mu first parents before generation 1
@@ -293,7 +314,7 @@ def one_run(cfg, method, hyper, steps, seed, clock=None) -> dict:
         ctx.__enter__()
     try:
         t0 = time.perf_counter()
-        tr = T.run(method, net, NeverSolved(task), data, seed=seed, budget=budget, **hyper)
+        tr = tk.T.run(method, net, NeverSolved(task), data, seed=seed, budget=budget, **hyper)
         wall = time.perf_counter() - t0
     finally:
         if ctx:
@@ -453,6 +474,56 @@ def checkout(rev: str) -> Path:
     return dest
 
 
+def base_toolkit(rev: str) -> SimpleNamespace:
+    """``rev``'s toolkit imported beside this one, as the package ``bench_base_toolkit`` (a
+    copy of its sources with every ``toolkit`` name renamed, kept next to :func:`checkout`'s
+    copy, its Numba cache with it): its train, tasks, Elman and kernels."""
+    src = checkout(rev) / "toolkit"
+    dest = src.parent / "interleaved"
+    pkg = dest / BASE_PKG
+    if not pkg.is_dir():
+        tmp = dest / (BASE_PKG + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp, ignore=shutil.ignore_patterns("__pycache__"))
+        for f in tmp.rglob("*.py"):
+            f.write_text(re.sub(r"\btoolkit\b", BASE_PKG, f.read_text()))
+        tmp.rename(pkg)
+    if str(dest) not in sys.path:
+        sys.path.insert(0, str(dest))
+    mod = lambda name: importlib.import_module(f"{BASE_PKG}.{name}")  # noqa: E731
+    return SimpleNamespace(
+        T=mod("train"), tasks=mod("tasks"), Elman=mod("nets").Elman, kernels=mod("kernels")
+    )
+
+
+def interleaved(rev: str, only, updates: int, gens: int, repeats: int) -> dict:
+    """Rates of ``rev`` and of this checkout in this one process, their runs interleaved
+    (row by row, ``repeats`` runs each, the order alternating), so that both see the same
+    machine states run for run: on a noisy machine the alternating worker processes of
+    :func:`side_by_side` moved a row's ratio by 25 % between runs. Returns {row key: (base
+    rates, current rates)}, with each full batch's kernel times (:func:`kernel_floor`)."""
+    base = base_toolkit(rev)
+    got: dict[str, tuple[list, list]] = {}
+    for cfg in CONFIGS:
+        for label, method, hyper in methods(cfg):
+            key = f"{cfg.label} | {label}"
+            if only and not any(o in key for o in only):
+                continue
+            steps = updates if T.METHODS[method].family == "gradient" else gens
+            for tk in (base, NOW):  # warm-up: compile, caches
+                one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000, tk=tk)
+            rates: tuple[list, list] = ([], [])
+            for r in range(repeats):
+                for side in (0, 1) if r % 2 == 0 else (1, 0):
+                    x = one_run(cfg, method, hyper, steps, seed=r, tk=(base, NOW)[side])
+                    rates[side].append(x["steps"] / x["wall"])
+            got[key] = rates
+            if method == "bptt_adam" and "batch_size" not in hyper:
+                got[key + FLOOR] = ([kernel_floor(cfg, base)], [kernel_floor(cfg, NOW)])
+            print(f"# interleaved: {key} done", flush=True)
+    return got
+
+
 def worker_rates(only, updates: int, gens: int, runs: int) -> dict[str, float]:
     """Rows' plain rates (median of ``runs`` runs after a warm-up run), uninstrumented: what a
     ``--rates-worker`` process prints for the toolkit on its path."""
@@ -477,12 +548,14 @@ def worker_rates(only, updates: int, gens: int, runs: int) -> dict[str, float]:
 FLOOR = " #kernel"  # a worker's key suffix: the bare kernels' microseconds for a full batch
 
 
-def kernel_floor(cfg: Config) -> list[float]:
+def kernel_floor(cfg: Config, tk=None) -> list[float]:
     """[forward, gradient]: median microseconds of the compiled loss and loss-and-gradient
     kernels (``kernels.loss``, ``kernels.loss_and_grad``: the same signatures on both sides,
     called directly, without the Elman layer's checks) on the row's whole training set at
     its initial parameters: what a full-batch update cannot go below in this checkout."""
-    task, net, data = problem(cfg)
+    tk = tk or NOW
+    kernels = tk.kernels
+    task, net, data = problem(cfg, tk)
     theta = net.init(np.random.default_rng(0))
     x, y, mask = (np.ascontiguousarray(a, dtype=np.float64) for a in (data.x, data.y, data.mask))
     B, T = x.shape[:2]
@@ -532,7 +605,9 @@ def side_by_side(rev: str, only, updates: int, gens: int, repeats: int, runs: in
     return got
 
 
-def side_by_side_table(got: dict, rev: str) -> str:
+def side_by_side_table(
+    got: dict, rev: str, how: str = "alternating worker processes (each a median of its runs)"
+) -> str:
     lines = [
         f"{'condition | method':<40} {'base upd/s':>11} {'now upd/s':>10} {'ratio':>6}  "
         "(3x target: BPTT, H <= 8)"
@@ -559,9 +634,7 @@ def side_by_side_table(got: dict, rev: str) -> str:
         if T.METHODS[method].family == "gradient" and cfg.H <= 8:
             note = "meets" if ratio >= TARGET_SPEEDUP else "MISSES"
         lines.append(f"{key:<40} {rb:>11.0f} {rc:>10.0f} {ratio:>5.2f}x  {note}")
-    lines.append(
-        f"# base = {rev}; medians of alternating worker processes (each a median of its runs)"
-    )
+    lines.append(f"# base = {rev}; medians of {how}")
     lines += floors
     return "\n".join(lines)
 
@@ -616,6 +689,12 @@ def main(argv=None) -> list[Row]:
         "alternating worker processes; prints their ratio instead of the shares",
     )
     ap.add_argument("--runs", type=int, default=3, help="--against: runs per row and worker")
+    ap.add_argument(
+        "--interleaved",
+        action="store_true",
+        help="--against: both toolkits in this one process (REV's renamed), their runs "
+        "interleaved row by row, --repeats runs each (steadier on a noisy machine)",
+    )
     ap.add_argument("--rates-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     updates = args.updates or (400 if args.quick else 2000)
@@ -629,12 +708,19 @@ def main(argv=None) -> list[Row]:
         Elman(1, 2, 1).warmup()
         print(json.dumps(worker_rates(only, updates, gens, args.runs)))
         return []
+    if args.interleaved and not args.against:
+        ap.error("--interleaved: goes with --against REV")
     if args.against:
         try:
-            got = side_by_side(args.against, only, updates, gens, args.repeats, args.runs)
+            if args.interleaved:
+                Elman(1, 2, 1).warmup()
+                got = interleaved(args.against, only, updates, gens, args.repeats)
+            else:
+                got = side_by_side(args.against, only, updates, gens, args.repeats, args.runs)
         except ValueError as exc:
             ap.error(str(exc))
-        print(side_by_side_table(got, args.against))
+        how = "runs interleaved in one process" if args.interleaved else None
+        print(side_by_side_table(got, args.against, *([how] if how else [])))
         return []
 
     Elman(1, 2, 1).warmup()

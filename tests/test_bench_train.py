@@ -100,6 +100,12 @@ def test_side_by_side_table_ratios_and_targets():
         bench_train.main(["--against", "HEAD", "--repeats", "0"])
 
 
+def test_interleaved_needs_against(capsys):
+    with pytest.raises(SystemExit):
+        bench_train.main(["--interleaved"])
+    assert "--interleaved: goes with --against REV" in capsys.readouterr().err
+
+
 def test_against_an_unknown_commit_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         bench_train.main(["--against", "no-such-commit-xyz"])
