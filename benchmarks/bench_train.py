@@ -405,15 +405,23 @@ def measure(cfg: Config, label: str, method: str, hyper: dict, steps: int, repea
     )
 
 
-def run_all(configs=CONFIGS, updates=2000, gens=300, repeats=3, only=None) -> list[Row]:
-    rows = []
+def selected(only, updates: int, gens: int, configs=CONFIGS):
+    """(cfg, label, method, hyper, key, steps) of every row whose key "condition | label"
+    holds one of the ``only`` substrings (all rows without ``only``)."""
     for cfg in configs:
         for label, method, hyper in methods(cfg):
-            if only and not any(o in f"{cfg.label} | {label}" for o in only):
+            key = f"{cfg.label} | {label}"
+            if only and not any(o in key for o in only):
                 continue
             steps = updates if T.METHODS[method].family == "gradient" else gens
-            rows.append(measure(cfg, label, method, hyper, steps, repeats))
-    return rows
+            yield cfg, label, method, hyper, key, steps
+
+
+def run_all(configs=CONFIGS, updates=2000, gens=300, repeats=3, only=None) -> list[Row]:
+    return [
+        measure(cfg, label, method, hyper, steps, repeats)
+        for cfg, label, method, hyper, _, steps in selected(only, updates, gens, configs)
+    ]
 
 
 # -- the baseline ---------------------------------------------------------------------------
@@ -504,23 +512,18 @@ def interleaved(rev: str, only, updates: int, gens: int, repeats: int) -> dict:
     rates, current rates)}, with each full batch's kernel times (:func:`kernel_floor`)."""
     base = base_toolkit(rev)
     got: dict[str, tuple[list, list]] = {}
-    for cfg in CONFIGS:
-        for label, method, hyper in methods(cfg):
-            key = f"{cfg.label} | {label}"
-            if only and not any(o in key for o in only):
-                continue
-            steps = updates if T.METHODS[method].family == "gradient" else gens
-            for tk in (base, NOW):  # warm-up: compile, caches
-                one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000, tk=tk)
-            rates: tuple[list, list] = ([], [])
-            for r in range(repeats):
-                for side in (0, 1) if r % 2 == 0 else (1, 0):
-                    x = one_run(cfg, method, hyper, steps, seed=r, tk=(base, NOW)[side])
-                    rates[side].append(x["steps"] / x["wall"])
-            got[key] = rates
-            if method == "bptt_adam" and "batch_size" not in hyper:
-                got[key + FLOOR] = ([kernel_floor(cfg, base)], [kernel_floor(cfg, NOW)])
-            print(f"# interleaved: {key} done", flush=True)
+    for cfg, _, method, hyper, key, steps in selected(only, updates, gens):
+        for tk in (base, NOW):  # warm-up: compile, caches
+            one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000, tk=tk)
+        rates: tuple[list, list] = ([], [])
+        for r in range(repeats):
+            for side in (0, 1) if r % 2 == 0 else (1, 0):
+                x = one_run(cfg, method, hyper, steps, seed=r, tk=(base, NOW)[side])
+                rates[side].append(x["steps"] / x["wall"])
+        got[key] = rates
+        if method == "bptt_adam" and "batch_size" not in hyper:
+            got[key + FLOOR] = ([kernel_floor(cfg, base)], [kernel_floor(cfg, NOW)])
+        print(f"# interleaved: {key} done", flush=True)
     return got
 
 
@@ -528,20 +531,15 @@ def worker_rates(only, updates: int, gens: int, runs: int) -> dict[str, float]:
     """Rows' plain rates (median of ``runs`` runs after a warm-up run), uninstrumented: what a
     ``--rates-worker`` process prints for the toolkit on its path."""
     out = {}
-    for cfg in CONFIGS:
-        for label, method, hyper in methods(cfg):
-            key = f"{cfg.label} | {label}"
-            if only and not any(o in key for o in only):
-                continue
-            steps = updates if T.METHODS[method].family == "gradient" else gens
-            one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000)
-            rates = []
-            for r in range(runs):
-                x = one_run(cfg, method, hyper, steps, seed=r)
-                rates.append(x["steps"] / x["wall"])
-            out[key] = statistics.median(rates)
-            if method == "bptt_adam" and "batch_size" not in hyper:
-                out[key + FLOOR] = kernel_floor(cfg)
+    for cfg, _, method, hyper, key, steps in selected(only, updates, gens):
+        one_run(cfg, method, hyper, max(3, steps // 20), seed=10_000)
+        rates = []
+        for r in range(runs):
+            x = one_run(cfg, method, hyper, steps, seed=r)
+            rates.append(x["steps"] / x["wall"])
+        out[key] = statistics.median(rates)
+        if method == "bptt_adam" and "batch_size" not in hyper:
+            out[key + FLOOR] = kernel_floor(cfg)
     return out
 
 
